@@ -127,13 +127,27 @@ impl FrameDecoder {
             unreachable!("state is Data after the header was read");
         };
         if src.len() < len {
-            src.reserve(len - src.len());
+            reserve_exact(src, len);
             return Ok(None);
         }
         let data = src.split_to(len).freeze();
         self.state = State::Header;
         Frame::from_parts(frame_type, data).map(Some)
     }
+}
+
+/// Makes room for `total` bytes in `src` without over-allocating.
+///
+/// `BytesMut::reserve` may double the allocation, which would let a peer announcing a frame of
+/// the maximum size make the decoder hold up to twice its cap. Growing into a buffer of exactly
+/// the frame's size keeps the allocation within the cap.
+fn reserve_exact(src: &mut BytesMut, total: usize) {
+    if src.capacity() >= total {
+        return;
+    }
+    let mut grown = BytesMut::with_capacity(total);
+    grown.extend_from_slice(src);
+    *src = grown;
 }
 
 impl Default for FrameDecoder {
@@ -227,6 +241,25 @@ mod tests {
         assert_eq!(decoder.decode(&mut good), Err(err.clone()));
         assert_eq!(decoder.error(), Some(&err));
         assert_eq!(good.len(), 10, "a failed decoder consumes nothing");
+    }
+
+    #[test]
+    fn reservation_never_exceeds_the_cap() {
+        // Regression: `BytesMut::reserve` doubled a 64-byte buffer to 120 bytes for a frame whose
+        // size field (99) was within a cap of 100.
+        let mut decoder = FrameDecoder::new(100);
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(&[0, 0, 0, 99, 0, 0, 0, 0, b'x']);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        assert_eq!(buf.capacity(), 95);
+        assert_eq!(&buf[..], b"x");
+        buf.extend_from_slice(&[b'y'; 94]);
+        assert_eq!(buf.capacity(), 95);
+        let Ok(Some(Frame::Response(Response::Other(data)))) = decoder.decode(&mut buf) else {
+            panic!("expected the response frame");
+        };
+        assert_eq!(data.len(), 95);
+        assert_eq!(data[0], b'x');
     }
 
     #[test]
