@@ -1,0 +1,153 @@
+//! Running child processes and reporting failures.
+
+use std::env;
+use std::ffi::OsStr;
+use std::io;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, ExitStatus, Output, Stdio};
+
+/// Why a command failed: one message for the user and the process exit code.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    code: u8,
+    message: String,
+    show_usage: bool,
+    is_error: bool,
+}
+
+impl Failure {
+    /// A failure that exits with code 1.
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self::with_code(1, message)
+    }
+
+    /// A failure that exits with `code`.
+    pub(crate) fn with_code(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            show_usage: false,
+            is_error: true,
+        }
+    }
+
+    /// A plain notice rather than an error, exiting with `code`.
+    pub(crate) fn notice(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            is_error: false,
+            ..Self::with_code(code, message)
+        }
+    }
+
+    /// Bad command-line arguments: exit code 2 and a pointer to the usage text.
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self {
+            show_usage: true,
+            ..Self::with_code(2, message)
+        }
+    }
+
+    /// Prints the message to stderr and returns the exit code.
+    pub(crate) fn report(self) -> ExitCode {
+        if self.is_error {
+            eprintln!("error: {}", self.message);
+        } else {
+            eprintln!("{}", self.message);
+        }
+        if self.show_usage {
+            eprintln!("run `cargo xtask help` for the list of commands");
+        }
+        ExitCode::from(self.code)
+    }
+}
+
+/// Prints the header line that introduces a step.
+pub(crate) fn header(text: &str) {
+    eprintln!("==> {text}");
+}
+
+/// Shell-like rendering of a command, for headers and error messages.
+pub(crate) fn display(command: &Command) -> String {
+    let mut parts: Vec<String> = command
+        .get_envs()
+        .filter_map(|(key, value)| {
+            value.map(|value| format!("{}={}", key.to_string_lossy(), quote(value)))
+        })
+        .collect();
+    let program = PathBuf::from(command.get_program());
+    // `$CARGO` is an absolute toolchain path; the short name reads better.
+    let program = match program.file_stem() {
+        Some(stem) if stem == "cargo" => "cargo".into(),
+        _ => program.display().to_string(),
+    };
+    parts.push(program);
+    parts.extend(command.get_args().map(quote));
+    parts.join(" ")
+}
+
+fn quote(arg: &OsStr) -> String {
+    let arg = arg.to_string_lossy();
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=+./:@,".contains(c));
+    if plain {
+        arg.into_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// Runs `command` with inherited stdio and returns its exit status.
+pub(crate) fn status(command: &mut Command) -> Result<ExitStatus, Failure> {
+    command.status().map_err(|err| spawn_failure(command, &err))
+}
+
+/// Runs `command` with its stdout sent to our stderr, so that our stdout stays clean.
+pub(crate) fn status_stdout_to_stderr(command: &mut Command) -> Result<ExitStatus, Failure> {
+    command.stdout(Stdio::from(io::stderr()));
+    status(command)
+}
+
+/// Runs `command` and captures its output; `None` if it could not be started at all.
+pub(crate) fn output(command: &mut Command) -> Option<Output> {
+    command.stdin(Stdio::null()).output().ok()
+}
+
+/// Whether `command` runs and exits successfully; its output is discarded.
+pub(crate) fn succeeds(command: &mut Command) -> bool {
+    output(command).is_some_and(|output| output.status.success())
+}
+
+/// Runs a step's command and turns a non-zero exit into a failure that names the step.
+pub(crate) fn run_step(command: &mut Command) -> Result<(), Failure> {
+    let shown = display(command);
+    let status = status(command)?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failure::new(format!("step failed: `{shown}` ({status})")))
+    }
+}
+
+/// The cargo that is running this xtask, so every step uses the same toolchain.
+pub(crate) fn cargo() -> Command {
+    Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// The first file called `name` in a `PATH` directory.
+pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
+    let file_name = format!("{name}{}", env::consts::EXE_SUFFIX);
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join(&file_name))
+        .find(|candidate| candidate.is_file())
+}
+
+fn spawn_failure(command: &Command, err: &io::Error) -> Failure {
+    Failure::new(format!(
+        "could not run `{}`: {err}",
+        command.get_program().to_string_lossy()
+    ))
+}
