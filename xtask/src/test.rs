@@ -56,6 +56,16 @@ fn tests(extra_args: &[String]) -> Result<(), Failure> {
     let nsqd = nsqd::find_or_install()?;
     eprintln!("using {}", nsqd.display());
 
+    // Leftovers of an earlier, aborted run are not this run's leaks: clear them first.
+    let earlier = leftovers::clean_up();
+    if !earlier.killed.is_empty() {
+        eprintln!(
+            "note: killed {} nsqd process(es) left behind by an earlier test run: {:?}",
+            earlier.killed.len(),
+            earlier.killed
+        );
+    }
+
     let mut command = cmd::cargo();
     command
         .env("NSQD", &nsqd)
