@@ -36,7 +36,8 @@ impl Input<'_> {
 
     /// A name nsqd accepts: 1 to 64 characters of its alphabet, maybe `#ephemeral`.
     fn name(&mut self) -> String {
-        const ALPHABET: &[u8] = b".abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-";
+        const ALPHABET: &[u8] =
+            b".abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-";
         let spec = self.byte();
         let ephemeral = spec & 0x80 != 0;
         let max = if ephemeral { 54 } else { 64 };
@@ -181,7 +182,9 @@ fuzz_target!(|data: &[u8]| {
     for owned in &commands {
         let command = owned.command();
         let before = wire.len();
-        command.encode(&mut wire).expect("small enough for the wire");
+        command
+            .encode(&mut wire)
+            .expect("small enough for the wire");
         assert_eq!(wire.len() - before, command.encoded_len(), "{command:?}");
     }
 
