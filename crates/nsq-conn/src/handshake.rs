@@ -1,0 +1,164 @@
+//! The handshake: magic, IDENTIFY, the agreed upgrades in order, AUTH (spec §1).
+//!
+//! Plain sequential async code over one `Framed`; each upgrade swaps the stream underneath it
+//! (see `upgrade.rs`) and keeps the codec and every buffered byte.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use nsq_proto::{
+    AuthResponse, Command, Frame, IdentifyResponse, MAGIC_V2, Response, Upgrade, UpgradePlan,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::Framed;
+
+use crate::codec::NsqCodec;
+use crate::config::ConnConfig;
+use crate::connection::{Connection, ConnectionInfo};
+use crate::error::ConnError;
+use crate::transport::{BoxTransport, Meter, Metered};
+
+/// Runs the whole handshake over `io` within the configured handshake timeout.
+pub(crate) async fn handshake<IO>(io: IO, config: &ConnConfig) -> Result<Connection, ConnError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let timeout = config.handshake_timeout();
+    match tokio::time::timeout(timeout, run(io, config)).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(?timeout, "handshake timed out");
+            Err(ConnError::HandshakeTimeout(timeout))
+        }
+    }
+}
+
+async fn run<IO>(io: IO, config: &ConnConfig) -> Result<Connection, ConnError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let meter = Arc::new(Meter::default());
+    let io: BoxTransport = Box::new(Metered::new(io, meter.clone()));
+    let mut hs = Handshake {
+        framed: Framed::new(io, NsqCodec::new(config.max_frame_size())),
+        heartbeats: 0,
+    };
+
+    // One write for both, as nsqd reads them back to back.
+    hs.framed.feed(Bytes::from_static(MAGIC_V2)).await?;
+    let body = config.identify().to_json();
+    hs.framed.send(Command::Identify { body: &body }).await?;
+
+    let identify = match hs.read().await? {
+        Frame::Response(response) => IdentifyResponse::from_response(&response)?,
+        Frame::Error(err) => {
+            tracing::warn!(error = %err, "IDENTIFY rejected");
+            return Err(ConnError::IdentifyRejected(err));
+        }
+        frame => return Err(unexpected("the IDENTIFY reply", frame)),
+    };
+    tracing::debug!(?identify, "IDENTIFY reply");
+    let upgrades = UpgradePlan::negotiate(config.identify(), &identify, config.has_auth_secret())?;
+
+    let mut auth = None;
+    for step in upgrades.steps() {
+        match step {
+            Upgrade::Tls => {
+                #[cfg(feature = "tls")]
+                {
+                    let tls = config
+                        .tls()
+                        .ok_or(nsq_proto::NegotiationError::NotRequested("TLS"))?;
+                    hs.framed = crate::upgrade::start_tls(hs.framed, tls).await?;
+                    hs.expect_ok("the OK after TLS").await?;
+                }
+                #[cfg(not(feature = "tls"))]
+                return Err(nsq_proto::NegotiationError::NotRequested("TLS").into());
+            }
+            Upgrade::Compress(compression) => {
+                #[cfg(any(feature = "snappy", feature = "deflate"))]
+                {
+                    hs.framed = crate::upgrade::start_compression(hs.framed, compression)?;
+                    hs.expect_ok("the OK after compression").await?;
+                }
+                #[cfg(not(any(feature = "snappy", feature = "deflate")))]
+                {
+                    let _ = compression;
+                    return Err(nsq_proto::NegotiationError::NotRequested("compression").into());
+                }
+            }
+            Upgrade::Auth => auth = Some(hs.auth(config).await?),
+        }
+    }
+
+    // A heartbeat that came in during the handshake is answered now that commands are allowed.
+    if hs.heartbeats > 0 {
+        hs.framed.send(Command::Nop).await?;
+    }
+    tracing::debug!("handshake complete");
+    Ok(Connection::new(
+        hs.framed,
+        meter,
+        ConnectionInfo::new(identify, upgrades, auth, config.heartbeat_interval()),
+        config,
+    ))
+}
+
+struct Handshake {
+    framed: Framed<BoxTransport, NsqCodec>,
+    /// Heartbeats seen so far; they are answered once the handshake is over.
+    heartbeats: usize,
+}
+
+impl Handshake {
+    /// The next frame that is not a heartbeat.
+    async fn read(&mut self) -> Result<Frame, ConnError> {
+        loop {
+            match self.framed.next().await {
+                Some(Ok(Frame::Response(Response::Heartbeat))) => self.heartbeats += 1,
+                Some(result) => return result,
+                None => return Err(ConnError::Closed),
+            }
+        }
+    }
+
+    /// Reads the `OK` nsqd sends through a new layer.
+    #[cfg(any(feature = "tls", feature = "snappy", feature = "deflate"))]
+    async fn expect_ok(&mut self, expected: &'static str) -> Result<(), ConnError> {
+        match self.read().await? {
+            Frame::Response(Response::Ok) => Ok(()),
+            // nsqd reports a failed upgrade as E_IDENTIFY_FAILED.
+            Frame::Error(err) => Err(ConnError::IdentifyRejected(err)),
+            frame => Err(unexpected(expected, frame)),
+        }
+    }
+
+    async fn auth(&mut self, config: &ConnConfig) -> Result<AuthResponse, ConnError> {
+        let secret = config
+            .auth_secret()
+            .ok_or(nsq_proto::NegotiationError::AuthSecretMissing)?;
+        self.framed.send(Command::Auth { secret }).await?;
+        match self.read().await? {
+            Frame::Response(Response::Other(json)) => {
+                let auth = AuthResponse::parse(&json)?;
+                tracing::info!(
+                    identity = %auth.identity,
+                    identity_url = %auth.identity_url,
+                    permission_count = auth.permission_count,
+                    "authenticated"
+                );
+                Ok(auth)
+            }
+            Frame::Error(err) => {
+                tracing::warn!(error = %err, "AUTH rejected");
+                Err(ConnError::AuthRejected(err))
+            }
+            frame => Err(unexpected("the AUTH reply", frame)),
+        }
+    }
+}
+
+fn unexpected(expected: &'static str, frame: Frame) -> ConnError {
+    ConnError::UnexpectedFrame { expected, frame }
+}

@@ -1,0 +1,263 @@
+//! TLS settings (`tls_v1` and go-nsq's `tls_*` options) and their resolution into a rustls
+//! client configuration.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::config::ConfigError;
+
+/// The lowest TLS version the client accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum TlsVersion {
+    /// TLS 1.2 or 1.3 (the default; nsqd negotiates 1.3 when it can).
+    #[default]
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+/// How the client verifies nsqd and, optionally, proves who it is.
+///
+/// The defaults: nsqd's certificate is checked against the webpki (Mozilla) roots and the name
+/// in the configured address, TLS 1.2 and 1.3 are allowed, and no client certificate is sent.
+/// Files are read when [`ConnConfigBuilder::build`](crate::ConnConfigBuilder::build) runs, so a
+/// missing or malformed file fails before any connection is attempted.
+///
+/// ```
+/// use nsq_conn::TlsConfig;
+///
+/// let tls = TlsConfig::new()
+///     .root_ca_file("/etc/nsq/ca.pem")
+///     .client_cert("/etc/nsq/client.pem", "/etc/nsq/client.key")
+///     .server_name("nsqd.internal");
+/// # drop(tls);
+/// ```
+#[derive(Clone, Default)]
+#[must_use]
+pub struct TlsConfig {
+    root_ca_file: Option<PathBuf>,
+    client_cert: Option<(PathBuf, PathBuf)>,
+    server_name: Option<String>,
+    min_version: TlsVersion,
+    danger_accept_invalid_certs: bool,
+    rustls: Option<Arc<ClientConfig>>,
+}
+
+impl TlsConfig {
+    /// Verify nsqd against the webpki roots, with no client certificate.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Use a ready-made rustls configuration as is (roots, client certificate, versions);
+    /// only the server name is still taken from the address or
+    /// [`server_name`](Self::server_name).
+    pub fn from_rustls(config: Arc<ClientConfig>) -> Self {
+        Self {
+            rustls: Some(config),
+            ..Self::default()
+        }
+    }
+
+    /// go-nsq `tls_root_ca_file`: trust the CA certificates in this PEM file instead of the
+    /// webpki roots.
+    pub fn root_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.root_ca_file = Some(path.into());
+        self
+    }
+
+    /// go-nsq `tls_cert` and `tls_key`: present this certificate chain (PEM) and private key
+    /// (PEM: PKCS#8, PKCS#1 or SEC1) to nsqd, for `--tls-client-auth-policy`.
+    pub fn client_cert(
+        mut self,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> Self {
+        self.client_cert = Some((cert_file.into(), key_file.into()));
+        self
+    }
+
+    /// The name nsqd's certificate must carry (and the SNI sent); by default the host part of
+    /// the address (a DNS name or an IP address).
+    pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// go-nsq `tls_min_version`: the lowest version accepted. TLS 1.0 and 1.1 are not
+    /// supported at all.
+    pub fn min_version(mut self, version: TlsVersion) -> Self {
+        self.min_version = version;
+        self
+    }
+
+    /// go-nsq `tls_insecure_skip_verify`: accept any certificate for any name.
+    ///
+    /// The connection is still encrypted, but anyone on the path can impersonate nsqd and read
+    /// everything, including the AUTH secret. Handshake signatures are still checked.
+    pub fn danger_accept_invalid_certs(mut self) -> Self {
+        self.danger_accept_invalid_certs = true;
+        self
+    }
+
+    /// Builds the rustls configuration and the server name for a connection to `host`.
+    pub(crate) fn resolve(&self, host: &str) -> Result<ResolvedTls, ConfigError> {
+        let name = self.server_name.as_deref().unwrap_or(host);
+        let server_name = ServerName::try_from(name.to_owned())
+            .map_err(|_| ConfigError::InvalidServerName(name.to_owned()))?;
+        let config = match &self.rustls {
+            Some(config) => config.clone(),
+            None => Arc::new(self.build_rustls()?),
+        };
+        Ok(ResolvedTls {
+            config,
+            server_name,
+        })
+    }
+
+    fn build_rustls(&self) -> Result<ClientConfig, ConfigError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions: &[&rustls::SupportedProtocolVersion] = match self.min_version {
+            TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            TlsVersion::Tls13 => &[&rustls::version::TLS13],
+        };
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(ConfigError::Tls)?;
+        let builder = if self.danger_accept_invalid_certs {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCert {
+                    algorithms: provider.signature_verification_algorithms,
+                }))
+        } else {
+            builder.with_root_certificates(self.roots()?)
+        };
+        match &self.client_cert {
+            Some((cert_file, key_file)) => {
+                let chain = read_certs(cert_file)?;
+                let key = PrivateKeyDer::from_pem_file(key_file)
+                    .map_err(|err| pem_error(key_file, err))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(ConfigError::Tls)
+            }
+            None => Ok(builder.with_no_client_auth()),
+        }
+    }
+
+    fn roots(&self) -> Result<RootCertStore, ConfigError> {
+        let mut roots = RootCertStore::empty();
+        match &self.root_ca_file {
+            Some(path) => {
+                for cert in read_certs(path)? {
+                    roots.add(cert).map_err(ConfigError::Tls)?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        Ok(roots)
+    }
+}
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("root_ca_file", &self.root_ca_file)
+            .field("client_cert", &self.client_cert)
+            .field("server_name", &self.server_name)
+            .field("min_version", &self.min_version)
+            .field(
+                "danger_accept_invalid_certs",
+                &self.danger_accept_invalid_certs,
+            )
+            .field("custom_rustls_config", &self.rustls.is_some())
+            .finish()
+    }
+}
+
+/// A TLS configuration ready for connecting.
+#[derive(Clone)]
+pub(crate) struct ResolvedTls {
+    pub(crate) config: Arc<ClientConfig>,
+    pub(crate) server_name: ServerName<'static>,
+}
+
+impl fmt::Debug for ResolvedTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResolvedTls")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|err| pem_error(path, err))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| pem_error(path, err))?;
+    if certs.is_empty() {
+        return Err(ConfigError::TlsFile {
+            path: path.to_owned(),
+            reason: "no PEM certificate found".to_owned(),
+        });
+    }
+    Ok(certs)
+}
+
+fn pem_error(path: &Path, err: rustls::pki_types::pem::Error) -> ConfigError {
+    ConfigError::TlsFile {
+        path: path.to_owned(),
+        reason: err.to_string(),
+    }
+}
+
+/// The verifier behind [`TlsConfig::danger_accept_invalid_certs`]: any certificate passes,
+/// handshake signatures are still verified.
+#[derive(Debug)]
+struct AcceptAnyCert {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
