@@ -3,12 +3,19 @@
 //! - [`Nsqd`] runs a real nsqd v1.3.0 on ephemeral loopback ports with a temporary data
 //!   directory, exposes its addresses and statistics, restarts it on the same ports, and cleans
 //!   up after itself. The integration tests in `tests/integration` use it.
+//! - [`FakeNsqd`] plays nsqd's side of one connection over an in-memory pipe, scripted step by
+//!   step (including snappy, deflate and TLS), for tests of what a real nsqd never sends.
+//! - [`TestPki`] generates a CA, server and client certificates at run time.
 //!
 //! Nothing here is published; it exists only for this workspace's tests.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod fake;
 mod nsqd;
+mod tls;
 
-pub use nsqd::{HttpResponse, Nsqd, NsqdOptions};
+pub use fake::{FakeCompression, FakeNsqd};
+pub use nsqd::{HttpResponse, Nsqd, NsqdOptions, topic_depth_at};
+pub use tls::TestPki;

@@ -284,12 +284,14 @@ impl Nsqd {
         }
     }
 
-    /// `POST /channel/create`, which also creates the topic if needed.
+    /// Creates the topic (nsqd's `/channel/create` answers 404 for a missing topic), then
+    /// `POST /channel/create`.
     ///
     /// # Panics
     ///
     /// When nsqd refuses (an invalid name, say).
     pub fn create_channel(&self, topic: &str, channel: &str) {
+        self.create_topic(topic);
         let target = format!(
             "/channel/create?topic={}&channel={}",
             http::encode_query_value(topic),
@@ -559,6 +561,27 @@ fn describe(status: Option<Option<ExitStatus>>) -> String {
 }
 
 /// The element of a JSON array whose `key` is `name`; `null` (nsqd's empty list) finds nothing.
+/// The depth of `topic` on the nsqd whose HTTP API is at `http_addr`, for an nsqd this harness
+/// did not start. `Ok(None)` if the topic does not exist.
+///
+/// # Errors
+///
+/// When the request fails or the answer is not nsqd's statistics.
+pub fn topic_depth_at(http_addr: SocketAddr, topic: &str) -> std::io::Result<Option<u64>> {
+    let target = format!(
+        "/stats?format=json&include_mem=false&topic={}",
+        http::encode_query_value(topic)
+    );
+    let response = http::request(http_addr, "GET", &target, b"")?;
+    let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    if !response.is_success() {
+        return Err(invalid(format!("GET {target}: {response:?}")));
+    }
+    let stats: Value = serde_json::from_slice(&response.body)
+        .map_err(|e| invalid(format!("GET {target}: {e}")))?;
+    Ok(find_named(&stats["topics"], "topic_name", topic).and_then(|t| t["depth"].as_u64()))
+}
+
 fn find_named<'a>(list: &'a Value, key: &str, name: &str) -> Option<&'a Value> {
     list.as_array()?
         .iter()
