@@ -3,6 +3,7 @@
 //! Uses only the standard library so that it compiles in seconds on a fresh checkout.
 
 mod cmd;
+mod demo;
 mod fuzz;
 mod leftovers;
 mod nsqd;
@@ -21,7 +22,7 @@ commands:
   test [-- <cargo test args>]     format check, clippy, every test against a real nsqd, docs
   nsqd                            print the path of an nsqd v1.3.0 binary, installing it if needed
   fuzz <target> [--seconds N]     run a cargo-fuzz target of nsq-proto on nightly (default 60 s)
-  demo                            run the producer demo (not available yet)
+  demo [--nsqd HOST:PORT] [...]   publish 1,000,000 messages, show the rate, verify nsqd's count
   bench                           run the producer benchmarks (not available yet)
   help                            show this message";
 
@@ -39,7 +40,7 @@ fn main() -> ExitCode {
         "test" => test::run(rest),
         "nsqd" => nsqd::run(rest),
         "fuzz" => fuzz::run(rest),
-        "demo" => not_available_yet("demo"),
+        "demo" => demo::run(rest),
         "bench" => not_available_yet("bench"),
         other => Err(Failure::usage(format!("unknown command `{other}`"))),
     };

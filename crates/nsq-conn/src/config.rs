@@ -173,6 +173,12 @@ impl ConnConfigBuilder {
         }
     }
 
+    /// Replaces the address given to [`ConnConfig::builder`].
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.address = address.into();
+        self
+    }
+
     /// go-nsq `dial_timeout` (default 1 s): the limit on resolving the address and
     /// establishing the TCP connection.
     pub fn dial_timeout(mut self, timeout: Duration) -> Self {

@@ -1,4 +1,122 @@
-//! An NSQ producer for tokio.
+//! An NSQ producer for tokio: pipelined, bounded, with typed delivery outcomes.
 //!
-//! This crate is being built; its API is not usable yet.
+//! A [`Producer`] publishes to one nsqd over one connection. Clones share that connection; many
+//! tasks can publish at once. Each publish resolves exactly once, and its error says what is
+//! known about delivery: [`PublishError::delivery`] and [`PublishError::is_retry_safe`].
+//!
+//! It never sends nsqd a request that nsqd would refuse for its shape (a bad topic name, an
+//! empty body, a message above the configured size limits, a defer out of range): nsqd closes the
+//! connection on any publish error, which would fail every other request in flight, so these are
+//! refused locally with [`PublishError::Invalid`] or [`PublishError::InvalidTopic`].
+//!
+//! # Example
+//!
+//! ```no_run
+//! use nsq_producer::{Producer, ProducerConfig, Topic};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let producer = Producer::connect("127.0.0.1:4150", ProducerConfig::default()).await?;
+//! let topic = Topic::new("events")?;
+//!
+//! producer.publish(&topic, "hello").await?;
+//! producer.multi_publish(&topic, ["a", "b", "c"]).await?;
+//!
+//! // Queue without waiting for the reply, keep the result for later.
+//! let pending = producer.publish_async(&topic, b"later".to_vec()).await?;
+//! pending.await?;
+//!
+//! let report = producer.close().await;
+//! println!("{} acknowledged", report.acked);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Behavior
+//!
+//! **Ordering.** One producer writes requests in the order they enter its queue; for one task
+//! publishing one after another, that is call order. nsqd executes one connection's commands in
+//! order and answers each publish with exactly one frame, so replies are matched to requests
+//! first in, first out. Across tasks the order is the order in which their publishes were
+//! queued. After a reconnect, requests still queued keep their order.
+//!
+//! **Backpressure.** The queue is bounded in requests ([`ProducerConfig::queue_capacity`]) and in
+//! bytes ([`ProducerConfig::queue_capacity_bytes`]), and at most
+//! [`ProducerConfig::max_in_flight`] requests are written and unanswered at once. When the queue
+//! is full, `publish` and `publish_async` wait for room; with [`ProducerConfig::fail_fast`] they
+//! fail at once with [`NotSentReason::QueueFull`] instead. Memory therefore stays bounded
+//! however fast callers publish. A caller that never looks at its result holds up nobody:
+//! results are stored for it, not pushed through a channel.
+//!
+//! **Timeouts.** [`ProducerConfig::publish_timeout`] (default 30 s) bounds a publish from the
+//! call to nsqd's answer. If it passes while the request is still queued, the request is
+//! withdrawn and the publish fails with [`NotSentReason::DeadlineExpired`]; if the request was
+//! already written, it fails with [`PublishError::TimedOut`], and if nsqd's reply still has not
+//! come [`ProducerConfig::stall_grace`] later, the connection is dropped and redialled because
+//! reply matching can no longer be trusted.
+//!
+//! **Cancellation.** Dropping a publish future (or a [`Publish`]) before its bytes are written
+//! withdraws the request: it is skipped. After the bytes are written, dropping it does not
+//! un-publish; its reply is still consumed and discarded so later replies stay matched.
+//!
+//! **Reconnection.** [`Producer::new`] does not connect; the first publish or
+//! [`Producer::ping`] does ([`Producer::connect`] connects before returning). If the very first
+//! connection attempts fail, the publishes waiting for them fail with
+//! [`NotSentReason::Unavailable`] carrying the connection error, and the next publish dials
+//! again (not sooner than the backoff allows). Once connected, a lost connection is redialled in
+//! the background with exponential backoff and jitter
+//! ([`ProducerConfig::reconnect_backoff_min`] to [`ProducerConfig::reconnect_backoff_max`]);
+//! only one dial runs at a time, however many callers wait. Queued requests wait for the new
+//! connection (up to their deadline) and are then written untouched. [`Producer::watch_state`]
+//! shows the state, including when the next attempt is due.
+//!
+//! **Outcomes and retrying.**
+//!
+//! | outcome | meaning | retry? |
+//! |---|---|---|
+//! | `Ok(())` | nsqd acknowledged: the message is in its memory or disk queue | — |
+//! | [`PublishError::Rejected`] | nsqd answered with an error frame; not stored | only nsqd's transient `E_PUB_FAILED`/`E_MPUB_FAILED`/`E_DPUB_FAILED` |
+//! | [`PublishError::NotSent`] | never written, or written behind a rejected request (nsqd stops at its first error, so it never executed it); not stored | safe |
+//! | [`PublishError::Unknown`] | written, then the connection failed before the reply | may duplicate |
+//! | [`PublishError::TimedOut`] | written, no reply within the timeout | may duplicate |
+//! | [`PublishError::Invalid`], [`PublishError::InvalidTopic`] | refused locally, nothing sent | no: fix the request |
+//! | [`PublishError::Closed`] | the producer was closed | no |
+//!
+//! A rejection ends the connection (nsqd closes it after any error). Requests written behind the
+//! rejected one are reported as not sent; requests still queued go out on the next connection.
+//!
+//! **Closing.** [`Producer::close`] stops taking publishes, writes everything queued, waits for
+//! every reply (at most [`ProducerConfig::close_timeout`]), closes the connection and returns
+//! the final [`Stats`]. What is still unanswered at the timeout is reported as unknown, what is
+//! still queued as not sent. Dropping every handle without closing lets the router finish what
+//! is queued and outstanding, then exit.
+//!
+//! # Features
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `tls` | yes | TLS through rustls (`tls_v1` and the `tls_*` options) |
+//! | `snappy` | yes | snappy compression |
+//! | `deflate` | yes | deflate compression |
 #![forbid(unsafe_code)]
+
+mod backoff;
+mod completion;
+mod config;
+mod error;
+mod producer;
+mod request;
+mod router;
+mod stats;
+mod transactions;
+
+pub use config::{ConfigError, ProducerConfig};
+pub use error::{Delivery, NotSentReason, PingFailure, PublishError};
+pub use producer::{ConnectError, Producer, Publish};
+pub use stats::{ProducerState, Stats};
+
+pub use nsq_conn::{ConnConfig, ConnConfigBuilder, ConnError};
+#[cfg(feature = "tls")]
+pub use nsq_conn::{TlsConfig, TlsVersion};
+pub use nsq_proto::{
+    Channel, ErrorCode, InvalidName, InvalidPublish, PublishLimits, ServerError, Topic,
+};

@@ -1,0 +1,263 @@
+//! The one-shot hand-off of a publish result from the router to its caller.
+//!
+//! Each request owns one [`Slot`], shared by the router's [`Responder`] and the caller's
+//! [`Completion`]. Besides the result, the slot records whether the request's bytes were
+//! written, so that a caller whose deadline passes or who gives up can tell "never sent" from
+//! "maybe stored" without asking the router, and the router can skip requests nobody waits for.
+//!
+//! Results are stored, never sent through a channel that can fill: completing never blocks the
+//! router, however slow the caller (spec §7, W2).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use futures::task::AtomicWaker;
+
+use crate::error::{NotSentReason, PublishError};
+
+#[derive(Debug)]
+enum State {
+    /// In the queue, not written.
+    Queued,
+    /// Written to the connection, reply pending.
+    Written,
+    /// The result is ready.
+    Done(Result<(), PublishError>),
+    /// The caller took the result.
+    Taken,
+    /// The caller left before the bytes were written: skip the request.
+    Abandoned,
+}
+
+#[derive(Debug)]
+pub(crate) struct Slot {
+    state: Mutex<State>,
+    waker: AtomicWaker,
+}
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the state half-updated (every update is a
+        // single assignment), so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Creates the two halves of a fresh slot.
+pub(crate) fn completion() -> (Responder, Completion) {
+    let slot = Arc::new(Slot {
+        state: Mutex::new(State::Queued),
+        waker: AtomicWaker::new(),
+    });
+    (
+        Responder {
+            slot: Some(slot.clone()),
+        },
+        Completion { slot },
+    )
+}
+
+/// The router's half: marks the request written and completes it.
+///
+/// Dropping a responder that was never completed completes it anyway, as not sent if it was
+/// never written and as unknown if it was, so no caller can be left waiting.
+#[derive(Debug)]
+pub(crate) struct Responder {
+    slot: Option<Arc<Slot>>,
+}
+
+impl Responder {
+    /// Marks the request as written. Returns false if the caller has abandoned it, in which case
+    /// it must not be written.
+    pub(crate) fn start_write(&self) -> bool {
+        let Some(slot) = &self.slot else { return false };
+        let mut state = slot.lock();
+        match *state {
+            State::Queued => {
+                *state = State::Written;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the caller is gone and the bytes were not written.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.slot
+            .as_ref()
+            .is_none_or(|slot| matches!(*slot.lock(), State::Abandoned))
+    }
+
+    /// Delivers the result. A caller that has left is not an error.
+    pub(crate) fn complete(mut self, result: Result<(), PublishError>) {
+        if let Some(slot) = self.slot.take() {
+            finish(&slot, result);
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            let written = matches!(*slot.lock(), State::Written);
+            let result = if written {
+                Err(PublishError::Unknown(None))
+            } else {
+                Err(PublishError::NotSent(NotSentReason::Closed))
+            };
+            finish(&slot, result);
+        }
+    }
+}
+
+fn finish(slot: &Slot, result: Result<(), PublishError>) {
+    {
+        let mut state = slot.lock();
+        match *state {
+            State::Queued | State::Written => *state = State::Done(result),
+            State::Done(_) | State::Taken | State::Abandoned => return,
+        }
+    }
+    slot.waker.wake();
+}
+
+/// The caller's half: a future of the result.
+#[derive(Debug)]
+pub(crate) struct Completion {
+    slot: Arc<Slot>,
+}
+
+impl Completion {
+    /// Gives up waiting. Returns the error that describes what is known: not sent if the bytes
+    /// were never written (and now never will be), timed out if they were, or the result if it
+    /// arrived meanwhile.
+    pub(crate) fn give_up(&self, if_written: PublishError) -> Result<(), PublishError> {
+        let mut state = self.slot.lock();
+        match std::mem::replace(&mut *state, State::Taken) {
+            State::Queued => {
+                *state = State::Abandoned;
+                Err(PublishError::NotSent(NotSentReason::DeadlineExpired))
+            }
+            State::Written => Err(if_written),
+            State::Done(result) => result,
+            State::Taken => Err(PublishError::Closed),
+            State::Abandoned => {
+                *state = State::Abandoned;
+                Err(PublishError::NotSent(NotSentReason::DeadlineExpired))
+            }
+        }
+    }
+}
+
+impl Future for Completion {
+    type Output = Result<(), PublishError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(result) = take_done(&this.slot) {
+            return Poll::Ready(result);
+        }
+        this.slot.waker.register(cx.waker());
+        // Checked again: the result may have arrived between the first check and registering.
+        match take_done(&this.slot) {
+            Some(result) => Poll::Ready(result),
+            None => Poll::Pending,
+        }
+    }
+}
+
+fn take_done(slot: &Slot) -> Option<Result<(), PublishError>> {
+    let mut state = slot.lock();
+    if matches!(*state, State::Done(_)) {
+        if let State::Done(result) = std::mem::replace(&mut *state, State::Taken) {
+            return Some(result);
+        }
+    }
+    None
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        let mut state = self.slot.lock();
+        if matches!(*state, State::Queued) {
+            *state = State::Abandoned;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use super::*;
+
+    fn poll(c: &mut Completion) -> Poll<Result<(), PublishError>> {
+        Pin::new(c).poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn result_reaches_the_caller() {
+        let (responder, mut completion) = super::completion();
+        assert!(poll(&mut completion).is_pending());
+        assert!(responder.start_write());
+        responder.complete(Ok(()));
+        assert_eq!(poll(&mut completion), Poll::Ready(Ok(())));
+    }
+
+    #[test]
+    fn dropped_caller_before_write_is_skipped() {
+        let (responder, completion) = super::completion();
+        drop(completion);
+        assert!(responder.is_abandoned());
+        assert!(!responder.start_write());
+    }
+
+    #[test]
+    fn dropped_caller_after_write_still_lets_the_reply_be_consumed() {
+        let (responder, completion) = super::completion();
+        assert!(responder.start_write());
+        drop(completion);
+        assert!(!responder.is_abandoned());
+        responder.complete(Ok(()));
+    }
+
+    #[test]
+    fn dropped_responder_never_leaves_the_caller_waiting() {
+        let (responder, mut completion) = super::completion();
+        drop(responder);
+        assert_eq!(
+            poll(&mut completion),
+            Poll::Ready(Err(PublishError::NotSent(NotSentReason::Closed)))
+        );
+        let (responder, mut completion) = super::completion();
+        assert!(responder.start_write());
+        drop(responder);
+        assert_eq!(
+            poll(&mut completion),
+            Poll::Ready(Err(PublishError::Unknown(None)))
+        );
+    }
+
+    #[test]
+    fn giving_up_tells_written_from_queued() {
+        let (responder, completion) = super::completion();
+        assert_eq!(
+            completion.give_up(PublishError::TimedOut),
+            Err(PublishError::NotSent(NotSentReason::DeadlineExpired))
+        );
+        assert!(
+            !responder.start_write(),
+            "a request given up on is not written"
+        );
+
+        let (responder, completion) = super::completion();
+        assert!(responder.start_write());
+        assert_eq!(
+            completion.give_up(PublishError::TimedOut),
+            Err(PublishError::TimedOut)
+        );
+        responder.complete(Ok(()));
+    }
+}

@@ -1,0 +1,200 @@
+//! What a caller learns about a publish: the error type it matches on.
+
+use std::fmt;
+use std::sync::Arc;
+
+use nsq_conn::ConnError;
+use nsq_proto::{ErrorCode, InvalidName, InvalidPublish, ServerError};
+
+/// Why a publish failed, sorted by what is known about delivery.
+///
+/// | variant | stored by nsqd? | retry on this producer |
+/// |---|---|---|
+/// | [`Invalid`](Self::Invalid) | no, nothing was sent | pointless: fix the request |
+/// | [`Rejected`](Self::Rejected) | no, nsqd refused it | only for nsqd's transient `E_*PUB_FAILED` |
+/// | [`NotSent`](Self::NotSent) | no, never written or never executed | safe |
+/// | [`Unknown`](Self::Unknown) | maybe | may duplicate |
+/// | [`TimedOut`](Self::TimedOut) | maybe | may duplicate |
+/// | [`Closed`](Self::Closed) | no | no: the producer is closed |
+///
+/// [`is_retry_safe`](Self::is_retry_safe) and [`delivery`](Self::delivery) sum this up.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// Refused locally before anything was queued: nsqd would have refused it and closed the
+    /// connection, failing every other request on it.
+    #[error("invalid publish: {0}")]
+    Invalid(#[from] InvalidPublish),
+    /// The topic name is not one nsqd accepts.
+    #[error(transparent)]
+    InvalidTopic(#[from] InvalidName),
+    /// nsqd answered with an error frame; the message was not stored. nsqd closes the connection
+    /// after any error, so the producer reconnects.
+    #[error("rejected by nsqd: {0}")]
+    Rejected(ServerError),
+    /// The request was never written, or was written behind a request nsqd rejected (nsqd stops
+    /// reading at its first error, so it never executed it). Not stored; safe to retry.
+    #[error("not sent: {0}")]
+    NotSent(NotSentReason),
+    /// The request was written, then the connection failed before nsqd answered. It may or may
+    /// not have been stored.
+    #[error("outcome unknown: the connection failed after the request was written{}", cause_suffix(.0))]
+    Unknown(Option<Arc<ConnError>>),
+    /// The publish timeout passed after the request was written. It may or may not have been
+    /// stored; treat it like [`Unknown`](Self::Unknown).
+    #[error("timed out waiting for nsqd's reply; the message may or may not be stored")]
+    TimedOut,
+    /// The producer was closed before this request.
+    #[error("the producer is closed")]
+    Closed,
+}
+
+/// Why a request was not sent.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum NotSentReason {
+    /// It was queued behind a request nsqd rejected; nsqd closed the connection without reading
+    /// it.
+    Aborted,
+    /// Its deadline passed before it could be written (nsqd unreachable, or the queue was slow).
+    DeadlineExpired,
+    /// The queue was full and the producer is configured to fail fast.
+    QueueFull,
+    /// nsqd could not be reached; the last connection error.
+    Unavailable(Arc<ConnError>),
+    /// The producer closed before the request could be written.
+    Closed,
+}
+
+impl fmt::Display for NotSentReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Aborted => f.write_str("queued behind a request nsqd rejected"),
+            Self::DeadlineExpired => {
+                f.write_str("the publish timeout passed before it was written")
+            }
+            Self::QueueFull => f.write_str("the queue is full"),
+            Self::Unavailable(err) => write!(f, "nsqd is unavailable: {err}"),
+            Self::Closed => f.write_str("the producer closed before it was written"),
+        }
+    }
+}
+
+/// What is known about whether nsqd stored a message that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// Certainly not stored.
+    NotStored,
+    /// Maybe stored: a retry may duplicate it.
+    Unknown,
+}
+
+impl PublishError {
+    /// Whether nsqd may have stored the message.
+    pub fn delivery(&self) -> Delivery {
+        match self {
+            Self::Unknown(_) | Self::TimedOut => Delivery::Unknown,
+            Self::Invalid(_)
+            | Self::InvalidTopic(_)
+            | Self::Rejected(_)
+            | Self::NotSent(_)
+            | Self::Closed => Delivery::NotStored,
+        }
+    }
+
+    /// Whether publishing the same message again on this producer cannot duplicate it and may
+    /// succeed: true for [`NotSent`](Self::NotSent) and for nsqd's transient storage failures
+    /// (`E_PUB_FAILED`, `E_MPUB_FAILED`, `E_DPUB_FAILED`).
+    pub fn is_retry_safe(&self) -> bool {
+        match self {
+            Self::NotSent(_) => true,
+            Self::Rejected(err) => matches!(
+                err.code(),
+                ErrorCode::PubFailed | ErrorCode::MpubFailed | ErrorCode::DpubFailed
+            ),
+            _ => false,
+        }
+    }
+
+    /// nsqd's error, for a rejection.
+    pub fn server_error(&self) -> Option<&ServerError> {
+        match self {
+            Self::Rejected(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for PublishError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Invalid(a), Self::Invalid(b)) => a == b,
+            (Self::InvalidTopic(a), Self::InvalidTopic(b)) => a == b,
+            (Self::Rejected(a), Self::Rejected(b)) => a == b,
+            (Self::NotSent(a), Self::NotSent(b)) => a == b,
+            (Self::Unknown(a), Self::Unknown(b)) => same_cause(a.as_ref(), b.as_ref()),
+            (Self::TimedOut, Self::TimedOut) | (Self::Closed, Self::Closed) => true,
+            _ => false,
+        }
+    }
+}
+
+impl PartialEq for NotSentReason {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Unavailable(a), Self::Unavailable(b)) => Arc::ptr_eq(a, b),
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+fn same_cause(a: Option<&Arc<ConnError>>, b: Option<&Arc<ConnError>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
+}
+
+fn cause_suffix(cause: &Option<Arc<ConnError>>) -> String {
+    cause.as_ref().map(|c| format!(": {c}")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn retry_safety_follows_delivery_knowledge() {
+        let rejected = |payload: &'static [u8]| {
+            PublishError::Rejected(ServerError::parse(Bytes::from_static(payload)))
+        };
+        assert!(PublishError::NotSent(NotSentReason::Aborted).is_retry_safe());
+        assert!(rejected(b"E_PUB_FAILED PUB failed exiting").is_retry_safe());
+        assert!(!rejected(b"E_BAD_MESSAGE PUB message too big 105 > 100").is_retry_safe());
+        assert!(!PublishError::TimedOut.is_retry_safe());
+        assert!(!PublishError::Unknown(None).is_retry_safe());
+        assert!(!PublishError::Closed.is_retry_safe());
+        assert_eq!(PublishError::TimedOut.delivery(), Delivery::Unknown);
+        assert_eq!(PublishError::Unknown(None).delivery(), Delivery::Unknown);
+        assert_eq!(
+            PublishError::NotSent(NotSentReason::QueueFull).delivery(),
+            Delivery::NotStored
+        );
+    }
+}
+
+/// Why [`Producer::ping`](crate::Producer::ping) or [`Producer::connect`](crate::Producer::connect)
+/// failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PingFailure {
+    /// Connecting or handshaking failed, or the connection failed while the NOP was written.
+    #[error(transparent)]
+    Connection(Arc<ConnError>),
+    /// The producer is closed.
+    #[error("the producer is closed")]
+    Closed,
+}

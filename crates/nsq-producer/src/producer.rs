@@ -1,0 +1,424 @@
+//! The user-facing handle.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use nsq_proto::{Command, EncodeError, InvalidPublish, Topic};
+use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot, watch};
+use tokio::time::Sleep;
+
+use crate::completion::{Completion, completion};
+use crate::config::{ConfigError, ProducerConfig};
+use crate::error::{NotSentReason, PingFailure, PublishError};
+use crate::request::{Control, Request};
+use crate::router::Router;
+use crate::stats::{Counters, ProducerState, Stats};
+
+/// A producer for one nsqd.
+///
+/// Cheap to clone: clones share one connection, one queue and one router task. See the
+/// [crate documentation](crate) for the behaviour of publishes.
+#[derive(Debug, Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    addr: String,
+    config: Arc<ProducerConfig>,
+    requests: mpsc::Sender<Request>,
+    control: mpsc::Sender<Control>,
+    shared: Arc<Shared>,
+}
+
+/// State shared by the handles and the router.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) counters: Counters,
+    pub(crate) state: watch::Sender<ProducerState>,
+    /// Bytes the queue may still take; a request holds its size in permits while queued.
+    pub(crate) queue_bytes: Semaphore,
+    pub(crate) closed: AtomicBool,
+}
+
+impl Producer {
+    /// Creates a producer for the nsqd at `addr` (`host:port` of its TCP port) and returns at
+    /// once; the first publish or [`ping`](Self::ping) connects.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the configuration is invalid.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime: the router task is spawned here.
+    pub fn new(addr: impl Into<String>, config: ProducerConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let addr = addr.into();
+        let conn_config = config.conn_config(&addr)?;
+        let config = Arc::new(config);
+        let (requests, requests_rx) = mpsc::channel(config.queue_capacity);
+        let (control, control_rx) = mpsc::channel(CONTROL_CAPACITY);
+        let shared = Arc::new(Shared {
+            counters: Counters::default(),
+            state: watch::Sender::new(ProducerState::Idle),
+            queue_bytes: Semaphore::new(config.queue_capacity_bytes),
+            closed: AtomicBool::new(false),
+        });
+        let router = Router::new(
+            addr.clone(),
+            conn_config,
+            config.clone(),
+            requests_rx,
+            control_rx,
+            shared.clone(),
+        );
+        tokio::spawn(router.run());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                addr,
+                config,
+                requests,
+                control,
+                shared,
+            }),
+        })
+    }
+
+    /// Creates a producer and connects before returning, so that a wrong address, TLS or AUTH
+    /// setting fails here rather than at the first publish.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError`] for an invalid configuration or a failed connection.
+    pub async fn connect(
+        addr: impl Into<String>,
+        config: ProducerConfig,
+    ) -> Result<Self, ConnectError> {
+        let producer = Self::new(addr, config)?;
+        producer.ping().await?;
+        Ok(producer)
+    }
+
+    /// The address this producer publishes to.
+    pub fn addr(&self) -> &str {
+        &self.inner.addr
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.inner.config
+    }
+
+    /// Publishes one message and waits for nsqd's answer.
+    ///
+    /// # Errors
+    ///
+    /// A [`PublishError`] that says whether the message may have been stored.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before the message is written withdraws it; after that, the message
+    /// may still be published.
+    pub async fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Result<(), PublishError> {
+        self.publish_async(topic, body).await?.await
+    }
+
+    /// Publishes several messages in one MPUB and waits for nsqd's answer, which covers them
+    /// all: nsqd stores all of them or none.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish); also [`InvalidPublish::NoMessages`] for an empty batch.
+    pub async fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Result<(), PublishError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Bytes>,
+    {
+        self.multi_publish_async(topic, bodies).await?.await
+    }
+
+    /// Publishes one message that nsqd delivers after `delay`, and waits for nsqd's answer.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish); also [`InvalidPublish::DeferTooLong`] for a delay above
+    /// the configured maximum.
+    pub async fn deferred_publish(
+        &self,
+        topic: &Topic,
+        delay: Duration,
+        body: impl Into<Bytes>,
+    ) -> Result<(), PublishError> {
+        self.deferred_publish_async(topic, delay, body).await?.await
+    }
+
+    /// Queues one message and returns once it is queued, with a [`Publish`] future for its
+    /// result. No I/O happens in the caller; waiting here is backpressure (a full queue).
+    ///
+    /// # Errors
+    ///
+    /// Errors found before queuing: invalid input, a closed producer, a full queue with
+    /// `fail_fast`, or the publish timeout passing while waiting for room.
+    pub async fn publish_async(
+        &self,
+        topic: &Topic,
+        body: impl Into<Bytes>,
+    ) -> Result<Publish, PublishError> {
+        let body = body.into();
+        self.inner.config.limits.check_pub(&body)?;
+        let bytes = encode(Command::Pub { topic, body: &body })?;
+        self.enqueue(bytes, 1).await
+    }
+
+    /// Queues one MPUB; see [`publish_async`](Self::publish_async).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_async`](Self::publish_async).
+    pub async fn multi_publish_async<I>(
+        &self,
+        topic: &Topic,
+        bodies: I,
+    ) -> Result<Publish, PublishError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Bytes>,
+    {
+        let bodies: Vec<Bytes> = bodies.into_iter().map(Into::into).collect();
+        self.inner.config.limits.check_mpub(&bodies)?;
+        let bytes = encode(Command::Mpub {
+            topic,
+            bodies: &bodies,
+        })?;
+        let messages = u32::try_from(bodies.len()).unwrap_or(u32::MAX);
+        self.enqueue(bytes, messages).await
+    }
+
+    /// Queues one DPUB; see [`publish_async`](Self::publish_async).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_async`](Self::publish_async).
+    pub async fn deferred_publish_async(
+        &self,
+        topic: &Topic,
+        delay: Duration,
+        body: impl Into<Bytes>,
+    ) -> Result<Publish, PublishError> {
+        let body = body.into();
+        self.inner.config.limits.check_dpub(delay, &body)?;
+        let bytes = encode(Command::Dpub {
+            topic,
+            delay,
+            body: &body,
+        })?;
+        self.enqueue(bytes, 1).await
+    }
+
+    async fn enqueue(&self, bytes: Bytes, messages: u32) -> Result<Publish, PublishError> {
+        let inner = &*self.inner;
+        let shared = &inner.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(PublishError::Closed);
+        }
+        let deadline = inner.config.publish_timeout.map(|t| Instant::now() + t);
+        // A request larger than the whole byte budget takes all of it.
+        let permits = bytes.len().min(inner.config.queue_capacity_bytes) as u32;
+        let not_sent = |reason| {
+            Counters::add(&shared.counters.not_sent, 1);
+            PublishError::NotSent(reason)
+        };
+
+        if inner.config.fail_fast {
+            match shared.queue_bytes.try_acquire_many(permits) {
+                Ok(permit) => permit.forget(),
+                Err(TryAcquireError::NoPermits) => return Err(not_sent(NotSentReason::QueueFull)),
+                Err(TryAcquireError::Closed) => return Err(PublishError::Closed),
+            }
+        } else {
+            let acquire = shared.queue_bytes.acquire_many(permits);
+            match until(deadline, acquire).await {
+                Some(Ok(permit)) => permit.forget(),
+                Some(Err(_closed)) => return Err(PublishError::Closed),
+                None => return Err(not_sent(NotSentReason::DeadlineExpired)),
+            }
+        }
+
+        let (responder, completion) = completion();
+        let request = Request {
+            bytes,
+            responder,
+            deadline,
+            messages,
+            permits,
+        };
+        Counters::add(&shared.counters.queued, 1);
+        let sent = if inner.config.fail_fast {
+            inner.requests.try_send(request).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => Some(NotSentReason::QueueFull),
+                mpsc::error::TrySendError::Closed(_) => None,
+            })
+        } else {
+            match until(deadline, inner.requests.send(request)).await {
+                Some(Ok(())) => Ok(()),
+                Some(Err(_closed)) => Err(None),
+                None => Err(Some(NotSentReason::DeadlineExpired)),
+            }
+        };
+        if let Err(reason) = sent {
+            Counters::sub(&shared.counters.queued, 1);
+            shared.queue_bytes.add_permits(permits as usize);
+            return Err(match reason {
+                Some(reason) => not_sent(reason),
+                None => PublishError::Closed,
+            });
+        }
+        Ok(Publish {
+            completion,
+            timeout: deadline.map(|d| tokio::time::sleep_until(d.into())),
+            shared: shared.clone(),
+        })
+    }
+
+    /// Connects if needed, then writes a `NOP` and flushes it.
+    ///
+    /// Success proves that a handshake with nsqd completed on the current connection, that the
+    /// connection has not missed its heartbeat deadline, and that the NOP reached the socket.
+    /// nsqd never answers NOP, so it does not prove that nsqd read it; a publish is the only
+    /// true round trip.
+    ///
+    /// # Errors
+    ///
+    /// [`PingFailure`] with the connection error, or when the producer is closed.
+    pub async fn ping(&self) -> Result<(), PingFailure> {
+        if self.inner.shared.closed.load(Ordering::Acquire) {
+            return Err(PingFailure::Closed);
+        }
+        let (reply, result) = oneshot::channel();
+        if self.inner.control.send(Control::Ping(reply)).await.is_err() {
+            return Err(PingFailure::Closed);
+        }
+        result.await.unwrap_or(Err(PingFailure::Closed))
+    }
+
+    /// Closes the producer: stops taking publishes, writes what is queued, waits for every
+    /// outstanding reply (at most the configured close timeout), then closes the connection.
+    ///
+    /// Returns the final counters: how many requests ended in each outcome. Closing twice is
+    /// harmless; publishing after close fails with [`PublishError::Closed`] without I/O.
+    pub async fn close(&self) -> Stats {
+        let shared = &self.inner.shared;
+        shared.closed.store(true, Ordering::Release);
+        let (reply, stats) = oneshot::channel();
+        if self.inner.control.send(Control::Close(reply)).await.is_ok() {
+            if let Ok(stats) = stats.await {
+                return stats;
+            }
+        }
+        // The router has already finished.
+        let mut state = shared.state.subscribe();
+        let _ = state.wait_for(|s| *s == ProducerState::Closed).await;
+        shared.counters.snapshot()
+    }
+
+    /// The connection state now.
+    pub fn state(&self) -> ProducerState {
+        self.inner.shared.state.borrow().clone()
+    }
+
+    /// A receiver that sees every change of [`state`](Self::state).
+    pub fn watch_state(&self) -> watch::Receiver<ProducerState> {
+        self.inner.shared.state.subscribe()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.shared.counters.snapshot()
+    }
+}
+
+/// Room for pings and close requests; callers wait when it is full.
+const CONTROL_CAPACITY: usize = 64;
+
+/// Why [`Producer::connect`] failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Connecting failed.
+    #[error(transparent)]
+    Connect(#[from] PingFailure),
+}
+
+pin_project_lite::pin_project! {
+    /// The result of one queued publish: resolves when nsqd answers, the connection fails, or
+    /// the publish timeout passes.
+    ///
+    /// Dropping it before the request is written withdraws the request; after that the request
+    /// stays on the wire and its reply is consumed and discarded.
+    #[must_use = "a publish's outcome is only known by awaiting it"]
+    #[derive(Debug)]
+    pub struct Publish {
+        completion: Completion,
+        #[pin]
+        timeout: Option<Sleep>,
+        shared: Arc<Shared>,
+    }
+}
+
+impl Future for Publish {
+    type Output = Result<(), PublishError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(result) = Pin::new(&mut *this.completion).poll(cx) {
+            return Poll::Ready(result);
+        }
+        if let Some(timeout) = this.timeout.as_pin_mut() {
+            if timeout.poll(cx).is_ready() {
+                let result = this.completion.give_up(PublishError::TimedOut);
+                let counters = &this.shared.counters;
+                match &result {
+                    Err(PublishError::TimedOut) => Counters::add(&counters.timed_out, 1),
+                    Err(PublishError::NotSent(_)) => Counters::add(&counters.not_sent, 1),
+                    _ => {}
+                }
+                return Poll::Ready(result);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+fn encode(command: Command<'_>) -> Result<Bytes, PublishError> {
+    let mut buf = BytesMut::with_capacity(command.encoded_len());
+    // Unreachable after validation, since the limits are capped below the wire's maximum.
+    command.encode(&mut buf).map_err(|err| {
+        let size = match err {
+            EncodeError::BodyTooLarge { len } => len,
+            _ => u64::MAX,
+        };
+        InvalidPublish::BatchTooLarge {
+            size,
+            max: i32::MAX as u64,
+        }
+    })?;
+    Ok(buf.freeze())
+}
+
+/// Runs `future` until `deadline`; `None` if the deadline came first.
+async fn until<F: Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), future).await.ok(),
+        None => Some(future.await),
+    }
+}

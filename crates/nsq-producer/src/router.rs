@@ -1,0 +1,586 @@
+//! The router task: the single owner of the connection and of the transaction FIFO.
+//!
+//! The shape is go-nsq's: requests arrive over a channel, the router writes each command and
+//! appends its transaction to a FIFO in the same step, pops the head when nsqd answers, and
+//! finishes that caller's transaction. What differs is in the details: the channel is bounded,
+//! results are stored rather than sent (a slow caller cannot stall the router), reading,
+//! writing and flushing happen in one poll so a long pipeline never deadlocks, a rejection
+//! aborts only what nsqd will not execute, and a lost connection is redialled in the background
+//! while unwritten requests wait in the queue.
+
+use std::future::poll_fn;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures::{Sink, Stream};
+use nsq_conn::{ConnConfig, ConnError, Connection};
+use nsq_proto::Command;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Sleep;
+
+use crate::backoff::{Backoff, Jitter};
+use crate::completion::Responder;
+use crate::config::ProducerConfig;
+use crate::error::{NotSentReason, PingFailure, PublishError};
+use crate::producer::Shared;
+use crate::request::{Control, Request};
+use crate::stats::{Counters, ProducerState, Stats};
+use crate::transactions::{InFlight, Resolved, Transactions, Violation};
+
+pub(crate) struct Router {
+    addr: String,
+    conn_config: ConnConfig,
+    config: Arc<ProducerConfig>,
+    requests: mpsc::Receiver<Request>,
+    control: mpsc::Receiver<Control>,
+    shared: Arc<Shared>,
+    transactions: Transactions,
+    backoff: Backoff,
+    jitter: Jitter,
+    /// A request taken from the queue while no connection existed; written first.
+    carry: Option<Request>,
+    ever_connected: bool,
+    /// Earliest time the next dial may start.
+    not_before: Option<Instant>,
+    pings: Vec<oneshot::Sender<Result<(), PingFailure>>>,
+    closing: Option<Closing>,
+    /// Requests channel closed and drained (every handle dropped, or close).
+    requests_done: bool,
+    control_done: bool,
+}
+
+struct Closing {
+    deadline: Instant,
+    replies: Vec<oneshot::Sender<Stats>>,
+}
+
+enum Phase {
+    Idle,
+    Dial { attempt: u32, at: Instant },
+    Connected(Box<Connection>),
+    Done,
+}
+
+/// Why the connected phase ended.
+enum Exit {
+    /// The connection failed; in-flight requests have an unknown outcome.
+    Lost(Arc<ConnError>),
+    /// nsqd rejected a request and is closing the connection.
+    Rejected,
+    /// nsqd sent something that cannot be matched; the connection is untrustworthy.
+    Violation(Violation),
+    /// The oldest request outlived its deadline without a reply.
+    Stalled,
+    /// Closing finished, or every handle is gone and nothing is outstanding.
+    Finished,
+}
+
+impl Router {
+    pub(crate) fn new(
+        addr: String,
+        conn_config: ConnConfig,
+        config: Arc<ProducerConfig>,
+        requests: mpsc::Receiver<Request>,
+        control: mpsc::Receiver<Control>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let seed = now.as_nanos() as u64 ^ (Arc::as_ptr(&shared) as u64);
+        Self {
+            backoff: Backoff::new(config.reconnect_backoff_min, config.reconnect_backoff_max),
+            addr,
+            conn_config,
+            config,
+            requests,
+            control,
+            shared,
+            transactions: Transactions::default(),
+            jitter: Jitter::seeded(seed),
+            carry: None,
+            ever_connected: false,
+            not_before: None,
+            pings: Vec::new(),
+            closing: None,
+            requests_done: false,
+            control_done: false,
+        }
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    fn set_state(&self, state: ProducerState) {
+        self.shared.state.send_replace(state);
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut phase = Phase::Idle;
+        loop {
+            phase = match phase {
+                Phase::Idle => self.idle().await,
+                Phase::Dial { attempt, at } => self.dial(attempt, at).await,
+                Phase::Connected(conn) => self.connected(conn).await,
+                Phase::Done => break,
+            };
+        }
+        self.shut_down();
+    }
+
+    /// No connection and no reason to make one: wait for a request, a ping or close.
+    async fn idle(&mut self) -> Phase {
+        self.set_state(ProducerState::Idle);
+        loop {
+            if self.finished_with_nothing_left() {
+                return Phase::Done;
+            }
+            if self.carry.is_some() || !self.pings.is_empty() {
+                let at = self.not_before.unwrap_or_else(Instant::now);
+                return Phase::Dial { attempt: 0, at };
+            }
+            tokio::select! {
+                request = self.requests.recv(), if !self.requests_done => match request {
+                    Some(request) => self.carry = Some(self.dequeued(request)),
+                    None => self.requests_done = true,
+                },
+                control = self.control.recv(), if !self.control_done => self.on_control(control),
+            }
+        }
+    }
+
+    /// Waits until `at`, then dials. Close and ping are handled while waiting.
+    async fn dial(&mut self, attempt: u32, at: Instant) -> Phase {
+        if self.ever_connected {
+            self.set_state(ProducerState::Reconnecting {
+                attempt,
+                next_attempt: at,
+            });
+        }
+        let mut wait = pin!(tokio::time::sleep_until(at.into()));
+        loop {
+            if self.closing_expired() || (self.closing.is_some() && self.nothing_to_deliver()) {
+                return Phase::Done;
+            }
+            let close_at = self.close_deadline();
+            tokio::select! {
+                () = &mut wait => break,
+                control = self.control.recv(), if !self.control_done => self.on_control(control),
+                () = sleep_until_opt(close_at) => {}
+            }
+        }
+        self.set_state(ProducerState::Connecting);
+        let conn_config = self.conn_config.clone();
+        let mut connect = pin!(Connection::connect(&conn_config));
+        let result = loop {
+            let close_at = self.close_deadline();
+            tokio::select! {
+                result = &mut connect => break result,
+                control = self.control.recv(), if !self.control_done => self.on_control(control),
+                () = sleep_until_opt(close_at) => return Phase::Done,
+            }
+        };
+        match result {
+            Ok(conn) => {
+                if self.ever_connected {
+                    Counters::add(&self.counters().reconnects, 1);
+                }
+                self.ever_connected = true;
+                self.not_before = None;
+                tracing::info!(addr = %self.addr, "connected to nsqd");
+                self.set_state(ProducerState::Connected);
+                Phase::Connected(Box::new(conn))
+            }
+            Err(err) => {
+                let err = Arc::new(err);
+                tracing::warn!(addr = %self.addr, attempt, error = %err, "connecting to nsqd failed");
+                for ping in self.pings.drain(..) {
+                    let _ = ping.send(Err(PingFailure::Connection(err.clone())));
+                }
+                let delay = self.backoff.delay(attempt, self.jitter.next_unit());
+                let next = Instant::now() + delay;
+                if self.ever_connected {
+                    Phase::Dial {
+                        attempt: attempt.saturating_add(1),
+                        at: next,
+                    }
+                } else {
+                    // Never connected: the address or configuration may be wrong, so the
+                    // requests waiting now fail at once rather than at their deadlines.
+                    self.fail_queued(&NotSentReason::Unavailable(err));
+                    self.not_before = Some(next);
+                    Phase::Idle
+                }
+            }
+        }
+    }
+
+    async fn connected(&mut self, mut conn: Box<Connection>) -> Phase {
+        let exit = {
+            let mut io = Io {
+                conn: &mut conn,
+                needs_flush: false,
+                flushed_pings: Vec::new(),
+            };
+            let mut stall = pin!(tokio::time::sleep_until(far_future()));
+            let mut close_timer = pin!(tokio::time::sleep_until(far_future()));
+            poll_fn(|cx| self.poll_connected(cx, &mut io, stall.as_mut(), close_timer.as_mut()))
+                .await
+        };
+        match exit {
+            Exit::Finished => {
+                // Bounded: a peer that stopped reading must not hold the close up.
+                let close = poll_fn(|cx| Pin::new(&mut *conn).poll_close(cx));
+                let _ = tokio::time::timeout(CLOSE_FLUSH_LIMIT, close).await;
+                Phase::Done
+            }
+            Exit::Rejected => {
+                tracing::info!(addr = %self.addr, "nsqd rejected a request and closes the connection; reconnecting");
+                self.after_connection(None)
+            }
+            Exit::Violation(violation) => {
+                tracing::warn!(addr = %self.addr, %violation, "protocol violation; dropping the connection");
+                let cause = Arc::new(violation.into_conn_error());
+                self.after_connection(Some(cause))
+            }
+            Exit::Stalled => {
+                tracing::warn!(addr = %self.addr, "no reply before the publish deadline; dropping the connection");
+                self.after_connection(None)
+            }
+            Exit::Lost(err) => {
+                tracing::warn!(addr = %self.addr, error = %err, "connection to nsqd lost");
+                self.after_connection(Some(err))
+            }
+        }
+    }
+
+    /// After a connection ends: what was in flight is unknown; what is queued waits.
+    fn after_connection(&mut self, cause: Option<Arc<ConnError>>) -> Phase {
+        let failed = self.transactions.fail_all(cause) as u64;
+        Counters::add(&self.counters().unknown, failed);
+        Counters::sub(&self.counters().in_flight, failed);
+        if self.closing.is_some() && self.nothing_to_deliver() {
+            return Phase::Done;
+        }
+        if self.finished_with_nothing_left() {
+            return Phase::Done;
+        }
+        Phase::Dial {
+            attempt: 0,
+            at: Instant::now(),
+        }
+    }
+
+    fn poll_connected(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut Io<'_>,
+        mut stall: Pin<&mut Sleep>,
+        mut close_timer: Pin<&mut Sleep>,
+    ) -> Poll<Exit> {
+        // 1. Replies first: they free in-flight slots and must never wait behind writes.
+        loop {
+            match Pin::new(&mut *io.conn).poll_next(cx) {
+                Poll::Ready(Some(Ok(frame))) => match self.transactions.resolve(frame) {
+                    Ok(Resolved::Acked { .. }) => {
+                        Counters::add(&self.counters().acked, 1);
+                        Counters::sub(&self.counters().in_flight, 1);
+                    }
+                    Ok(Resolved::Rejected { aborted, code, .. }) => {
+                        let c = self.counters();
+                        c.reject(code.as_str());
+                        Counters::sub(&c.in_flight, 1 + aborted as u64);
+                        Counters::add(&c.not_sent, aborted as u64);
+                        return Poll::Ready(Exit::Rejected);
+                    }
+                    Err(violation) => return Poll::Ready(Exit::Violation(violation)),
+                },
+                Poll::Ready(Some(Err(err))) => return Poll::Ready(Exit::Lost(Arc::new(err))),
+                Poll::Ready(None) => return Poll::Ready(Exit::Lost(Arc::new(ConnError::Closed))),
+                Poll::Pending => break,
+            }
+        }
+
+        // 2. Control: ping and close.
+        while !self.control_done {
+            match self.control.poll_recv(cx) {
+                Poll::Ready(control) => self.on_control(control),
+                Poll::Pending => break,
+            }
+        }
+
+        // 3. Writes: a NOP for pings, then as many queued requests as the window and the
+        //    connection take.
+        if !self.pings.is_empty() {
+            match Pin::new(&mut *io.conn).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    if let Err(err) = io.start_send(nop_bytes()) {
+                        return Poll::Ready(Exit::Lost(Arc::new(err)));
+                    }
+                    io.flushed_pings.append(&mut self.pings);
+                }
+                Poll::Ready(Err(err)) => return Poll::Ready(Exit::Lost(Arc::new(err))),
+                Poll::Pending => {}
+            }
+        }
+        while self.transactions.len() < self.config.max_in_flight {
+            match Pin::new(&mut *io.conn).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(err)) => return Poll::Ready(Exit::Lost(Arc::new(err))),
+                Poll::Pending => break,
+            }
+            let request = match self.carry.take() {
+                Some(request) => request,
+                None if self.requests_done => break,
+                None => match self.requests.poll_recv(cx) {
+                    Poll::Ready(Some(request)) => self.dequeued(request),
+                    Poll::Ready(None) => {
+                        self.requests_done = true;
+                        break;
+                    }
+                    Poll::Pending => break,
+                },
+            };
+            if let Err(err) = self.write(io, request) {
+                return Poll::Ready(Exit::Lost(Arc::new(err)));
+            }
+        }
+
+        // 4. Flush once the queue is drained (or the window is full): one flush per burst.
+        if io.needs_flush {
+            match Pin::new(&mut *io.conn).poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    io.needs_flush = false;
+                    for ping in io.flushed_pings.drain(..) {
+                        let _ = ping.send(Ok(()));
+                    }
+                }
+                Poll::Ready(Err(err)) => return Poll::Ready(Exit::Lost(Arc::new(err))),
+                Poll::Pending => {}
+            }
+        }
+
+        // 5. Deadlines: a reply that stopped coming, and the close timeout.
+        if let Some(deadline) = self.transactions.head_deadline() {
+            let deadline = tokio::time::Instant::from_std(deadline + self.config.stall_grace);
+            if stall.deadline() != deadline {
+                stall.as_mut().reset(deadline);
+            }
+            if stall.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Exit::Stalled);
+            }
+        }
+        if let Some(closing) = &self.closing {
+            let deadline = tokio::time::Instant::from_std(closing.deadline);
+            if close_timer.deadline() != deadline {
+                close_timer.as_mut().reset(deadline);
+            }
+            if close_timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Exit::Finished);
+            }
+        }
+
+        // 6. Done when nothing is left to write or to wait for.
+        let drained = self.carry.is_none() && self.requests_done;
+        let idle = drained && self.transactions.is_empty() && !io.needs_flush;
+        if idle && (self.closing.is_some() || self.control_done) {
+            return Poll::Ready(Exit::Finished);
+        }
+        Poll::Pending
+    }
+
+    fn write(&mut self, io: &mut Io<'_>, request: Request) -> Result<(), ConnError> {
+        let Request {
+            bytes,
+            responder,
+            deadline,
+            messages,
+            ..
+        } = request;
+        if !responder.start_write() {
+            // The caller left before its bytes were written: it is skipped.
+            return Ok(());
+        }
+        let len = bytes.len() as u64;
+        io.start_send(bytes)?;
+        let c = self.counters();
+        Counters::add(&c.bytes_written, len);
+        Counters::add(&c.in_flight, 1);
+        self.transactions.push(InFlight {
+            responder,
+            deadline,
+            messages,
+        });
+        Ok(())
+    }
+
+    /// Bookkeeping for a request leaving the channel.
+    fn dequeued(&self, request: Request) -> Request {
+        Counters::sub(&self.counters().queued, 1);
+        self.shared
+            .queue_bytes
+            .add_permits(request.permits as usize);
+        request
+    }
+
+    fn on_control(&mut self, control: Option<Control>) {
+        match control {
+            Some(Control::Ping(reply)) => self.pings.push(reply),
+            Some(Control::Close(reply)) => self.begin_close(reply),
+            None => self.control_done = true,
+        }
+    }
+
+    fn begin_close(&mut self, reply: oneshot::Sender<Stats>) {
+        match &mut self.closing {
+            Some(closing) => closing.replies.push(reply),
+            None => {
+                tracing::info!(addr = %self.addr, "closing producer");
+                // No new requests; those already queued are still written.
+                self.requests.close();
+                self.closing = Some(Closing {
+                    deadline: Instant::now() + self.config.close_timeout,
+                    replies: vec![reply],
+                });
+            }
+        }
+    }
+
+    fn close_deadline(&self) -> Option<Instant> {
+        self.closing.as_ref().map(|c| c.deadline)
+    }
+
+    fn closing_expired(&self) -> bool {
+        self.closing
+            .as_ref()
+            .is_some_and(|c| Instant::now() >= c.deadline)
+    }
+
+    /// Nothing queued, nothing carried and nothing in flight.
+    fn nothing_to_deliver(&mut self) -> bool {
+        if self.carry.is_some() || !self.transactions.is_empty() {
+            return false;
+        }
+        // Skip requests whose callers are gone; stop at the first live one.
+        loop {
+            match self.requests.try_recv() {
+                Ok(request) => {
+                    let request = self.dequeued(request);
+                    if !request.responder.is_abandoned() {
+                        self.carry = Some(request);
+                        return false;
+                    }
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// Every handle is gone and nothing is outstanding: the task can end.
+    fn finished_with_nothing_left(&mut self) -> bool {
+        self.requests_done
+            && self.control_done
+            && self.carry.is_none()
+            && self.transactions.is_empty()
+    }
+
+    /// Fails the carried request and everything in the channel.
+    fn fail_queued(&mut self, reason: &NotSentReason) {
+        let mut failed = 0;
+        if let Some(request) = self.carry.take() {
+            failed += u64::from(fail_request(request.responder, reason));
+        }
+        while let Ok(request) = self.requests.try_recv() {
+            let request = self.dequeued(request);
+            failed += u64::from(fail_request(request.responder, reason));
+        }
+        Counters::add(&self.counters().not_sent, failed);
+    }
+
+    fn shut_down(&mut self) {
+        self.requests.close();
+        let failed = self.transactions.fail_all(None) as u64;
+        Counters::add(&self.counters().unknown, failed);
+        Counters::sub(&self.counters().in_flight, failed);
+        self.fail_queued(&NotSentReason::Closed);
+        self.shared.closed.store(true, Ordering::Release);
+        self.set_state(ProducerState::Closed);
+        for ping in self.pings.drain(..) {
+            let _ = ping.send(Err(PingFailure::Closed));
+        }
+        self.control.close();
+        while let Ok(control) = self.control.try_recv() {
+            match control {
+                Control::Ping(reply) => {
+                    let _ = reply.send(Err(PingFailure::Closed));
+                }
+                Control::Close(reply) => self
+                    .closing
+                    .get_or_insert_with(|| Closing {
+                        deadline: Instant::now(),
+                        replies: Vec::new(),
+                    })
+                    .replies
+                    .push(reply),
+            }
+        }
+        let stats = self.counters().snapshot();
+        if let Some(closing) = self.closing.take() {
+            for reply in closing.replies {
+                let _ = reply.send(stats.clone());
+            }
+        }
+        tracing::info!(addr = %self.addr, "producer closed");
+    }
+}
+
+/// Completes a request that was never written. Returns whether a caller was still waiting.
+fn fail_request(responder: Responder, reason: &NotSentReason) -> bool {
+    if responder.is_abandoned() {
+        return false;
+    }
+    responder.complete(Err(PublishError::NotSent(reason.clone())));
+    true
+}
+
+struct Io<'a> {
+    conn: &'a mut Connection,
+    needs_flush: bool,
+    flushed_pings: Vec<oneshot::Sender<Result<(), PingFailure>>>,
+}
+
+impl Io<'_> {
+    fn start_send(&mut self, bytes: Bytes) -> Result<(), ConnError> {
+        Pin::new(&mut *self.conn).start_send(bytes)?;
+        self.needs_flush = true;
+        Ok(())
+    }
+}
+
+/// Sleeps until `at`, or for ever when there is no deadline.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How long a finished connection may take to flush and shut down.
+const CLOSE_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365)
+}
+
+fn nop_bytes() -> Bytes {
+    let mut buf = BytesMut::with_capacity(Command::Nop.encoded_len());
+    Command::Nop
+        .encode(&mut buf)
+        .expect("NOP has no body that could overflow");
+    buf.freeze()
+}

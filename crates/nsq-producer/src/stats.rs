@@ -1,0 +1,105 @@
+//! Counters and the observable connection state.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+/// Where the producer's connection stands, as published on its `watch` channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProducerState {
+    /// No connection yet; the first publish or [`ping`](crate::Producer::ping) connects.
+    Idle,
+    /// Dialling and handshaking.
+    Connecting,
+    /// Connected and publishing.
+    Connected,
+    /// The connection was lost; the next attempt is at `next_attempt`.
+    Reconnecting {
+        /// Attempts made since the connection was lost.
+        attempt: u32,
+        /// When the next attempt starts.
+        next_attempt: Instant,
+    },
+    /// Closed for good.
+    Closed,
+}
+
+/// A snapshot of the producer's counters. Requests are counted, not messages: an MPUB is one
+/// request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Requests waiting in the queue, not written yet.
+    pub queued: u64,
+    /// Requests written and waiting for nsqd's reply.
+    pub in_flight: u64,
+    /// Requests nsqd acknowledged.
+    pub acked: u64,
+    /// Requests nsqd rejected, by error code.
+    pub rejected: BTreeMap<String, u64>,
+    /// Requests that were never sent (or never executed) and are safe to retry.
+    pub not_sent: u64,
+    /// Requests written whose connection failed before the reply.
+    pub unknown: u64,
+    /// Requests whose caller stopped waiting after they were written.
+    pub timed_out: u64,
+    /// Successful connections after the first.
+    pub reconnects: u64,
+    /// Bytes handed to the connection (before TLS or compression).
+    pub bytes_written: u64,
+}
+
+impl Stats {
+    /// Total rejections across codes.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) queued: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) acked: AtomicU64,
+    pub(crate) rejected: Mutex<BTreeMap<String, u64>>,
+    pub(crate) not_sent: AtomicU64,
+    pub(crate) unknown: AtomicU64,
+    pub(crate) timed_out: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) bytes_written: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn sub(counter: &AtomicU64, n: u64) {
+        counter.fetch_sub(n, Relaxed);
+    }
+
+    pub(crate) fn reject(&self, code: &str) {
+        let mut map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry(code.to_owned()).or_default() += 1;
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            queued: self.queued.load(Relaxed),
+            in_flight: self.in_flight.load(Relaxed),
+            acked: self.acked.load(Relaxed),
+            rejected: self
+                .rejected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            not_sent: self.not_sent.load(Relaxed),
+            unknown: self.unknown.load(Relaxed),
+            timed_out: self.timed_out.load(Relaxed),
+            reconnects: self.reconnects.load(Relaxed),
+            bytes_written: self.bytes_written.load(Relaxed),
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The FIFO of written, unanswered requests, in wire order.
+//!
+//! nsqd executes one connection's commands strictly in order and answers each publish with
+//! exactly one frame, so the n-th reply belongs to the n-th request written (spec §3.6). This
+//! module holds that rule and nothing else: no tokio, no I/O, so it is tested exhaustively on
+//! its own. The router is glue around it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use nsq_conn::ConnError;
+use nsq_proto::{ErrorCode, Frame, Response, ServerError};
+
+use crate::completion::Responder;
+use crate::error::{NotSentReason, PublishError};
+
+/// One written request waiting for its reply.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub(crate) responder: Responder,
+    /// When the caller stops waiting; past it the reply can no longer be trusted to come.
+    pub(crate) deadline: Option<Instant>,
+    /// Messages carried (1, or the MPUB's count), for the counters.
+    pub(crate) messages: u32,
+}
+
+/// What a reply did to the queue.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    /// The head was acknowledged.
+    Acked { messages: u32 },
+    /// The head was rejected with a fatal error; `aborted` requests behind it were resolved as
+    /// not sent. The connection is finished.
+    Rejected {
+        messages: u32,
+        aborted: usize,
+        code: ErrorCode,
+    },
+}
+
+/// A frame that cannot be a reply to anything on this connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Violation {
+    /// A reply arrived while nothing was outstanding.
+    #[error("nsqd sent a reply while no request was outstanding: {}", describe(.0))]
+    NothingOutstanding(Frame),
+    /// A frame that never answers a publish.
+    #[error("nsqd answered a publish with an unexpected frame: {}", describe(.0))]
+    UnexpectedFrame(Frame),
+}
+
+impl Violation {
+    /// The connection error that in-flight requests report.
+    pub(crate) fn into_conn_error(self) -> ConnError {
+        match self {
+            Self::NothingOutstanding(frame) => ConnError::UnexpectedFrame {
+                expected: "no reply (nothing was outstanding)",
+                frame,
+            },
+            Self::UnexpectedFrame(frame) => ConnError::UnexpectedFrame {
+                expected: "OK or an error frame in reply to a publish",
+                frame,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Transactions {
+    queue: VecDeque<InFlight>,
+}
+
+impl Transactions {
+    pub(crate) fn push(&mut self, request: InFlight) {
+        self.queue.push_back(request);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// The earliest deadline among outstanding requests. Requests are written in order, and
+    /// deadlines are set at enqueue time, so the head's is the earliest only if all requests
+    /// share one timeout, which they do.
+    pub(crate) fn head_deadline(&self) -> Option<Instant> {
+        self.queue.front().and_then(|r| r.deadline)
+    }
+
+    /// Resolves the head with `frame`.
+    ///
+    /// Only `OK` and fatal error frames answer a publish. Anything else, or any reply while
+    /// nothing is outstanding, is a violation: the caller must fail what is in flight and drop
+    /// the connection, since matching can no longer be trusted.
+    pub(crate) fn resolve(&mut self, frame: Frame) -> Result<Resolved, Violation> {
+        if self.queue.is_empty() {
+            return Err(Violation::NothingOutstanding(frame));
+        }
+        match frame {
+            Frame::Response(Response::Ok) => {
+                let head = self.queue.pop_front().expect("checked non-empty");
+                head.responder.complete(Ok(()));
+                Ok(Resolved::Acked {
+                    messages: head.messages,
+                })
+            }
+            Frame::Error(err) if err.is_fatal() => Ok(self.reject_head(err)),
+            other => Err(Violation::UnexpectedFrame(other)),
+        }
+    }
+
+    fn reject_head(&mut self, err: ServerError) -> Resolved {
+        let head = self.queue.pop_front().expect("checked non-empty");
+        let code = err.code().clone();
+        head.responder.complete(Err(PublishError::Rejected(err)));
+        // nsqd stopped reading at the error: nothing behind it was executed.
+        let aborted = self.queue.len();
+        for request in self.queue.drain(..) {
+            request
+                .responder
+                .complete(Err(PublishError::NotSent(NotSentReason::Aborted)));
+        }
+        Resolved::Rejected {
+            messages: head.messages,
+            aborted,
+            code,
+        }
+    }
+
+    /// The connection is gone: every outstanding request may or may not have been stored.
+    /// Returns how many requests were failed.
+    pub(crate) fn fail_all(&mut self, cause: Option<Arc<ConnError>>) -> usize {
+        let n = self.queue.len();
+        for request in self.queue.drain(..) {
+            request
+                .responder
+                .complete(Err(PublishError::Unknown(cause.clone())));
+        }
+        n
+    }
+}
+
+fn describe(frame: &Frame) -> String {
+    match frame {
+        Frame::Response(r) => {
+            let payload = r.payload();
+            let shown = &payload[..payload.len().min(32)];
+            format!("response {:?}", String::from_utf8_lossy(shown))
+        }
+        Frame::Error(e) => format!("error {e}"),
+        Frame::Message(m) => format!("message {}", m.id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::completion::{Completion, completion};
+
+    fn written() -> (InFlight, Completion) {
+        let (responder, completion) = completion();
+        assert!(responder.start_write());
+        let request = InFlight {
+            responder,
+            deadline: None,
+            messages: 1,
+        };
+        (request, completion)
+    }
+
+    fn result(c: &mut Completion) -> Option<Result<(), PublishError>> {
+        match Pin::new(c).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => None,
+        }
+    }
+
+    fn error(text: &'static str) -> Frame {
+        Frame::Error(ServerError::parse(Bytes::from_static(text.as_bytes())))
+    }
+
+    #[test]
+    fn fatal_error_rejects_head_and_aborts_the_rest() {
+        let mut tx = Transactions::default();
+        let mut callers: Vec<_> = (0..4)
+            .map(|_| {
+                let (request, completion) = written();
+                tx.push(request);
+                completion
+            })
+            .collect();
+        assert_eq!(
+            tx.resolve(Frame::Response(Response::Ok)),
+            Ok(Resolved::Acked { messages: 1 })
+        );
+        let bad = "E_BAD_TOPIC PUB topic name \"bad:topic\" is not valid";
+        assert_eq!(
+            tx.resolve(error(bad)),
+            Ok(Resolved::Rejected {
+                messages: 1,
+                aborted: 2,
+                code: ErrorCode::BadTopic
+            })
+        );
+        assert!(tx.is_empty());
+        assert_eq!(result(&mut callers[0]), Some(Ok(())));
+        let Some(Err(PublishError::Rejected(err))) = result(&mut callers[1]) else {
+            panic!("expected a rejection")
+        };
+        assert_eq!(err.to_string(), bad);
+        for caller in &mut callers[2..] {
+            assert_eq!(
+                result(caller),
+                Some(Err(PublishError::NotSent(NotSentReason::Aborted)))
+            );
+        }
+    }
+
+    #[test]
+    fn unexpected_frames_are_violations() {
+        let mut tx = Transactions::default();
+        assert!(matches!(
+            tx.resolve(Frame::Response(Response::Ok)),
+            Err(Violation::NothingOutstanding(_))
+        ));
+        let (request, mut caller) = written();
+        tx.push(request);
+        for frame in [
+            Frame::Response(Response::Other(Bytes::from_static(b"{\"x\":1}"))),
+            Frame::Response(Response::CloseWait),
+            Frame::Response(Response::Heartbeat),
+            error("E_FIN_FAILED FIN 0123456789abcdef failed ID not in flight"),
+        ] {
+            assert!(matches!(
+                tx.resolve(frame),
+                Err(Violation::UnexpectedFrame(_))
+            ));
+        }
+        assert_eq!(
+            result(&mut caller),
+            None,
+            "a violation resolves nobody by itself"
+        );
+        assert_eq!(tx.fail_all(None), 1);
+        assert_eq!(result(&mut caller), Some(Err(PublishError::Unknown(None))));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push,
+        Ok,
+        Error,
+        Violation,
+        Disconnect,
+        DropCaller(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => Just(Op::Push),
+            3 => Just(Op::Ok),
+            1 => Just(Op::Error),
+            1 => Just(Op::Violation),
+            1 => Just(Op::Disconnect),
+            1 => (0usize..64).prop_map(Op::DropCaller),
+        ]
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Expected {
+        Pending,
+        Acked,
+        Rejected,
+        Aborted,
+        Unknown,
+    }
+
+    proptest! {
+        /// Any interleaving of pushes, replies, disconnects and dropped callers resolves each
+        /// caller exactly as a plain list model says, and never resolves a caller twice or with
+        /// another caller's reply.
+        #[test]
+        fn matches_reference_model(ops in proptest::collection::vec(op(), 0..200)) {
+            let mut tx = Transactions::default();
+            // Model: queue of caller indices in wire order; each caller's expected outcome.
+            let mut model: Vec<usize> = Vec::new();
+            let mut expected: Vec<Expected> = Vec::new();
+            let mut callers: Vec<Option<Completion>> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Push => {
+                        let (request, completion) = written();
+                        tx.push(request);
+                        model.push(callers.len());
+                        expected.push(Expected::Pending);
+                        callers.push(Some(completion));
+                    }
+                    Op::Ok => {
+                        let got = tx.resolve(Frame::Response(Response::Ok));
+                        if model.is_empty() {
+                            prop_assert!(got.is_err());
+                        } else {
+                            prop_assert_eq!(got, Ok(Resolved::Acked { messages: 1 }));
+                            expected[model.remove(0)] = Expected::Acked;
+                        }
+                    }
+                    Op::Error => {
+                        let got = tx.resolve(error("E_BAD_MESSAGE PUB message too big 2 > 1"));
+                        if model.is_empty() {
+                            prop_assert!(got.is_err());
+                        } else {
+                            let aborted = model.len() - 1;
+                            prop_assert_eq!(got, Ok(Resolved::Rejected { messages: 1, aborted, code: ErrorCode::BadMessage }));
+                            expected[model.remove(0)] = Expected::Rejected;
+                            for i in model.drain(..) {
+                                expected[i] = Expected::Aborted;
+                            }
+                        }
+                    }
+                    Op::Violation => {
+                        let got = tx.resolve(Frame::Response(Response::CloseWait));
+                        prop_assert!(got.is_err());
+                    }
+                    Op::Disconnect => {
+                        prop_assert_eq!(tx.fail_all(None), model.len());
+                        for i in model.drain(..) {
+                            expected[i] = Expected::Unknown;
+                        }
+                    }
+                    Op::DropCaller(i) => {
+                        if let Some(slot) = callers.get_mut(i) {
+                            *slot = None;
+                        }
+                    }
+                }
+                prop_assert_eq!(tx.len(), model.len());
+            }
+            for (i, caller) in callers.iter_mut().enumerate() {
+                let Some(caller) = caller else { continue };
+                let got = result(caller);
+                match expected[i] {
+                    Expected::Pending => prop_assert_eq!(got, None),
+                    Expected::Acked => prop_assert_eq!(got, Some(Ok(()))),
+                    Expected::Rejected => prop_assert!(matches!(got, Some(Err(PublishError::Rejected(_))))),
+                    Expected::Aborted => prop_assert_eq!(got, Some(Err(PublishError::NotSent(NotSentReason::Aborted)))),
+                    Expected::Unknown => prop_assert_eq!(got, Some(Err(PublishError::Unknown(None)))),
+                }
+            }
+        }
+    }
+}
