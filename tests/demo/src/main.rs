@@ -74,11 +74,12 @@ fn parse_args() -> Result<Args, String> {
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
+        Err(err) if err.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(err) => {
-            if !err.is_empty() {
-                eprintln!("error: {err}");
-            }
-            eprintln!("{USAGE}");
+            eprintln!("error: {err}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
