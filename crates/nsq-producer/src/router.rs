@@ -140,6 +140,11 @@ impl Router {
             if self.finished_with_nothing_left() {
                 return Phase::Done;
             }
+            // Closing with nothing queued ends here; with requests queued it dials to deliver
+            // them (the check carries the first live one).
+            if self.closing.is_some() && self.nothing_to_deliver() {
+                return Phase::Done;
+            }
             if self.carry.is_some() || !self.pings.is_empty() {
                 let at = self.not_before.unwrap_or_else(Instant::now);
                 return Phase::Dial { attempt: 0, at };
