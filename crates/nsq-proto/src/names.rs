@@ -8,6 +8,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::error::{InvalidName, InvalidNameReason, NameKind};
 
@@ -27,12 +28,14 @@ pub const EPHEMERAL_SUFFIX: &str = "#ephemeral";
 /// assert!(Topic::new("a b").is_err());
 /// assert!(Topic::new("metrics#ephemeral").unwrap().is_ephemeral());
 /// ```
+///
+/// Cloning is cheap (a reference count), so a topic can travel with every message.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Topic(Box<str>);
+pub struct Topic(Arc<str>);
 
 /// A channel name that nsqd accepts (same rule as [`Topic`]).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Channel(Box<str>);
+pub struct Channel(Arc<str>);
 
 macro_rules! name_type {
     ($ty:ident, $kind:expr) => {
@@ -45,7 +48,7 @@ macro_rules! name_type {
             pub fn new(name: impl Into<String>) -> Result<Self, InvalidName> {
                 let name = name.into();
                 match check_name(&name) {
-                    Ok(()) => Ok(Self(name.into_boxed_str())),
+                    Ok(()) => Ok(Self(Arc::from(name))),
                     Err(reason) => Err(InvalidName::new($kind, name, reason)),
                 }
             }
@@ -111,7 +114,7 @@ macro_rules! name_type {
 
         impl From<$ty> for String {
             fn from(name: $ty) -> Self {
-                name.0.into()
+                name.0.as_ref().to_owned()
             }
         }
     };
