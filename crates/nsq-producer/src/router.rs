@@ -266,9 +266,11 @@ impl Router {
 
     /// After a connection ends: what was in flight is unknown; what is queued waits.
     fn after_connection(&mut self, cause: Option<Arc<ConnError>>) -> Phase {
-        let failed = self.transactions.fail_all(cause) as u64;
-        Counters::add(&self.counters().unknown, failed);
-        Counters::sub(&self.counters().in_flight, failed);
+        let counters = &self.shared.counters;
+        self.transactions.fail_all(cause, |failed| {
+            Counters::add(&counters.unknown, failed as u64);
+            Counters::sub(&counters.in_flight, failed as u64);
+        });
         if self.closing.is_some() && self.nothing_to_deliver() {
             return Phase::Done;
         }
@@ -291,20 +293,27 @@ impl Router {
         // 1. Replies first: they free in-flight slots and must never wait behind writes.
         loop {
             match Pin::new(&mut *io.conn).poll_next(cx) {
-                Poll::Ready(Some(Ok(frame))) => match self.transactions.resolve(frame) {
-                    Ok(Resolved::Acked { .. }) => {
-                        Counters::add(&self.counters().acked, 1);
-                        Counters::sub(&self.counters().in_flight, 1);
+                Poll::Ready(Some(Ok(frame))) => {
+                    // Counted before the callers are woken, so that a caller who has its result
+                    // also finds it in `stats()`.
+                    let c = &self.shared.counters;
+                    let resolved = self.transactions.resolve(frame, |resolved| match resolved {
+                        Resolved::Acked { .. } => {
+                            Counters::add(&c.acked, 1);
+                            Counters::sub(&c.in_flight, 1);
+                        }
+                        Resolved::Rejected { aborted, code, .. } => {
+                            c.reject(code.as_str());
+                            Counters::sub(&c.in_flight, 1 + *aborted as u64);
+                            Counters::add(&c.not_sent, *aborted as u64);
+                        }
+                    });
+                    match resolved {
+                        Ok(Resolved::Acked { .. }) => {}
+                        Ok(Resolved::Rejected { .. }) => return Poll::Ready(Exit::Rejected),
+                        Err(violation) => return Poll::Ready(Exit::Violation(violation)),
                     }
-                    Ok(Resolved::Rejected { aborted, code, .. }) => {
-                        let c = self.counters();
-                        c.reject(code.as_str());
-                        Counters::sub(&c.in_flight, 1 + aborted as u64);
-                        Counters::add(&c.not_sent, aborted as u64);
-                        return Poll::Ready(Exit::Rejected);
-                    }
-                    Err(violation) => return Poll::Ready(Exit::Violation(violation)),
-                },
+                }
                 Poll::Ready(Some(Err(err))) => return Poll::Ready(Exit::Lost(Arc::new(err))),
                 Poll::Ready(None) => return Poll::Ready(Exit::Lost(Arc::new(ConnError::Closed))),
                 Poll::Pending => break,
@@ -496,22 +505,22 @@ impl Router {
 
     /// Fails the carried request and everything in the channel.
     fn fail_queued(&mut self, reason: &NotSentReason) {
-        let mut failed = 0;
         if let Some(request) = self.carry.take() {
-            failed += u64::from(fail_request(request.responder, reason));
+            fail_request(request.responder, reason, self.counters());
         }
         while let Ok(request) = self.requests.try_recv() {
             let request = self.dequeued(request);
-            failed += u64::from(fail_request(request.responder, reason));
+            fail_request(request.responder, reason, self.counters());
         }
-        Counters::add(&self.counters().not_sent, failed);
     }
 
     fn shut_down(&mut self) {
         self.requests.close();
-        let failed = self.transactions.fail_all(None) as u64;
-        Counters::add(&self.counters().unknown, failed);
-        Counters::sub(&self.counters().in_flight, failed);
+        let counters = &self.shared.counters;
+        self.transactions.fail_all(None, |failed| {
+            Counters::add(&counters.unknown, failed as u64);
+            Counters::sub(&counters.in_flight, failed as u64);
+        });
         self.fail_queued(&NotSentReason::Closed);
         self.shared.closed.store(true, Ordering::Release);
         self.set_state(ProducerState::Closed);
@@ -544,13 +553,13 @@ impl Router {
     }
 }
 
-/// Completes a request that was never written. Returns whether a caller was still waiting.
-fn fail_request(responder: Responder, reason: &NotSentReason) -> bool {
+/// Completes a request that was never written and counts it, unless its caller is gone.
+fn fail_request(responder: Responder, reason: &NotSentReason, counters: &Counters) {
     if responder.is_abandoned() {
-        return false;
+        return;
     }
+    Counters::add(&counters.not_sent, 1);
     responder.complete(Err(PublishError::NotSent(reason.clone())));
-    true
 }
 
 struct Io<'a> {

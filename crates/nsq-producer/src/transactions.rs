@@ -96,45 +96,60 @@ impl Transactions {
     /// Only `OK` and fatal error frames answer a publish. Anything else, or any reply while
     /// nothing is outstanding, is a violation: the caller must fail what is in flight and drop
     /// the connection, since matching can no longer be trusted.
-    pub(crate) fn resolve(&mut self, frame: Frame) -> Result<Resolved, Violation> {
+    ///
+    /// `count` sees the outcome before any caller is woken, so that a caller who finds its
+    /// result also finds it in the counters.
+    pub(crate) fn resolve(
+        &mut self,
+        frame: Frame,
+        count: impl FnOnce(&Resolved),
+    ) -> Result<Resolved, Violation> {
         if self.queue.is_empty() {
             return Err(Violation::NothingOutstanding(frame));
         }
         match frame {
             Frame::Response(Response::Ok) => {
                 let head = self.queue.pop_front().expect("checked non-empty");
-                head.responder.complete(Ok(()));
-                Ok(Resolved::Acked {
+                let resolved = Resolved::Acked {
                     messages: head.messages,
-                })
+                };
+                count(&resolved);
+                head.responder.complete(Ok(()));
+                Ok(resolved)
             }
-            Frame::Error(err) if err.is_fatal() => Ok(self.reject_head(err)),
+            Frame::Error(err) if err.is_fatal() => Ok(self.reject_head(err, count)),
             other => Err(Violation::UnexpectedFrame(other)),
         }
     }
 
-    fn reject_head(&mut self, err: ServerError) -> Resolved {
+    fn reject_head(&mut self, err: ServerError, count: impl FnOnce(&Resolved)) -> Resolved {
         let head = self.queue.pop_front().expect("checked non-empty");
-        let code = err.code().clone();
-        head.responder.complete(Err(PublishError::Rejected(err)));
         // nsqd stopped reading at the error: nothing behind it was executed.
-        let aborted = self.queue.len();
+        let resolved = Resolved::Rejected {
+            messages: head.messages,
+            aborted: self.queue.len(),
+            code: err.code().clone(),
+        };
+        count(&resolved);
+        head.responder.complete(Err(PublishError::Rejected(err)));
         for request in self.queue.drain(..) {
             request
                 .responder
                 .complete(Err(PublishError::NotSent(NotSentReason::Aborted)));
         }
-        Resolved::Rejected {
-            messages: head.messages,
-            aborted,
-            code,
-        }
+        resolved
     }
 
     /// The connection is gone: every outstanding request may or may not have been stored.
-    /// Returns how many requests were failed.
-    pub(crate) fn fail_all(&mut self, cause: Option<Arc<ConnError>>) -> usize {
+    /// `count` gets how many requests are failed, before their callers are woken; the same
+    /// number is returned.
+    pub(crate) fn fail_all(
+        &mut self,
+        cause: Option<Arc<ConnError>>,
+        count: impl FnOnce(usize),
+    ) -> usize {
         let n = self.queue.len();
+        count(n);
         for request in self.queue.drain(..) {
             request
                 .responder
@@ -201,12 +216,12 @@ mod tests {
             })
             .collect();
         assert_eq!(
-            tx.resolve(Frame::Response(Response::Ok)),
+            tx.resolve(Frame::Response(Response::Ok), |_| {}),
             Ok(Resolved::Acked { messages: 1 })
         );
         let bad = "E_BAD_TOPIC PUB topic name \"bad:topic\" is not valid";
         assert_eq!(
-            tx.resolve(error(bad)),
+            tx.resolve(error(bad), |_| {}),
             Ok(Resolved::Rejected {
                 messages: 1,
                 aborted: 2,
@@ -231,7 +246,7 @@ mod tests {
     fn unexpected_frames_are_violations() {
         let mut tx = Transactions::default();
         assert!(matches!(
-            tx.resolve(Frame::Response(Response::Ok)),
+            tx.resolve(Frame::Response(Response::Ok), |_| {}),
             Err(Violation::NothingOutstanding(_))
         ));
         let (request, mut caller) = written();
@@ -243,7 +258,7 @@ mod tests {
             error("E_FIN_FAILED FIN 0123456789abcdef failed ID not in flight"),
         ] {
             assert!(matches!(
-                tx.resolve(frame),
+                tx.resolve(frame, |_| {}),
                 Err(Violation::UnexpectedFrame(_))
             ));
         }
@@ -252,7 +267,42 @@ mod tests {
             None,
             "a violation resolves nobody by itself"
         );
-        assert_eq!(tx.fail_all(None), 1);
+        assert_eq!(tx.fail_all(None, |_| {}), 1);
+        assert_eq!(result(&mut caller), Some(Err(PublishError::Unknown(None))));
+    }
+
+    #[test]
+    fn counting_happens_before_any_caller_is_woken() {
+        let mut tx = Transactions::default();
+        let mut callers: Vec<_> = (0..4)
+            .map(|_| {
+                let (request, completion) = written();
+                tx.push(request);
+                completion
+            })
+            .collect();
+        let mut counted = Vec::new();
+        tx.resolve(Frame::Response(Response::Ok), |r| {
+            assert_eq!(result(&mut callers[0]), None);
+            counted.push(format!("{r:?}"));
+        })
+        .unwrap();
+        assert_eq!(result(&mut callers[0]), Some(Ok(())));
+        tx.resolve(error("E_BAD_MESSAGE PUB message too big 2 > 1"), |r| {
+            assert_eq!(result(&mut callers[1]), None);
+            assert_eq!(result(&mut callers[2]), None);
+            counted.push(format!("{r:?}"));
+        })
+        .unwrap();
+        assert_eq!(counted.len(), 2);
+
+        let (request, mut caller) = written();
+        tx.push(request);
+        let failed = tx.fail_all(None, |n| {
+            assert_eq!(n, 1);
+            assert_eq!(result(&mut caller), None);
+        });
+        assert_eq!(failed, 1);
         assert_eq!(result(&mut caller), Some(Err(PublishError::Unknown(None))));
     }
 
@@ -307,7 +357,7 @@ mod tests {
                         callers.push(Some(completion));
                     }
                     Op::Ok => {
-                        let got = tx.resolve(Frame::Response(Response::Ok));
+                        let got = tx.resolve(Frame::Response(Response::Ok), |_| {});
                         if model.is_empty() {
                             prop_assert!(got.is_err());
                         } else {
@@ -316,7 +366,7 @@ mod tests {
                         }
                     }
                     Op::Error => {
-                        let got = tx.resolve(error("E_BAD_MESSAGE PUB message too big 2 > 1"));
+                        let got = tx.resolve(error("E_BAD_MESSAGE PUB message too big 2 > 1"), |_| {});
                         if model.is_empty() {
                             prop_assert!(got.is_err());
                         } else {
@@ -329,11 +379,11 @@ mod tests {
                         }
                     }
                     Op::Violation => {
-                        let got = tx.resolve(Frame::Response(Response::CloseWait));
+                        let got = tx.resolve(Frame::Response(Response::CloseWait), |_| {});
                         prop_assert!(got.is_err());
                     }
                     Op::Disconnect => {
-                        prop_assert_eq!(tx.fail_all(None), model.len());
+                        prop_assert_eq!(tx.fail_all(None, |_| {}), model.len());
                         for i in model.drain(..) {
                             expected[i] = Expected::Unknown;
                         }
