@@ -5,12 +5,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use nsq_proto::{Command, EncodeError, InvalidPublish, Topic};
 use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot, watch};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::completion::{Completion, completion};
 use crate::config::{ConfigError, ProducerConfig};
@@ -282,7 +282,7 @@ impl Producer {
         }
         Ok(Publish {
             completion,
-            timeout: deadline.map(|d| tokio::time::sleep_until(d.into())),
+            timeout: deadline.map(tokio::time::sleep_until),
             shared: shared.clone(),
         })
     }
@@ -418,7 +418,7 @@ fn encode(command: Command<'_>) -> Result<Bytes, PublishError> {
 /// Runs `future` until `deadline`; `None` if the deadline came first.
 async fn until<F: Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
     match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), future).await.ok(),
+        Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
         None => Some(future.await),
     }
 }

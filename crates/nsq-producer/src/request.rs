@@ -1,9 +1,8 @@
 //! What a handle sends to the router.
 
-use std::time::Instant;
-
 use bytes::Bytes;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::completion::Responder;
 use crate::stats::Stats;

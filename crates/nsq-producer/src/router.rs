@@ -13,14 +13,13 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::{Sink, Stream};
 use nsq_conn::{ConnConfig, ConnError, Connection};
 use nsq_proto::Command;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::backoff::{Backoff, Jitter};
 use crate::completion::Responder;
@@ -164,10 +163,10 @@ impl Router {
         if self.ever_connected {
             self.set_state(ProducerState::Reconnecting {
                 attempt,
-                next_attempt: at,
+                next_attempt: at.into_std(),
             });
         }
-        let mut wait = pin!(tokio::time::sleep_until(at.into()));
+        let mut wait = pin!(tokio::time::sleep_until(at));
         loop {
             if self.closing_expired() || (self.closing.is_some() && self.nothing_to_deliver()) {
                 return Phase::Done;
@@ -381,7 +380,7 @@ impl Router {
 
         // 5. Deadlines: a reply that stopped coming, and the close timeout.
         if let Some(deadline) = self.transactions.head_deadline() {
-            let deadline = tokio::time::Instant::from_std(deadline + self.config.stall_grace);
+            let deadline = deadline + self.config.stall_grace;
             if stall.deadline() != deadline {
                 stall.as_mut().reset(deadline);
             }
@@ -390,7 +389,7 @@ impl Router {
             }
         }
         if let Some(closing) = &self.closing {
-            let deadline = tokio::time::Instant::from_std(closing.deadline);
+            let deadline = closing.deadline;
             if close_timer.deadline() != deadline {
                 close_timer.as_mut().reset(deadline);
             }
@@ -579,7 +578,7 @@ impl Io<'_> {
 /// Sleeps until `at`, or for ever when there is no deadline.
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
@@ -587,8 +586,8 @@ async fn sleep_until_opt(at: Option<Instant>) {
 /// How long a finished connection may take to flush and shut down.
 const CLOSE_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn far_future() -> tokio::time::Instant {
-    tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365)
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(86_400 * 365)
 }
 
 fn nop_bytes() -> Bytes {

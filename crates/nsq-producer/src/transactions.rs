@@ -7,10 +7,10 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
 
 use nsq_conn::ConnError;
 use nsq_proto::{ErrorCode, Frame, Response, ServerError};
+use tokio::time::Instant;
 
 use crate::completion::Responder;
 use crate::error::{NotSentReason, PublishError};
