@@ -251,35 +251,40 @@ impl Producer {
             }
         }
 
+        // A place in the queue first: a publisher still waiting for one is not counted as
+        // queued.
+        let place = if inner.config.fail_fast {
+            inner.requests.try_reserve().map_err(|e| match e {
+                mpsc::error::TrySendError::Full(()) => Some(NotSentReason::QueueFull),
+                mpsc::error::TrySendError::Closed(()) => None,
+            })
+        } else {
+            match until(deadline, inner.requests.reserve()).await {
+                Some(Ok(place)) => Ok(place),
+                Some(Err(_closed)) => Err(None),
+                None => Err(Some(NotSentReason::DeadlineExpired)),
+            }
+        };
+        let place = match place {
+            Ok(place) => place,
+            Err(reason) => {
+                shared.queue_bytes.add_permits(permits as usize);
+                return Err(match reason {
+                    Some(reason) => not_sent(reason),
+                    None => PublishError::Closed,
+                });
+            }
+        };
         let (responder, completion) = completion();
-        let request = Request {
+        // Counted before the request is in the channel, where the router may take it at once.
+        Counters::add(&shared.counters.queued, 1);
+        place.send(Request {
             bytes,
             responder,
             deadline,
             messages,
             permits,
-        };
-        Counters::add(&shared.counters.queued, 1);
-        let sent = if inner.config.fail_fast {
-            inner.requests.try_send(request).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => Some(NotSentReason::QueueFull),
-                mpsc::error::TrySendError::Closed(_) => None,
-            })
-        } else {
-            match until(deadline, inner.requests.send(request)).await {
-                Some(Ok(())) => Ok(()),
-                Some(Err(_closed)) => Err(None),
-                None => Err(Some(NotSentReason::DeadlineExpired)),
-            }
-        };
-        if let Err(reason) = sent {
-            Counters::sub(&shared.counters.queued, 1);
-            shared.queue_bytes.add_permits(permits as usize);
-            return Err(match reason {
-                Some(reason) => not_sent(reason),
-                None => PublishError::Closed,
-            });
-        }
+        });
         Ok(Publish {
             completion,
             timeout: deadline.map(tokio::time::sleep_until),
