@@ -316,7 +316,8 @@ impl Producer {
     /// Closes the producer: stops taking publishes, writes what is queued, waits for every
     /// outstanding reply (at most the configured close timeout), then closes the connection.
     ///
-    /// Returns the final counters: how many requests ended in each outcome. Closing twice is
+    /// Returns the final counters: how many requests ended in each outcome (see [`Stats`]).
+    /// Closing twice is
     /// harmless; publishing after close fails with [`PublishError::Closed`] without I/O.
     pub async fn close(&self) -> Stats {
         let shared = &self.inner.shared;

@@ -28,6 +28,12 @@ pub enum ProducerState {
 
 /// A snapshot of the producer's counters. Requests are counted, not messages: an MPUB is one
 /// request.
+///
+/// Every request that leaves the queue ends in exactly one of `acked`, `rejected`, `not_sent`
+/// and `unknown`, the outcome on the wire. `timed_out` is a separate view: callers that stopped
+/// waiting after their request was written. Such a request is counted there *and* under the
+/// outcome it still reaches (`acked` if nsqd's reply came within the stall grace, `unknown`
+/// if the connection was dropped waiting for it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -43,7 +49,8 @@ pub struct Stats {
     pub not_sent: u64,
     /// Requests written whose connection failed before the reply.
     pub unknown: u64,
-    /// Requests whose caller stopped waiting after they were written.
+    /// Requests whose caller stopped waiting after they were written (also counted under their
+    /// wire outcome).
     pub timed_out: u64,
     /// Successful connections after the first.
     pub reconnects: u64,
