@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use futures::{Sink, Stream};
 use nsq_conn::{ConnConfig, ConnError, Connection};
-use nsq_proto::Command;
+use nsq_proto::{Command, Frame};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
 
@@ -293,24 +293,8 @@ impl Router {
         loop {
             match Pin::new(&mut *io.conn).poll_next(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    // Counted before the callers are woken, so that a caller who has its result
-                    // also finds it in `stats()`.
-                    let c = &self.shared.counters;
-                    let resolved = self.transactions.resolve(frame, |resolved| match resolved {
-                        Resolved::Acked { .. } => {
-                            Counters::add(&c.acked, 1);
-                            Counters::sub(&c.in_flight, 1);
-                        }
-                        Resolved::Rejected { aborted, code, .. } => {
-                            c.reject(code.as_str());
-                            Counters::sub(&c.in_flight, 1 + *aborted as u64);
-                            Counters::add(&c.not_sent, *aborted as u64);
-                        }
-                    });
-                    match resolved {
-                        Ok(Resolved::Acked { .. }) => {}
-                        Ok(Resolved::Rejected { .. }) => return Poll::Ready(Exit::Rejected),
-                        Err(violation) => return Poll::Ready(Exit::Violation(violation)),
+                    if let Some(exit) = self.on_reply(frame) {
+                        return Poll::Ready(exit);
                     }
                 }
                 Poll::Ready(Some(Err(err))) => return Poll::Ready(Exit::Lost(Arc::new(err))),
@@ -333,18 +317,18 @@ impl Router {
             match Pin::new(&mut *io.conn).poll_ready(cx) {
                 Poll::Ready(Ok(())) => {
                     if let Err(err) = io.start_send(nop_bytes()) {
-                        return Poll::Ready(Exit::Lost(Arc::new(err)));
+                        return Poll::Ready(self.write_failed(cx, io, err));
                     }
                     io.flushed_pings.append(&mut self.pings);
                 }
-                Poll::Ready(Err(err)) => return Poll::Ready(Exit::Lost(Arc::new(err))),
+                Poll::Ready(Err(err)) => return Poll::Ready(self.write_failed(cx, io, err)),
                 Poll::Pending => {}
             }
         }
         while self.transactions.len() < self.config.max_in_flight {
             match Pin::new(&mut *io.conn).poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(err)) => return Poll::Ready(Exit::Lost(Arc::new(err))),
+                Poll::Ready(Err(err)) => return Poll::Ready(self.write_failed(cx, io, err)),
                 Poll::Pending => break,
             }
             let request = match self.carry.take() {
@@ -360,7 +344,7 @@ impl Router {
                 },
             };
             if let Err(err) = self.write(io, request) {
-                return Poll::Ready(Exit::Lost(Arc::new(err)));
+                return Poll::Ready(self.write_failed(cx, io, err));
             }
         }
 
@@ -373,7 +357,7 @@ impl Router {
                         let _ = ping.send(Ok(()));
                     }
                 }
-                Poll::Ready(Err(err)) => return Poll::Ready(Exit::Lost(Arc::new(err))),
+                Poll::Ready(Err(err)) => return Poll::Ready(self.write_failed(cx, io, err)),
                 Poll::Pending => {}
             }
         }
@@ -405,6 +389,43 @@ impl Router {
             return Poll::Ready(Exit::Finished);
         }
         Poll::Pending
+    }
+
+    /// Resolves the oldest request with nsqd's reply; `Some` when the connection is finished.
+    fn on_reply(&mut self, frame: Frame) -> Option<Exit> {
+        // Counted before the callers are woken, so that a caller who has its result also finds
+        // it in `stats()`.
+        let c = &self.shared.counters;
+        let resolved = self.transactions.resolve(frame, |resolved| match resolved {
+            Resolved::Acked { .. } => {
+                Counters::add(&c.acked, 1);
+                Counters::sub(&c.in_flight, 1);
+            }
+            Resolved::Rejected { aborted, code, .. } => {
+                c.reject(code.as_str());
+                Counters::sub(&c.in_flight, 1 + *aborted as u64);
+                Counters::add(&c.not_sent, *aborted as u64);
+            }
+        });
+        match resolved {
+            Ok(Resolved::Acked { .. }) => None,
+            Ok(Resolved::Rejected { .. }) => Some(Exit::Rejected),
+            Err(violation) => Some(Exit::Violation(violation)),
+        }
+    }
+
+    /// A write or flush failed. nsqd often closes the connection right after answering (after
+    /// a rejection it does so with unread bytes, so the close is a reset), and the connection
+    /// keeps the frames that arrived before the failure: they are resolved first, so that
+    /// what nsqd acknowledged is reported `Ok` and a rejection as such, and only what is left
+    /// has an unknown outcome.
+    fn write_failed(&mut self, cx: &mut Context<'_>, io: &mut Io<'_>, err: ConnError) -> Exit {
+        while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut *io.conn).poll_next(cx) {
+            if let Some(exit) = self.on_reply(frame) {
+                return exit;
+            }
+        }
+        Exit::Lost(Arc::new(err))
     }
 
     fn write(&mut self, io: &mut Io<'_>, request: Request) -> Result<(), ConnError> {
