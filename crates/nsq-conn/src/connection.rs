@@ -200,7 +200,7 @@ impl Connection {
     }
 
     /// Bytes buffered for writing and not yet written.
-    pub fn buffered(&self) -> usize {
+    pub fn write_buffer_len(&self) -> usize {
         self.framed.write_buffer().len()
     }
 
@@ -491,7 +491,7 @@ impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("info", &self.info)
-            .field("buffered", &self.buffered())
+            .field("write_buffer_len", &self.write_buffer_len())
             .field("received", &self.received.len())
             .field("failed", &self.failed)
             .field("closed", &self.closed)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use flate2::{Compress, Decompress, FlushCompress, FlushDecompress};
 use nsq_proto::server::{ClientCommand, CommandDecoder, encode_error, encode_response};
-use nsq_proto::{ServerError, HEARTBEAT, OK};
+use nsq_proto::{HEARTBEAT, OK, ServerError};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 
@@ -107,11 +107,6 @@ impl FakeNsqd {
         self.slow_reads = slow;
     }
 
-    /// Stops reading for `duration`: whatever the client writes meanwhile stays in the pipe.
-    pub async fn stall(&mut self, duration: Duration) {
-        tokio::time::sleep(duration).await;
-    }
-
     /// From now on, write every byte separately (yielding in between), so that the client sees
     /// frames arrive in the smallest possible pieces.
     pub fn set_byte_at_a_time(&mut self, on: bool) {
@@ -181,7 +176,11 @@ impl FakeNsqd {
     /// If anything else arrives.
     pub async fn expect_magic(&mut self) {
         let command = self.expect_command().await;
-        assert_eq!(command, ClientCommand::Magic, "fake nsqd: expected the magic");
+        assert_eq!(
+            command,
+            ClientCommand::Magic,
+            "fake nsqd: expected the magic"
+        );
     }
 
     /// Reads an IDENTIFY and returns its JSON body.
@@ -243,7 +242,10 @@ impl FakeNsqd {
     /// The bytes of an error frame with nsqd's `text` (`E_CODE description`).
     pub fn error_frame(text: &str) -> BytesMut {
         let mut frame = BytesMut::new();
-        encode_error(&mut frame, &ServerError::parse(Bytes::copy_from_slice(text.as_bytes())));
+        encode_error(
+            &mut frame,
+            &ServerError::parse(Bytes::copy_from_slice(text.as_bytes())),
+        );
         frame
     }
 
@@ -282,7 +284,9 @@ impl FakeNsqd {
         match &mut self.compression {
             None => frames.to_vec(),
             Some(PeerCompression::Snappy { encoder, .. }) => {
-                encoder.write_all(frames).expect("snappy encoding into memory");
+                encoder
+                    .write_all(frames)
+                    .expect("snappy encoding into memory");
                 encoder.flush().expect("snappy encoding into memory");
                 std::mem::take(encoder.get_mut())
             }
@@ -355,7 +359,10 @@ impl FakeNsqd {
     /// # Panics
     ///
     /// If the handshake fails.
-    pub async fn start_tls(&mut self, config: Arc<rustls::ServerConfig>) -> rustls::ProtocolVersion {
+    pub async fn start_tls(
+        &mut self,
+        config: Arc<rustls::ServerConfig>,
+    ) -> rustls::ProtocolVersion {
         assert!(
             self.plain.is_empty(),
             "fake nsqd: the client sent bytes before TLS"
