@@ -1,0 +1,83 @@
+//! The benchmark clients of this workspace and the runner behind `cargo xtask bench`.
+//!
+//! Each client subcommand publishes to an nsqd, then prints one JSON line with its result on
+//! stdout (see `record.rs`); `suite` runs them all, with the Go and tokio-nsq clients, against
+//! one nsqd it starts, and prints the table. `docs/performance.md` describes the cases.
+
+mod allocs;
+mod cpu;
+mod flags;
+mod memory;
+mod producer;
+mod raw;
+mod record;
+mod suite;
+
+use std::process::ExitCode;
+
+use crate::flags::{ClientOptions, Flags};
+
+#[global_allocator]
+static ALLOCATOR: allocs::CountingAllocator = allocs::CountingAllocator;
+
+const USAGE: &str = "\
+usage: nsq-bench <command> [options]
+
+client commands print one JSON line with the result:
+  producer --case a|b|c|cstar|d   this workspace's producer
+  raw      --case a|c|d           a blocking loop on nsq-proto (the raw limit)
+  rss                             case f: peak RSS of a burst of --n publish_async
+  allocs [--warmup N]             case g: allocations per message, pipelined as case c
+    common options: --addr HOST:PORT --topic T --n N --size BYTES --callers 16
+                    --window 1000 --batch 100 --time-limit SECS
+
+runner:
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprintln!("{USAGE}{}", suite::USAGE);
+        return ExitCode::from(2);
+    };
+    let outcome = match command.as_str() {
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}{}", suite::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        "suite" => suite::run(rest),
+        "producer" | "rss" | "allocs" | "raw" => client(command, rest),
+        other => Err(format!("unknown command `{other}`; try --help")),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("nsq-bench {command}: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn client(command: &str, args: &[String]) -> Result<(), String> {
+    let mut flags = Flags::parse(args, &[])?;
+    let options = ClientOptions::from_flags(&mut flags)?;
+    let warmup = flags.get("warmup", 20_000)?;
+    flags.finish()?;
+    let result = if command == "raw" {
+        raw::run(&options)?
+    } else {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("starting the runtime: {e}"))?;
+        runtime.block_on(async {
+            match command {
+                "producer" => producer::run(&options).await,
+                "rss" => memory::run(&options).await,
+                _ => allocs::run(&options, warmup).await,
+            }
+        })?
+    };
+    result.emit();
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! `nsq-bench suite`: starts one nsqd through the test harness, runs every (case, client) pair
+//! `runs` times interleaved (round by round, each client in its own process), then prints the
+//! table and writes `results.json` and `results.md`.
+
+mod execute;
+mod facts;
+mod plan;
+mod report;
+
+use std::path::Path;
+use std::time::Instant;
+
+use nsq_test_support::{Nsqd, NsqdOptions};
+
+use self::execute::{Executor, Outcome};
+use self::facts::{Facts, utc_now};
+use self::plan::{Client, Plan};
+use self::report::{Report, ResultsFile, Settings, render_goals};
+use crate::flags::Flags;
+
+/// The suite's usage, part of `nsq-bench --help`.
+pub(crate) const USAGE: &str = "\
+  suite [--quick] [--n N] [--size BYTES] [--runs K] [--clients a,b] [--cases a,b,...]
+        [--callers 16] [--window 1000] [--batch 100] [--rss-n 1000000] [--allocs-n N]
+        [--warmup N] [--time-limit SECS] [--go-nsq-bin PATH] [--bench-writer-bin PATH]
+        [--tokio-nsq-bin PATH] [--unavailable 'client=reason;...'] [--out PATH]
+        [--out-md PATH] [--command TEXT]
+      clients: producer, go-nsq, tokio-nsq, raw, bench_writer
+      cases:   a, b, c, c* (or cstar), d, e, f, g";
+
+/// Runs the suite described by `args`.
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let mut flags = Flags::parse(args, &["quick"])?;
+    let plan = Plan::from_flags(&mut flags)?;
+    flags.finish()?;
+    let began = Instant::now();
+
+    let mem_queue = plan.mem_queue_size();
+    eprintln!("==> starting nsqd (--mem-queue-size={mem_queue})");
+    let nsqd = Nsqd::start_with(NsqdOptions::new().mem_queue_size(mem_queue));
+    let facts = Facts::gather(nsqd.binary());
+    eprintln!(
+        "    {} at {}, {} cores, load average {}",
+        facts.nsqd_version.as_deref().unwrap_or("nsqd"),
+        nsqd.tcp_addr(),
+        facts.cores,
+        facts.load_average.as_deref().unwrap_or("?")
+    );
+
+    let this = std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?;
+    let mut executor = Executor {
+        plan: &plan,
+        nsqd: &nsqd,
+        this,
+        mpub_rate: None,
+    };
+    let outcomes = run_rounds(&plan, &mut executor);
+    drop(nsqd);
+
+    let report = Report::new(&plan, &outcomes);
+    let table = report.table();
+    let cpu = report.cpu_table();
+    let goals = report.goals();
+    let (goals_text, goals_md) = render_goals(&goals);
+    let wall_clock = began.elapsed().as_secs_f64();
+    let date = utc_now();
+
+    println!();
+    println!(
+        "nsq producer benchmarks: n={} messages of {} bytes, median (min-max) of {} run(s), {date}",
+        plan.n, plan.size, plan.runs
+    );
+    println!("{}", table.render_text());
+    println!("marks: ! count mismatch, + stopped at the time limit, * see notes in results.json");
+    println!();
+    println!("CPU time while publishing, % of one core (client / nsqd), over all runs:");
+    println!("{}", cpu.render_text());
+    if !goals.is_empty() {
+        println!("goals (medians of this run):");
+        println!("{goals_text}");
+    }
+
+    let results = ResultsFile {
+        date: date.clone(),
+        command: &plan.command,
+        wall_clock_s: wall_clock,
+        settings: Settings::of(&plan),
+        machine: &facts,
+        cells: report.cells(),
+        goals,
+        runs: &outcomes,
+    };
+    let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+    write(&plan.out_json, &json)?;
+    let markdown = format!(
+        "Measured {date} with `{}` ({} run(s) of n={} messages of {} bytes; cells are \
+         median (min-max); {:.0} s in all).\n\nMachine: {} cores{}, load average {} at the \
+         start; {}, {}, {}.\n\n{}\n\
+         CPU time while publishing, % of one core (client / nsqd), over all runs:\n\n{}\n\
+         Goals (medians of this run):\n\n{}",
+        plan.command,
+        plan.runs,
+        plan.n,
+        plan.size,
+        wall_clock,
+        facts.cores,
+        facts
+            .cpu_model
+            .as_deref()
+            .map_or_else(String::new, |m| format!(" ({m})")),
+        facts.load_average.as_deref().unwrap_or("?"),
+        facts.nsqd_version.as_deref().unwrap_or("nsqd ?"),
+        facts.go_version.as_deref().unwrap_or("go ?"),
+        facts.rustc_version.as_deref().unwrap_or("rustc ?"),
+        table.render_markdown(),
+        cpu.render_markdown(),
+        goals_md,
+    );
+    write(&plan.out_md, &markdown)?;
+    println!(
+        "wrote {} and {} ({wall_clock:.0} s)",
+        plan.out_json.display(),
+        plan.out_md.display()
+    );
+    Ok(())
+}
+
+/// Every round runs every case, and within it every client; the order of the clients turns
+/// by one each round so that none always runs first. A client that says it cannot do a case
+/// is not asked again.
+fn run_rounds(plan: &Plan, executor: &mut Executor<'_>) -> Vec<Outcome> {
+    let cases = plan.run_cases();
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for round in 1..=plan.runs {
+        eprintln!("==> round {round} of {}", plan.runs);
+        for &case in &cases {
+            let mut clients: Vec<Client> = plan.clients.clone();
+            let turn = (round as usize - 1) % clients.len().max(1);
+            clients.rotate_left(turn);
+            for client in clients {
+                let earlier = outcomes.iter().find(|o| {
+                    o.case == case.id() && o.client == client.name() && o.unsupported().is_some()
+                });
+                let outcome = match earlier {
+                    Some(earlier) => Outcome {
+                        round,
+                        ..earlier.clone()
+                    },
+                    None => executor.run(round, case, client),
+                };
+                log(&outcome);
+                outcomes.push(outcome);
+            }
+        }
+    }
+    outcomes
+}
+
+fn log(outcome: &Outcome) {
+    let what = if let Some(why) = outcome.unsupported() {
+        why.to_owned()
+    } else if let Some(failure) = &outcome.failure {
+        format!("FAILED: {failure}")
+    } else if let Some(result) = outcome.measured() {
+        let mut text = match (result.msgs_per_sec, result.seconds) {
+            (Some(rate), Some(seconds)) => format!(
+                "{} msgs/s, {} acked in {seconds:.2} s",
+                report::rate(rate),
+                result.acked
+            ),
+            _ => String::new(),
+        };
+        if let Some(p99) = result.p99_us {
+            text.push_str(&format!(", p99 {p99:.0} µs"));
+        }
+        if let Some(peak) = result.peak_rss_mib {
+            text.push_str(&format!(", peak RSS {peak:.1} MiB"));
+        }
+        if let Some(allocs) = result.allocs_per_msg {
+            text.push_str(&format!(", {allocs:.2} allocs/msg"));
+        }
+        if let Some(mismatch) = &outcome.mismatch {
+            text.push_str(&format!(" (MISMATCH: {mismatch})"));
+        }
+        if result.truncated {
+            text.push_str(" (stopped at the time limit)");
+        }
+        text
+    } else {
+        "no result".to_owned()
+    };
+    eprintln!("    {:<3} {:<13} {what}", outcome.case, outcome.client);
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+}

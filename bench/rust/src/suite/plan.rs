@@ -1,0 +1,307 @@
+//! What the suite runs: the clients, the cases and the settings from the command line.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::flags::Flags;
+
+/// A benchmarked client, in table order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Client {
+    /// This workspace's producer (`nsq-bench producer`).
+    Producer,
+    /// go-nsq v1.1.0 (`bench/go-nsq`).
+    GoNsq,
+    /// tokio-nsq 0.14 (`bench/tokio-nsq`).
+    TokioNsq,
+    /// The blocking loop on nsq-proto (`nsq-bench raw`).
+    Raw,
+    /// nsq's own `bench_writer` v1.3.0.
+    BenchWriter,
+}
+
+impl Client {
+    pub(crate) const ALL: [Self; 5] = [
+        Self::Producer,
+        Self::GoNsq,
+        Self::TokioNsq,
+        Self::Raw,
+        Self::BenchWriter,
+    ];
+
+    /// The name on the command line, in results and in the table.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Producer => "producer",
+            Self::GoNsq => "go-nsq",
+            Self::TokioNsq => "tokio-nsq",
+            Self::Raw => "raw",
+            Self::BenchWriter => "bench_writer",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        let name = name.trim();
+        Self::ALL
+            .into_iter()
+            .find(|c| c.name() == name || (name == "bench-writer" && *c == Self::BenchWriter))
+    }
+}
+
+/// A benchmark case, in table order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Case {
+    A,
+    B,
+    C,
+    CStar,
+    D,
+    /// Latency, read from the runs of a and c.
+    E,
+    F,
+    G,
+}
+
+impl Case {
+    pub(crate) const ALL: [Self; 8] = [
+        Self::A,
+        Self::B,
+        Self::C,
+        Self::CStar,
+        Self::D,
+        Self::E,
+        Self::F,
+        Self::G,
+    ];
+
+    /// The case's letter as the issue writes it.
+    pub(crate) fn id(self) -> &'static str {
+        match self {
+            Self::A => "a",
+            Self::B => "b",
+            Self::C => "c",
+            Self::CStar => "c*",
+            Self::D => "d",
+            Self::E => "e",
+            Self::F => "f",
+            Self::G => "g",
+        }
+    }
+
+    /// The name passed to the clients' `--case` (`*` is awkward in a shell).
+    pub(crate) fn arg(self) -> &'static str {
+        match self {
+            Self::CStar => "cstar",
+            other => other.id(),
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        let name = name.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|c| c.id() == name || c.arg() == name)
+    }
+}
+
+/// Everything a suite run needs to know.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) n: u64,
+    pub(crate) size: usize,
+    pub(crate) runs: u32,
+    pub(crate) callers: u64,
+    pub(crate) window: usize,
+    pub(crate) batch: usize,
+    /// Messages of the case f burst.
+    pub(crate) rss_n: u64,
+    /// Counted messages of case g, after `warmup` uncounted ones.
+    pub(crate) allocs_n: u64,
+    pub(crate) warmup: u64,
+    /// Longest a client may publish in one run.
+    pub(crate) time_limit: Duration,
+    pub(crate) quick: bool,
+    pub(crate) clients: Vec<Client>,
+    /// The cases asked for; e is computed from a and c.
+    pub(crate) cases: Vec<Case>,
+    /// The external clients' binaries.
+    pub(crate) go_nsq_bin: Option<PathBuf>,
+    pub(crate) bench_writer_bin: Option<PathBuf>,
+    pub(crate) tokio_nsq_bin: Option<PathBuf>,
+    /// Clients that could not be built, with the reason for their cells.
+    pub(crate) unavailable: BTreeMap<Client, String>,
+    pub(crate) out_json: PathBuf,
+    pub(crate) out_md: PathBuf,
+    /// The command line to record with the results.
+    pub(crate) command: String,
+}
+
+impl Plan {
+    /// Reads the plan from the suite's flags.
+    pub(crate) fn from_flags(flags: &mut Flags) -> Result<Self, String> {
+        let quick = flags.switch("quick");
+        let n = flags.get("n", if quick { 20_000 } else { 200_000 })?;
+        let clients = match flags.string("clients") {
+            None => Client::ALL.to_vec(),
+            Some(list) => parse_list(&list, Client::parse, "client")?,
+        };
+        let cases = match flags.string("cases") {
+            None => Case::ALL.to_vec(),
+            Some(list) => parse_list(&list, Case::parse, "case")?,
+        };
+        let mut unavailable = BTreeMap::new();
+        if let Some(entry) = flags.string("unavailable") {
+            // Entries are `client=reason;client=reason`.
+            for item in entry.split(';').filter(|s| !s.trim().is_empty()) {
+                let (name, reason) = item.split_once('=').ok_or_else(|| {
+                    format!("--unavailable: expected CLIENT=REASON, got {item:?}")
+                })?;
+                let client = Client::parse(name)
+                    .ok_or_else(|| format!("--unavailable: unknown client {name:?}"))?;
+                unavailable.insert(client, reason.trim().to_owned());
+            }
+        }
+        let plan = Self {
+            n,
+            size: flags.get("size", 100)?,
+            runs: flags.get("runs", if quick { 1 } else { 3 })?,
+            callers: flags.get("callers", 16)?,
+            window: flags.get("window", 1000)?,
+            batch: flags.get("batch", 100)?,
+            rss_n: flags.get("rss-n", 1_000_000)?,
+            allocs_n: flags.get("allocs-n", n)?,
+            warmup: flags.get("warmup", (n / 10).max(10_000))?,
+            time_limit: Duration::from_secs_f64(
+                flags.get("time-limit", if quick { 10.0 } else { 20.0 })?,
+            ),
+            quick,
+            clients,
+            cases,
+            go_nsq_bin: flags.string("go-nsq-bin").map(PathBuf::from),
+            bench_writer_bin: flags.string("bench-writer-bin").map(PathBuf::from),
+            tokio_nsq_bin: flags.string("tokio-nsq-bin").map(PathBuf::from),
+            unavailable,
+            out_json: PathBuf::from(
+                flags
+                    .string("out")
+                    .unwrap_or_else(|| "target/bench/results.json".to_owned()),
+            ),
+            out_md: PathBuf::from(
+                flags
+                    .string("out-md")
+                    .unwrap_or_else(|| "target/bench/results.md".to_owned()),
+            ),
+            command: flags
+                .string("command")
+                .unwrap_or_else(|| "nsq-bench suite".to_owned()),
+        };
+        if plan.n == 0 || plan.size == 0 || plan.runs == 0 || plan.batch == 0 || plan.window == 0 {
+            return Err("--n, --size, --runs, --batch and --window must be at least 1".into());
+        }
+        if plan.time_limit.is_zero() {
+            return Err("--time-limit must be positive".into());
+        }
+        Ok(plan)
+    }
+
+    /// Whether `case` was asked for.
+    pub(crate) fn wants(&self, case: Case) -> bool {
+        self.cases.contains(&case)
+    }
+
+    /// The cases that are run: those asked for, with a and c added when e needs them.
+    pub(crate) fn run_cases(&self) -> Vec<Case> {
+        Case::ALL
+            .into_iter()
+            .filter(|&case| case != Case::E)
+            .filter(|&case| {
+                self.wants(case) || (self.wants(Case::E) && matches!(case, Case::A | Case::C))
+            })
+            .collect()
+    }
+
+    /// The memory queue nsqd needs so that no run spills to disk: the largest run, with room
+    /// for bench_writer, which runs for a time rather than a count and may outrun the others.
+    pub(crate) fn mem_queue_size(&self) -> u64 {
+        let mut largest = self.n.saturating_mul(4);
+        if self.wants(Case::F) {
+            largest = largest.max(self.rss_n);
+        }
+        if self.wants(Case::G) {
+            largest = largest.max(self.allocs_n + self.warmup);
+        }
+        largest + 100_000
+    }
+}
+
+fn parse_list<T: Ord>(
+    list: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    what: &str,
+) -> Result<Vec<T>, String> {
+    let mut items = Vec::new();
+    for name in list.split(',').filter(|s| !s.trim().is_empty()) {
+        items.push(parse(name).ok_or_else(|| format!("unknown {what} `{}`", name.trim()))?);
+    }
+    if items.is_empty() {
+        return Err(format!("no {what} given"));
+    }
+    items.sort();
+    items.dedup();
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(args: &[&str]) -> Result<Plan, String> {
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let mut flags = Flags::parse(&args, &["quick"])?;
+        let plan = Plan::from_flags(&mut flags)?;
+        flags.finish()?;
+        Ok(plan)
+    }
+
+    #[test]
+    fn defaults_and_quick() {
+        let full = plan(&[]).unwrap();
+        assert_eq!((full.n, full.runs, full.size), (200_000, 3, 100));
+        assert_eq!(full.clients, Client::ALL.to_vec());
+        assert_eq!(full.cases, Case::ALL.to_vec());
+        let quick = plan(&["--quick"]).unwrap();
+        assert_eq!((quick.n, quick.runs), (20_000, 1));
+        assert_eq!(plan(&["--quick", "--n", "5"]).unwrap().n, 5);
+    }
+
+    #[test]
+    fn lists_of_clients_and_cases() {
+        let p = plan(&["--clients", "go-nsq,producer", "--cases", "cstar,e"]).unwrap();
+        assert_eq!(p.clients, vec![Client::Producer, Client::GoNsq]);
+        assert_eq!(p.cases, vec![Case::CStar, Case::E]);
+        assert_eq!(p.run_cases(), vec![Case::A, Case::C, Case::CStar]);
+        assert_eq!(plan(&["--cases", "c*"]).unwrap().cases, vec![Case::CStar]);
+        assert!(plan(&["--clients", "rabbit"]).is_err());
+        assert!(plan(&["--cases", "z"]).is_err());
+    }
+
+    #[test]
+    fn unavailable_clients() {
+        let p = plan(&[
+            "--unavailable",
+            "tokio-nsq=n/a (build failed);go-nsq=n/a (no Go)",
+        ])
+        .unwrap();
+        assert_eq!(p.unavailable[&Client::TokioNsq], "n/a (build failed)");
+        assert_eq!(p.unavailable[&Client::GoNsq], "n/a (no Go)");
+    }
+
+    #[test]
+    fn memory_queue_covers_the_largest_run() {
+        let p = plan(&[]).unwrap();
+        assert!(p.mem_queue_size() > p.rss_n);
+        let p = plan(&["--cases", "a", "--n", "1000"]).unwrap();
+        assert_eq!(p.mem_queue_size(), 104_000);
+    }
+}
