@@ -12,7 +12,6 @@ pub(crate) struct Failure {
     code: u8,
     message: String,
     show_usage: bool,
-    is_error: bool,
 }
 
 impl Failure {
@@ -27,15 +26,6 @@ impl Failure {
             code,
             message: message.into(),
             show_usage: false,
-            is_error: true,
-        }
-    }
-
-    /// A plain notice rather than an error, exiting with `code`.
-    pub(crate) fn notice(code: u8, message: impl Into<String>) -> Self {
-        Self {
-            is_error: false,
-            ..Self::with_code(code, message)
         }
     }
 
@@ -49,11 +39,7 @@ impl Failure {
 
     /// Prints the message to stderr and returns the exit code.
     pub(crate) fn report(self) -> ExitCode {
-        if self.is_error {
-            eprintln!("error: {}", self.message);
-        } else {
-            eprintln!("{}", self.message);
-        }
+        eprintln!("error: {}", self.message);
         if self.show_usage {
             eprintln!("run `cargo xtask help` for the list of commands");
         }

@@ -2,6 +2,7 @@
 //!
 //! Uses only the standard library so that it compiles in seconds on a fresh checkout.
 
+mod bench;
 mod cmd;
 mod demo;
 mod fuzz;
@@ -23,7 +24,8 @@ commands:
   nsqd                            print the path of an nsqd v1.3.0 binary, installing it if needed
   fuzz <target> [--seconds N]     run a cargo-fuzz target of nsq-proto on nightly (default 60 s)
   demo [--nsqd HOST:PORT] [...]   publish 1,000,000 messages, show the rate, verify nsqd's count
-  bench                           run the producer benchmarks (not available yet)
+  bench [--quick] [...]           benchmark the producer against go-nsq, tokio-nsq and the raw
+                                  limit; `cargo xtask bench --help` lists the options
   help                            show this message";
 
 fn main() -> ExitCode {
@@ -41,24 +43,13 @@ fn main() -> ExitCode {
         "nsqd" => nsqd::run(rest),
         "fuzz" => fuzz::run(rest),
         "demo" => demo::run(rest),
-        "bench" => not_available_yet("bench"),
+        "bench" => bench::run(rest),
         other => Err(Failure::usage(format!("unknown command `{other}`"))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
     }
-}
-
-/// Commands that arrive together with the producer crate.
-fn not_available_yet(command: &str) -> Result<(), Failure> {
-    Err(Failure::notice(
-        2,
-        format!(
-            "The producer {command} is not available yet in this version; `cargo xtask {command}` \
-             arrives together with the nsq-producer crate."
-        ),
-    ))
 }
 
 /// The workspace root: the parent of this crate's directory, fixed at compile time.
