@@ -71,7 +71,9 @@ where
                         .tls()
                         .ok_or(nsq_proto::NegotiationError::NotRequested("TLS"))?;
                     hs.framed = crate::upgrade::start_tls(hs.framed, tls).await?;
-                    hs.expect_ok("the OK after TLS").await?;
+                    hs.expect_ok("the OK after TLS")
+                        .await
+                        .map_err(late_tls_failure)?;
                 }
                 #[cfg(not(feature = "tls"))]
                 return Err(nsq_proto::NegotiationError::NotRequested("TLS").into());
@@ -156,6 +158,18 @@ impl Handshake {
             }
             frame => Err(unexpected("the AUTH reply", frame)),
         }
+    }
+}
+
+/// With TLS 1.3 the client's side of the handshake ends before nsqd has checked the client
+/// certificate; a refusal arrives as an alert on the first read. That is still a TLS failure.
+#[cfg(feature = "tls")]
+fn late_tls_failure(err: ConnError) -> ConnError {
+    match err {
+        ConnError::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {
+            ConnError::Tls(io)
+        }
+        other => other,
     }
 }
 
