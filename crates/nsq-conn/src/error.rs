@@ -45,7 +45,8 @@ pub enum ConnError {
     /// timeout.
     #[error("handshake with nsqd timed out after {0:?}")]
     HandshakeTimeout(Duration),
-    /// Reading from or writing to the connection failed.
+    /// Reading from or writing to the connection failed (a corrupt snappy or deflate stream
+    /// included).
     #[error("I/O error on the nsqd connection: {0}")]
     Io(Arc<io::Error>),
     /// The TLS handshake failed (an untrusted certificate, a name mismatch, a refused client
