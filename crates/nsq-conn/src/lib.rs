@@ -56,9 +56,9 @@
 //!
 //! | feature | default | adds |
 //! |---|---|---|
-//! | `tls` | yes | [`TlsConfig`] and [`ConnConfigBuilder::tls_v1`]: TLS 1.2/1.3 via tokio-rustls (ring) |
-//! | `snappy` | yes | [`ConnConfigBuilder::snappy`]: snappy framing-format compression |
-//! | `deflate` | yes | [`ConnConfigBuilder::deflate`] and [`ConnConfigBuilder::deflate_level`]: raw deflate |
+//! | `tls` | yes | `TlsConfig` and `ConnConfigBuilder::tls_v1`: TLS 1.2/1.3 via tokio-rustls (ring) |
+//! | `snappy` | yes | `ConnConfigBuilder::snappy`: snappy framing-format compression |
+//! | `deflate` | yes | `ConnConfigBuilder::deflate` and `deflate_level`: raw deflate |
 //!
 //! A feature only adds API: without `snappy`, asking for snappy does not compile.
 #![forbid(unsafe_code)]
