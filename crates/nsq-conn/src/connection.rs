@@ -72,6 +72,9 @@ pub struct Connection {
     /// Frames read while flushing, handed out before anything else.
     received: VecDeque<Frame>,
     failed: Option<ConnError>,
+    /// A write failed. Writing is over, but reading goes on until nsqd's side ends (or the
+    /// write timeout passes), so that replies nsqd sent before it went away are not lost.
+    write_failed: Option<ConnError>,
     /// The stream has yielded the failure (it ends after that).
     failure_yielded: bool,
     /// The write half was shut down locally.
@@ -184,6 +187,7 @@ impl Connection {
             nop_unflushed: false,
             received: VecDeque::new(),
             failed: None,
+            write_failed: None,
             failure_yielded: false,
             closed: false,
         }
@@ -264,7 +268,7 @@ impl Connection {
     /// The connection's failure, a write error, or [`ConnError::WriteTimeout`] when no byte
     /// could be written for the write timeout.
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnError>> {
-        if let Some(err) = &self.failed {
+        if let Some(err) = self.failed.as_ref().or(self.write_failed.as_ref()) {
             return Poll::Ready(Err(err.clone()));
         }
         match Sink::<Bytes>::poll_flush(Pin::new(&mut self.framed), cx) {
@@ -291,7 +295,7 @@ impl Connection {
         if self.closed {
             return Poll::Ready(Ok(()));
         }
-        if let Some(err) = &self.failed {
+        if let Some(err) = self.failed.as_ref().or(self.write_failed.as_ref()) {
             return Poll::Ready(Err(err.clone()));
         }
         match Sink::<Bytes>::poll_close(Pin::new(&mut self.framed), cx) {
@@ -348,10 +352,10 @@ impl Connection {
     }
 
     fn check_writable(&self) -> Result<(), ConnError> {
-        match (&self.failed, self.closed) {
-            (Some(err), _) => Err(err.clone()),
-            (None, true) => Err(ConnError::Closed),
-            (None, false) => Ok(()),
+        match (&self.failed, &self.write_failed, self.closed) {
+            (Some(err), _, _) | (None, Some(err), _) => Err(err.clone()),
+            (None, None, true) => Err(ConnError::Closed),
+            (None, None, false) => Ok(()),
         }
     }
 
@@ -374,10 +378,9 @@ impl Connection {
         if let Some(err) = &self.failed {
             return Poll::Ready(Err(err.clone()));
         }
-        if self.nop_unflushed {
-            if let Poll::Ready(Err(err)) = self.poll_flush(cx) {
-                return Poll::Ready(Err(err));
-            }
+        if self.nop_unflushed && self.write_failed.is_none() {
+            // A failed NOP flush ends writing only; reading goes on (see `fail_write`).
+            let _ = self.poll_flush(cx);
         }
         loop {
             match Pin::new(&mut self.framed).poll_next(cx) {
@@ -388,10 +391,15 @@ impl Connection {
                     }
                 }
                 Poll::Ready(Some(Ok(frame))) => return Poll::Ready(Ok(frame)),
-                Poll::Ready(Some(Err(err))) => return Poll::Ready(Err(self.fail(err))),
-                Poll::Ready(None) => return Poll::Ready(Err(self.fail(ConnError::Closed))),
+                Poll::Ready(Some(Err(err))) => {
+                    return Poll::Ready(Err(self.fail_read(err)));
+                }
+                Poll::Ready(None) => return Poll::Ready(Err(self.fail_read(ConnError::Closed))),
                 Poll::Pending => {
-                    return match self.poll_liveness(cx) {
+                    let alive = self
+                        .poll_liveness(cx)
+                        .and_then(|()| self.poll_drain_limit(cx));
+                    return match alive {
                         Ok(()) => Poll::Pending,
                         Err(err) => Poll::Ready(Err(self.fail(err))),
                     };
@@ -402,15 +410,14 @@ impl Connection {
 
     /// Buffers a NOP and starts flushing it; the flush is driven on until it completes.
     fn answer_heartbeat(&mut self, cx: &mut Context<'_>) -> Result<(), ConnError> {
-        if self.closed {
+        if self.closed || self.write_failed.is_some() {
             return Ok(());
         }
         Command::Nop.encode(self.framed.write_buffer_mut())?;
         self.nop_unflushed = true;
-        match self.poll_flush(cx) {
-            Poll::Ready(Err(err)) => Err(err),
-            _ => Ok(()),
-        }
+        // A failed flush ends writing only (see `fail_write`); reading goes on.
+        let _ = self.poll_flush(cx);
+        Ok(())
     }
 
     /// Records incoming bytes and fails once nothing arrived for twice the heartbeat interval.
@@ -462,15 +469,38 @@ impl Connection {
         }
     }
 
-    /// A write failed: keep the frames nsqd sent before it went away (typically the error frame
-    /// that explains why), then fail.
+    /// A write failed, typically because nsqd closed the connection after an error frame.
+    /// Writing is over; reading goes on until nsqd's side ends, so that the replies it sent
+    /// first (often the error frame that explains why) are still handed out. Whatever is still
+    /// unread after the write timeout is given up.
     fn fail_write(&mut self, err: ConnError, cx: &mut Context<'_>) -> ConnError {
-        while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut self.framed).poll_next(cx) {
-            if frame != Frame::Response(Response::Heartbeat) {
-                self.received.push_back(frame);
-            }
+        if self.write_failed.is_none() {
+            tracing::debug!(parent: &self.span, error = %err, "write failed; reading what nsqd sent");
+            self.write_failed = Some(err.clone());
+            self.write_timer
+                .as_mut()
+                .reset(Instant::now() + self.write_timeout);
+            // Make sure the reader is polled again to collect what is left.
+            cx.waker().wake_by_ref();
         }
-        self.fail(err)
+        err
+    }
+
+    /// The read side ended. After a failed write, the write error is the better explanation
+    /// than the end of the stream that followed it.
+    fn fail_read(&mut self, err: ConnError) -> ConnError {
+        match (&err, self.write_failed.take()) {
+            (ConnError::Closed | ConnError::Io(_), Some(write_err)) => self.fail(write_err),
+            _ => self.fail(err),
+        }
+    }
+
+    /// After a failed write, reading ends once the write timeout has passed.
+    fn poll_drain_limit(&mut self, cx: &mut Context<'_>) -> Result<(), ConnError> {
+        match &self.write_failed {
+            Some(err) if self.write_timer.as_mut().poll(cx).is_ready() => Err(err.clone()),
+            _ => Ok(()),
+        }
     }
 
     fn fail(&mut self, err: ConnError) -> ConnError {

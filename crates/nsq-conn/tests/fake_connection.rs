@@ -296,6 +296,118 @@ impl AsyncWrite for CountingIo {
     }
 }
 
+/// Writes fail once `broken` is set (as after nsqd reset the connection); reads go on.
+struct BreakableIo {
+    inner: tokio::io::DuplexStream,
+    broken: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AsyncRead for BreakableIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for BreakableIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.broken.load(Ordering::Relaxed) {
+            return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// nsqd's replies can still be on their way when a write fails (it resets the connection after
+/// an error while unread bytes remain): the connection keeps reading until nsqd's side ends, so
+/// an acknowledgement and the error frame that explains the failure are not lost.
+#[tokio::test]
+async fn fake_replies_arriving_after_a_failed_write_are_still_delivered() {
+    let (io, mut nsqd) = FakeNsqd::pair();
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let io = BreakableIo {
+        inner: io,
+        broken: broken.clone(),
+    };
+    let config = builder().build().unwrap();
+    let client = tokio::spawn(async move { Connection::handshake(io, &config).await });
+    nsqd.accept_plain().await;
+    let mut conn = client.await.unwrap().unwrap();
+
+    broken.store(true, Ordering::Relaxed);
+    let topic = topic();
+    conn.buffer_command(&Command::Pub {
+        topic: &topic,
+        body: b"x",
+    })
+    .unwrap();
+    let flushed = std::future::poll_fn(|cx| conn.poll_flush(cx)).await;
+    assert!(matches!(flushed, Err(ConnError::Io(_))), "{flushed:?}");
+    assert!(
+        conn.buffer_command(&Command::Nop).is_err(),
+        "writing is over"
+    );
+
+    // Only now do nsqd's replies arrive, then it goes away.
+    let mut frames = FakeNsqd::response_frame(OK);
+    frames.extend_from_slice(&FakeNsqd::error_frame(
+        "E_BAD_MESSAGE PUB message too big 105 > 100",
+    ));
+    nsqd.send_frames(&frames).await;
+    drop(nsqd);
+
+    assert_eq!(conn.recv().await.unwrap(), Frame::Response(Response::Ok));
+    match conn.recv().await.unwrap() {
+        Frame::Error(err) => assert_eq!(err.description(), "PUB message too big 105 > 100"),
+        other => panic!("expected the error frame, got {other:?}"),
+    }
+    // The connection ends with the write error that started it.
+    assert!(matches!(conn.recv().await, Err(ConnError::Io(_))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fake_failed_write_reads_no_longer_than_the_write_timeout() {
+    let (io, mut nsqd) = FakeNsqd::pair();
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let io = BreakableIo {
+        inner: io,
+        broken: broken.clone(),
+    };
+    let config = builder()
+        .write_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let client = tokio::spawn(async move { Connection::handshake(io, &config).await });
+    nsqd.accept_plain().await;
+    let mut conn = client.await.unwrap().unwrap();
+    broken.store(true, Ordering::Relaxed);
+    conn.buffer_command(&Command::Nop).unwrap();
+    assert!(
+        std::future::poll_fn(|cx| conn.poll_flush(cx))
+            .await
+            .is_err()
+    );
+    // The peer neither answers nor closes: reading gives up instead of waiting for ever.
+    let ended = tokio::time::timeout(Duration::from_secs(30), conn.recv()).await;
+    assert!(matches!(ended, Ok(Err(ConnError::Io(_)))), "{ended:?}");
+    drop(nsqd);
+}
+
 #[tokio::test]
 async fn fake_buffered_commands_go_out_in_one_write() {
     let (io, mut nsqd) = FakeNsqd::pair_with_capacity(1 << 20);
