@@ -225,17 +225,24 @@ impl Router {
     }
 
     async fn connected(&mut self, mut conn: Box<Connection>) -> Phase {
-        let exit = {
+        let (exit, unanswered_pings) = {
             let mut io = Io {
                 conn: &mut conn,
                 needs_flush: false,
+                write_failed: false,
                 flushed_pings: Vec::new(),
             };
             let mut stall = pin!(tokio::time::sleep_until(far_future()));
             let mut close_timer = pin!(tokio::time::sleep_until(far_future()));
-            poll_fn(|cx| self.poll_connected(cx, &mut io, stall.as_mut(), close_timer.as_mut()))
-                .await
+            let exit = poll_fn(|cx| {
+                self.poll_connected(cx, &mut io, stall.as_mut(), close_timer.as_mut())
+            })
+            .await;
+            (exit, io.flushed_pings)
         };
+        // Pings whose NOP was not flushed before the connection ended are retried on the next
+        // connection.
+        self.pings.extend(unanswered_pings);
         match exit {
             Exit::Finished => {
                 // Bounded: a peer that stopped reading must not hold the close up.
@@ -312,23 +319,27 @@ impl Router {
         }
 
         // 3. Writes: a NOP for pings, then as many queued requests as the window and the
-        //    connection take.
+        //    connection take. After a failed write only reading goes on, until the connection
+        //    hands out its last reply and its error.
+        if io.write_failed {
+            return Poll::Pending;
+        }
         if !self.pings.is_empty() {
             match Pin::new(&mut *io.conn).poll_ready(cx) {
                 Poll::Ready(Ok(())) => {
                     if let Err(err) = io.start_send(nop_bytes()) {
-                        return Poll::Ready(self.write_failed(cx, io, err));
+                        return self.write_failed(cx, io, err);
                     }
                     io.flushed_pings.append(&mut self.pings);
                 }
-                Poll::Ready(Err(err)) => return Poll::Ready(self.write_failed(cx, io, err)),
+                Poll::Ready(Err(err)) => return self.write_failed(cx, io, err),
                 Poll::Pending => {}
             }
         }
         while self.transactions.len() < self.config.max_in_flight {
             match Pin::new(&mut *io.conn).poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(err)) => return Poll::Ready(self.write_failed(cx, io, err)),
+                Poll::Ready(Err(err)) => return self.write_failed(cx, io, err),
                 Poll::Pending => break,
             }
             let request = match self.carry.take() {
@@ -344,7 +355,7 @@ impl Router {
                 },
             };
             if let Err(err) = self.write(io, request) {
-                return Poll::Ready(self.write_failed(cx, io, err));
+                return self.write_failed(cx, io, err);
             }
         }
 
@@ -357,7 +368,7 @@ impl Router {
                         let _ = ping.send(Ok(()));
                     }
                 }
-                Poll::Ready(Err(err)) => return Poll::Ready(self.write_failed(cx, io, err)),
+                Poll::Ready(Err(err)) => return self.write_failed(cx, io, err),
                 Poll::Pending => {}
             }
         }
@@ -415,17 +426,20 @@ impl Router {
     }
 
     /// A write or flush failed. nsqd often closes the connection right after answering (after
-    /// a rejection it does so with unread bytes, so the close is a reset), and the connection
-    /// keeps the frames that arrived before the failure: they are resolved first, so that
-    /// what nsqd acknowledged is reported `Ok` and a rejection as such, and only what is left
-    /// has an unknown outcome.
-    fn write_failed(&mut self, cx: &mut Context<'_>, io: &mut Io<'_>, err: ConnError) -> Exit {
-        while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut *io.conn).poll_next(cx) {
-            if let Some(exit) = self.on_reply(frame) {
-                return exit;
-            }
-        }
-        Exit::Lost(Arc::new(err))
+    /// a rejection it does so with unread bytes, so the close is a reset). The connection keeps
+    /// handing out the replies nsqd sent before it went away, so writing stops here and the
+    /// poll goes on reading: what nsqd acknowledged is reported `Ok` and a rejection as such,
+    /// and only what is left when the connection ends has an unknown outcome.
+    fn write_failed(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut Io<'_>,
+        err: ConnError,
+    ) -> Poll<Exit> {
+        tracing::debug!(addr = %self.addr, error = %err, "write failed; reading nsqd's last replies");
+        io.write_failed = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     fn write(&mut self, io: &mut Io<'_>, request: Request) -> Result<(), ConnError> {
@@ -585,6 +599,8 @@ fn fail_request(responder: Responder, reason: &NotSentReason, counters: &Counter
 struct Io<'a> {
     conn: &'a mut Connection,
     needs_flush: bool,
+    /// A write failed: nothing more is written; replies are read until the connection ends.
+    write_failed: bool,
     flushed_pings: Vec<oneshot::Sender<Result<(), PingFailure>>>,
 }
 

@@ -411,15 +411,9 @@ async fn s31_fatal_error_mid_pipeline() {
 /// are queued behind a rejected message, so nsqd closes the connection (with a reset, as bytes
 /// are left unread) in the middle of the producer's writes and the next write fails. The
 /// replies that arrived before the failure still count: the first publish is acknowledged and
-/// the bad one is rejected with nsqd's text, rather than both being reported unknown.
-///
-/// Known to fail in about one run in ten: when the write fails before tokio has seen the socket
-/// become readable, nsq-conn's `Connection` gives up without reading the replies waiting in the
-/// kernel (it only takes frames that are ready at once), so `first` ends `Unknown` although
-/// nsqd acknowledged it. Run it with `--ignored`; it should pass every time once the connection
-/// keeps reading after a failed write until nsqd's side ends.
+/// the bad one is rejected with nsqd's text, rather than both being reported unknown. This pins
+/// that the connection keeps reading after a failed write until nsqd's side ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky until nsq-conn reads the replies left after a failed write (see the doc comment)"]
 async fn s31_rejection_while_still_writing() {
     const FOLLOWERS: usize = 5000;
     let nsqd = Nsqd::start_with(NsqdOptions::new().max_msg_size(1000));
