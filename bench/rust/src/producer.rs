@@ -19,18 +19,22 @@ const BATCHING_OPTION: &str = "batching";
 
 /// Runs one case and returns its result line.
 pub(crate) async fn run(options: &ClientOptions) -> Result<RunResult, String> {
+    // c is measured without automatic batching and c* with it; the other cases use the
+    // default configuration.
     let mut config = ProducerConfig::default();
-    if options.case == "cstar" {
-        if let Err(err) = config.set(BATCHING_OPTION, "true") {
-            if is_unknown_option(&config, &err) {
-                return Ok(RunResult::unsupported(
-                    CLIENT,
-                    &options.case,
-                    options.n,
-                    "n/a (not implemented)",
-                ));
-            }
-            return Err(format!("turning on {BATCHING_OPTION}: {err}"));
+    let batching = match options.case.as_str() {
+        "c" => Some(false),
+        "cstar" => Some(true),
+        _ => None,
+    };
+    if let Some(on) = batching {
+        if !set_batching(&mut config, on)? && on {
+            return Ok(RunResult::unsupported(
+                CLIENT,
+                &options.case,
+                options.n,
+                "n/a (not implemented)",
+            ));
         }
     }
     let producer = connect(&options.addr, config).await?;
@@ -66,12 +70,22 @@ pub(crate) async fn run(options: &ClientOptions) -> Result<RunResult, String> {
     Ok(result)
 }
 
-/// Whether `err`, from setting an option by name, says there is no such option (rather than a
-/// bad value for a known one).
-fn is_unknown_option(config: &ProducerConfig, err: &nsq_producer::ConfigError) -> bool {
-    // A known boolean option accepts `false`; an unknown one refuses every value.
-    err.option().replace('-', "_") == BATCHING_OPTION
-        && config.clone().set(BATCHING_OPTION, "false").is_err()
+/// Turns automatic batching on or off; `false` if the producer has no such option.
+fn set_batching(config: &mut ProducerConfig, on: bool) -> Result<bool, String> {
+    let value = if on { "true" } else { "false" };
+    match config.set(BATCHING_OPTION, value) {
+        Ok(()) => Ok(true),
+        // A known boolean option takes either value; an unknown one refuses both.
+        Err(_)
+            if config
+                .clone()
+                .set(BATCHING_OPTION, if on { "false" } else { "true" })
+                .is_err() =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(format!("setting {BATCHING_OPTION}={value}: {err}")),
+    }
 }
 
 /// Connects with `config`, so that the clock starts with the connection ready.
