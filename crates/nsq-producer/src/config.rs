@@ -56,6 +56,14 @@ pub struct ProducerConfig {
     /// Fail a publish with [`NotSentReason::QueueFull`](crate::NotSentReason::QueueFull)
     /// instead of waiting when the queue is full.
     pub fail_fast: bool,
+    /// Send consecutive queued PUBs to the same topic as one MPUB (within
+    /// `limits.max_body_size`). Each publish still gets its own result; if nsqd rejects the
+    /// MPUB, every publish in it is rejected with nsqd's error and none was stored. On by
+    /// default.
+    pub batching: bool,
+    /// With batching, how long a batch may wait for more PUBs before it is written. Zero (the
+    /// default) sends only what is already queued, adding no latency.
+    pub batch_linger: Duration,
     /// TLS settings gathered by [`set`](Self::set) (`tls_v1`, `tls_root_ca_file`, ...),
     /// applied to `conn` when the configuration is built.
     #[cfg(feature = "tls")]
@@ -86,6 +94,8 @@ impl Default for ProducerConfig {
             reconnect_backoff_max: Duration::from_secs(10),
             close_timeout: Duration::from_secs(10),
             fail_fast: false,
+            batching: true,
+            batch_linger: Duration::ZERO,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -209,6 +219,7 @@ impl ProducerConfig {
     /// | `snappy`, `deflate`, `deflate_level` | compression |
     /// | `max_msg_size`, `max_body_size`, `max_defer` | publish limits (nsqd's `--max-msg-size`, `--max-body-size`, `--max-req-timeout`) |
     /// | `queue_capacity`, `queue_capacity_bytes`, `max_in_flight`, `fail_fast` | queueing |
+    /// | `batching`, `batch_linger` | automatic batching of PUBs into MPUBs |
     /// | `publish_timeout` (`none` for no timeout), `stall_grace`, `close_timeout` | deadlines |
     /// | `reconnect_backoff_min`, `reconnect_backoff_max` | reconnect delays |
     ///
@@ -361,6 +372,14 @@ impl ProducerConfig {
                 }
                 "fail_fast" => {
                     self.fail_fast = boolean(value)?;
+                    conn
+                }
+                "batching" => {
+                    self.batching = boolean(value)?;
+                    conn
+                }
+                "batch_linger" => {
+                    self.batch_linger = dur(value)?;
                     conn
                 }
                 _ => return Err(ConfigError::new(name.clone(), "unknown option")),

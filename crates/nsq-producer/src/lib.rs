@@ -47,6 +47,17 @@
 //! however fast callers publish. A caller that never looks at its result holds up nobody:
 //! results are stored for it, not pushed through a channel.
 //!
+//! **Batching.** With [`ProducerConfig::batching`] (on by default), consecutive queued PUBs to
+//! the same topic are written as one MPUB, within the MPUB size limit. Without
+//! [`ProducerConfig::batch_linger`] only what is already queued is batched, so a lone publish
+//! goes out at once and batching adds no latency; under load, it cuts nsqd's per-command work.
+//! Each publish still resolves on its own. nsqd judges an MPUB as a whole: every message in a
+//! batch already passed the size checks, so nsqd can only refuse a batch for reasons that concern
+//! all of it (authorisation, a storage failure) or because its `--max-msg-size` is below the
+//! configured limit; then every publish in the batch is [`PublishError::Rejected`] with nsqd's
+//! error, and none of them was stored. DPUBs and a caller's own MPUBs are never merged, and the
+//! wire order is always the queue order.
+//!
 //! **Timeouts.** [`ProducerConfig::publish_timeout`] (default 30 s) bounds a publish from the
 //! call to nsqd's answer. If it passes while the request is still queued, the request is
 //! withdrawn and the publish fails with [`NotSentReason::DeadlineExpired`]; if the request was
@@ -100,6 +111,7 @@
 #![forbid(unsafe_code)]
 
 mod backoff;
+mod batch;
 mod completion;
 mod config;
 mod error;

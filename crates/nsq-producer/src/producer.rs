@@ -7,15 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use nsq_proto::{Command, EncodeError, InvalidPublish, Topic};
+use bytes::Bytes;
+use nsq_proto::Topic;
 use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot, watch};
 use tokio::time::{Instant, Sleep};
 
 use crate::completion::{Completion, completion};
 use crate::config::{ConfigError, ProducerConfig};
 use crate::error::{NotSentReason, PingFailure, PublishError};
-use crate::request::{Control, Request};
+use crate::request::{Control, Payload, Request};
 use crate::router::Router;
 use crate::stats::{Counters, ProducerState, Stats};
 
@@ -173,8 +173,8 @@ impl Producer {
     ) -> Result<Publish, PublishError> {
         let body = body.into();
         self.inner.config.limits.check_pub(&body)?;
-        let bytes = encode(Command::Pub { topic, body: &body })?;
-        self.enqueue(bytes, 1).await
+        let topic = topic.clone();
+        self.enqueue(Payload::Pub { topic, body }).await
     }
 
     /// Queues one MPUB; see [`publish_async`](Self::publish_async).
@@ -193,12 +193,8 @@ impl Producer {
     {
         let bodies: Vec<Bytes> = bodies.into_iter().map(Into::into).collect();
         self.inner.config.limits.check_mpub(&bodies)?;
-        let bytes = encode(Command::Mpub {
-            topic,
-            bodies: &bodies,
-        })?;
-        let messages = u32::try_from(bodies.len()).unwrap_or(u32::MAX);
-        self.enqueue(bytes, messages).await
+        let topic = topic.clone();
+        self.enqueue(Payload::Mpub { topic, bodies }).await
     }
 
     /// Queues one DPUB; see [`publish_async`](Self::publish_async).
@@ -214,15 +210,11 @@ impl Producer {
     ) -> Result<Publish, PublishError> {
         let body = body.into();
         self.inner.config.limits.check_dpub(delay, &body)?;
-        let bytes = encode(Command::Dpub {
-            topic,
-            delay,
-            body: &body,
-        })?;
-        self.enqueue(bytes, 1).await
+        let topic = topic.clone();
+        self.enqueue(Payload::Dpub { topic, delay, body }).await
     }
 
-    async fn enqueue(&self, bytes: Bytes, messages: u32) -> Result<Publish, PublishError> {
+    async fn enqueue(&self, payload: Payload) -> Result<Publish, PublishError> {
         let inner = &*self.inner;
         let shared = &inner.shared;
         if shared.closed.load(Ordering::Acquire) {
@@ -230,7 +222,8 @@ impl Producer {
         }
         let deadline = inner.config.publish_timeout.map(|t| Instant::now() + t);
         // A request larger than the whole byte budget takes all of it.
-        let permits = bytes.len().min(inner.config.queue_capacity_bytes) as u32;
+        let size = payload.command().encoded_len();
+        let permits = size.min(inner.config.queue_capacity_bytes) as u32;
         let not_sent = |reason| {
             Counters::add(&shared.counters.not_sent, 1);
             PublishError::NotSent(reason)
@@ -279,10 +272,9 @@ impl Producer {
         // Counted before the request is in the channel, where the router may take it at once.
         Counters::add(&shared.counters.queued, 1);
         place.send(Request {
-            bytes,
+            payload,
             responder,
             deadline,
-            messages,
             permits,
         });
         Ok(Publish {
@@ -403,22 +395,6 @@ impl Future for Publish {
         }
         Poll::Pending
     }
-}
-
-fn encode(command: Command<'_>) -> Result<Bytes, PublishError> {
-    let mut buf = BytesMut::with_capacity(command.encoded_len());
-    // Unreachable after validation, since the limits are capped below the wire's maximum.
-    command.encode(&mut buf).map_err(|err| {
-        let size = match err {
-            EncodeError::BodyTooLarge { len } => len,
-            _ => u64::MAX,
-        };
-        InvalidPublish::BatchTooLarge {
-            size,
-            max: i32::MAX as u64,
-        }
-    })?;
-    Ok(buf.freeze())
 }
 
 /// Runs `future` until `deadline`; `None` if the deadline came first.

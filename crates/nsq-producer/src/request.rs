@@ -1,33 +1,64 @@
 //! What a handle sends to the router.
 
+use std::time::Duration;
+
 use bytes::Bytes;
+use nsq_proto::{Command, Topic};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::completion::Responder;
+use crate::error::PingFailure;
 use crate::stats::Stats;
 
-/// One publish, already encoded by the caller.
+/// One publish, validated by the caller and encoded by the router straight into the
+/// connection's write buffer (the body is copied once).
 #[derive(Debug)]
 pub(crate) struct Request {
-    /// The command's wire bytes.
-    pub(crate) bytes: Bytes,
+    pub(crate) payload: Payload,
     pub(crate) responder: Responder,
     pub(crate) deadline: Option<Instant>,
-    /// Messages carried: 1, or an MPUB's count.
-    pub(crate) messages: u32,
     /// Queue-byte permits this request holds; returned when it leaves the queue.
     pub(crate) permits: u32,
+}
+
+/// The command a request carries.
+#[derive(Debug)]
+pub(crate) enum Payload {
+    Pub {
+        topic: Topic,
+        body: Bytes,
+    },
+    Mpub {
+        topic: Topic,
+        bodies: Vec<Bytes>,
+    },
+    Dpub {
+        topic: Topic,
+        delay: Duration,
+        body: Bytes,
+    },
+}
+
+impl Payload {
+    pub(crate) fn command(&self) -> Command<'_> {
+        match self {
+            Self::Pub { topic, body } => Command::Pub { topic, body },
+            Self::Mpub { topic, bodies } => Command::Mpub { topic, bodies },
+            Self::Dpub { topic, delay, body } => Command::Dpub {
+                topic,
+                delay: *delay,
+                body,
+            },
+        }
+    }
 }
 
 /// Requests that are not publishes.
 #[derive(Debug)]
 pub(crate) enum Control {
     /// Connect if needed, then write a NOP and flush it.
-    Ping(oneshot::Sender<Result<(), PingError>>),
+    Ping(oneshot::Sender<Result<(), PingFailure>>),
     /// Write what is queued, wait for the replies, close.
     Close(oneshot::Sender<Stats>),
 }
-
-/// Why a ping failed.
-pub(crate) type PingError = crate::error::PingFailure;

@@ -14,19 +14,19 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
-use futures::{Sink, Stream};
+use futures::Stream;
 use nsq_conn::{ConnConfig, ConnError, Connection};
 use nsq_proto::{Command, Frame};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
 
 use crate::backoff::{Backoff, Jitter};
+use crate::batch::Batch;
 use crate::completion::Responder;
 use crate::config::ProducerConfig;
 use crate::error::{NotSentReason, PingFailure, PublishError};
 use crate::producer::Shared;
-use crate::request::{Control, Request};
+use crate::request::{Control, Payload, Request};
 use crate::stats::{Counters, ProducerState, Stats};
 use crate::transactions::{InFlight, Resolved, Transactions, Violation};
 
@@ -40,8 +40,12 @@ pub(crate) struct Router {
     transactions: Transactions,
     backoff: Backoff,
     jitter: Jitter,
-    /// A request taken from the queue while no connection existed; written first.
+    /// A request taken from the queue but not written yet; written first.
     carry: Option<Request>,
+    /// PUBs taken from the queue to go out together as one MPUB; written before `carry`.
+    batch: Batch,
+    /// Queue-byte permits of requests that left the queue, returned to publishers together.
+    permits_to_release: usize,
     ever_connected: bool,
     /// Earliest time the next dial may start.
     not_before: Option<Instant>,
@@ -102,6 +106,8 @@ impl Router {
             transactions: Transactions::default(),
             jitter: Jitter::seeded(seed),
             carry: None,
+            batch: Batch::default(),
+            permits_to_release: 0,
             ever_connected: false,
             not_before: None,
             pings: Vec::new(),
@@ -144,13 +150,16 @@ impl Router {
             if self.closing.is_some() && self.nothing_to_deliver() {
                 return Phase::Done;
             }
-            if self.carry.is_some() || !self.pings.is_empty() {
+            if self.carry.is_some() || !self.batch.is_empty() || !self.pings.is_empty() {
                 let at = self.not_before.unwrap_or_else(Instant::now);
                 return Phase::Dial { attempt: 0, at };
             }
             tokio::select! {
                 request = self.requests.recv(), if !self.requests_done => match request {
-                    Some(request) => self.carry = Some(self.dequeued(request)),
+                    Some(request) => {
+                        self.carry = Some(self.dequeued(request));
+                        self.release_permits();
+                    }
                     None => self.requests_done = true,
                 },
                 control = self.control.recv(), if !self.control_done => self.on_control(control),
@@ -231,11 +240,14 @@ impl Router {
                 needs_flush: false,
                 write_failed: false,
                 flushed_pings: Vec::new(),
+                stall: Box::pin(tokio::time::sleep_until(far_future())),
+                close_timer: Box::pin(tokio::time::sleep_until(far_future())),
+                linger: Box::pin(tokio::time::sleep_until(far_future())),
             };
-            let mut stall = pin!(tokio::time::sleep_until(far_future()));
-            let mut close_timer = pin!(tokio::time::sleep_until(far_future()));
             let exit = poll_fn(|cx| {
-                self.poll_connected(cx, &mut io, stall.as_mut(), close_timer.as_mut())
+                let exit = self.poll_connected(cx, &mut io);
+                self.release_permits();
+                exit
             })
             .await;
             (exit, io.flushed_pings)
@@ -246,7 +258,7 @@ impl Router {
         match exit {
             Exit::Finished => {
                 // Bounded: a peer that stopped reading must not hold the close up.
-                let close = poll_fn(|cx| Pin::new(&mut *conn).poll_close(cx));
+                let close = poll_fn(|cx| conn.poll_close(cx));
                 let _ = tokio::time::timeout(CLOSE_FLUSH_LIMIT, close).await;
                 Phase::Done
             }
@@ -289,13 +301,7 @@ impl Router {
         }
     }
 
-    fn poll_connected(
-        &mut self,
-        cx: &mut Context<'_>,
-        io: &mut Io<'_>,
-        mut stall: Pin<&mut Sleep>,
-        mut close_timer: Pin<&mut Sleep>,
-    ) -> Poll<Exit> {
+    fn poll_connected(&mut self, cx: &mut Context<'_>, io: &mut Io<'_>) -> Poll<Exit> {
         // 1. Replies first: they free in-flight slots and must never wait behind writes.
         loop {
             match Pin::new(&mut *io.conn).poll_next(cx) {
@@ -325,9 +331,9 @@ impl Router {
             return Poll::Pending;
         }
         if !self.pings.is_empty() {
-            match Pin::new(&mut *io.conn).poll_ready(cx) {
+            match io.conn.poll_send_ready(cx) {
                 Poll::Ready(Ok(())) => {
-                    if let Err(err) = io.start_send(nop_bytes()) {
+                    if let Err(err) = io.buffer(&Command::Nop) {
                         return self.write_failed(cx, io, err);
                     }
                     io.flushed_pings.append(&mut self.pings);
@@ -336,8 +342,8 @@ impl Router {
                 Poll::Pending => {}
             }
         }
-        while self.transactions.len() < self.config.max_in_flight {
-            match Pin::new(&mut *io.conn).poll_ready(cx) {
+        while self.transactions.len() + self.batch.len() < self.config.max_in_flight {
+            match io.conn.poll_send_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(err)) => return self.write_failed(cx, io, err),
                 Poll::Pending => break,
@@ -358,10 +364,13 @@ impl Router {
                 return self.write_failed(cx, io, err);
             }
         }
+        if let Err(err) = self.poll_batch(cx, io) {
+            return self.write_failed(cx, io, err);
+        }
 
         // 4. Flush once the queue is drained (or the window is full): one flush per burst.
         if io.needs_flush {
-            match Pin::new(&mut *io.conn).poll_flush(cx) {
+            match io.conn.poll_flush(cx) {
                 Poll::Ready(Ok(())) => {
                     io.needs_flush = false;
                     for ping in io.flushed_pings.drain(..) {
@@ -375,26 +384,18 @@ impl Router {
 
         // 5. Deadlines: a reply that stopped coming, and the close timeout.
         if let Some(deadline) = self.transactions.head_deadline() {
-            let deadline = deadline + self.config.stall_grace;
-            if stall.deadline() != deadline {
-                stall.as_mut().reset(deadline);
-            }
-            if stall.as_mut().poll(cx).is_ready() {
+            if poll_timer(&mut io.stall, deadline + self.config.stall_grace, cx) {
                 return Poll::Ready(Exit::Stalled);
             }
         }
         if let Some(closing) = &self.closing {
-            let deadline = closing.deadline;
-            if close_timer.deadline() != deadline {
-                close_timer.as_mut().reset(deadline);
-            }
-            if close_timer.as_mut().poll(cx).is_ready() {
+            if poll_timer(&mut io.close_timer, closing.deadline, cx) {
                 return Poll::Ready(Exit::Finished);
             }
         }
 
         // 6. Done when nothing is left to write or to wait for.
-        let drained = self.carry.is_none() && self.requests_done;
+        let drained = self.carry.is_none() && self.batch.is_empty() && self.requests_done;
         let idle = drained && self.transactions.is_empty() && !io.needs_flush;
         if idle && (self.closing.is_some() || self.control_done) {
             return Poll::Ready(Exit::Finished);
@@ -408,13 +409,17 @@ impl Router {
         // it in `stats()`.
         let c = &self.shared.counters;
         let resolved = self.transactions.resolve(frame, |resolved| match resolved {
-            Resolved::Acked { .. } => {
-                Counters::add(&c.acked, 1);
-                Counters::sub(&c.in_flight, 1);
+            Resolved::Acked { requests } => {
+                Counters::add(&c.acked, *requests as u64);
+                Counters::sub(&c.in_flight, *requests as u64);
             }
-            Resolved::Rejected { aborted, code, .. } => {
-                c.reject(code.as_str());
-                Counters::sub(&c.in_flight, 1 + *aborted as u64);
+            Resolved::Rejected {
+                requests,
+                aborted,
+                code,
+            } => {
+                c.reject(code.as_str(), *requests as u64);
+                Counters::sub(&c.in_flight, (requests + aborted) as u64);
                 Counters::add(&c.not_sent, *aborted as u64);
             }
         });
@@ -442,38 +447,101 @@ impl Router {
         Poll::Pending
     }
 
+    /// Writes one request, or adds it to the batch of PUBs being gathered.
     fn write(&mut self, io: &mut Io<'_>, request: Request) -> Result<(), ConnError> {
         let Request {
-            bytes,
+            payload,
             responder,
             deadline,
-            messages,
             ..
         } = request;
+        let payload = match payload {
+            Payload::Pub { topic, body } if self.config.batching => {
+                if !self
+                    .batch
+                    .accepts(&topic, body.len(), self.config.limits.max_body_size)
+                {
+                    self.write_batch(io)?;
+                }
+                self.batch.push(topic, body, responder, deadline);
+                return Ok(());
+            }
+            payload => payload,
+        };
+        // Whatever was batched was queued before this request, so it goes first.
+        self.write_batch(io)?;
         if !responder.start_write() {
             // The caller left before its bytes were written: it is skipped.
             return Ok(());
         }
-        let len = bytes.len() as u64;
-        io.start_send(bytes)?;
+        let command = payload.command();
+        io.buffer(&command)?;
         let c = self.counters();
-        Counters::add(&c.bytes_written, len);
+        Counters::add(&c.bytes_written, command.encoded_len() as u64);
         Counters::add(&c.in_flight, 1);
-        self.transactions.push(InFlight {
-            responder,
-            deadline,
-            messages,
+        self.transactions
+            .push(InFlight::single(responder, deadline));
+        Ok(())
+    }
+
+    /// Writes the batch now, or leaves it to gather more PUBs until the linger time has passed.
+    /// Without linger, a batch is only what was already queued, so batching adds no latency.
+    fn poll_batch(&mut self, cx: &mut Context<'_>, io: &mut Io<'_>) -> Result<(), ConnError> {
+        let Some(started) = self.batch.started() else {
+            return Ok(());
+        };
+        let linger = self.config.batch_linger;
+        let window_full = self.transactions.len() + self.batch.len() >= self.config.max_in_flight;
+        let no_more = self.requests_done || self.closing.is_some();
+        if linger.is_zero()
+            || window_full
+            || no_more
+            || poll_timer(&mut io.linger, started + linger, cx)
+        {
+            self.write_batch(io)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the gathered PUBs as one command: a PUB for one, an MPUB for several.
+    fn write_batch(&mut self, io: &mut Io<'_>) -> Result<(), ConnError> {
+        let Some(written) = self.batch.start_write() else {
+            return Ok(());
+        };
+        let command = written.command();
+        io.buffer(&command)?;
+        let len = command.encoded_len() as u64;
+        let requests = written.len();
+        let c = &self.shared.counters;
+        Counters::add(&c.bytes_written, len);
+        Counters::add(&c.in_flight, requests as u64);
+        let transactions = &mut self.transactions;
+        written.finish(|i, responder, deadline| {
+            let group = if i == 0 { requests as u32 } else { 0 };
+            transactions.push(InFlight {
+                responder,
+                deadline,
+                group,
+            });
         });
         Ok(())
     }
 
-    /// Bookkeeping for a request leaving the channel.
-    fn dequeued(&self, request: Request) -> Request {
+    /// Bookkeeping for a request leaving the channel. Its queue bytes are returned to
+    /// publishers by [`release_permits`](Self::release_permits), once per loop turn rather
+    /// than once per request.
+    fn dequeued(&mut self, request: Request) -> Request {
         Counters::sub(&self.counters().queued, 1);
-        self.shared
-            .queue_bytes
-            .add_permits(request.permits as usize);
+        self.permits_to_release += request.permits as usize;
         request
+    }
+
+    fn release_permits(&mut self) {
+        if self.permits_to_release > 0 {
+            self.shared
+                .queue_bytes
+                .add_permits(std::mem::take(&mut self.permits_to_release));
+        }
     }
 
     fn on_control(&mut self, control: Option<Control>) {
@@ -511,22 +579,24 @@ impl Router {
 
     /// Nothing queued, nothing carried and nothing in flight.
     fn nothing_to_deliver(&mut self) -> bool {
-        if self.carry.is_some() || !self.transactions.is_empty() {
+        if self.carry.is_some() || !self.batch.is_empty() || !self.transactions.is_empty() {
             return false;
         }
         // Skip requests whose callers are gone; stop at the first live one.
-        loop {
+        let found = loop {
             match self.requests.try_recv() {
                 Ok(request) => {
                     let request = self.dequeued(request);
                     if !request.responder.is_abandoned() {
                         self.carry = Some(request);
-                        return false;
+                        break true;
                     }
                 }
-                Err(_) => return true,
+                Err(_) => break false,
             }
-        }
+        };
+        self.release_permits();
+        !found
     }
 
     /// Every handle is gone and nothing is outstanding: the task can end.
@@ -534,11 +604,15 @@ impl Router {
         self.requests_done
             && self.control_done
             && self.carry.is_none()
+            && self.batch.is_empty()
             && self.transactions.is_empty()
     }
 
     /// Fails the carried request and everything in the channel.
     fn fail_queued(&mut self, reason: &NotSentReason) {
+        for (responder, _) in self.batch.drain_members() {
+            fail_request(responder, reason, self.counters());
+        }
         if let Some(request) = self.carry.take() {
             fail_request(request.responder, reason, self.counters());
         }
@@ -546,6 +620,7 @@ impl Router {
             let request = self.dequeued(request);
             fail_request(request.responder, reason, self.counters());
         }
+        self.release_permits();
     }
 
     fn shut_down(&mut self) {
@@ -602,14 +677,28 @@ struct Io<'a> {
     /// A write failed: nothing more is written; replies are read until the connection ends.
     write_failed: bool,
     flushed_pings: Vec<oneshot::Sender<Result<(), PingFailure>>>,
+    /// The oldest request's deadline plus the stall grace.
+    stall: Pin<Box<Sleep>>,
+    close_timer: Pin<Box<Sleep>>,
+    /// When a lingering batch must be written.
+    linger: Pin<Box<Sleep>>,
 }
 
 impl Io<'_> {
-    fn start_send(&mut self, bytes: Bytes) -> Result<(), ConnError> {
-        Pin::new(&mut *self.conn).start_send(bytes)?;
+    /// Encodes `command` into the connection's write buffer (no I/O).
+    fn buffer(&mut self, command: &Command<'_>) -> Result<(), ConnError> {
+        self.conn.buffer_command(command)?;
         self.needs_flush = true;
         Ok(())
     }
+}
+
+/// Polls `timer` for `deadline`, moving it first if the deadline changed. True once it passed.
+fn poll_timer(timer: &mut Pin<Box<Sleep>>, deadline: Instant, cx: &mut Context<'_>) -> bool {
+    if timer.deadline() != deadline {
+        timer.as_mut().reset(deadline);
+    }
+    timer.as_mut().poll(cx).is_ready()
 }
 
 /// Sleeps until `at`, or for ever when there is no deadline.
@@ -625,12 +714,4 @@ const CLOSE_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(1)
 
 fn far_future() -> Instant {
     Instant::now() + std::time::Duration::from_secs(86_400 * 365)
-}
-
-fn nop_bytes() -> Bytes {
-    let mut buf = BytesMut::with_capacity(Command::Nop.encoded_len());
-    Command::Nop
-        .encode(&mut buf)
-        .expect("NOP has no body that could overflow");
-    buf.freeze()
 }

@@ -87,9 +87,9 @@ impl Counters {
         counter.fetch_sub(n, Relaxed);
     }
 
-    pub(crate) fn reject(&self, code: &str) {
+    pub(crate) fn reject(&self, code: &str, requests: u64) {
         let mut map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
-        *map.entry(code.to_owned()).or_default() += 1;
+        *map.entry(code.to_owned()).or_default() += requests;
     }
 
     pub(crate) fn snapshot(&self) -> Stats {

@@ -16,24 +16,39 @@ use crate::completion::Responder;
 use crate::error::{NotSentReason, PublishError};
 
 /// One written request waiting for its reply.
+///
+/// Several requests can share one command on the wire (publishes batched into one MPUB): the
+/// first of them carries `group`, the number of requests the command's single reply answers;
+/// the others carry 0.
 #[derive(Debug)]
 pub(crate) struct InFlight {
     pub(crate) responder: Responder,
     /// When the caller stops waiting; past it the reply can no longer be trusted to come.
     pub(crate) deadline: Option<Instant>,
-    /// Messages carried (1, or the MPUB's count), for the counters.
-    pub(crate) messages: u32,
+    /// How many requests, from this one on, the next reply answers (0 for followers).
+    pub(crate) group: u32,
+}
+
+impl InFlight {
+    /// A request that has a command of its own.
+    pub(crate) fn single(responder: Responder, deadline: Option<Instant>) -> Self {
+        Self {
+            responder,
+            deadline,
+            group: 1,
+        }
+    }
 }
 
 /// What a reply did to the queue.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Resolved {
-    /// The head was acknowledged.
-    Acked { messages: u32 },
-    /// The head was rejected with a fatal error; `aborted` requests behind it were resolved as
-    /// not sent. The connection is finished.
+    /// The head command was acknowledged: `requests` requests.
+    Acked { requests: usize },
+    /// The head command (`requests` requests) was rejected with a fatal error; `aborted`
+    /// requests behind it were resolved as not sent. The connection is finished.
     Rejected {
-        messages: u32,
+        requests: usize,
         aborted: usize,
         code: ErrorCode,
     },
@@ -109,12 +124,12 @@ impl Transactions {
         }
         match frame {
             Frame::Response(Response::Ok) => {
-                let head = self.queue.pop_front().expect("checked non-empty");
-                let resolved = Resolved::Acked {
-                    messages: head.messages,
-                };
+                let requests = self.head_group();
+                let resolved = Resolved::Acked { requests };
                 count(&resolved);
-                head.responder.complete(Ok(()));
+                for request in self.queue.drain(..requests) {
+                    request.responder.complete(Ok(()));
+                }
                 Ok(resolved)
             }
             Frame::Error(err) if err.is_fatal() => Ok(self.reject_head(err, count)),
@@ -122,16 +137,27 @@ impl Transactions {
         }
     }
 
+    /// How many requests the head command covers.
+    fn head_group(&self) -> usize {
+        let group = self.queue.front().map_or(1, |head| head.group.max(1));
+        (group as usize).min(self.queue.len())
+    }
+
     fn reject_head(&mut self, err: ServerError, count: impl FnOnce(&Resolved)) -> Resolved {
-        let head = self.queue.pop_front().expect("checked non-empty");
+        let requests = self.head_group();
         // nsqd stopped reading at the error: nothing behind it was executed.
         let resolved = Resolved::Rejected {
-            messages: head.messages,
-            aborted: self.queue.len(),
+            requests,
+            aborted: self.queue.len() - requests,
             code: err.code().clone(),
         };
         count(&resolved);
-        head.responder.complete(Err(PublishError::Rejected(err)));
+        // nsqd validates an MPUB as a whole: every request in the command shares its fate.
+        for request in self.queue.drain(..requests) {
+            request
+                .responder
+                .complete(Err(PublishError::Rejected(err.clone())));
+        }
         for request in self.queue.drain(..) {
             request
                 .responder
@@ -184,12 +210,16 @@ mod tests {
     use crate::completion::{Completion, completion};
 
     fn written() -> (InFlight, Completion) {
+        written_in_group(1)
+    }
+
+    fn written_in_group(group: u32) -> (InFlight, Completion) {
         let (responder, completion) = completion();
         assert!(responder.start_write());
         let request = InFlight {
             responder,
             deadline: None,
-            messages: 1,
+            group,
         };
         (request, completion)
     }
@@ -217,13 +247,13 @@ mod tests {
             .collect();
         assert_eq!(
             tx.resolve(Frame::Response(Response::Ok), |_| {}),
-            Ok(Resolved::Acked { messages: 1 })
+            Ok(Resolved::Acked { requests: 1 })
         );
         let bad = "E_BAD_TOPIC PUB topic name \"bad:topic\" is not valid";
         assert_eq!(
             tx.resolve(error(bad), |_| {}),
             Ok(Resolved::Rejected {
-                messages: 1,
+                requests: 1,
                 aborted: 2,
                 code: ErrorCode::BadTopic
             })
@@ -306,9 +336,47 @@ mod tests {
         assert_eq!(result(&mut caller), Some(Err(PublishError::Unknown(None))));
     }
 
+    #[test]
+    fn one_reply_answers_a_whole_batch() {
+        let mut tx = Transactions::default();
+        let mut callers = Vec::new();
+        for group in [3, 0, 0, 2, 0, 1] {
+            let (request, completion) = written_in_group(group);
+            tx.push(request);
+            callers.push(completion);
+        }
+        assert_eq!(
+            tx.resolve(Frame::Response(Response::Ok), |_| {}),
+            Ok(Resolved::Acked { requests: 3 })
+        );
+        let bad = "E_BAD_MESSAGE MPUB message too big 105 > 100";
+        assert_eq!(
+            tx.resolve(error(bad), |_| {}),
+            Ok(Resolved::Rejected {
+                requests: 2,
+                aborted: 1,
+                code: ErrorCode::BadMessage
+            })
+        );
+        for caller in &mut callers[..3] {
+            assert_eq!(result(caller), Some(Ok(())));
+        }
+        for caller in &mut callers[3..5] {
+            let Some(Err(PublishError::Rejected(err))) = result(caller) else {
+                panic!("every request of the rejected batch shares the rejection")
+            };
+            assert_eq!(err.to_string(), bad);
+        }
+        assert_eq!(
+            result(&mut callers[5]),
+            Some(Err(PublishError::NotSent(NotSentReason::Aborted)))
+        );
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Push,
+        PushBatch(u32),
         Ok,
         Error,
         Violation,
@@ -319,6 +387,7 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             4 => Just(Op::Push),
+            1 => (2u32..6).prop_map(Op::PushBatch),
             3 => Just(Op::Ok),
             1 => Just(Op::Error),
             1 => Just(Op::Violation),
@@ -343,8 +412,9 @@ mod tests {
         #[test]
         fn matches_reference_model(ops in proptest::collection::vec(op(), 0..200)) {
             let mut tx = Transactions::default();
-            // Model: queue of caller indices in wire order; each caller's expected outcome.
-            let mut model: Vec<usize> = Vec::new();
+            // Model: commands in wire order, each the list of its callers' indices; each
+            // caller's expected outcome.
+            let mut model: Vec<Vec<usize>> = Vec::new();
             let mut expected: Vec<Expected> = Vec::new();
             let mut callers: Vec<Option<Completion>> = Vec::new();
             for op in ops {
@@ -352,17 +422,32 @@ mod tests {
                     Op::Push => {
                         let (request, completion) = written();
                         tx.push(request);
-                        model.push(callers.len());
+                        model.push(vec![callers.len()]);
                         expected.push(Expected::Pending);
                         callers.push(Some(completion));
+                    }
+                    Op::PushBatch(n) => {
+                        let mut command = Vec::new();
+                        for i in 0..n {
+                            let (request, completion) =
+                                written_in_group(if i == 0 { n } else { 0 });
+                            tx.push(request);
+                            command.push(callers.len());
+                            expected.push(Expected::Pending);
+                            callers.push(Some(completion));
+                        }
+                        model.push(command);
                     }
                     Op::Ok => {
                         let got = tx.resolve(Frame::Response(Response::Ok), |_| {});
                         if model.is_empty() {
                             prop_assert!(got.is_err());
                         } else {
-                            prop_assert_eq!(got, Ok(Resolved::Acked { messages: 1 }));
-                            expected[model.remove(0)] = Expected::Acked;
+                            let head = model.remove(0);
+                            prop_assert_eq!(got, Ok(Resolved::Acked { requests: head.len() }));
+                            for i in head {
+                                expected[i] = Expected::Acked;
+                            }
                         }
                     }
                     Op::Error => {
@@ -370,10 +455,13 @@ mod tests {
                         if model.is_empty() {
                             prop_assert!(got.is_err());
                         } else {
-                            let aborted = model.len() - 1;
-                            prop_assert_eq!(got, Ok(Resolved::Rejected { messages: 1, aborted, code: ErrorCode::BadMessage }));
-                            expected[model.remove(0)] = Expected::Rejected;
-                            for i in model.drain(..) {
+                            let head = model.remove(0);
+                            let aborted = model.iter().map(Vec::len).sum();
+                            prop_assert_eq!(got, Ok(Resolved::Rejected { requests: head.len(), aborted, code: ErrorCode::BadMessage }));
+                            for i in head {
+                                expected[i] = Expected::Rejected;
+                            }
+                            for i in model.drain(..).flatten() {
                                 expected[i] = Expected::Aborted;
                             }
                         }
@@ -383,8 +471,9 @@ mod tests {
                         prop_assert!(got.is_err());
                     }
                     Op::Disconnect => {
-                        prop_assert_eq!(tx.fail_all(None, |_| {}), model.len());
-                        for i in model.drain(..) {
+                        let outstanding: usize = model.iter().map(Vec::len).sum();
+                        prop_assert_eq!(tx.fail_all(None, |_| {}), outstanding);
+                        for i in model.drain(..).flatten() {
                             expected[i] = Expected::Unknown;
                         }
                     }
@@ -394,7 +483,7 @@ mod tests {
                         }
                     }
                 }
-                prop_assert_eq!(tx.len(), model.len());
+                prop_assert_eq!(tx.len(), model.iter().map(Vec::len).sum::<usize>());
             }
             for (i, caller) in callers.iter_mut().enumerate() {
                 let Some(caller) = caller else { continue };

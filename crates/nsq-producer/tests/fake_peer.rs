@@ -36,6 +36,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+/// These tests pin the pipeline of one command per publish, so automatic batching (which would
+/// merge consecutive PUBs into one MPUB) is off; `batching_*` tests cover it.
+fn unbatched() -> ProducerConfig {
+    let mut config = ProducerConfig::default();
+    config.batching = false;
+    config
+}
+
 /// How long any step may take before the test fails. With the clock paused the clock only gets
 /// here when every task is stuck, so it must be longer than any timer a scenario relies on.
 const GUARD: Duration = Duration::from_secs(20);
@@ -224,7 +232,7 @@ async fn s22_concurrent_publishers_each_get_their_own_reply() {
     const BAD_TEXT: &str = "E_BAD_MESSAGE PUB message too big 5 > 4";
 
     let server = FakeServer::bind().await;
-    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
+    let producer = Producer::new(server.addr(), unbatched()).unwrap();
     let publishers: Vec<_> = (0..TASKS)
         .map(|task| {
             let producer = producer.clone();
@@ -330,7 +338,7 @@ async fn s22_concurrent_publishers_each_get_their_own_reply() {
 async fn s31_pipelined_fatal_error_aborts_the_rest_and_reconnects() {
     const BAD_TOPIC: &str = "E_BAD_TOPIC PUB topic name \"bad:topic\" is not valid";
     let server = FakeServer::bind().await;
-    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
+    let producer = Producer::new(server.addr(), unbatched()).unwrap();
     let topic = topic();
     let mut pending = Vec::new();
     for body in ["1", "2", "3", "4"] {
@@ -377,7 +385,7 @@ async fn s31_pipelined_fatal_error_aborts_the_rest_and_reconnects() {
 /// go out on the next connection, in order.
 async fn connection_lost_without_error_frame(reset: bool) {
     let server = FakeServer::bind().await;
-    let mut config = ProducerConfig::default();
+    let mut config = unbatched();
     config.max_in_flight = 2;
     let producer = Producer::new(server.addr(), config).unwrap();
     let topic = topic();
@@ -441,7 +449,7 @@ async fn s33_connection_closed_without_error_frame() {
 #[tokio::test]
 async fn s35_unexpected_ok_recycles_connection() {
     let server = FakeServer::bind().await;
-    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
+    let producer = Producer::new(server.addr(), unbatched()).unwrap();
     let first = spawn_publish(&producer, "1");
     let mut nsqd = server.accept().await;
     assert_eq!(expect_pub(&mut nsqd).await, "1");
@@ -468,7 +476,7 @@ async fn s35_unexpected_ok_recycles_connection() {
 #[tokio::test]
 async fn s35_unexpected_response_payload_recycles_connection() {
     let server = FakeServer::bind().await;
-    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
+    let producer = Producer::new(server.addr(), unbatched()).unwrap();
     let topic = topic();
     let first = producer.publish_async(&topic, "1").await.unwrap();
     let second = producer.publish_async(&topic, "2").await.unwrap();
@@ -514,7 +522,7 @@ async fn s36_non_fatal_error_code_is_a_violation_for_a_producer() {
     assert!(!ErrorCode::FinFailed.is_fatal());
 
     let server = FakeServer::bind().await;
-    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
+    let producer = Producer::new(server.addr(), unbatched()).unwrap();
     let first = spawn_publish(&producer, "1");
     let mut nsqd = server.accept().await;
     assert_eq!(expect_pub(&mut nsqd).await, "1");
@@ -549,7 +557,7 @@ async fn s36_non_fatal_error_code_is_a_violation_for_a_producer() {
 #[tokio::test]
 async fn s41_heartbeat_during_pipelining_is_answered_and_resolves_nothing() {
     let server = FakeServer::bind().await;
-    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
+    let producer = Producer::new(server.addr(), unbatched()).unwrap();
     let topic = topic();
     let first = producer.publish_async(&topic, "1").await.unwrap();
     let second = producer.publish_async(&topic, "2").await.unwrap();
@@ -586,7 +594,7 @@ async fn s41_heartbeat_during_pipelining_is_answered_and_resolves_nothing() {
 #[tokio::test(start_paused = true)]
 async fn s42_idle_producer_keeps_its_connection() {
     let server = FakeServer::bind().await;
-    let mut config = ProducerConfig::default();
+    let mut config = unbatched();
     config.conn = config.conn.heartbeat_interval(Duration::from_secs(1));
     let (producer, mut nsqd) = connect(&server, config).await;
     let topic = topic();
@@ -629,7 +637,7 @@ async fn s42_idle_producer_keeps_its_connection() {
 #[tokio::test(start_paused = true)]
 async fn s43_silent_server_is_dropped_and_redialled() {
     let server = FakeServer::bind().await;
-    let mut config = ProducerConfig::default();
+    let mut config = unbatched();
     config.conn = config.conn.heartbeat_interval(Duration::from_secs(1));
     let producer = Producer::new(server.addr(), config).unwrap();
     let first = spawn_publish(&producer, "1");
@@ -664,7 +672,7 @@ async fn s43_silent_server_is_dropped_and_redialled() {
 async fn s44_slow_completion_consumer_holds_up_nobody() {
     const HELD: usize = 100;
     let server = FakeServer::bind().await;
-    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
+    let producer = Producer::new(server.addr(), unbatched()).unwrap();
     let topic = topic();
 
     // Written first, so their replies arrive first and nobody polls them.
@@ -716,7 +724,7 @@ async fn full_window(
     oneshot::Sender<()>,
     JoinHandle<Vec<Bytes>>,
 ) {
-    let mut config = ProducerConfig::default();
+    let mut config = unbatched();
     config.max_in_flight = 2;
     config.queue_capacity = 8;
     config.fail_fast = fail_fast;
@@ -835,7 +843,7 @@ async fn s47_bounded_queue_fail_fast_returns_queue_full() {
 #[tokio::test(start_paused = true)]
 async fn s48_request_timeout_then_connection_recycled() {
     let server = FakeServer::bind().await;
-    let mut config = ProducerConfig::default();
+    let mut config = unbatched();
     config.conn = config.conn.heartbeat_interval(Duration::from_secs(1));
     config.publish_timeout = Some(Duration::from_secs(5));
     config.stall_grace = Duration::from_millis(1500);
@@ -881,7 +889,7 @@ async fn s49_dead_server_at_start_fails_promptly() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().to_string()
     };
-    let producer = Producer::new(addr, ProducerConfig::default()).unwrap();
+    let producer = Producer::new(addr, unbatched()).unwrap();
     let callers: Vec<_> = (0..20)
         .map(|i| {
             let producer = producer.clone();
@@ -912,7 +920,7 @@ async fn s49_dead_server_at_start_fails_promptly() {
 #[tokio::test]
 async fn s49_concurrent_callers_share_one_dial() {
     let server = FakeServer::bind().await;
-    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
+    let producer = Producer::new(server.addr(), unbatched()).unwrap();
     let (queued, mut queued_rx) = mpsc::channel(20);
     let callers: Vec<_> = (0..20)
         .map(|i| {
@@ -959,7 +967,7 @@ async fn s49_concurrent_callers_share_one_dial() {
 async fn s50_one_callers_publishes_arrive_in_call_order() {
     const COUNT: usize = 60;
     let server = FakeServer::bind().await;
-    let mut config = ProducerConfig::default();
+    let mut config = unbatched();
     config.max_in_flight = 4;
     let producer = Producer::new(server.addr(), config).unwrap();
     let topic = topic();
@@ -1034,7 +1042,7 @@ async fn s50_one_callers_publishes_arrive_in_call_order() {
 #[tokio::test(start_paused = true)]
 async fn cancel_before_write_skips_the_request() {
     let server = FakeServer::bind().await;
-    let mut config = ProducerConfig::default();
+    let mut config = unbatched();
     config.max_in_flight = 1;
     let producer = Producer::new(server.addr(), config).unwrap();
     let topic = topic();
@@ -1069,7 +1077,7 @@ async fn cancel_before_write_skips_the_request() {
 async fn cancel_after_write_keeps_replies_matched() {
     const TEXT: &str = "E_BAD_MESSAGE PUB message too big 5 > 4";
     let server = FakeServer::bind().await;
-    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
+    let producer = Producer::new(server.addr(), unbatched()).unwrap();
     let topic = topic();
     // One caller awaits `publish` in a task that will be aborted; one drops its `Publish`.
     let aborted_caller = spawn_publish(&producer, "a");
@@ -1105,7 +1113,7 @@ async fn cancel_after_write_keeps_replies_matched() {
 #[tokio::test(start_paused = true)]
 async fn s45_close_waits_for_replies_in_flight() {
     let server = FakeServer::bind().await;
-    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
+    let producer = Producer::new(server.addr(), unbatched()).unwrap();
     let topic = topic();
     let mut pending = Vec::new();
     for body in ["1", "2", "3"] {
@@ -1147,7 +1155,7 @@ async fn s45_close_waits_for_replies_in_flight() {
 #[tokio::test(start_paused = true)]
 async fn s45_close_gives_up_after_close_timeout() {
     let server = FakeServer::bind().await;
-    let mut config = ProducerConfig::default();
+    let mut config = unbatched();
     config.max_in_flight = 3;
     config.close_timeout = Duration::from_secs(2);
     let producer = Producer::new(server.addr(), config).unwrap();
@@ -1189,7 +1197,7 @@ async fn s45_close_gives_up_after_close_timeout() {
 #[tokio::test]
 async fn s46_publish_after_close_is_closed_without_io() {
     let server = FakeServer::bind().await;
-    let (producer, mut nsqd) = connect(&server, ProducerConfig::default()).await;
+    let (producer, mut nsqd) = connect(&server, unbatched()).await;
     let topic = topic();
     let first = spawn_publish(&producer, "1");
     assert_eq!(expect_pub(&mut nsqd).await, "1");
@@ -1230,7 +1238,7 @@ async fn bounded_memory_burst_against_stalled_peer() {
     const WINDOW: usize = 256;
 
     let server = FakeServer::bind().await;
-    let mut config = ProducerConfig::default();
+    let mut config = unbatched();
     config.queue_capacity = QUEUE;
     config.max_in_flight = WINDOW;
     config.publish_timeout = None;
@@ -1290,4 +1298,214 @@ async fn bounded_memory_burst_against_stalled_peer() {
     assert_eq!(stats.acked, 0);
     assert_eq!(stats.unknown + stats.not_sent, returned);
     drop(nsqd);
+}
+
+// Automatic batching ---------------------------------------------------------------------------
+
+/// Queues `bodies` (to [`TOPIC`]) on a producer that has not connected yet, so that the router
+/// finds them all waiting when the connection comes up.
+async fn queue_before_connecting(
+    config: ProducerConfig,
+    bodies: &[&'static str],
+) -> (Producer, Vec<nsq_producer::Publish>, FakeNsqd) {
+    let server = FakeServer::bind().await;
+    let producer = Producer::new(server.addr(), config).unwrap();
+    let mut pending = Vec::new();
+    for body in bodies {
+        pending.push(
+            within("queueing", producer.publish_async(&topic(), *body))
+                .await
+                .unwrap(),
+        );
+    }
+    let nsqd = server.accept().await;
+    (producer, pending, nsqd)
+}
+
+async fn expect_mpub(nsqd: &mut FakeNsqd, topic_name: &str) -> Vec<Bytes> {
+    match within("an MPUB", nsqd.expect_command()).await {
+        ClientCommand::Mpub { topic, bodies } => {
+            assert_eq!(topic, topic_name);
+            bodies
+        }
+        other => panic!("expected an MPUB, got {other:?}"),
+    }
+}
+
+/// PUBs that are queued together go out as one MPUB, in order, and nsqd's single OK answers
+/// each of them.
+#[tokio::test]
+async fn batching_merges_queued_pubs_and_one_ok_answers_them_all() {
+    let bodies = ["a", "b", "c", "d", "e"];
+    let (producer, pending, mut nsqd) =
+        queue_before_connecting(ProducerConfig::default(), &bodies).await;
+    let sent = expect_mpub(&mut nsqd, TOPIC).await;
+    assert_eq!(
+        sent,
+        bodies.map(|b: &'static str| Bytes::from_static(b.as_bytes()))
+    );
+    nsqd.send_ok().await;
+    for publish in pending {
+        assert_eq!(within("a batched publish", publish).await, Ok(()));
+    }
+    let stats = producer.stats();
+    assert_eq!(stats.acked, 5, "each request counts, not each command");
+    assert_eq!(stats.in_flight, 0);
+}
+
+/// nsqd judges an MPUB as a whole: when it rejects the batch, every publish in it gets nsqd's
+/// error (none was stored), and what was written behind it is not sent.
+#[tokio::test]
+async fn batching_rejection_rejects_every_member() {
+    let server = FakeServer::bind().await;
+    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
+    let mut batched = Vec::new();
+    for body in ["a", "b", "c"] {
+        batched.push(producer.publish_async(&topic(), body).await.unwrap());
+    }
+    let deferred = producer
+        .deferred_publish_async(&topic(), Duration::from_millis(5), "d")
+        .await
+        .unwrap();
+    let mut nsqd = server.accept().await;
+    assert_eq!(expect_mpub(&mut nsqd, TOPIC).await.len(), 3);
+    assert!(matches!(
+        within("the DPUB", nsqd.expect_command()).await,
+        ClientCommand::Dpub { .. }
+    ));
+    let text = "E_BAD_MESSAGE MPUB message too big 105 > 100";
+    nsqd.send_error(text).await;
+    for publish in batched {
+        let err = rejection(within("a batched publish", publish).await);
+        assert_eq!(err.to_string(), text);
+        assert_eq!(err.code(), &ErrorCode::BadMessage);
+    }
+    assert_eq!(within("the DPUB", deferred).await, aborted());
+    let stats = producer.stats();
+    assert_eq!(stats.rejected.get("E_BAD_MESSAGE"), Some(&3));
+    assert_eq!(stats.not_sent, 1);
+}
+
+/// Only consecutive PUBs to one topic are merged; another topic, a DPUB or a caller's own MPUB
+/// ends the batch, and the wire order is the queue order.
+#[tokio::test]
+async fn batching_keeps_the_queue_order_across_topics_and_commands() {
+    let server = FakeServer::bind().await;
+    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
+    let other = Topic::new("u").unwrap();
+    let mut pending = vec![
+        producer.publish_async(&topic(), "a").await.unwrap(),
+        producer.publish_async(&topic(), "b").await.unwrap(),
+        producer.publish_async(&other, "c").await.unwrap(),
+        producer
+            .deferred_publish_async(&topic(), Duration::from_millis(1), "d")
+            .await
+            .unwrap(),
+        producer.publish_async(&topic(), "e").await.unwrap(),
+        producer
+            .multi_publish_async(&topic(), ["f", "g"])
+            .await
+            .unwrap(),
+        producer.publish_async(&topic(), "h").await.unwrap(),
+        producer.publish_async(&topic(), "i").await.unwrap(),
+    ];
+    let mut nsqd = server.accept().await;
+    assert_eq!(
+        expect_mpub(&mut nsqd, TOPIC).await,
+        ["a", "b"].map(|b: &'static str| Bytes::from_static(b.as_bytes()))
+    );
+    match within("the PUB to u", nsqd.expect_command()).await {
+        ClientCommand::Pub { topic, body } => {
+            assert_eq!((topic.as_str(), &body[..]), ("u", &b"c"[..]))
+        }
+        other => panic!("expected a PUB to u, got {other:?}"),
+    }
+    assert!(matches!(
+        nsqd.expect_command().await,
+        ClientCommand::Dpub { .. }
+    ));
+    assert_eq!(expect_pub(&mut nsqd).await, "e");
+    assert_eq!(
+        expect_mpub(&mut nsqd, TOPIC).await,
+        ["f", "g"].map(|b: &'static str| Bytes::from_static(b.as_bytes()))
+    );
+    assert_eq!(
+        expect_mpub(&mut nsqd, TOPIC).await,
+        ["h", "i"].map(|b: &'static str| Bytes::from_static(b.as_bytes()))
+    );
+    for _ in 0..6 {
+        nsqd.send_ok().await;
+    }
+    for publish in pending.drain(..) {
+        assert_eq!(within("a publish", publish).await, Ok(()));
+    }
+    assert_eq!(producer.stats().acked, 8);
+}
+
+/// A batch never grows past the MPUB body limit.
+#[tokio::test]
+async fn batching_respects_the_mpub_size_limit() {
+    let mut config = ProducerConfig::default();
+    // Room for three 10-byte messages: 4 + 3 * (4 + 10).
+    config.limits.max_body_size = 46;
+    let bodies = ["0123456789"; 7];
+    let (_producer, pending, mut nsqd) = queue_before_connecting(config, &bodies).await;
+    assert_eq!(expect_mpub(&mut nsqd, TOPIC).await.len(), 3);
+    assert_eq!(expect_mpub(&mut nsqd, TOPIC).await.len(), 3);
+    assert_eq!(expect_pub(&mut nsqd).await, "0123456789");
+    for _ in 0..3 {
+        nsqd.send_ok().await;
+    }
+    for publish in pending {
+        assert_eq!(within("a publish", publish).await, Ok(()));
+    }
+}
+
+/// A caller that gives up before its batch is written is left out of it.
+#[tokio::test]
+async fn batching_leaves_out_callers_that_left() {
+    let (_producer, mut pending, mut nsqd) =
+        queue_before_connecting(ProducerConfig::default(), &["a", "b", "c"]).await;
+    // The producer has not connected when the middle caller leaves: accepting it is what lets
+    // the router start, but it only reads the queue after the handshake.
+    drop(pending.remove(1));
+    let sent = expect_mpub(&mut nsqd, TOPIC).await;
+    assert_eq!(
+        sent,
+        ["a", "c"].map(|b: &'static str| Bytes::from_static(b.as_bytes()))
+    );
+    nsqd.send_ok().await;
+    for publish in pending {
+        assert_eq!(within("a publish", publish).await, Ok(()));
+    }
+}
+
+/// With a linger, a PUB waits briefly for company; without one it goes out alone at once.
+#[tokio::test(start_paused = true)]
+async fn batching_linger_gathers_publishes_that_arrive_meanwhile() {
+    let server = FakeServer::bind().await;
+    let mut config = ProducerConfig::default();
+    config.batch_linger = Duration::from_millis(50);
+    let (producer, mut nsqd) = connect(&server, config).await;
+    let first = spawn_publish(&producer, "a");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let second = spawn_publish(&producer, "b");
+    assert_eq!(
+        expect_mpub(&mut nsqd, TOPIC).await,
+        ["a", "b"].map(|b: &'static str| Bytes::from_static(b.as_bytes()))
+    );
+    nsqd.send_ok().await;
+    assert_eq!(within("first", first).await.unwrap(), Ok(()));
+    assert_eq!(within("second", second).await.unwrap(), Ok(()));
+
+    let server = FakeServer::bind().await;
+    let (producer, mut nsqd) = connect(&server, ProducerConfig::default()).await;
+    let first = spawn_publish(&producer, "a");
+    assert_eq!(expect_pub(&mut nsqd).await, "a");
+    let second = spawn_publish(&producer, "b");
+    assert_eq!(expect_pub(&mut nsqd).await, "b");
+    nsqd.send_ok().await;
+    nsqd.send_ok().await;
+    assert_eq!(within("first", first).await.unwrap(), Ok(()));
+    assert_eq!(within("second", second).await.unwrap(), Ok(()));
 }

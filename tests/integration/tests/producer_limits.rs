@@ -326,6 +326,59 @@ async fn s27_topic_validation() {
     within("close", producer.close()).await;
 }
 
+/// With automatic batching (the default) nsqd judges a batch of PUBs as one MPUB. Here one
+/// message is above nsqd's `--max-msg-size` (the producer's limit raised on purpose): every
+/// publish of its batch is rejected with nsqd's MPUB text, and nsqd stored none of them; the
+/// publishes after it go out on a new connection and are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_rejection_stores_none_of_the_batch() {
+    let nsqd = Nsqd::start_with(NsqdOptions::new().max_msg_size(100));
+    let t = topic("batched_rejection");
+    let mut config = producer_config();
+    config.limits.max_msg_size = MIB;
+    let producer = Producer::new(nsqd.tcp_addr().to_string(), config).unwrap();
+    // Queued before the first connection exists, so the router finds them all waiting and
+    // sends them as one MPUB.
+    let mut pending = Vec::new();
+    for i in 0..50 {
+        let body = if i == 20 {
+            vec![b'x'; 105]
+        } else {
+            vec![b'y'; 10]
+        };
+        pending.push(producer.publish_async(&t, body).await.unwrap());
+    }
+    for publish in pending {
+        match within("a batched publish", publish).await {
+            Err(PublishError::Rejected(err)) => {
+                assert_eq!(
+                    err.to_string(),
+                    "E_BAD_MESSAGE MPUB message too big 105 > 100"
+                );
+            }
+            other => panic!("every publish of the batch shares its fate, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        nsqd.topic_depth("batched_rejection").unwrap_or(0),
+        0,
+        "nothing was stored"
+    );
+
+    let mut pending = Vec::new();
+    for _ in 0..30 {
+        pending.push(producer.publish_async(&t, vec![b'z'; 10]).await.unwrap());
+    }
+    for publish in pending {
+        assert_eq!(within("a publish", publish).await, Ok(()));
+    }
+    assert_eq!(nsqd.topic_depth("batched_rejection"), Some(30));
+    let stats = producer.stats();
+    assert_eq!(stats.rejected.get("E_BAD_MESSAGE"), Some(&50));
+    assert_eq!(stats.acked, 30);
+    within("close", producer.close()).await;
+}
+
 /// Spec §9 item 31, "fatal error mid-pipeline", against nsqd (`--max-msg-size=100`, producer
 /// limits raised on purpose): 200 async publishes with a 105-byte message at index 100. The
 /// publishes are queued before the first connection exists, so once it is up they go out
@@ -341,6 +394,9 @@ async fn s31_fatal_error_mid_pipeline() {
     let t = topic("s31_pipeline");
     let mut config = producer_config();
     config.limits.max_msg_size = MIB;
+    // One command per publish, so that the bad message is alone in its command (with batching
+    // it would sink its whole batch: see `batched_rejection_stores_none_of_the_batch`).
+    config.batching = false;
     let producer = Producer::new(nsqd.tcp_addr().to_string(), config).unwrap();
 
     let mut pending = Vec::with_capacity(COUNT);
@@ -420,6 +476,9 @@ async fn s31_rejection_while_still_writing() {
     let t = topic("s31_writing");
     let mut config = producer_config();
     config.limits.max_msg_size = MIB;
+    // One command per publish, so that the bad message is alone in its command (with batching
+    // it would sink its whole batch: see `batched_rejection_stores_none_of_the_batch`).
+    config.batching = false;
     let producer = Producer::new(nsqd.tcp_addr().to_string(), config).unwrap();
     let first = producer.publish_async(&t, "first").await.expect("queued");
     let bad = producer

@@ -149,25 +149,40 @@ async fn publisher(
 /// nothing was read that was not acknowledged or of unknown outcome; requests that were not sent
 /// or were rejected were not stored; an MPUB was stored whole or not at all; and the producer's
 /// counters agree with what the callers saw.
+///
+/// One command per publish here, so that each refused message is alone in its command and
+/// every rejection can be traced to exactly the request that caused it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readback_many_tasks_mixed_commands() {
+    readback("readback", false).await;
+}
+
+/// The same with automatic batching (the default): consecutive PUBs share MPUBs, so a refused
+/// message takes the other PUBs of its batch down with it. Those must be rejected with nsqd's
+/// MPUB text and not stored; everything else is checked as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readback_many_tasks_mixed_commands_batched() {
+    readback("readback_batched", true).await;
+}
+
+async fn readback(name: &str, batching: bool) {
     let per_task = std::env::var("NSQ_READBACK_PER_TASK")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(PER_TASK_DEFAULT);
-    let mut rng = Rng::from_env_or_clock("readback_many_tasks_mixed_commands");
+    let mut rng = Rng::from_env_or_clock(name);
     // Everything in memory: the channel's memory queue holds what the consumer has not read.
     let nsqd = Nsqd::start_with(
         NsqdOptions::new()
             .max_msg_size(MAX_BODY as u64)
             .mem_queue_size(10_000_000),
     );
-    let name = "readback";
     // Created before publishing, so that every message goes to this channel.
     nsqd.create_channel(name, "ch");
     let mut config = producer_config();
     config.limits.max_msg_size = MAX_BODY as u64 + 1;
     config.publish_timeout = Some(Duration::from_secs(120));
+    config.batching = batching;
     let producer = Producer::new(nsqd.tcp_addr().to_string(), config).unwrap();
     let t = topic(name);
 
@@ -278,18 +293,27 @@ async fn readback_many_tasks_mixed_commands() {
             }
             Err(PublishError::Rejected(err)) => {
                 rejected += 1;
-                assert!(
-                    outcome.poison,
-                    "only the oversized messages are refused: {outcome:?}"
-                );
+                assert_eq!(found, 0, "rejected but delivered: {outcome:?}");
                 assert_eq!(err.code(), &ErrorCode::BadMessage);
-                assert_eq!(
-                    err.to_string(),
+                let too_big = |command| {
                     format!(
-                        "E_BAD_MESSAGE PUB message too big {} > {MAX_BODY}",
+                        "E_BAD_MESSAGE {command} message too big {} > {MAX_BODY}",
                         MAX_BODY + 1
                     )
-                );
+                };
+                if batching {
+                    // Refused alone (a PUB) or with the rest of its batch (an MPUB).
+                    assert!(
+                        err.to_string() == too_big("PUB") || err.to_string() == too_big("MPUB"),
+                        "{outcome:?}"
+                    );
+                } else {
+                    assert!(
+                        outcome.poison,
+                        "only the oversized messages are refused: {outcome:?}"
+                    );
+                    assert_eq!(err.to_string(), too_big("PUB"));
+                }
             }
             Err(err) => panic!("unexpected outcome {err:?} for {outcome:?}"),
         }

@@ -1,0 +1,134 @@
+//! Automatic batching: consecutive queued PUBs to one topic go out as one MPUB.
+//!
+//! Each request keeps its own result: the MPUB's single reply answers all of them (see
+//! `Transactions`). The batch is checked against the MPUB size limit as it grows, and every
+//! message in it already passed the per-message checks when it was published, so nsqd can only
+//! refuse the batch for reasons that concern all of its messages alike (authorisation, a topic
+//! being deleted, a storage failure) or because its own `--max-msg-size` is smaller than the
+//! configured limit; in each case every request in the batch is reported rejected with nsqd's
+//! error, and none of them was stored.
+
+use bytes::Bytes;
+use nsq_proto::{Command, Topic};
+use tokio::time::Instant;
+
+use crate::completion::Responder;
+
+/// PUBs taken from the queue and not yet written.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    topic: Option<Topic>,
+    bodies: Vec<Bytes>,
+    members: Vec<(Responder, Option<Instant>)>,
+    /// The MPUB body size so far: the count, then each size and body.
+    size: u64,
+    started: Option<Instant>,
+}
+
+impl Batch {
+    pub(crate) fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// When the first request joined.
+    pub(crate) fn started(&self) -> Option<Instant> {
+        self.started
+    }
+
+    /// Whether a PUB of `len` bytes to `topic` can join without the MPUB exceeding
+    /// `max_body_size`.
+    pub(crate) fn accepts(&self, topic: &Topic, len: usize, max_body_size: u64) -> bool {
+        let size = if self.is_empty() { 4 } else { self.size };
+        self.topic.as_ref().is_none_or(|t| t == topic) && size + 4 + len as u64 <= max_body_size
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        topic: Topic,
+        body: Bytes,
+        responder: Responder,
+        deadline: Option<Instant>,
+    ) {
+        if self.is_empty() {
+            self.size = 4;
+            self.started = Some(Instant::now());
+            self.topic = Some(topic);
+        }
+        self.size += 4 + body.len() as u64;
+        self.bodies.push(body);
+        self.members.push((responder, deadline));
+    }
+
+    /// Marks the live members written, dropping those whose callers left, and hands them out
+    /// with the command to write (a PUB for one, an MPUB for several). `None` if nobody is left.
+    pub(crate) fn start_write(&mut self) -> Option<Written<'_>> {
+        // Callers rarely leave, so removing in place (keeping the order) is cheap in practice.
+        let mut i = 0;
+        while i < self.members.len() {
+            if self.members[i].0.start_write() {
+                i += 1;
+            } else {
+                self.members.remove(i);
+                self.bodies.remove(i);
+            }
+        }
+        if self.members.is_empty() {
+            self.clear();
+            return None;
+        }
+        Some(Written { batch: self })
+    }
+
+    /// Takes every member out, for failing them; the batch is empty afterwards.
+    pub(crate) fn drain_members(&mut self) -> Vec<(Responder, Option<Instant>)> {
+        let members = std::mem::take(&mut self.members);
+        self.clear();
+        members
+    }
+
+    fn clear(&mut self) {
+        self.topic = None;
+        self.bodies.clear();
+        self.members.clear();
+        self.size = 0;
+        self.started = None;
+    }
+}
+
+/// A batch whose members are marked written.
+pub(crate) struct Written<'a> {
+    batch: &'a mut Batch,
+}
+
+impl Written<'_> {
+    /// The command that carries the batch.
+    pub(crate) fn command(&self) -> Command<'_> {
+        let topic = self
+            .batch
+            .topic
+            .as_ref()
+            .expect("a batch with members has a topic");
+        match &self.batch.bodies[..] {
+            [body] => Command::Pub { topic, body },
+            bodies => Command::Mpub { topic, bodies },
+        }
+    }
+
+    /// How many requests the command carries.
+    pub(crate) fn len(&self) -> usize {
+        self.batch.members.len()
+    }
+
+    /// Hands each member out in order, then empties the batch (its buffers are kept for the
+    /// next one).
+    pub(crate) fn finish(self, mut each: impl FnMut(usize, Responder, Option<Instant>)) {
+        for (i, (responder, deadline)) in self.batch.members.drain(..).enumerate() {
+            each(i, responder, deadline);
+        }
+        self.batch.clear();
+    }
+}
