@@ -215,6 +215,19 @@ impl Producer {
     }
 
     async fn enqueue(&self, payload: Payload) -> Result<Publish, PublishError> {
+        let span = publish_span(&payload);
+        let result = self.enqueue_inner(payload, span.clone()).await;
+        if let Err(err) = &result {
+            record_outcome(&span, &Err(err.clone()));
+        }
+        result
+    }
+
+    async fn enqueue_inner(
+        &self,
+        payload: Payload,
+        span: tracing::Span,
+    ) -> Result<Publish, PublishError> {
         let inner = &*self.inner;
         let shared = &inner.shared;
         if shared.closed.load(Ordering::Acquire) {
@@ -281,6 +294,7 @@ impl Producer {
             completion,
             timeout: deadline.map(tokio::time::sleep_until),
             shared: shared.clone(),
+            span,
         })
     }
 
@@ -370,6 +384,7 @@ pin_project_lite::pin_project! {
         #[pin]
         timeout: Option<Sleep>,
         shared: Arc<Shared>,
+        span: tracing::Span,
     }
 }
 
@@ -379,6 +394,7 @@ impl Future for Publish {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Poll::Ready(result) = Pin::new(&mut *this.completion).poll(cx) {
+            record_outcome(this.span, &result);
             return Poll::Ready(result);
         }
         if let Some(timeout) = this.timeout.as_pin_mut() {
@@ -390,11 +406,37 @@ impl Future for Publish {
                     Err(PublishError::NotSent(_)) => Counters::add(&counters.not_sent, 1),
                     _ => {}
                 }
+                record_outcome(this.span, &result);
                 return Poll::Ready(result);
             }
         }
         Poll::Pending
     }
+}
+
+/// A debug-level span for one publish request: its command, topic and size, and later its
+/// outcome. Without a subscriber that wants it, this is a disabled span and costs next to
+/// nothing.
+fn publish_span(payload: &Payload) -> tracing::Span {
+    let command = payload.command();
+    tracing::debug_span!(
+        "publish",
+        command = command.name(),
+        topic = %payload.topic(),
+        bytes = command.encoded_len(),
+        outcome = tracing::field::Empty,
+    )
+}
+
+fn record_outcome(span: &tracing::Span, result: &Result<(), PublishError>) {
+    if span.is_disabled() {
+        return;
+    }
+    match result {
+        Ok(()) => span.record("outcome", "acknowledged"),
+        Err(err) => span.record("outcome", tracing::field::display(err)),
+    };
+    span.in_scope(|| tracing::debug!("publish resolved"));
 }
 
 /// Runs `future` until `deadline`; `None` if the deadline came first.

@@ -41,6 +41,12 @@ pub(crate) enum Payload {
 }
 
 impl Payload {
+    pub(crate) fn topic(&self) -> &Topic {
+        match self {
+            Self::Pub { topic, .. } | Self::Mpub { topic, .. } | Self::Dpub { topic, .. } => topic,
+        }
+    }
+
     pub(crate) fn command(&self) -> Command<'_> {
         match self {
             Self::Pub { topic, body } => Command::Pub { topic, body },
