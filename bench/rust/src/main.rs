@@ -70,12 +70,19 @@ fn client(command: &str, args: &[String]) -> Result<(), String> {
             .enable_all()
             .build()
             .map_err(|e| format!("starting the runtime: {e}"))?;
-        runtime.block_on(async {
-            match command {
-                "producer" => producer::run(&options).await,
-                "rss" => memory::run(&options).await,
-                _ => allocs::run(&options, warmup).await,
-            }
+        // The workload runs in a spawned task, on the runtime's workers, as application code
+        // usually does; only the wait for it is on the main thread.
+        let command = command.to_owned();
+        runtime.block_on(async move {
+            let work = tokio::spawn(async move {
+                match command.as_str() {
+                    "producer" => producer::run(&options).await,
+                    "rss" => memory::run(&options).await,
+                    _ => allocs::run(&options, warmup).await,
+                }
+            });
+            work.await
+                .map_err(|e| format!("the benchmark task failed: {e}"))?
         })?
     };
     result.emit();
