@@ -538,10 +538,7 @@ impl<'a> Report<'a> {
             2.0,
             "",
         ));
-        goals.retain(|g| {
-            let case = g.case.trim_end_matches('*');
-            self.plan.cases.iter().any(|c| c.id().starts_with(case))
-        });
+        goals.retain(|g| self.plan.cases.iter().any(|c| c.id() == g.case));
         goals
     }
 }
