@@ -105,7 +105,14 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a tokio runtime starts");
-    match runtime.block_on(run(&options)) {
+    // The workload runs in a spawned task on the runtime's workers, as in the other Rust
+    // client (`nsq-bench`): application code runs in tasks.
+    let outcome = runtime.block_on(async move {
+        tokio::spawn(async move { run(&options).await })
+            .await
+            .unwrap_or_else(|e| Err(format!("the benchmark task failed: {e}")))
+    });
+    match outcome {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS
