@@ -216,71 +216,103 @@ impl Producer {
 
     async fn enqueue(&self, payload: Payload) -> Result<Publish, PublishError> {
         let span = publish_span(&payload);
-        let result = self.enqueue_inner(payload, span.clone()).await;
+        let result = match self.try_enqueue(payload, &span) {
+            Attempt::Done(result) => result,
+            // The queue is full: wait for room. Boxed, so that the future of every publish
+            // stays small (a large future is copied each time it moves).
+            Attempt::Wait(waiting) => Box::pin(self.enqueue_waiting(waiting, &span)).await,
+        };
         if let Err(err) = &result {
             record_outcome(&span, &Err(err.clone()));
         }
         result
     }
 
-    async fn enqueue_inner(
-        &self,
-        payload: Payload,
-        span: tracing::Span,
-    ) -> Result<Publish, PublishError> {
+    /// Queues at once if there is room; otherwise says what to wait for.
+    fn try_enqueue(&self, payload: Payload, span: &tracing::Span) -> Attempt {
         let inner = &*self.inner;
         let shared = &inner.shared;
         if shared.closed.load(Ordering::Acquire) {
-            return Err(PublishError::Closed);
+            return Attempt::Done(Err(PublishError::Closed));
         }
         let deadline = inner.config.publish_timeout.map(|t| Instant::now() + t);
         // A request larger than the whole byte budget takes all of it.
         let size = payload.command().encoded_len();
         let permits = size.min(inner.config.queue_capacity_bytes) as u32;
-        let not_sent = |reason| {
-            Counters::add(&shared.counters.not_sent, 1);
-            PublishError::NotSent(reason)
-        };
-
-        if inner.config.fail_fast {
-            match shared.queue_bytes.try_acquire_many(permits) {
-                Ok(permit) => permit.forget(),
-                Err(TryAcquireError::NoPermits) => return Err(not_sent(NotSentReason::QueueFull)),
-                Err(TryAcquireError::Closed) => return Err(PublishError::Closed),
+        let waiting = |payload, have_permits| {
+            if inner.config.fail_fast {
+                if have_permits {
+                    shared.queue_bytes.add_permits(permits as usize);
+                }
+                Attempt::Done(Err(self.not_sent(NotSentReason::QueueFull)))
+            } else {
+                Attempt::Wait(Waiting {
+                    payload,
+                    deadline,
+                    permits,
+                    have_permits,
+                })
             }
-        } else {
-            let acquire = shared.queue_bytes.acquire_many(permits);
-            match until(deadline, acquire).await {
-                Some(Ok(permit)) => permit.forget(),
-                Some(Err(_closed)) => return Err(PublishError::Closed),
-                None => return Err(not_sent(NotSentReason::DeadlineExpired)),
+        };
+        match shared.queue_bytes.try_acquire_many(permits) {
+            Ok(permit) => permit.forget(),
+            Err(TryAcquireError::NoPermits) => return waiting(payload, false),
+            Err(TryAcquireError::Closed) => return Attempt::Done(Err(PublishError::Closed)),
+        }
+        match inner.requests.try_reserve() {
+            Ok(place) => Attempt::Done(Ok(self.send(place, payload, deadline, permits, span))),
+            Err(mpsc::error::TrySendError::Full(())) => waiting(payload, true),
+            Err(mpsc::error::TrySendError::Closed(())) => {
+                shared.queue_bytes.add_permits(permits as usize);
+                Attempt::Done(Err(PublishError::Closed))
             }
         }
+    }
 
-        // A place in the queue first: a publisher still waiting for one is not counted as
-        // queued.
-        let place = if inner.config.fail_fast {
-            inner.requests.try_reserve().map_err(|e| match e {
-                mpsc::error::TrySendError::Full(()) => Some(NotSentReason::QueueFull),
-                mpsc::error::TrySendError::Closed(()) => None,
-            })
-        } else {
-            match until(deadline, inner.requests.reserve()).await {
-                Some(Ok(place)) => Ok(place),
-                Some(Err(_closed)) => Err(None),
-                None => Err(Some(NotSentReason::DeadlineExpired)),
+    /// Waits for room in the queue, at most until the publish deadline.
+    async fn enqueue_waiting(
+        &self,
+        waiting: Waiting,
+        span: &tracing::Span,
+    ) -> Result<Publish, PublishError> {
+        let Waiting {
+            payload,
+            deadline,
+            permits,
+            have_permits,
+        } = waiting;
+        let shared = &self.inner.shared;
+        if !have_permits {
+            match until(deadline, shared.queue_bytes.acquire_many(permits)).await {
+                Some(Ok(permit)) => permit.forget(),
+                Some(Err(_closed)) => return Err(PublishError::Closed),
+                None => return Err(self.not_sent(NotSentReason::DeadlineExpired)),
             }
-        };
-        let place = match place {
-            Ok(place) => place,
-            Err(reason) => {
+        }
+        // A place in the queue: a publisher still waiting for one is not counted as queued.
+        match until(deadline, self.inner.requests.reserve()).await {
+            Some(Ok(place)) => Ok(self.send(place, payload, deadline, permits, span)),
+            Some(Err(_closed)) => {
                 shared.queue_bytes.add_permits(permits as usize);
-                return Err(match reason {
-                    Some(reason) => not_sent(reason),
-                    None => PublishError::Closed,
-                });
+                Err(PublishError::Closed)
             }
-        };
+            None => {
+                shared.queue_bytes.add_permits(permits as usize);
+                Err(self.not_sent(NotSentReason::DeadlineExpired))
+            }
+        }
+    }
+
+    /// Puts the request in its reserved place and returns the caller's half.
+    fn send(
+        &self,
+        place: mpsc::Permit<'_, Request>,
+        payload: Payload,
+        deadline: Option<Instant>,
+        permits: u32,
+        span: &tracing::Span,
+    ) -> Publish {
+        let shared = &self.inner.shared;
         let (responder, completion) = completion();
         // Counted before the request is in the channel, where the router may take it at once.
         Counters::add(&shared.counters.queued, 1);
@@ -290,12 +322,17 @@ impl Producer {
             deadline,
             permits,
         });
-        Ok(Publish {
+        Publish {
             completion,
             timeout: deadline.map(tokio::time::sleep_until),
             shared: shared.clone(),
-            span,
-        })
+            span: span.clone(),
+        }
+    }
+
+    fn not_sent(&self, reason: NotSentReason) -> PublishError {
+        Counters::add(&self.inner.shared.counters.not_sent, 1);
+        PublishError::NotSent(reason)
     }
 
     /// Connects if needed, then writes a `NOP` and flushes it.
@@ -354,6 +391,21 @@ impl Producer {
     pub fn stats(&self) -> Stats {
         self.inner.shared.counters.snapshot()
     }
+}
+
+/// The outcome of trying to queue a request without waiting.
+enum Attempt {
+    Done(Result<Publish, PublishError>),
+    Wait(Waiting),
+}
+
+/// A request waiting for room in the queue.
+struct Waiting {
+    payload: Payload,
+    deadline: Option<Instant>,
+    permits: u32,
+    /// Its queue-byte permits are already taken; only a place in the channel is missing.
+    have_permits: bool,
 }
 
 /// Room for pings and close requests; callers wait when it is full.
