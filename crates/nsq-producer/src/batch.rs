@@ -83,6 +83,31 @@ impl Batch {
         Some(Written { batch: self })
     }
 
+    /// The deadline of the oldest member.
+    pub(crate) fn first_deadline(&self) -> Option<Instant> {
+        self.members.first().and_then(|(_, deadline)| *deadline)
+    }
+
+    /// Takes out the members whose deadline passed by `now` (the oldest ones) and hands each
+    /// to `expired`.
+    pub(crate) fn expire(&mut self, now: Instant, mut expired: impl FnMut(Responder)) {
+        let n = self
+            .members
+            .iter()
+            .take_while(|(_, deadline)| deadline.is_some_and(|d| d <= now))
+            .count();
+        if n == 0 {
+            return;
+        }
+        for ((responder, _), body) in self.members.drain(..n).zip(self.bodies.drain(..n)) {
+            self.size -= 4 + body.len() as u64;
+            expired(responder);
+        }
+        if self.members.is_empty() {
+            self.clear();
+        }
+    }
+
     /// Takes every member out, for failing them; the batch is empty afterwards.
     pub(crate) fn drain_members(&mut self) -> Vec<(Responder, Option<Instant>)> {
         let members = std::mem::take(&mut self.members);

@@ -90,6 +90,23 @@ impl Responder {
             .is_none_or(|slot| matches!(*slot.lock(), State::Abandoned))
     }
 
+    /// Tells a caller whose request was written, and whose deadline has passed, that it timed
+    /// out. The request stays outstanding: its reply still comes and is consumed by
+    /// [`complete`](Self::complete), which then changes nothing. Returns whether a caller was
+    /// told.
+    pub(crate) fn time_out(&self) -> bool {
+        let Some(slot) = &self.slot else { return false };
+        {
+            let mut state = slot.lock();
+            if !matches!(*state, State::Written) {
+                return false;
+            }
+            *state = State::Done(Err(PublishError::TimedOut));
+        }
+        slot.waker.wake();
+        true
+    }
+
     /// Delivers the result. A caller that has left is not an error.
     pub(crate) fn complete(mut self, result: Result<(), PublishError>) {
         if let Some(slot) = self.slot.take() {
@@ -127,28 +144,6 @@ fn finish(slot: &Slot, result: Result<(), PublishError>) {
 #[derive(Debug)]
 pub(crate) struct Completion {
     slot: Arc<Slot>,
-}
-
-impl Completion {
-    /// Gives up waiting. Returns the error that describes what is known: not sent if the bytes
-    /// were never written (and now never will be), timed out if they were, or the result if it
-    /// arrived meanwhile.
-    pub(crate) fn give_up(&self, if_written: PublishError) -> Result<(), PublishError> {
-        let mut state = self.slot.lock();
-        match std::mem::replace(&mut *state, State::Taken) {
-            State::Queued => {
-                *state = State::Abandoned;
-                Err(PublishError::NotSent(NotSentReason::DeadlineExpired))
-            }
-            State::Written => Err(if_written),
-            State::Done(result) => result,
-            State::Taken => Err(PublishError::Closed),
-            State::Abandoned => {
-                *state = State::Abandoned;
-                Err(PublishError::NotSent(NotSentReason::DeadlineExpired))
-            }
-        }
-    }
 }
 
 impl Future for Completion {
@@ -241,23 +236,19 @@ mod tests {
     }
 
     #[test]
-    fn giving_up_tells_written_from_queued() {
-        let (responder, completion) = super::completion();
-        assert_eq!(
-            completion.give_up(PublishError::TimedOut),
-            Err(PublishError::NotSent(NotSentReason::DeadlineExpired))
-        );
+    fn timing_out_tells_only_a_written_request_and_keeps_it_outstanding() {
+        let (responder, mut completion) = super::completion();
         assert!(
-            !responder.start_write(),
-            "a request given up on is not written"
+            !responder.time_out(),
+            "a queued request is not timed out, it expires"
         );
-
-        let (responder, completion) = super::completion();
         assert!(responder.start_write());
+        assert!(responder.time_out());
         assert_eq!(
-            completion.give_up(PublishError::TimedOut),
-            Err(PublishError::TimedOut)
+            poll(&mut completion),
+            Poll::Ready(Err(PublishError::TimedOut))
         );
+        // The late reply changes nothing.
         responder.complete(Ok(()));
     }
 }

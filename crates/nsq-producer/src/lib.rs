@@ -59,11 +59,14 @@
 //! wire order is always the queue order.
 //!
 //! **Timeouts.** [`ProducerConfig::publish_timeout`] (default 30 s) bounds a publish from the
-//! call to nsqd's answer. If it passes while the request is still queued, the request is
-//! withdrawn and the publish fails with [`NotSentReason::DeadlineExpired`]; if the request was
-//! already written, it fails with [`PublishError::TimedOut`], and if nsqd's reply still has not
-//! come [`ProducerConfig::stall_grace`] later, the connection is dropped and redialled because
-//! reply matching can no longer be trusted.
+//! call to nsqd's answer. If it passes while the publisher waits for room in the queue, or
+//! while the request waits for a connection, the request is withdrawn and the publish fails with
+//! [`NotSentReason::DeadlineExpired`]; a request queued behind a full in-flight window is
+//! checked when it reaches the window, and fails the same way if its time is up. If the request
+//! was already written, the publish fails with [`PublishError::TimedOut`] at its deadline, and if
+//! nsqd's reply still has not come [`ProducerConfig::stall_grace`] later, the connection is
+//! dropped and redialled because reply matching can no longer be trusted. The router keeps
+//! these deadlines, so a pending publish holds no timer of its own.
 //!
 //! **Cancellation.** Dropping a publish future (or a [`Publish`]) before its bytes are written
 //! withdraws the request: it is skipped. After the bytes are written, dropping it does not

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use nsq_proto::Topic;
 use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot, watch};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use crate::completion::{Completion, completion};
 use crate::config::{ConfigError, ProducerConfig};
@@ -324,8 +324,6 @@ impl Producer {
         });
         Publish {
             completion,
-            timeout: deadline.map(tokio::time::sleep_until),
-            shared: shared.clone(),
             span: span.clone(),
         }
     }
@@ -423,46 +421,26 @@ pub enum ConnectError {
     Connect(#[from] PingFailure),
 }
 
-pin_project_lite::pin_project! {
-    /// The result of one queued publish: resolves when nsqd answers, the connection fails, or
-    /// the publish timeout passes.
-    ///
-    /// Dropping it before the request is written withdraws the request; after that the request
-    /// stays on the wire and its reply is consumed and discarded.
-    #[must_use = "a publish's outcome is only known by awaiting it"]
-    #[derive(Debug)]
-    pub struct Publish {
-        completion: Completion,
-        #[pin]
-        timeout: Option<Sleep>,
-        shared: Arc<Shared>,
-        span: tracing::Span,
-    }
+/// The result of one queued publish: resolves when nsqd answers, the connection fails, or the
+/// publish timeout passes (the router enforces the deadline, so this future holds no timer).
+///
+/// Dropping it before the request is written withdraws the request; after that the request
+/// stays on the wire and its reply is consumed and discarded.
+#[must_use = "a publish's outcome is only known by awaiting it"]
+#[derive(Debug)]
+pub struct Publish {
+    completion: Completion,
+    span: tracing::Span,
 }
 
 impl Future for Publish {
     type Output = Result<(), PublishError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Poll::Ready(result) = Pin::new(&mut *this.completion).poll(cx) {
-            record_outcome(this.span, &result);
-            return Poll::Ready(result);
-        }
-        if let Some(timeout) = this.timeout.as_pin_mut() {
-            if timeout.poll(cx).is_ready() {
-                let result = this.completion.give_up(PublishError::TimedOut);
-                let counters = &this.shared.counters;
-                match &result {
-                    Err(PublishError::TimedOut) => Counters::add(&counters.timed_out, 1),
-                    Err(PublishError::NotSent(_)) => Counters::add(&counters.not_sent, 1),
-                    _ => {}
-                }
-                record_outcome(this.span, &result);
-                return Poll::Ready(result);
-            }
-        }
-        Poll::Pending
+        let this = self.get_mut();
+        let result = std::task::ready!(Pin::new(&mut this.completion).poll(cx));
+        record_outcome(&this.span, &result);
+        Poll::Ready(result)
     }
 }
 

@@ -176,14 +176,27 @@ impl Router {
             });
         }
         let mut wait = pin!(tokio::time::sleep_until(at));
+        let mut expiry = Box::pin(tokio::time::sleep_until(far_future()));
         loop {
             if self.closing_expired() || (self.closing.is_some() && self.nothing_to_deliver()) {
                 return Phase::Done;
             }
+            // Requests waiting for the connection still expire at their deadlines.
+            self.sweep_expired(&mut expiry).await;
             let close_at = self.close_deadline();
             tokio::select! {
                 () = &mut wait => break,
                 control = self.control.recv(), if !self.control_done => self.on_control(control),
+                request = self.requests.recv(), if self.carry.is_none() && !self.requests_done => {
+                    match request {
+                        Some(request) => {
+                            self.carry = Some(self.dequeued(request));
+                            self.release_permits();
+                        }
+                        None => self.requests_done = true,
+                    }
+                }
+                () = &mut expiry => {}
                 () = sleep_until_opt(close_at) => {}
             }
         }
@@ -191,10 +204,12 @@ impl Router {
         let conn_config = self.conn_config.clone();
         let mut connect = pin!(Connection::connect(&conn_config));
         let result = loop {
+            self.sweep_expired(&mut expiry).await;
             let close_at = self.close_deadline();
             tokio::select! {
                 result = &mut connect => break result,
                 control = self.control.recv(), if !self.control_done => self.on_control(control),
+                () = &mut expiry => {}
                 () = sleep_until_opt(close_at) => return Phase::Done,
             }
         };
@@ -244,6 +259,8 @@ impl Router {
                 stall: Box::pin(tokio::time::sleep_until(far_future())),
                 close_timer: Box::pin(tokio::time::sleep_until(far_future())),
                 linger: Box::pin(tokio::time::sleep_until(far_future())),
+                timeout: Box::pin(tokio::time::sleep_until(far_future())),
+                expiry: Box::pin(tokio::time::sleep_until(far_future())),
             };
             let exit = poll_fn(|cx| {
                 let exit = self.poll_connected(cx, &mut io);
@@ -303,6 +320,7 @@ impl Router {
     }
 
     fn poll_connected(&mut self, cx: &mut Context<'_>, io: &mut Io<'_>) -> Poll<Exit> {
+        let now = Instant::now();
         // 1. Replies first: they free in-flight slots and must never wait behind writes.
         let mut answered = false;
         loop {
@@ -374,10 +392,11 @@ impl Router {
                     Poll::Pending => break,
                 },
             };
-            if let Err(err) = self.write(io, request) {
+            if let Err(err) = self.write(io, request, now) {
                 return self.write_failed(cx, io, err);
             }
         }
+
         if let Err(err) = self.poll_batch(cx, io) {
             return self.write_failed(cx, io, err);
         }
@@ -396,7 +415,10 @@ impl Router {
             }
         }
 
-        // 5. Deadlines: a reply that stopped coming, and the close timeout.
+        // 5. Deadlines: callers of requests written or queued whose time ran out, a reply that
+        //    stopped coming, and the close timeout.
+        self.expire_in_flight(now, &mut io.timeout, cx);
+        self.expire_queued(now, &mut io.expiry, cx);
         if let Some(deadline) = self.transactions.head_deadline() {
             if poll_timer(&mut io.stall, deadline + self.config.stall_grace, cx) {
                 return Poll::Ready(Exit::Stalled);
@@ -462,13 +484,18 @@ impl Router {
     }
 
     /// Writes one request, or adds it to the batch of PUBs being gathered.
-    fn write(&mut self, io: &mut Io<'_>, request: Request) -> Result<(), ConnError> {
+    fn write(&mut self, io: &mut Io<'_>, request: Request, now: Instant) -> Result<(), ConnError> {
         let Request {
             payload,
             responder,
             deadline,
             ..
         } = request;
+        if deadline.is_some_and(|d| d <= now) {
+            // Its caller's time ran out while it waited in the queue.
+            fail_request(responder, &NotSentReason::DeadlineExpired, self.counters());
+            return Ok(());
+        }
         let payload = match payload {
             Payload::Pub { topic, body } if self.config.batching => {
                 if !self
@@ -496,6 +523,70 @@ impl Router {
         self.transactions
             .push(InFlight::single(responder, deadline));
         Ok(())
+    }
+
+    /// Fails queued requests whose deadline passed and arms `expiry` for the next one; for the
+    /// phases without a connection.
+    async fn sweep_expired(&mut self, expiry: &mut Pin<Box<Sleep>>) {
+        poll_fn(|cx| {
+            self.expire_queued(Instant::now(), expiry, cx);
+            Poll::Ready(())
+        })
+        .await;
+        self.release_permits();
+    }
+
+    /// Tells the callers of written requests whose deadline passed that they timed out, and
+    /// arms `timer` for the next such deadline.
+    fn expire_in_flight(
+        &mut self,
+        now: Instant,
+        timer: &mut Pin<Box<Sleep>>,
+        cx: &mut Context<'_>,
+    ) {
+        while let Some(deadline) = self.transactions.next_timeout() {
+            if deadline > now && !poll_timer(timer, deadline, cx) {
+                break;
+            }
+            let told = self.transactions.time_out(deadline.max(now));
+            Counters::add(&self.shared.counters.timed_out, told as u64);
+        }
+    }
+
+    /// Fails the queued requests (batched, carried, then from the channel, oldest first) whose
+    /// deadline passed, and arms `timer` for the next one. Requests are queued in deadline order,
+    /// so watching the oldest is enough.
+    fn expire_queued(&mut self, now: Instant, timer: &mut Pin<Box<Sleep>>, cx: &mut Context<'_>) {
+        loop {
+            let counters = &self.shared.counters;
+            self.batch.expire(now, |responder| {
+                fail_request(responder, &NotSentReason::DeadlineExpired, counters);
+            });
+            if let Some(request) = self.carry.take_if(|r| r.deadline.is_some_and(|d| d <= now)) {
+                fail_request(
+                    request.responder,
+                    &NotSentReason::DeadlineExpired,
+                    self.counters(),
+                );
+                if let Ok(next) = self.requests.try_recv() {
+                    self.carry = Some(self.dequeued(next));
+                }
+                continue;
+            }
+            let next = self
+                .batch
+                .first_deadline()
+                .into_iter()
+                .chain(self.carry.as_ref().and_then(|r| r.deadline))
+                .min();
+            match next {
+                Some(deadline) if poll_timer(timer, deadline, cx) => {
+                    // Passed since `now` was read: go round again with the deadline as now.
+                    return self.expire_queued(deadline, timer, cx);
+                }
+                _ => return,
+            }
+        }
     }
 
     /// Writes the batch now, or leaves it to gather more PUBs until the linger time has passed.
@@ -550,12 +641,21 @@ impl Router {
         request
     }
 
+    /// Publishes how many requests the router holds unwritten, for `stats().queued`.
+    fn record_held(&self) {
+        let held = u64::from(self.carry.is_some()) + self.batch.len() as u64;
+        self.shared.counters.held.store(held, Ordering::Relaxed);
+    }
+
+    /// Returns the queue bytes of requests that left the channel to publishers, and updates
+    /// how many the router holds.
     fn release_permits(&mut self) {
         if self.permits_to_release > 0 {
             self.shared
                 .queue_bytes
                 .add_permits(std::mem::take(&mut self.permits_to_release));
         }
+        self.record_held();
     }
 
     fn on_control(&mut self, control: Option<Control>) {
@@ -698,6 +798,10 @@ struct Io<'a> {
     close_timer: Pin<Box<Sleep>>,
     /// When a lingering batch must be written.
     linger: Pin<Box<Sleep>>,
+    /// The next deadline of a written request.
+    timeout: Pin<Box<Sleep>>,
+    /// The next deadline of a queued request.
+    expiry: Pin<Box<Sleep>>,
 }
 
 impl Io<'_> {
@@ -710,10 +814,23 @@ impl Io<'_> {
 }
 
 /// Polls `timer` for `deadline`, moving it first if the deadline changed. True once it passed.
+///
+/// Deadlines mostly move later (the oldest request leaves, the next one is younger), and moving
+/// a timer costs a trip through the runtime's timer wheel, so a timer set for an earlier
+/// deadline is left to fire and is only then moved on; it is moved at once only when the new
+/// deadline is earlier.
 fn poll_timer(timer: &mut Pin<Box<Sleep>>, deadline: Instant, cx: &mut Context<'_>) -> bool {
-    if timer.deadline() != deadline {
+    if deadline < timer.deadline() {
         timer.as_mut().reset(deadline);
     }
+    if timer.as_mut().poll(cx).is_pending() {
+        return false;
+    }
+    if deadline <= timer.deadline() {
+        return true;
+    }
+    // It fired for an earlier deadline that no longer matters: wait for this one.
+    timer.as_mut().reset(deadline);
     timer.as_mut().poll(cx).is_ready()
 }
 

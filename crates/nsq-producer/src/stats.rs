@@ -68,6 +68,8 @@ impl Stats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) queued: AtomicU64,
+    /// Requests the router has taken from the channel but not written yet (still queued).
+    pub(crate) held: AtomicU64,
     pub(crate) in_flight: AtomicU64,
     pub(crate) acked: AtomicU64,
     pub(crate) rejected: Mutex<BTreeMap<String, u64>>,
@@ -94,7 +96,7 @@ impl Counters {
 
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
-            queued: self.queued.load(Relaxed),
+            queued: self.queued.load(Relaxed) + self.held.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
             acked: self.acked.load(Relaxed),
             rejected: self

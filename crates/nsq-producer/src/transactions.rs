@@ -84,6 +84,9 @@ impl Violation {
 #[derive(Debug, Default)]
 pub(crate) struct Transactions {
     queue: VecDeque<InFlight>,
+    /// How many requests at the head have been told they timed out (they are in deadline
+    /// order, so these are always a prefix).
+    timed_out: usize,
 }
 
 impl Transactions {
@@ -104,6 +107,31 @@ impl Transactions {
     /// share one timeout, which they do.
     pub(crate) fn head_deadline(&self) -> Option<Instant> {
         self.queue.front().and_then(|r| r.deadline)
+    }
+
+    /// The deadline of the oldest request whose caller has not been told it timed out.
+    pub(crate) fn next_timeout(&self) -> Option<Instant> {
+        self.queue.get(self.timed_out).and_then(|r| r.deadline)
+    }
+
+    /// Tells the callers of outstanding requests whose deadline passed by `now` that they
+    /// timed out. The requests stay outstanding: their replies still come and are consumed.
+    /// Returns how many callers were told.
+    pub(crate) fn time_out(&mut self, now: Instant) -> usize {
+        let mut told = 0;
+        while let Some(request) = self.queue.get(self.timed_out) {
+            if request.deadline.is_none_or(|d| d > now) {
+                break;
+            }
+            told += usize::from(request.responder.time_out());
+            self.timed_out += 1;
+        }
+        told
+    }
+
+    /// Keeps the timed-out prefix in step with requests leaving the head.
+    fn popped(&mut self, n: usize) {
+        self.timed_out = self.timed_out.saturating_sub(n);
     }
 
     /// Resolves the head with `frame`.
@@ -130,6 +158,7 @@ impl Transactions {
                 for request in self.queue.drain(..requests) {
                     request.responder.complete(Ok(()));
                 }
+                self.popped(requests);
                 Ok(resolved)
             }
             Frame::Error(err) if err.is_fatal() => Ok(self.reject_head(err, count)),
@@ -163,6 +192,7 @@ impl Transactions {
                 .responder
                 .complete(Err(PublishError::NotSent(NotSentReason::Aborted)));
         }
+        self.timed_out = 0;
         resolved
     }
 
@@ -181,6 +211,7 @@ impl Transactions {
                 .responder
                 .complete(Err(PublishError::Unknown(cause.clone())));
         }
+        self.timed_out = 0;
         n
     }
 }
@@ -371,6 +402,42 @@ mod tests {
             result(&mut callers[5]),
             Some(Err(PublishError::NotSent(NotSentReason::Aborted)))
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timed_out_requests_stay_outstanding_until_their_reply() {
+        let mut tx = Transactions::default();
+        let start = Instant::now();
+        let mut callers = Vec::new();
+        for i in 0..3u64 {
+            let (mut request, completion) = written();
+            request.deadline = Some(start + std::time::Duration::from_secs(i + 1));
+            tx.push(request);
+            callers.push(completion);
+        }
+        assert_eq!(
+            tx.next_timeout(),
+            Some(start + std::time::Duration::from_secs(1))
+        );
+        assert_eq!(
+            tx.time_out(start + std::time::Duration::from_millis(2500)),
+            2
+        );
+        assert_eq!(
+            tx.next_timeout(),
+            Some(start + std::time::Duration::from_secs(3))
+        );
+        assert_eq!(result(&mut callers[0]), Some(Err(PublishError::TimedOut)));
+        assert_eq!(result(&mut callers[1]), Some(Err(PublishError::TimedOut)));
+        assert_eq!(result(&mut callers[2]), None);
+        // The late replies are still matched in order: the first two change nothing, the third
+        // answers its own caller.
+        assert_eq!(tx.len(), 3);
+        for _ in 0..3 {
+            tx.resolve(Frame::Response(Response::Ok), |_| {}).unwrap();
+        }
+        assert_eq!(result(&mut callers[2]), Some(Ok(())));
+        assert_eq!(tx.next_timeout(), None);
     }
 
     #[derive(Debug, Clone)]

@@ -1509,3 +1509,32 @@ async fn batching_linger_gathers_publishes_that_arrive_meanwhile() {
     assert_eq!(within("first", first).await.unwrap(), Ok(()));
     assert_eq!(within("second", second).await.unwrap(), Ok(()));
 }
+
+/// While nsqd is unreachable, a queued publish resolves at its deadline as not sent (it was
+/// never written, so retrying it is safe), even though the router keeps redialling.
+#[tokio::test(start_paused = true)]
+async fn queued_publish_expires_while_nsqd_is_unreachable() {
+    let server = FakeServer::bind().await;
+    let mut config = unbatched();
+    config.publish_timeout = Some(Duration::from_secs(2));
+    config.reconnect_backoff_min = Duration::from_millis(300);
+    config.reconnect_backoff_max = Duration::from_millis(300);
+    let (producer, nsqd) = connect(&server, config).await;
+    // nsqd goes away and nothing listens any more: every redial is refused.
+    drop(nsqd);
+    drop(server);
+    let mut state = producer.watch_state();
+    within(
+        "reconnecting",
+        state.wait_for(|s| matches!(s, ProducerState::Reconnecting { .. })),
+    )
+    .await
+    .unwrap();
+    let result = within("the publish", producer.publish(&topic(), "lost")).await;
+    assert_eq!(
+        result,
+        Err(PublishError::NotSent(NotSentReason::DeadlineExpired))
+    );
+    assert!(result.unwrap_err().is_retry_safe());
+    assert_eq!(producer.stats().not_sent, 1);
+}
