@@ -261,48 +261,25 @@ async fn fake_large_write_to_a_slow_reader_is_not_cut_off() {
     );
 }
 
-/// Counts the write calls that reach the pipe.
-struct CountingIo {
+/// A pipe end that counts the write calls reaching it and, once `broken` is set, fails every
+/// write (as after nsqd reset the connection) while reads go on.
+struct TestIo {
     inner: tokio::io::DuplexStream,
     writes: Arc<AtomicUsize>,
-}
-
-impl AsyncRead for CountingIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for CountingIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// Writes fail once `broken` is set (as after nsqd reset the connection); reads go on.
-struct BreakableIo {
-    inner: tokio::io::DuplexStream,
     broken: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl AsyncRead for BreakableIo {
+impl TestIo {
+    fn new(inner: tokio::io::DuplexStream) -> Self {
+        Self {
+            inner,
+            writes: Arc::default(),
+            broken: Arc::default(),
+        }
+    }
+}
+
+impl AsyncRead for TestIo {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -312,7 +289,7 @@ impl AsyncRead for BreakableIo {
     }
 }
 
-impl AsyncWrite for BreakableIo {
+impl AsyncWrite for TestIo {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -321,6 +298,7 @@ impl AsyncWrite for BreakableIo {
         if self.broken.load(Ordering::Relaxed) {
             return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
         }
+        self.writes.fetch_add(1, Ordering::Relaxed);
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -339,11 +317,8 @@ impl AsyncWrite for BreakableIo {
 #[tokio::test]
 async fn fake_replies_arriving_after_a_failed_write_are_still_delivered() {
     let (io, mut nsqd) = FakeNsqd::pair();
-    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let io = BreakableIo {
-        inner: io,
-        broken: broken.clone(),
-    };
+    let io = TestIo::new(io);
+    let broken = io.broken.clone();
     let config = builder().build().unwrap();
     let client = tokio::spawn(async move { Connection::handshake(io, &config).await });
     nsqd.accept_plain().await;
@@ -383,11 +358,8 @@ async fn fake_replies_arriving_after_a_failed_write_are_still_delivered() {
 #[tokio::test(start_paused = true)]
 async fn fake_failed_write_reads_no_longer_than_the_write_timeout() {
     let (io, mut nsqd) = FakeNsqd::pair();
-    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let io = BreakableIo {
-        inner: io,
-        broken: broken.clone(),
-    };
+    let io = TestIo::new(io);
+    let broken = io.broken.clone();
     let config = builder()
         .write_timeout(Duration::from_secs(1))
         .build()
@@ -411,11 +383,8 @@ async fn fake_failed_write_reads_no_longer_than_the_write_timeout() {
 #[tokio::test]
 async fn fake_buffered_commands_go_out_in_one_write() {
     let (io, mut nsqd) = FakeNsqd::pair_with_capacity(1 << 20);
-    let writes = Arc::new(AtomicUsize::new(0));
-    let io = CountingIo {
-        inner: io,
-        writes: writes.clone(),
-    };
+    let io = TestIo::new(io);
+    let writes = io.writes.clone();
     let config = builder().build().unwrap();
     let client = tokio::spawn(async move { Connection::handshake(io, &config).await });
     nsqd.accept_plain().await;
