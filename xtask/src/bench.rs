@@ -116,7 +116,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), Failure> {
     if !unavailable.is_empty() {
         command.arg("--unavailable").arg(unavailable.join(";"));
     }
-    if !args.iter().any(|a| a == "--clients" || a.starts_with("--clients=")) {
+    if !args
+        .iter()
+        .any(|a| a == "--clients" || a.starts_with("--clients="))
+    {
         command.arg("--clients").arg(clients.join(","));
     }
     cmd::header("running the benchmarks");
