@@ -135,7 +135,7 @@ impl Producer {
     ///
     /// # Errors
     ///
-    /// As [`publish`](Self::publish); also [`InvalidPublish::NoMessages`] for an empty batch.
+    /// As [`publish`](Self::publish); also [`InvalidPublish::NoMessages`](crate::InvalidPublish::NoMessages) for an empty batch.
     pub async fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Result<(), PublishError>
     where
         I: IntoIterator,
@@ -148,7 +148,7 @@ impl Producer {
     ///
     /// # Errors
     ///
-    /// As [`publish`](Self::publish); also [`InvalidPublish::DeferTooLong`] for a delay above
+    /// As [`publish`](Self::publish); also [`InvalidPublish::DeferTooLong`](crate::InvalidPublish::DeferTooLong) for a delay above
     /// the configured maximum.
     pub async fn deferred_publish(
         &self,
