@@ -337,8 +337,9 @@ impl Router {
             }
         }
         // Callers just woken by those replies often publish again at once. Letting them run
-        // before writing (one yield) puts their next requests into the same write, and with
-        // batching into the same MPUB, instead of one command per caller as each trickles in.
+        // before writing (yielding to the scheduler `YIELDS_AFTER_REPLIES` times) puts their
+        // next requests into the same write, and with batching into the same MPUB, instead of
+        // one command per caller as each trickles in.
         if answered {
             io.yields = 0;
         }
