@@ -571,6 +571,8 @@ impl Router {
                 );
                 if let Ok(next) = self.requests.try_recv() {
                     self.carry = Some(self.dequeued(next));
+                    // Taken outside the write loop: make sure a turn comes to write it.
+                    cx.waker().wake_by_ref();
                 }
                 continue;
             }
