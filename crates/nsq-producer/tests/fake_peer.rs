@@ -142,6 +142,21 @@ async fn expect_pub(nsqd: &mut FakeNsqd) -> Bytes {
     }
 }
 
+/// The producer's next connection: accepts it, publishes `body` on it and answers `OK`; the
+/// publish must succeed. Returns the fake, which keeps the connection open while it lives.
+async fn publish_on_next_connection(
+    server: &FakeServer,
+    producer: &Producer,
+    body: &'static str,
+) -> FakeNsqd {
+    let mut nsqd = server.accept().await;
+    let publish = spawn_publish(producer, body);
+    assert_eq!(expect_pub(&mut nsqd).await, body);
+    nsqd.send_ok().await;
+    assert_eq!(within(body, publish).await.unwrap(), Ok(()));
+    nsqd
+}
+
 /// Answers every PUB with `OK` until the producer closes the connection; returns the bodies.
 async fn answer_ok_until_eof(nsqd: &mut FakeNsqd) -> Vec<Bytes> {
     let mut bodies = Vec::new();
@@ -459,11 +474,7 @@ async fn s35_unexpected_ok_recycles_connection() {
     within("conn 1 closed", nsqd.expect_eof()).await;
 
     // The producer redials at once; the next publish goes there and gets its own reply.
-    let mut nsqd = server.accept().await;
-    let second = spawn_publish(&producer, "2");
-    assert_eq!(expect_pub(&mut nsqd).await, "2");
-    nsqd.send_ok().await;
-    assert_eq!(within("publish 2", second).await.unwrap(), Ok(()));
+    let _nsqd = publish_on_next_connection(&server, &producer, "2").await;
 
     let stats = producer.stats();
     assert_eq!(stats.acked, 2);
@@ -499,11 +510,7 @@ async fn s35_unexpected_response_payload_recycles_connection() {
         }
     }
 
-    let mut nsqd = server.accept().await;
-    let third = spawn_publish(&producer, "3");
-    assert_eq!(expect_pub(&mut nsqd).await, "3");
-    nsqd.send_ok().await;
-    assert_eq!(within("publish 3", third).await.unwrap(), Ok(()));
+    let _nsqd = publish_on_next_connection(&server, &producer, "3").await;
 
     let stats = producer.stats();
     assert_eq!(stats.acked, 1);
@@ -538,11 +545,7 @@ async fn s36_non_fatal_error_code_is_a_violation_for_a_producer() {
         other => panic!("expected UnexpectedFrame with the error, got {other:?}"),
     }
 
-    let mut nsqd = server.accept().await;
-    let second = spawn_publish(&producer, "2");
-    assert_eq!(expect_pub(&mut nsqd).await, "2");
-    nsqd.send_ok().await;
-    assert_eq!(within("publish 2", second).await.unwrap(), Ok(()));
+    let _nsqd = publish_on_next_connection(&server, &producer, "2").await;
 
     let stats = producer.stats();
     assert!(stats.rejected.is_empty(), "{:?}", stats.rejected);
@@ -652,11 +655,7 @@ async fn s43_silent_server_is_dropped_and_redialled() {
         "{cause:?}"
     );
 
-    let mut nsqd = server.accept().await;
-    let second = spawn_publish(&producer, "2");
-    assert_eq!(expect_pub(&mut nsqd).await, "2");
-    nsqd.send_ok().await;
-    assert_eq!(within("publish 2", second).await.unwrap(), Ok(()));
+    let _nsqd = publish_on_next_connection(&server, &producer, "2").await;
 
     let stats = producer.stats();
     assert_eq!(stats.unknown, 1);
@@ -868,11 +867,7 @@ async fn s48_request_timeout_then_connection_recycled() {
         nops >= 4,
         "heartbeats kept the connection alive ({nops} NOPs)"
     );
-    let mut nsqd = server.accept().await;
-    let second = spawn_publish(&producer, "2");
-    assert_eq!(expect_pub(&mut nsqd).await, "2");
-    nsqd.send_ok().await;
-    assert_eq!(within("publish 2", second).await.unwrap(), Ok(()));
+    let _nsqd = publish_on_next_connection(&server, &producer, "2").await;
 
     let stats = producer.stats();
     assert_eq!(stats.timed_out, 1);
