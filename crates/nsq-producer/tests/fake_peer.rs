@@ -15,13 +15,13 @@
 //! No test asserts how long anything took; timeouts in the tests only turn a hang into a
 //! failure.
 
+mod common;
+
 use std::collections::HashSet;
-use std::future::Future;
 use std::io::ErrorKind;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,208 +30,12 @@ use nsq_producer::{
     ProducerState, PublishError, Topic,
 };
 use nsq_proto::server::ClientCommand;
-use nsq_proto::{Frame, HEARTBEAT, OK, Response, ServerError};
+use nsq_proto::{Frame, Response, ServerError};
 use nsq_test_support::FakeNsqd;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// These tests pin the pipeline of one command per publish, so automatic batching (which would
-/// merge consecutive PUBs into one MPUB) is off; `batching_*` tests cover it.
-fn unbatched() -> ProducerConfig {
-    let mut config = ProducerConfig::default();
-    config.batching = false;
-    config
-}
-
-/// How long any step may take before the test fails. With the clock paused the clock only gets
-/// here when every task is stuck, so it must be longer than any timer a scenario relies on.
-const GUARD: Duration = Duration::from_secs(20);
-
-const TOPIC: &str = "t";
-
-/// Awaits `future`, failing the test if it hangs.
-async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    match tokio::time::timeout(GUARD, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("hung: {what}"),
-    }
-}
-
-fn topic() -> Topic {
-    Topic::new(TOPIC).unwrap()
-}
-
-/// A loopback listener standing in for nsqd's TCP port.
-struct FakeServer {
-    listener: TcpListener,
-}
-
-impl FakeServer {
-    async fn bind() -> Self {
-        Self {
-            listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        }
-    }
-
-    fn addr(&self) -> String {
-        self.listener.local_addr().unwrap().to_string()
-    }
-
-    /// The next TCP connection, before any handshake.
-    async fn accept_tcp(&self) -> TcpStream {
-        let (stream, _) = within("a connection from the producer", self.listener.accept())
-            .await
-            .unwrap();
-        // Without it, a small write waits for the ACK of the previous one, which the
-        // producer's kernel delays by up to 40 ms of real time: with the clock paused, the
-        // producer would see nothing arrive and the clock would jump to its next timer.
-        stream.set_nodelay(true).unwrap();
-        stream
-    }
-
-    /// The next connection, with the magic and IDENTIFY read and answered.
-    async fn accept(&self) -> FakeNsqd {
-        Self::handshake(self.accept_tcp().await).await
-    }
-
-    async fn handshake(stream: TcpStream) -> FakeNsqd {
-        let mut nsqd = FakeNsqd::new(stream);
-        within("the handshake", nsqd.accept_plain()).await;
-        nsqd
-    }
-
-    /// Fails if a connection is waiting to be accepted.
-    fn assert_no_connection_waiting(self) {
-        let listener = self.listener.into_std().unwrap();
-        match listener.accept() {
-            Err(err) if err.kind() == ErrorKind::WouldBlock => {}
-            Ok((_, peer)) => panic!("unexpected connection from {peer}"),
-            Err(err) => panic!("accept failed: {err}"),
-        }
-    }
-}
-
-/// A producer made with [`Producer::connect`], and the fake it connected to (which has seen the
-/// handshake and the ping's NOP).
-async fn connect(server: &FakeServer, config: ProducerConfig) -> (Producer, FakeNsqd) {
-    let connecting = tokio::spawn(Producer::connect(server.addr(), config));
-    let mut nsqd = server.accept().await;
-    assert_eq!(
-        within("the ping's NOP", nsqd.expect_command()).await,
-        ClientCommand::Nop
-    );
-    let producer = within("connect", connecting).await.unwrap().unwrap();
-    (producer, nsqd)
-}
-
-/// Publishes `body` from a task of its own.
-fn spawn_publish(producer: &Producer, body: &'static str) -> JoinHandle<Result<(), PublishError>> {
-    let producer = producer.clone();
-    tokio::spawn(async move { producer.publish(&topic(), body).await })
-}
-
-/// Reads a PUB to [`TOPIC`] and returns its body.
-async fn expect_pub(nsqd: &mut FakeNsqd) -> Bytes {
-    match within("a PUB", nsqd.expect_command()).await {
-        ClientCommand::Pub { topic, body } => {
-            assert_eq!(topic, TOPIC);
-            body
-        }
-        other => panic!("expected a PUB, got {other:?}"),
-    }
-}
-
-/// The producer's next connection: accepts it, publishes `body` on it and answers `OK`; the
-/// publish must succeed. Returns the fake, which keeps the connection open while it lives.
-async fn publish_on_next_connection(
-    server: &FakeServer,
-    producer: &Producer,
-    body: &'static str,
-) -> FakeNsqd {
-    let mut nsqd = server.accept().await;
-    let publish = spawn_publish(producer, body);
-    assert_eq!(expect_pub(&mut nsqd).await, body);
-    nsqd.send_ok().await;
-    assert_eq!(within(body, publish).await.unwrap(), Ok(()));
-    nsqd
-}
-
-/// Answers every PUB with `OK` until the producer closes the connection; returns the bodies.
-async fn answer_ok_until_eof(nsqd: &mut FakeNsqd) -> Vec<Bytes> {
-    let mut bodies = Vec::new();
-    while let Some(command) = within("a command or EOF", nsqd.next_command()).await {
-        match command {
-            ClientCommand::Pub { body, .. } => {
-                bodies.push(body);
-                nsqd.send_ok().await;
-            }
-            other => panic!("expected a PUB, got {other:?}"),
-        }
-    }
-    bodies
-}
-
-/// Sends a heartbeat every `interval` and reads the NOPs, until the producer closes the
-/// connection; returns how many NOPs arrived.
-async fn heartbeat_until_eof(nsqd: &mut FakeNsqd, interval: Duration) -> usize {
-    let mut nops = 0;
-    loop {
-        tokio::select! {
-            // EOF first: a heartbeat written after the producer left would meet a reset.
-            biased;
-            command = nsqd.next_command() => match command {
-                Some(ClientCommand::Nop) => nops += 1,
-                Some(other) => panic!("expected a NOP, got {other:?}"),
-                None => return nops,
-            },
-            () = tokio::time::sleep(interval) => nsqd.send_heartbeat().await,
-        }
-    }
-}
-
-/// The bytes of several frames, to send in one write so that the producer reads them together.
-fn frames(parts: &[&[u8]]) -> Vec<u8> {
-    parts.concat()
-}
-
-fn ok_frame() -> Vec<u8> {
-    FakeNsqd::response_frame(OK).to_vec()
-}
-
-fn heartbeat_frame() -> Vec<u8> {
-    FakeNsqd::response_frame(HEARTBEAT).to_vec()
-}
-
-fn error_frame(text: &str) -> Vec<u8> {
-    FakeNsqd::error_frame(text).to_vec()
-}
-
-/// Whether `future` is still pending, polled once without a waker that matters.
-fn is_pending<F: Future + ?Sized>(future: Pin<&mut F>) -> bool {
-    future
-        .poll(&mut Context::from_waker(Waker::noop()))
-        .is_pending()
-}
-
-/// The connection error of an [`PublishError::Unknown`].
-fn unknown_cause(result: Result<(), PublishError>) -> Arc<ConnError> {
-    match result {
-        Err(PublishError::Unknown(Some(cause))) => cause,
-        other => panic!("expected Unknown with a cause, got {other:?}"),
-    }
-}
-
-fn rejection(result: Result<(), PublishError>) -> ServerError {
-    match result {
-        Err(PublishError::Rejected(err)) => err,
-        other => panic!("expected a rejection, got {other:?}"),
-    }
-}
-
-fn aborted() -> Result<(), PublishError> {
-    Err(PublishError::NotSent(NotSentReason::Aborted))
-}
+use common::*;
 
 // §9.2, scenario 22 ----------------------------------------------------------------------------
 
