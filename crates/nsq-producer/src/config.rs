@@ -53,8 +53,11 @@ pub struct ProducerConfig {
     pub reconnect_backoff_max: Duration,
     /// How long [`close`](crate::Producer::close) waits for queued and outstanding requests.
     pub close_timeout: Duration,
-    /// Fail a publish with [`NotSentReason::QueueFull`](crate::NotSentReason::QueueFull)
-    /// instead of waiting when the queue is full.
+    /// Fail publishes instead of letting them wait: with
+    /// [`NotSentReason::QueueFull`](crate::NotSentReason::QueueFull) when the queue is full, and
+    /// with [`NotSentReason::Unavailable`](crate::NotSentReason::Unavailable) (every queued
+    /// publish) as soon as a connection attempt fails. Off by default: publishes wait for room
+    /// and for a connection until their deadline.
     pub fail_fast: bool,
     /// Send consecutive queued PUBs to the same topic as one MPUB (within
     /// `limits.max_body_size`). Each publish still gets its own result; if nsqd rejects the

@@ -63,9 +63,12 @@
 //! while the request waits for a connection, the request is withdrawn and the publish fails with
 //! [`NotSentReason::DeadlineExpired`]; a request queued behind a full in-flight window is
 //! checked when it reaches the window, and fails the same way if its time is up. If the request
-//! was already written, the publish fails with [`PublishError::TimedOut`] at its deadline, and if
-//! nsqd's reply still has not come [`ProducerConfig::stall_grace`] later, the connection is
-//! dropped and redialled because reply matching can no longer be trusted. The router keeps
+//! was already written, the publish fails with [`PublishError::TimedOut`] at its deadline. From
+//! then on nothing more is written on that connection: if nsqd's reply comes within
+//! [`ProducerConfig::stall_grace`], writing resumes; if not, the connection is dropped and
+//! redialled, and the requests held back meanwhile, never written, go out on the next connection
+//! untouched. Deadlines hold in every state: while dialling, handshaking or waiting to redial,
+//! queued requests fail at their deadline, not when the attempt ends. The router keeps
 //! these deadlines, so a pending publish holds no timer of its own.
 //!
 //! **Cancellation.** Dropping a publish future (or a [`Publish`]) before its bytes are written
@@ -73,15 +76,23 @@
 //! un-publish; its reply is still consumed and discarded so later replies stay matched.
 //!
 //! **Reconnection.** [`Producer::new`] does not connect; the first publish or
-//! [`Producer::ping`] does ([`Producer::connect`] connects before returning). If the very first
-//! connection attempts fail, the publishes waiting for them fail with
-//! [`NotSentReason::Unavailable`] carrying the connection error, and the next publish dials
-//! again (not sooner than the backoff allows). Once connected, a lost connection is redialled in
-//! the background with exponential backoff and jitter
-//! ([`ProducerConfig::reconnect_backoff_min`] to [`ProducerConfig::reconnect_backoff_max`]);
-//! only one dial runs at a time, however many callers wait. Queued requests wait for the new
-//! connection (up to their deadline) and are then written untouched. [`Producer::watch_state`]
-//! shows the state, including when the next attempt is due.
+//! [`Producer::ping`] does ([`Producer::connect`] connects before returning, and fails if it
+//! cannot: the way to fail at start-up). Before the first connection and after a lost one the
+//! rule is the same: queued publishes wait for a connection until their deadline, then fail with
+//! [`NotSentReason::Unavailable`] carrying the last connection error (or
+//! [`NotSentReason::DeadlineExpired`] when no attempt has failed yet, say while a handshake
+//! hangs). So a service may start before its nsqd. With [`ProducerConfig::fail_fast`], every
+//! queued publish fails at once when an attempt fails instead.
+//!
+//! Attempts are spaced by exponential backoff with jitter
+//! ([`ProducerConfig::reconnect_backoff_min`] to [`ProducerConfig::reconnect_backoff_max`]): the
+//! delay grows with each failed attempt in a row, whether or not the producer was ever
+//! connected, and a connection that ends before it is healthy (before nsqd answered a publish on
+//! it or it lasted 5 seconds) counts as a failed attempt. Only losing a healthy connection
+//! redials at once and starts the backoff over. A lost connection is redialled in the background
+//! even when nothing is queued; only one dial runs at a time, however many callers wait. Queued
+//! requests are written untouched on the new connection. [`Producer::watch_state`] shows the
+//! state: the attempt number, the last error and when the next attempt is due.
 //!
 //! **Outcomes and retrying.**
 //!

@@ -1,12 +1,18 @@
 //! Counters and the observable connection state.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
+use nsq_conn::ConnError;
+
 /// Where the producer's connection stands, as published on its `watch` channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` and `Display` forms show when the next attempt is due relative to now
+/// (`in 1.6s`), not as a raw clock reading.
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum ProducerState {
     /// No connection yet; the first publish or [`ping`](crate::Producer::ping) connects.
@@ -15,15 +21,109 @@ pub enum ProducerState {
     Connecting,
     /// Connected and publishing.
     Connected,
-    /// The connection was lost; the next attempt is at `next_attempt`.
+    /// Not connected: the last attempt failed, or the connection was lost. Publishes wait in
+    /// the queue (up to their deadline) for the attempt at `next_attempt`.
     Reconnecting {
-        /// Attempts made since the connection was lost.
+        /// The number of the next attempt, counted from 1 since the last healthy connection.
+        /// The delay before it grows with each failed attempt in a row.
         attempt: u32,
+        /// Why the last attempt failed or the connection ended; `None` when the producer
+        /// dropped the connection itself (after a rejection or a stalled reply).
+        last_error: Option<Arc<ConnError>>,
         /// When the next attempt starts.
         next_attempt: Instant,
     },
     /// Closed for good.
     Closed,
+}
+
+impl PartialEq for ProducerState {
+    /// Connection errors compare by identity: two states are equal when they carry the same
+    /// error value.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Self::Reconnecting {
+                    attempt: a,
+                    last_error: e,
+                    next_attempt: t,
+                },
+                Self::Reconnecting {
+                    attempt: b,
+                    last_error: f,
+                    next_attempt: u,
+                },
+            ) => {
+                a == b
+                    && t == u
+                    && match (e, f) {
+                        (None, None) => true,
+                        (Some(e), Some(f)) => Arc::ptr_eq(e, f),
+                        _ => false,
+                    }
+            }
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+impl Eq for ProducerState {}
+
+impl fmt::Debug for ProducerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Idle => f.write_str("Idle"),
+            Self::Connecting => f.write_str("Connecting"),
+            Self::Connected => f.write_str("Connected"),
+            Self::Closed => f.write_str("Closed"),
+            Self::Reconnecting {
+                attempt,
+                last_error,
+                next_attempt,
+            } => f
+                .debug_struct("Reconnecting")
+                .field("attempt", attempt)
+                .field("last_error", &last_error.as_ref().map(|e| e.to_string()))
+                .field("next_attempt", &format_args!("{}", Due(*next_attempt)))
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Display for ProducerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Idle => f.write_str("idle"),
+            Self::Connecting => f.write_str("connecting"),
+            Self::Connected => f.write_str("connected"),
+            Self::Closed => f.write_str("closed"),
+            Self::Reconnecting {
+                attempt,
+                last_error,
+                next_attempt,
+            } => {
+                write!(f, "reconnecting: attempt {attempt} {}", Due(*next_attempt))?;
+                match last_error {
+                    Some(err) => write!(f, " (last error: {err})"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// An instant shown relative to now: `in 1.6s`, or `now` once it has passed.
+struct Due(Instant);
+
+impl fmt::Display for Due {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let left = self.0.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            f.write_str("now")
+        } else {
+            write!(f, "in {left:.1?}")
+        }
+    }
 }
 
 /// A snapshot of the producer's counters. Requests are counted, not messages: an MPUB is one
@@ -54,6 +154,8 @@ pub struct Stats {
     pub timed_out: u64,
     /// Successful connections after the first.
     pub reconnects: u64,
+    /// Connection attempts that failed (the dial, the handshake, TLS or AUTH).
+    pub connect_failures: u64,
     /// Bytes handed to the connection (before TLS or compression).
     pub bytes_written: u64,
 }
@@ -77,6 +179,7 @@ pub(crate) struct Counters {
     pub(crate) unknown: AtomicU64,
     pub(crate) timed_out: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    pub(crate) connect_failures: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
 }
 
@@ -108,6 +211,7 @@ impl Counters {
             unknown: self.unknown.load(Relaxed),
             timed_out: self.timed_out.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
+            connect_failures: self.connect_failures.load(Relaxed),
             bytes_written: self.bytes_written.load(Relaxed),
         }
     }

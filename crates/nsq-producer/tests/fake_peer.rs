@@ -680,15 +680,15 @@ async fn s48_request_timeout_then_connection_recycled() {
     assert_eq!(stats.in_flight, 0);
 }
 
-/// Nothing listens: publishes fail at once with `Unavailable` and the connection error, and 20
-/// callers are failed by one dial (they share one error).
+/// Nothing listens and `fail_fast` is on: publishes fail at once with `Unavailable` and the
+/// connection error, and 20 callers are failed by one dial (they share one error).
 #[tokio::test]
 async fn s49_dead_server_at_start_fails_promptly() {
     let addr = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().to_string()
     };
-    let producer = Producer::new(addr, unbatched()).unwrap();
+    let producer = Producer::new(addr, fail_fast()).unwrap();
     let callers: Vec<_> = (0..20)
         .map(|i| {
             let producer = producer.clone();
@@ -715,11 +715,12 @@ async fn s49_dead_server_at_start_fails_promptly() {
 
 /// 20 callers while the first connection is still handshaking: one dial serves them all. The
 /// listener accepts one connection and holds it until every caller is queued, then drops it; a
-/// producer that dialled per caller would leave connections waiting and callers hanging.
+/// producer that dialled per caller would leave connections waiting and callers hanging. With
+/// `fail_fast`, the failed handshake fails them all at once.
 #[tokio::test]
 async fn s49_concurrent_callers_share_one_dial() {
     let server = FakeServer::bind().await;
-    let producer = Producer::new(server.addr(), unbatched()).unwrap();
+    let producer = Producer::new(server.addr(), fail_fast()).unwrap();
     let (queued, mut queued_rx) = mpsc::channel(20);
     let callers: Vec<_> = (0..20)
         .map(|i| {
@@ -749,7 +750,7 @@ async fn s49_concurrent_callers_share_one_dial() {
     let stats = producer.stats();
     assert_eq!((stats.not_sent, stats.queued), (20, 0));
 
-    // The next publish dials again.
+    // The next publish dials again, once the backoff allows.
     let next = spawn_publish(&producer, "again");
     let mut nsqd = server.accept().await;
     assert_eq!(expect_pub(&mut nsqd).await, "again");
@@ -1309,8 +1310,9 @@ async fn batching_linger_gathers_publishes_that_arrive_meanwhile() {
     assert_eq!(within("second", second).await.unwrap(), Ok(()));
 }
 
-/// While nsqd is unreachable, a queued publish resolves at its deadline as not sent (it was
-/// never written, so retrying it is safe), even though the router keeps redialling.
+/// While nsqd is unreachable, a queued publish resolves at its deadline as not sent, with the
+/// last connection error (it was never written, so retrying it is safe), even though the
+/// router keeps redialling.
 #[tokio::test(start_paused = true)]
 async fn queued_publish_expires_while_nsqd_is_unreachable() {
     let server = FakeServer::bind().await;
@@ -1330,10 +1332,12 @@ async fn queued_publish_expires_while_nsqd_is_unreachable() {
     .await
     .unwrap();
     let result = within("the publish", producer.publish(&topic(), "lost")).await;
-    assert_eq!(
-        result,
-        Err(PublishError::NotSent(NotSentReason::DeadlineExpired))
-    );
+    match &result {
+        Err(PublishError::NotSent(NotSentReason::Unavailable(cause))) => {
+            assert!(matches!(&**cause, ConnError::Connect { .. }), "{cause:?}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
     assert!(result.unwrap_err().is_retry_safe());
     assert_eq!(producer.stats().not_sent, 1);
 }

@@ -27,6 +27,14 @@ pub fn unbatched() -> ProducerConfig {
     config
 }
 
+/// Unbatched, and publishes fail as soon as a connection attempt fails instead of waiting for
+/// the next one.
+pub fn fail_fast() -> ProducerConfig {
+    let mut config = unbatched();
+    config.fail_fast = true;
+    config
+}
+
 /// How long any step may take before the test fails. With the clock paused the clock only gets
 /// here when every task is stuck, so it must be longer than any timer a scenario relies on.
 pub const GUARD: Duration = Duration::from_secs(20);

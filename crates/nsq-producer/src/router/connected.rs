@@ -1,0 +1,438 @@
+//! The connected phase: one poll reads replies, takes control messages, writes queued requests
+//! and flushes, and keeps the deadlines of what is written and what is queued.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::Stream;
+use nsq_conn::{ConnError, Connection};
+use nsq_proto::{Command, Frame};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
+
+use super::deadlines::{poll_timer, unarmed};
+use super::{Phase, Router, fail_request};
+use crate::error::{NotSentReason, PingFailure};
+use crate::request::{Payload, Request};
+use crate::stats::Counters;
+use crate::transactions::{InFlight, Resolved, Violation};
+
+/// Why the connected phase ended.
+enum Exit {
+    /// The connection failed; in-flight requests have an unknown outcome.
+    Lost(Arc<ConnError>),
+    /// nsqd rejected a request and is closing the connection.
+    Rejected,
+    /// nsqd sent something that cannot be matched; the connection is untrustworthy.
+    Violation(Violation),
+    /// The oldest request outlived its deadline and the stall grace without a reply.
+    Stalled,
+    /// Closing finished, or every handle is gone and nothing is outstanding.
+    Finished,
+}
+
+/// How many times the router yields after waking callers, before it writes.
+const YIELDS_AFTER_REPLIES: u32 = 2;
+
+/// How long a finished connection may take to flush and shut down.
+const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(1);
+
+/// How long a connection must last, without nsqd answering anything on it, before it counts
+/// as healthy: losing a healthy connection redials at once and resets the backoff, losing one
+/// that was not continues the backoff.
+const HEALTHY_AFTER: Duration = Duration::from_secs(5);
+
+impl Router {
+    pub(super) async fn connected(&mut self, mut conn: Box<Connection>) -> Phase {
+        let started = Instant::now();
+        let (exit, answered, unanswered_pings) = {
+            let mut io = Io {
+                conn: &mut conn,
+                needs_flush: false,
+                write_failed: false,
+                answered: false,
+                yields: YIELDS_AFTER_REPLIES,
+                flushed_pings: Vec::new(),
+                stall: unarmed(),
+                close_timer: unarmed(),
+                linger: unarmed(),
+                timeout: unarmed(),
+                expiry: unarmed(),
+            };
+            let exit = poll_fn(|cx| {
+                let exit = self.poll_connected(cx, &mut io);
+                self.release_permits();
+                exit
+            })
+            .await;
+            (exit, io.answered, io.flushed_pings)
+        };
+        // Pings whose NOP was not flushed before the connection ended are retried on the next
+        // connection.
+        self.pings.extend(unanswered_pings);
+        let healthy = answered || started.elapsed() >= HEALTHY_AFTER;
+        match exit {
+            Exit::Finished => {
+                // Bounded: a peer that stopped reading must not hold the close up.
+                let close = poll_fn(|cx| conn.poll_close(cx));
+                let _ = tokio::time::timeout(CLOSE_FLUSH_LIMIT, close).await;
+                Phase::Done
+            }
+            Exit::Rejected => {
+                tracing::info!(addr = %self.addr, "nsqd rejected a request and closes the connection; reconnecting");
+                self.after_connection(None, healthy)
+            }
+            Exit::Violation(violation) => {
+                tracing::warn!(addr = %self.addr, %violation, "protocol violation; dropping the connection");
+                let cause = Arc::new(violation.into_conn_error());
+                self.after_connection(Some(cause), healthy)
+            }
+            Exit::Stalled => {
+                tracing::warn!(addr = %self.addr, "no reply within the stall grace after a publish deadline; dropping the connection");
+                self.after_connection(None, healthy)
+            }
+            Exit::Lost(err) => {
+                tracing::warn!(addr = %self.addr, error = %err, "connection to nsqd lost");
+                self.after_connection(Some(err), healthy)
+            }
+        }
+    }
+
+    /// After a connection ends: what was in flight is unknown; what is queued waits for the
+    /// next connection, dialled at once if this one was healthy, after the backoff if not.
+    fn after_connection(&mut self, cause: Option<Arc<ConnError>>, healthy: bool) -> Phase {
+        let counters = &self.shared.counters;
+        self.transactions.fail_all(cause.clone(), |failed| {
+            Counters::add(&counters.unknown, failed as u64);
+            Counters::sub(&counters.in_flight, failed as u64);
+        });
+        self.last_error = cause;
+        if self.done_without_connection() {
+            return Phase::Done;
+        }
+        if healthy {
+            self.failures = 0;
+            self.retry_at(Instant::now())
+        } else {
+            self.retry_later()
+        }
+    }
+
+    fn poll_connected(&mut self, cx: &mut Context<'_>, io: &mut Io<'_>) -> Poll<Exit> {
+        let now = Instant::now();
+        // 1. Replies first: they free in-flight slots and must never wait behind writes.
+        let mut answered = false;
+        loop {
+            match Pin::new(&mut *io.conn).poll_next(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    answered = true;
+                    match self.on_reply(frame) {
+                        None => io.answered = true,
+                        Some(exit @ Exit::Rejected) => {
+                            io.answered = true;
+                            return Poll::Ready(exit);
+                        }
+                        Some(exit) => return Poll::Ready(exit),
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => return Poll::Ready(Exit::Lost(Arc::new(err))),
+                Poll::Ready(None) => return Poll::Ready(Exit::Lost(Arc::new(ConnError::Closed))),
+                Poll::Pending => break,
+            }
+        }
+        // Callers just woken by those replies often publish again at once. Letting them run
+        // before writing (yielding to the scheduler `YIELDS_AFTER_REPLIES` times) puts their
+        // next requests into the same write, and with batching into the same MPUB, instead of
+        // one command per caller as each trickles in.
+        if answered {
+            io.yields = 0;
+        }
+        if io.yields < YIELDS_AFTER_REPLIES {
+            io.yields += 1;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+
+        // 2. Control: ping and close.
+        while !self.control_done {
+            match self.control.poll_recv(cx) {
+                Poll::Ready(control) => self.on_control(control),
+                Poll::Pending => break,
+            }
+        }
+
+        // 3. Writes, unless writing has stopped: after a failed write only reading goes on,
+        //    until the connection hands out its last reply and its error; and while the oldest
+        //    written request is past its deadline, nothing more is written (see `overdue`).
+        if io.write_failed {
+            return Poll::Pending;
+        }
+        if self.overdue(now) {
+            self.watch_oldest_queued(cx);
+        } else if let Err(err) = self.write_queued(cx, io, now) {
+            return self.write_failed(cx, io, err);
+        }
+
+        // 4. Flush once the queue is drained (or the window is full): one flush per burst.
+        if io.needs_flush {
+            match io.conn.poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    io.needs_flush = false;
+                    for ping in io.flushed_pings.drain(..) {
+                        let _ = ping.send(Ok(()));
+                    }
+                }
+                Poll::Ready(Err(err)) => return self.write_failed(cx, io, err),
+                Poll::Pending => {}
+            }
+        }
+
+        // 5. Deadlines: callers of requests written or queued whose time ran out, a reply that
+        //    stopped coming, and the close timeout.
+        self.expire_in_flight(now, &mut io.timeout, cx);
+        self.expire_queued(now, &mut io.expiry, cx);
+        if let Some(deadline) = self.transactions.head_deadline() {
+            if poll_timer(&mut io.stall, deadline + self.config.stall_grace, cx) {
+                return Poll::Ready(Exit::Stalled);
+            }
+        }
+        if let Some(closing) = &self.closing {
+            if poll_timer(&mut io.close_timer, closing.deadline, cx) {
+                return Poll::Ready(Exit::Finished);
+            }
+        }
+
+        // 6. Done when nothing is left to write or to wait for.
+        let drained = self.carry.is_none() && self.batch.is_empty() && self.requests_done;
+        let idle = drained && self.transactions.is_empty() && !io.needs_flush;
+        if idle && (self.closing.is_some() || self.control_done) {
+            return Poll::Ready(Exit::Finished);
+        }
+        Poll::Pending
+    }
+
+    /// Whether the oldest written request is past its deadline without a reply. Its caller has
+    /// been told it timed out; the reply may still come within the stall grace, or the
+    /// connection is dropped. Until then nothing more is written on it: what would be written
+    /// now would share that fate, while held back it goes out untouched on the next connection.
+    fn overdue(&self, now: Instant) -> bool {
+        self.transactions
+            .head_deadline()
+            .is_some_and(|deadline| deadline <= now)
+    }
+
+    /// While writing is held back, keeps the oldest queued request in `carry`, where its
+    /// deadline is watched.
+    fn watch_oldest_queued(&mut self, cx: &mut Context<'_>) {
+        if self.carry.is_none() && !self.requests_done {
+            match self.requests.poll_recv(cx) {
+                Poll::Ready(request) => self.received(request),
+                Poll::Pending => {}
+            }
+        }
+    }
+
+    /// Writes a NOP for pings, then as many queued requests as the window and the connection
+    /// take.
+    fn write_queued(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut Io<'_>,
+        now: Instant,
+    ) -> Result<(), ConnError> {
+        if !self.pings.is_empty() {
+            match io.conn.poll_send_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    io.buffer(&Command::Nop)?;
+                    io.flushed_pings.append(&mut self.pings);
+                }
+                Poll::Ready(Err(err)) => return Err(err),
+                Poll::Pending => {}
+            }
+        }
+        while self.transactions.len() + self.batch.len() < self.config.max_in_flight {
+            match io.conn.poll_send_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(err)) => return Err(err),
+                Poll::Pending => break,
+            }
+            let request = match self.carry.take() {
+                Some(request) => request,
+                None if self.requests_done => break,
+                None => match self.requests.poll_recv(cx) {
+                    Poll::Ready(Some(request)) => self.dequeued(request),
+                    Poll::Ready(None) => {
+                        self.requests_done = true;
+                        break;
+                    }
+                    Poll::Pending => break,
+                },
+            };
+            self.write(io, request, now)?;
+        }
+        self.poll_batch(cx, io)
+    }
+
+    /// Resolves the oldest request with nsqd's reply; `Some` when the connection is finished.
+    fn on_reply(&mut self, frame: Frame) -> Option<Exit> {
+        // Counted before the callers are woken, so that a caller who has its result also finds
+        // it in `stats()`.
+        let c = &self.shared.counters;
+        let resolved = self.transactions.resolve(frame, |resolved| match resolved {
+            Resolved::Acked { requests } => {
+                Counters::add(&c.acked, *requests as u64);
+                Counters::sub(&c.in_flight, *requests as u64);
+            }
+            Resolved::Rejected {
+                requests,
+                aborted,
+                code,
+            } => {
+                c.reject(code.as_str(), *requests as u64);
+                Counters::sub(&c.in_flight, (requests + aborted) as u64);
+                Counters::add(&c.not_sent, *aborted as u64);
+            }
+        });
+        match resolved {
+            Ok(Resolved::Acked { .. }) => None,
+            Ok(Resolved::Rejected { .. }) => Some(Exit::Rejected),
+            Err(violation) => Some(Exit::Violation(violation)),
+        }
+    }
+
+    /// A write or flush failed. nsqd often closes the connection right after answering (after
+    /// a rejection it does so with unread bytes, so the close is a reset). The connection keeps
+    /// handing out the replies nsqd sent before it went away, so writing stops here and the
+    /// poll goes on reading: what nsqd acknowledged is reported `Ok` and a rejection as such,
+    /// and only what is left when the connection ends has an unknown outcome.
+    fn write_failed(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut Io<'_>,
+        err: ConnError,
+    ) -> Poll<Exit> {
+        tracing::debug!(addr = %self.addr, error = %err, "write failed; reading nsqd's last replies");
+        io.write_failed = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Writes one request, or adds it to the batch of PUBs being gathered.
+    fn write(&mut self, io: &mut Io<'_>, request: Request, now: Instant) -> Result<(), ConnError> {
+        let Request {
+            payload,
+            responder,
+            deadline,
+            ..
+        } = request;
+        if deadline.is_some_and(|d| d <= now) {
+            // Its caller's time ran out while it waited in the queue.
+            fail_request(responder, &NotSentReason::DeadlineExpired, self.counters());
+            return Ok(());
+        }
+        let payload = match payload {
+            Payload::Pub { topic, body } if self.config.batching => {
+                if !self
+                    .batch
+                    .accepts(&topic, body.len(), self.config.limits.max_body_size)
+                {
+                    self.write_batch(io)?;
+                }
+                self.batch.push(topic, body, responder, deadline);
+                return Ok(());
+            }
+            payload => payload,
+        };
+        // Whatever was batched was queued before this request, so it goes first.
+        self.write_batch(io)?;
+        if !responder.start_write() {
+            // The caller left before its bytes were written: it is skipped.
+            return Ok(());
+        }
+        let command = payload.command();
+        io.buffer(&command)?;
+        let c = self.counters();
+        Counters::add(&c.bytes_written, command.encoded_len() as u64);
+        Counters::add(&c.in_flight, 1);
+        self.transactions
+            .push(InFlight::single(responder, deadline));
+        Ok(())
+    }
+
+    /// Writes the batch now, or leaves it to gather more PUBs until the linger time has passed.
+    /// Without linger, a batch is only what was already queued, so batching adds no latency.
+    fn poll_batch(&mut self, cx: &mut Context<'_>, io: &mut Io<'_>) -> Result<(), ConnError> {
+        let Some(started) = self.batch.started() else {
+            return Ok(());
+        };
+        let linger = self.config.batch_linger;
+        let window_full = self.transactions.len() + self.batch.len() >= self.config.max_in_flight;
+        let no_more = self.requests_done || self.closing.is_some();
+        if linger.is_zero()
+            || window_full
+            || no_more
+            || poll_timer(&mut io.linger, started + linger, cx)
+        {
+            self.write_batch(io)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the gathered PUBs as one command: a PUB for one, an MPUB for several.
+    fn write_batch(&mut self, io: &mut Io<'_>) -> Result<(), ConnError> {
+        let Some(written) = self.batch.start_write() else {
+            return Ok(());
+        };
+        let command = written.command();
+        io.buffer(&command)?;
+        let len = command.encoded_len() as u64;
+        let requests = written.len();
+        let c = &self.shared.counters;
+        Counters::add(&c.bytes_written, len);
+        Counters::add(&c.in_flight, requests as u64);
+        let transactions = &mut self.transactions;
+        written.finish(|i, responder, deadline| {
+            let group = if i == 0 { requests as u32 } else { 0 };
+            transactions.push(InFlight {
+                responder,
+                deadline,
+                group,
+            });
+        });
+        Ok(())
+    }
+}
+
+/// The connection and the per-connection state of the connected phase.
+struct Io<'a> {
+    conn: &'a mut Connection,
+    needs_flush: bool,
+    /// A write failed: nothing more is written; replies are read until the connection ends.
+    write_failed: bool,
+    /// nsqd answered a request on this connection, so it is healthy.
+    answered: bool,
+    /// Turns yielded since replies last woke callers.
+    yields: u32,
+    flushed_pings: Vec<oneshot::Sender<Result<(), PingFailure>>>,
+    /// The oldest request's deadline plus the stall grace.
+    stall: Pin<Box<Sleep>>,
+    close_timer: Pin<Box<Sleep>>,
+    /// When a lingering batch must be written.
+    linger: Pin<Box<Sleep>>,
+    /// The next deadline of a written request.
+    timeout: Pin<Box<Sleep>>,
+    /// The next deadline of a queued request.
+    expiry: Pin<Box<Sleep>>,
+}
+
+impl Io<'_> {
+    /// Encodes `command` into the connection's write buffer (no I/O).
+    fn buffer(&mut self, command: &Command<'_>) -> Result<(), ConnError> {
+        self.conn.buffer_command(command)?;
+        self.needs_flush = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,131 @@
+//! The phases without a connection: idle until there is something to send, then the backoff
+//! wait, the dial and the handshake. Requests queued meanwhile keep their deadlines, pings and
+//! close are answered, and close never waits for a dial or a handshake it no longer needs.
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+
+use nsq_conn::{ConnError, Connection};
+use tokio::time::{Instant, Sleep};
+
+use super::deadlines::{sleep_until_opt, unarmed};
+use super::{Phase, Router};
+use crate::error::{NotSentReason, PingFailure};
+use crate::stats::{Counters, ProducerState};
+
+impl Router {
+    /// No connection and no reason to make one: wait for a request, a ping or close.
+    pub(super) async fn idle(&mut self) -> Phase {
+        self.set_state(ProducerState::Idle);
+        loop {
+            if self.finished_with_nothing_left()
+                || (self.closing.is_some() && self.nothing_to_deliver())
+            {
+                return Phase::Done;
+            }
+            if self.carry.is_some() || !self.batch.is_empty() || !self.pings.is_empty() {
+                return Phase::Dial { at: Instant::now() };
+            }
+            tokio::select! {
+                request = self.requests.recv(), if !self.requests_done => self.received(request),
+                control = self.control.recv(), if !self.control_done => self.on_control(control),
+            }
+        }
+    }
+
+    /// Waits until `at`, then dials and handshakes.
+    pub(super) async fn dial(&mut self, at: Instant) -> Phase {
+        let mut expiry = unarmed();
+        let backoff = pin!(tokio::time::sleep_until(at));
+        if self.disconnected(backoff, &mut expiry).await.is_none() {
+            return Phase::Done;
+        }
+        self.set_state(ProducerState::Connecting);
+        let conn_config = self.conn_config.clone();
+        let connect = pin!(Connection::connect(&conn_config));
+        match self.disconnected(connect, &mut expiry).await {
+            None => Phase::Done,
+            Some(Ok(conn)) => {
+                if self.ever_connected {
+                    Counters::add(&self.counters().reconnects, 1);
+                }
+                self.ever_connected = true;
+                self.last_error = None;
+                tracing::info!(addr = %self.addr, "connected to nsqd");
+                self.set_state(ProducerState::Connected);
+                Phase::Connected(Box::new(conn))
+            }
+            Some(Err(err)) => self.dial_failed(err),
+        }
+    }
+
+    /// Runs `step` (the backoff wait, or the dial and handshake) to completion while there is no
+    /// connection: queued requests expire at their deadlines, the oldest one is taken from the
+    /// queue so that its deadline is watched, and pings and close are taken in. `None` when the
+    /// router is done instead: closing with nothing left to deliver, closing out of time, or
+    /// every handle gone with nothing queued.
+    async fn disconnected<F: Future>(
+        &mut self,
+        mut step: Pin<&mut F>,
+        expiry: &mut Pin<Box<Sleep>>,
+    ) -> Option<F::Output> {
+        loop {
+            self.take_control();
+            if self.done_without_connection() {
+                return None;
+            }
+            self.sweep_expired(expiry).await;
+            let close_at = self.close_deadline();
+            tokio::select! {
+                biased;
+                control = self.control.recv(), if !self.control_done => self.on_control(control),
+                request = self.requests.recv(), if self.carry.is_none() && !self.requests_done => {
+                    self.received(request);
+                }
+                () = &mut *expiry => {}
+                () = sleep_until_opt(close_at) => {}
+                output = &mut step => return Some(output),
+            }
+        }
+    }
+
+    /// A dial or handshake failed: pings fail with its error (and with `fail_fast`, so does
+    /// everything queued); the next attempt waits for the backoff.
+    fn dial_failed(&mut self, err: ConnError) -> Phase {
+        let err = Arc::new(err);
+        Counters::add(&self.counters().connect_failures, 1);
+        tracing::warn!(
+            addr = %self.addr,
+            attempt = self.failures + 1,
+            error = %err,
+            "connecting to nsqd failed"
+        );
+        for ping in self.pings.drain(..) {
+            let _ = ping.send(Err(PingFailure::Connection(err.clone())));
+        }
+        if self.config.fail_fast {
+            self.fail_queued(&NotSentReason::Unavailable(err.clone()));
+        }
+        self.last_error = Some(err);
+        self.retry_later()
+    }
+
+    /// After a failed attempt, or a connection that ended before it was healthy: the next dial
+    /// waits for a backoff that grows with each failure in a row.
+    pub(super) fn retry_later(&mut self) -> Phase {
+        let delay = self.backoff.delay(self.failures, self.jitter.next_unit());
+        self.failures = self.failures.saturating_add(1);
+        self.retry_at(Instant::now() + delay)
+    }
+
+    /// Schedules the next dial for `at`.
+    pub(super) fn retry_at(&mut self, at: Instant) -> Phase {
+        self.set_state(ProducerState::Reconnecting {
+            attempt: self.failures.saturating_add(1),
+            last_error: self.last_error.clone(),
+            next_attempt: at.into_std(),
+        });
+        Phase::Dial { at }
+    }
+}

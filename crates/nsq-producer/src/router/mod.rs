@@ -1,0 +1,328 @@
+//! The router task: the single owner of the connection and of the transaction FIFO.
+//!
+//! The shape is go-nsq's: requests arrive over a channel, the router writes each command and
+//! appends its transaction to a FIFO in the same step, pops the head when nsqd answers, and
+//! finishes that caller's transaction. What differs is in the details: the channel is bounded,
+//! results are stored rather than sent (a slow caller cannot stall the router), reading,
+//! writing and flushing happen in one poll so a long pipeline never deadlocks, a rejection
+//! aborts only what nsqd will not execute, and a lost connection is redialled in the background
+//! while unwritten requests wait in the queue.
+//!
+//! The router runs through phases, one file each: [`dial`] (waiting for a connection: the
+//! backoff wait, the dial and the handshake), [`connected`] (the poll loop that reads, writes
+//! and flushes) and [`deadlines`] (the timers both phases keep). This file holds what they
+//! share: the queue's bookkeeping, control messages and closing.
+
+mod connected;
+mod deadlines;
+mod dial;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use nsq_conn::{ConnConfig, ConnError, Connection};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::backoff::{Backoff, Jitter};
+use crate::batch::Batch;
+use crate::completion::Responder;
+use crate::config::ProducerConfig;
+use crate::error::{NotSentReason, PingFailure, PublishError};
+use crate::producer::Shared;
+use crate::request::{Control, Request};
+use crate::stats::{Counters, ProducerState, Stats};
+use crate::transactions::Transactions;
+
+pub(crate) struct Router {
+    addr: String,
+    conn_config: ConnConfig,
+    config: Arc<ProducerConfig>,
+    requests: mpsc::Receiver<Request>,
+    control: mpsc::Receiver<Control>,
+    shared: Arc<Shared>,
+    transactions: Transactions,
+    backoff: Backoff,
+    jitter: Jitter,
+    /// A request taken from the queue but not written yet; written first.
+    carry: Option<Request>,
+    /// PUBs taken from the queue to go out together as one MPUB; written before `carry`.
+    batch: Batch,
+    /// Queue-byte permits of requests that left the queue, returned to publishers together.
+    permits_to_release: usize,
+    ever_connected: bool,
+    /// Connection attempts that failed in a row since the last healthy connection (a
+    /// connection that ended before it was healthy counts as one). Sets the backoff.
+    failures: u32,
+    /// Why the last connection attempt failed or the last connection ended; `None` while
+    /// connected. Requests that expire waiting for a connection report it.
+    last_error: Option<Arc<ConnError>>,
+    pings: Vec<oneshot::Sender<Result<(), PingFailure>>>,
+    closing: Option<Closing>,
+    /// Requests channel closed and drained (every handle dropped, or close).
+    requests_done: bool,
+    control_done: bool,
+}
+
+struct Closing {
+    deadline: Instant,
+    replies: Vec<oneshot::Sender<Stats>>,
+}
+
+enum Phase {
+    /// Not connected and never asked to be.
+    Idle,
+    /// Connect, not before `at`.
+    Dial { at: Instant },
+    Connected(Box<Connection>),
+    Done,
+}
+
+impl Router {
+    pub(crate) fn new(
+        addr: String,
+        conn_config: ConnConfig,
+        config: Arc<ProducerConfig>,
+        requests: mpsc::Receiver<Request>,
+        control: mpsc::Receiver<Control>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let seed = now.as_nanos() as u64 ^ (Arc::as_ptr(&shared) as u64);
+        Self {
+            backoff: Backoff::new(config.reconnect_backoff_min, config.reconnect_backoff_max),
+            addr,
+            conn_config,
+            config,
+            requests,
+            control,
+            shared,
+            transactions: Transactions::default(),
+            jitter: Jitter::seeded(seed),
+            carry: None,
+            batch: Batch::default(),
+            permits_to_release: 0,
+            ever_connected: false,
+            failures: 0,
+            last_error: None,
+            pings: Vec::new(),
+            closing: None,
+            requests_done: false,
+            control_done: false,
+        }
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    fn set_state(&self, state: ProducerState) {
+        self.shared.state.send_replace(state);
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut phase = Phase::Idle;
+        loop {
+            phase = match phase {
+                Phase::Idle => self.idle().await,
+                Phase::Dial { at } => self.dial(at).await,
+                Phase::Connected(conn) => self.connected(conn).await,
+                Phase::Done => break,
+            };
+        }
+        self.shut_down();
+    }
+
+    /// Bookkeeping for a request leaving the channel. Its queue bytes are returned to
+    /// publishers by [`release_permits`](Self::release_permits), once per loop turn rather
+    /// than once per request.
+    fn dequeued(&mut self, request: Request) -> Request {
+        Counters::sub(&self.counters().queued, 1);
+        self.permits_to_release += request.permits as usize;
+        request
+    }
+
+    /// Takes the next request into `carry` from a `recv` that returned `request`.
+    fn received(&mut self, request: Option<Request>) {
+        match request {
+            Some(request) => {
+                self.carry = Some(self.dequeued(request));
+                self.release_permits();
+            }
+            None => self.requests_done = true,
+        }
+    }
+
+    /// Publishes how many requests the router holds unwritten, for `stats().queued`.
+    fn record_held(&self) {
+        let held = u64::from(self.carry.is_some()) + self.batch.len() as u64;
+        self.shared.counters.held.store(held, Ordering::Relaxed);
+    }
+
+    /// Returns the queue bytes of requests that left the channel to publishers, and updates
+    /// how many the router holds.
+    fn release_permits(&mut self) {
+        if self.permits_to_release > 0 {
+            self.shared
+                .queue_bytes
+                .add_permits(std::mem::take(&mut self.permits_to_release));
+        }
+        self.record_held();
+    }
+
+    fn on_control(&mut self, control: Option<Control>) {
+        match control {
+            Some(Control::Ping(reply)) => self.pings.push(reply),
+            Some(Control::Close(reply)) => self.begin_close(reply),
+            None => self.control_done = true,
+        }
+    }
+
+    /// Handles the control messages already sent, without waiting for more.
+    fn take_control(&mut self) {
+        while !self.control_done {
+            match self.control.try_recv() {
+                Ok(control) => self.on_control(Some(control)),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => self.on_control(None),
+            }
+        }
+    }
+
+    fn begin_close(&mut self, reply: oneshot::Sender<Stats>) {
+        match &mut self.closing {
+            Some(closing) => closing.replies.push(reply),
+            None => {
+                tracing::info!(addr = %self.addr, "closing producer");
+                // No new requests; those already queued are still written.
+                self.requests.close();
+                self.closing = Some(Closing {
+                    deadline: Instant::now() + self.config.close_timeout,
+                    replies: vec![reply],
+                });
+            }
+        }
+    }
+
+    fn close_deadline(&self) -> Option<Instant> {
+        self.closing.as_ref().map(|c| c.deadline)
+    }
+
+    fn closing_expired(&self) -> bool {
+        self.closing
+            .as_ref()
+            .is_some_and(|c| Instant::now() >= c.deadline)
+    }
+
+    /// Nothing queued, nothing carried and nothing in flight.
+    fn nothing_to_deliver(&mut self) -> bool {
+        if self.carry.is_some() || !self.batch.is_empty() || !self.transactions.is_empty() {
+            return false;
+        }
+        // Skip requests whose callers are gone; stop at the first live one.
+        let found = loop {
+            match self.requests.try_recv() {
+                Ok(request) => {
+                    let request = self.dequeued(request);
+                    if !request.responder.is_abandoned() {
+                        self.carry = Some(request);
+                        break true;
+                    }
+                }
+                Err(_) => break false,
+            }
+        };
+        self.release_permits();
+        !found
+    }
+
+    /// Every handle is gone and nothing is outstanding: the task can end.
+    fn finished_with_nothing_left(&mut self) -> bool {
+        self.requests_done
+            && self.control_done
+            && self.carry.is_none()
+            && self.batch.is_empty()
+            && self.transactions.is_empty()
+    }
+
+    /// Without a connection: whether the router is done, because closing has nothing left to
+    /// deliver or ran out of time, or because every handle is gone and nothing is queued.
+    fn done_without_connection(&mut self) -> bool {
+        self.closing_expired()
+            || (self.closing.is_some() && self.nothing_to_deliver())
+            || self.finished_with_nothing_left()
+    }
+
+    /// Why a request that was never written failed at its deadline: nsqd's unavailability when
+    /// the last attempt to reach it failed, else plain expiry.
+    fn expiry_reason(&self) -> NotSentReason {
+        match &self.last_error {
+            Some(err) => NotSentReason::Unavailable(err.clone()),
+            None => NotSentReason::DeadlineExpired,
+        }
+    }
+
+    /// Fails the carried request and everything in the channel.
+    fn fail_queued(&mut self, reason: &NotSentReason) {
+        for (responder, _) in self.batch.drain_members() {
+            fail_request(responder, reason, self.counters());
+        }
+        if let Some(request) = self.carry.take() {
+            fail_request(request.responder, reason, self.counters());
+        }
+        while let Ok(request) = self.requests.try_recv() {
+            let request = self.dequeued(request);
+            fail_request(request.responder, reason, self.counters());
+        }
+        self.release_permits();
+    }
+
+    fn shut_down(&mut self) {
+        self.requests.close();
+        let counters = &self.shared.counters;
+        self.transactions.fail_all(None, |failed| {
+            Counters::add(&counters.unknown, failed as u64);
+            Counters::sub(&counters.in_flight, failed as u64);
+        });
+        self.fail_queued(&NotSentReason::Closed);
+        self.shared.closed.store(true, Ordering::Release);
+        self.set_state(ProducerState::Closed);
+        for ping in self.pings.drain(..) {
+            let _ = ping.send(Err(PingFailure::Closed));
+        }
+        self.control.close();
+        while let Ok(control) = self.control.try_recv() {
+            match control {
+                Control::Ping(reply) => {
+                    let _ = reply.send(Err(PingFailure::Closed));
+                }
+                Control::Close(reply) => self
+                    .closing
+                    .get_or_insert_with(|| Closing {
+                        deadline: Instant::now(),
+                        replies: Vec::new(),
+                    })
+                    .replies
+                    .push(reply),
+            }
+        }
+        let stats = self.counters().snapshot();
+        if let Some(closing) = self.closing.take() {
+            for reply in closing.replies {
+                let _ = reply.send(stats.clone());
+            }
+        }
+        tracing::info!(addr = %self.addr, "producer closed");
+    }
+}
+
+/// Completes a request that was never written and counts it, unless its caller is gone.
+fn fail_request(responder: Responder, reason: &NotSentReason, counters: &Counters) {
+    if responder.is_abandoned() {
+        return;
+    }
+    Counters::add(&counters.not_sent, 1);
+    responder.complete(Err(PublishError::NotSent(reason.clone())));
+}
