@@ -73,7 +73,9 @@ enum Phase {
     /// Not connected and never asked to be.
     Idle,
     /// Connect, not before `at`.
-    Dial { at: Instant },
+    Dial {
+        at: Instant,
+    },
     Connected(Box<Connection>),
     Done,
 }
