@@ -124,6 +124,19 @@ mod tests {
     }
 
     #[test]
+    fn lone_oversize_size_field_is_a_decode_error() {
+        let mut codec = NsqCodec::new(100);
+        let mut buf = BytesMut::from(&b"\x7f\xff\xff\xff"[..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(ConnError::Decode(DecodeError::FrameTooLarge {
+                size: 0x7fff_ffff,
+                max: 100
+            }))
+        ));
+    }
+
+    #[test]
     fn raw_bytes_are_appended() {
         let mut codec = NsqCodec::default();
         let mut dst = BytesMut::new();

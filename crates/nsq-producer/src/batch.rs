@@ -4,9 +4,10 @@
 //! `Transactions`). The batch is checked against the MPUB size limit as it grows, and every
 //! message in it already passed the per-message checks when it was published, so nsqd can only
 //! refuse the batch for reasons that concern all of its messages alike (authorisation, a topic
-//! being deleted, a storage failure) or because its own `--max-msg-size` is smaller than the
-//! configured limit; in each case every request in the batch is reported rejected with nsqd's
-//! error, and none of them was stored.
+//! being deleted) or because its own `--max-msg-size` is smaller than the configured limit; in
+//! each case every request in the batch is reported rejected with nsqd's error, and none of them
+//! was stored. A storage failure (`E_MPUB_FAILED`) can come after nsqd stored the messages
+//! before the one that failed, so then every request in the batch is reported as maybe stored.
 
 use bytes::Bytes;
 use nsq_proto::{Command, Topic};

@@ -61,8 +61,9 @@ pub struct ProducerConfig {
     pub fail_fast: bool,
     /// Send consecutive queued PUBs to the same topic as one MPUB (within
     /// `limits.max_body_size`). Each publish still gets its own result; if nsqd rejects the
-    /// MPUB, every publish in it is rejected with nsqd's error and none was stored. On by
-    /// default.
+    /// MPUB, every publish in it is rejected with nsqd's error and none was stored, except
+    /// after `E_MPUB_FAILED`, when every publish in it is
+    /// [`MaybeStored`](crate::PublishError::MaybeStored). On by default.
     pub batching: bool,
     /// With batching, how long a batch may wait for more PUBs before it is written. Zero (the
     /// default) sends only what is already queued, adding no latency.

@@ -11,7 +11,8 @@ use nsq_proto::{ErrorCode, InvalidName, InvalidPublish, ServerError};
 /// | variant | stored by nsqd? | retry on this producer |
 /// |---|---|---|
 /// | [`Invalid`](Self::Invalid) | no, nothing was sent | pointless: fix the request |
-/// | [`Rejected`](Self::Rejected) | no, nsqd refused it | only for nsqd's transient `E_*PUB_FAILED` |
+/// | [`Rejected`](Self::Rejected) | no, nsqd refused it | only for nsqd's transient `E_PUB_FAILED` and `E_DPUB_FAILED` |
+/// | [`MaybeStored`](Self::MaybeStored) | maybe: nsqd failed part way through an MPUB | may duplicate |
 /// | [`NotSent`](Self::NotSent) | no, never written or never executed | safe |
 /// | [`Unknown`](Self::Unknown) | maybe | may duplicate |
 /// | [`TimedOut`](Self::TimedOut) | maybe | may duplicate |
@@ -32,6 +33,14 @@ pub enum PublishError {
     /// after any error, so the producer reconnects.
     #[error("rejected by nsqd: {0}")]
     Rejected(ServerError),
+    /// nsqd answered an MPUB with an error after which some of its messages may be stored:
+    /// `E_MPUB_FAILED`. nsqd stores an MPUB's messages one at a time and stops at the first
+    /// failure, so the messages before it are stored and the rest are not; which ones, the
+    /// error does not say. Every publish that went out in that MPUB, including publishes
+    /// batched into it automatically, gets this error, and a retry may duplicate what was
+    /// stored. nsqd closes the connection after the error, so the producer reconnects.
+    #[error("nsqd failed the MPUB; some of its messages may be stored: {0}")]
+    MaybeStored(ServerError),
     /// The request was never written, or was written behind a request nsqd rejected (nsqd stops
     /// reading at its first error, so it never executed it). Not stored; safe to retry.
     #[error("not sent: {0}")]
@@ -93,7 +102,7 @@ impl PublishError {
     /// Whether nsqd may have stored the message.
     pub fn delivery(&self) -> Delivery {
         match self {
-            Self::Unknown(_) | Self::TimedOut => Delivery::Unknown,
+            Self::MaybeStored(_) | Self::Unknown(_) | Self::TimedOut => Delivery::Unknown,
             Self::Invalid(_)
             | Self::InvalidTopic(_)
             | Self::Rejected(_)
@@ -104,22 +113,23 @@ impl PublishError {
 
     /// Whether publishing the same message again on this producer cannot duplicate it and may
     /// succeed: true for [`NotSent`](Self::NotSent) and for nsqd's transient storage failures
-    /// (`E_PUB_FAILED`, `E_MPUB_FAILED`, `E_DPUB_FAILED`).
+    /// of a single message (`E_PUB_FAILED`, `E_DPUB_FAILED`). Never true for
+    /// [`MaybeStored`](Self::MaybeStored) (`E_MPUB_FAILED`), since part of the MPUB may be
+    /// stored.
     pub fn is_retry_safe(&self) -> bool {
         match self {
             Self::NotSent(_) => true,
-            Self::Rejected(err) => matches!(
-                err.code(),
-                ErrorCode::PubFailed | ErrorCode::MpubFailed | ErrorCode::DpubFailed
-            ),
+            Self::Rejected(err) => {
+                matches!(err.code(), ErrorCode::PubFailed | ErrorCode::DpubFailed)
+            }
             _ => false,
         }
     }
 
-    /// nsqd's error, for a rejection.
+    /// nsqd's error, for a rejection or a [`MaybeStored`](Self::MaybeStored) failure.
     pub fn server_error(&self) -> Option<&ServerError> {
         match self {
-            Self::Rejected(err) => Some(err),
+            Self::Rejected(err) | Self::MaybeStored(err) => Some(err),
             _ => None,
         }
     }
@@ -131,6 +141,7 @@ impl PartialEq for PublishError {
             (Self::Invalid(a), Self::Invalid(b)) => a == b,
             (Self::InvalidTopic(a), Self::InvalidTopic(b)) => a == b,
             (Self::Rejected(a), Self::Rejected(b)) => a == b,
+            (Self::MaybeStored(a), Self::MaybeStored(b)) => a == b,
             (Self::NotSent(a), Self::NotSent(b)) => a == b,
             (Self::Unknown(a), Self::Unknown(b)) => same_cause(a.as_ref(), b.as_ref()),
             (Self::TimedOut, Self::TimedOut) | (Self::Closed, Self::Closed) => true,
@@ -173,7 +184,20 @@ mod tests {
         };
         assert!(PublishError::NotSent(NotSentReason::Aborted).is_retry_safe());
         assert!(rejected(b"E_PUB_FAILED PUB failed exiting").is_retry_safe());
+        assert!(rejected(b"E_DPUB_FAILED DPUB failed exiting").is_retry_safe());
         assert!(!rejected(b"E_BAD_MESSAGE PUB message too big 105 > 100").is_retry_safe());
+        assert_eq!(
+            rejected(b"E_PUB_FAILED PUB failed exiting").delivery(),
+            Delivery::NotStored
+        );
+        let mpub_failed =
+            ServerError::parse(Bytes::from_static(b"E_MPUB_FAILED MPUB failed exiting"));
+        let maybe_stored = PublishError::MaybeStored(mpub_failed.clone());
+        assert!(!maybe_stored.is_retry_safe());
+        assert_eq!(maybe_stored.delivery(), Delivery::Unknown);
+        assert_eq!(maybe_stored.server_error(), Some(&mpub_failed));
+        assert_eq!(maybe_stored, PublishError::MaybeStored(mpub_failed.clone()));
+        assert_ne!(maybe_stored, PublishError::Rejected(mpub_failed));
         assert!(!PublishError::TimedOut.is_retry_safe());
         assert!(!PublishError::Unknown(None).is_retry_safe());
         assert!(!PublishError::Closed.is_retry_safe());

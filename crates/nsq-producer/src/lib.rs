@@ -51,12 +51,15 @@
 //! the same topic are written as one MPUB, within the MPUB size limit. Without
 //! [`ProducerConfig::batch_linger`] only what is already queued is batched, so a lone publish
 //! goes out at once and batching adds no latency; under load, it cuts nsqd's per-command work.
-//! Each publish still resolves on its own. nsqd judges an MPUB as a whole: every message in a
-//! batch already passed the size checks, so nsqd can only refuse a batch for reasons that concern
-//! all of it (authorisation, a storage failure) or because its `--max-msg-size` is below the
+//! Each publish still resolves on its own. nsqd answers an MPUB once, for all of it: every
+//! message in a batch already passed the size checks, so nsqd can only refuse a batch for
+//! reasons that concern all of it (authorisation) or because its `--max-msg-size` is below the
 //! configured limit; then every publish in the batch is [`PublishError::Rejected`] with nsqd's
-//! error, and none of them was stored. DPUBs and a caller's own MPUBs are never merged, and the
-//! wire order is always the queue order.
+//! error, and none of them was stored. A storage failure is different: nsqd stores an MPUB's
+//! messages one at a time and answers `E_MPUB_FAILED` at the first that fails, so the ones
+//! before it are stored; then every publish in the batch is [`PublishError::MaybeStored`] with
+//! nsqd's error, and a retry may duplicate some of them. DPUBs and a caller's own MPUBs are
+//! never merged, and the wire order is always the queue order.
 //!
 //! **Timeouts.** [`ProducerConfig::publish_timeout`] (default 30 s) bounds a publish from the
 //! call to nsqd's answer. If it passes while the publisher waits for room in the queue, or
@@ -99,15 +102,17 @@
 //! | outcome | meaning | retry? |
 //! |---|---|---|
 //! | `Ok(())` | nsqd acknowledged: the message is in its memory or disk queue | — |
-//! | [`PublishError::Rejected`] | nsqd answered with an error frame; not stored | only nsqd's transient `E_PUB_FAILED`/`E_MPUB_FAILED`/`E_DPUB_FAILED` |
+//! | [`PublishError::Rejected`] | nsqd answered with an error frame; not stored | only nsqd's transient `E_PUB_FAILED`/`E_DPUB_FAILED` |
+//! | [`PublishError::MaybeStored`] | nsqd answered an MPUB with `E_MPUB_FAILED`: it stopped at a message it could not store, so the ones before it are stored | may duplicate |
 //! | [`PublishError::NotSent`] | never written, or written behind a rejected request (nsqd stops at its first error, so it never executed it); not stored | safe |
 //! | [`PublishError::Unknown`] | written, then the connection failed before the reply | may duplicate |
 //! | [`PublishError::TimedOut`] | written, no reply within the timeout | may duplicate |
 //! | [`PublishError::Invalid`], [`PublishError::InvalidTopic`] | refused locally, nothing sent | no: fix the request |
 //! | [`PublishError::Closed`] | the producer was closed | no |
 //!
-//! A rejection ends the connection (nsqd closes it after any error). Requests written behind the
-//! rejected one are reported as not sent; requests still queued go out on the next connection.
+//! A rejection or an `E_MPUB_FAILED` ends the connection (nsqd closes it after any error).
+//! Requests written behind the failed one are reported as not sent; requests still queued go
+//! out on the next connection.
 //!
 //! **Closing.** [`Producer::close`] stops taking publishes, writes everything queued, waits for
 //! every reply (at most [`ProducerConfig::close_timeout`]), closes the connection and returns

@@ -143,11 +143,12 @@ pub struct Stats {
     pub in_flight: u64,
     /// Requests nsqd acknowledged.
     pub acked: u64,
-    /// Requests nsqd rejected, by error code.
+    /// Requests nsqd rejected (not stored), by error code.
     pub rejected: BTreeMap<String, u64>,
     /// Requests that were never sent (or never executed) and are safe to retry.
     pub not_sent: u64,
-    /// Requests written whose connection failed before the reply.
+    /// Requests written whose connection failed before the reply, and requests in an MPUB
+    /// that nsqd answered with `E_MPUB_FAILED` (which may be stored in part).
     pub unknown: u64,
     /// Requests whose caller stopped waiting after they were written (also counted under their
     /// wire outcome).

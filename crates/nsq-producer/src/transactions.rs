@@ -45,12 +45,16 @@ impl InFlight {
 pub(crate) enum Resolved {
     /// The head command was acknowledged: `requests` requests.
     Acked { requests: usize },
-    /// The head command (`requests` requests) was rejected with a fatal error; `aborted`
+    /// The head command (`requests` requests) was answered with a fatal error; `aborted`
     /// requests behind it were resolved as not sent. The connection is finished.
+    ///
+    /// With `maybe_stored` (`E_MPUB_FAILED`) the head's requests were resolved as
+    /// [`PublishError::MaybeStored`] and count as unknown; otherwise they were rejected.
     Rejected {
         requests: usize,
         aborted: usize,
         code: ErrorCode,
+        maybe_stored: bool,
     },
 }
 
@@ -174,18 +178,26 @@ impl Transactions {
 
     fn reject_head(&mut self, err: ServerError, count: impl FnOnce(&Resolved)) -> Resolved {
         let requests = self.head_group();
+        // nsqd stores an MPUB's messages one at a time and answers `E_MPUB_FAILED` at the first
+        // that fails, so the ones before it are stored. Any other error means nothing of the
+        // command was stored.
+        let maybe_stored = err.code() == &ErrorCode::MpubFailed;
         // nsqd stopped reading at the error: nothing behind it was executed.
         let resolved = Resolved::Rejected {
             requests,
             aborted: self.queue.len() - requests,
             code: err.code().clone(),
+            maybe_stored,
         };
         count(&resolved);
-        // nsqd validates an MPUB as a whole: every request in the command shares its fate.
+        // nsqd answers an MPUB once: every request in the command shares its fate.
         for request in self.queue.drain(..requests) {
-            request
-                .responder
-                .complete(Err(PublishError::Rejected(err.clone())));
+            let outcome = if maybe_stored {
+                PublishError::MaybeStored(err.clone())
+            } else {
+                PublishError::Rejected(err.clone())
+            };
+            request.responder.complete(Err(outcome));
         }
         for request in self.queue.drain(..) {
             request
@@ -286,7 +298,8 @@ mod tests {
             Ok(Resolved::Rejected {
                 requests: 1,
                 aborted: 2,
-                code: ErrorCode::BadTopic
+                code: ErrorCode::BadTopic,
+                maybe_stored: false
             })
         );
         assert!(tx.is_empty());
@@ -386,7 +399,8 @@ mod tests {
             Ok(Resolved::Rejected {
                 requests: 2,
                 aborted: 1,
-                code: ErrorCode::BadMessage
+                code: ErrorCode::BadMessage,
+                maybe_stored: false
             })
         );
         for caller in &mut callers[..3] {
@@ -402,6 +416,77 @@ mod tests {
             result(&mut callers[5]),
             Some(Err(PublishError::NotSent(NotSentReason::Aborted)))
         );
+    }
+
+    #[test]
+    fn mpub_failed_may_have_stored_the_whole_group() {
+        let mut tx = Transactions::default();
+        let mut callers = Vec::new();
+        for group in [3, 0, 0, 1] {
+            let (request, completion) = written_in_group(group);
+            tx.push(request);
+            callers.push(completion);
+        }
+        let failed = "E_MPUB_FAILED MPUB failed exiting";
+        assert_eq!(
+            tx.resolve(error(failed), |_| {}),
+            Ok(Resolved::Rejected {
+                requests: 3,
+                aborted: 1,
+                code: ErrorCode::MpubFailed,
+                maybe_stored: true
+            })
+        );
+        assert!(tx.is_empty());
+        for caller in &mut callers[..3] {
+            let Some(Err(err)) = result(caller) else {
+                panic!("expected an error")
+            };
+            let PublishError::MaybeStored(server) = &err else {
+                panic!("every request of the MPUB may be stored, got {err:?}")
+            };
+            assert_eq!(server.to_string(), failed);
+            assert_eq!(server.code(), &ErrorCode::MpubFailed);
+            assert!(!err.is_retry_safe());
+            assert_eq!(err.delivery(), crate::Delivery::Unknown);
+        }
+        assert_eq!(
+            result(&mut callers[3]),
+            Some(Err(PublishError::NotSent(NotSentReason::Aborted)))
+        );
+    }
+
+    #[test]
+    fn pub_and_dpub_failed_stay_retry_safe_rejections() {
+        for failed in [
+            "E_PUB_FAILED PUB failed exiting",
+            "E_DPUB_FAILED DPUB failed exiting",
+        ] {
+            let mut tx = Transactions::default();
+            let (request, mut caller) = written();
+            tx.push(request);
+            let (request, mut behind) = written();
+            tx.push(request);
+            let Ok(Resolved::Rejected {
+                requests: 1,
+                aborted: 1,
+                maybe_stored: false,
+                ..
+            }) = tx.resolve(error(failed), |_| {})
+            else {
+                panic!("{failed}: expected a plain rejection")
+            };
+            let Some(Err(err)) = result(&mut caller) else {
+                panic!("expected an error")
+            };
+            assert!(matches!(&err, PublishError::Rejected(e) if e.to_string() == failed));
+            assert!(err.is_retry_safe());
+            assert_eq!(err.delivery(), crate::Delivery::NotStored);
+            assert_eq!(
+                result(&mut behind),
+                Some(Err(PublishError::NotSent(NotSentReason::Aborted)))
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -446,6 +531,7 @@ mod tests {
         PushBatch(u32),
         Ok,
         Error,
+        MpubFailed,
         Violation,
         Disconnect,
         DropCaller(usize),
@@ -457,6 +543,7 @@ mod tests {
             1 => (2u32..6).prop_map(Op::PushBatch),
             3 => Just(Op::Ok),
             1 => Just(Op::Error),
+            1 => Just(Op::MpubFailed),
             1 => Just(Op::Violation),
             1 => Just(Op::Disconnect),
             1 => (0usize..64).prop_map(Op::DropCaller),
@@ -468,6 +555,7 @@ mod tests {
         Pending,
         Acked,
         Rejected,
+        MaybeStored,
         Aborted,
         Unknown,
     }
@@ -524,9 +612,25 @@ mod tests {
                         } else {
                             let head = model.remove(0);
                             let aborted = model.iter().map(Vec::len).sum();
-                            prop_assert_eq!(got, Ok(Resolved::Rejected { requests: head.len(), aborted, code: ErrorCode::BadMessage }));
+                            prop_assert_eq!(got, Ok(Resolved::Rejected { requests: head.len(), aborted, code: ErrorCode::BadMessage, maybe_stored: false }));
                             for i in head {
                                 expected[i] = Expected::Rejected;
+                            }
+                            for i in model.drain(..).flatten() {
+                                expected[i] = Expected::Aborted;
+                            }
+                        }
+                    }
+                    Op::MpubFailed => {
+                        let got = tx.resolve(error("E_MPUB_FAILED MPUB failed exiting"), |_| {});
+                        if model.is_empty() {
+                            prop_assert!(got.is_err());
+                        } else {
+                            let head = model.remove(0);
+                            let aborted = model.iter().map(Vec::len).sum();
+                            prop_assert_eq!(got, Ok(Resolved::Rejected { requests: head.len(), aborted, code: ErrorCode::MpubFailed, maybe_stored: true }));
+                            for i in head {
+                                expected[i] = Expected::MaybeStored;
                             }
                             for i in model.drain(..).flatten() {
                                 expected[i] = Expected::Aborted;
@@ -559,6 +663,7 @@ mod tests {
                     Expected::Pending => prop_assert_eq!(got, None),
                     Expected::Acked => prop_assert_eq!(got, Some(Ok(()))),
                     Expected::Rejected => prop_assert!(matches!(got, Some(Err(PublishError::Rejected(_))))),
+                    Expected::MaybeStored => prop_assert!(matches!(got, Some(Err(PublishError::MaybeStored(_))))),
                     Expected::Aborted => prop_assert_eq!(got, Some(Err(PublishError::NotSent(NotSentReason::Aborted)))),
                     Expected::Unknown => prop_assert_eq!(got, Some(Err(PublishError::Unknown(None)))),
                 }

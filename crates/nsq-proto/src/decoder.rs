@@ -13,6 +13,9 @@ pub const DEFAULT_MAX_FRAME_SIZE: u32 = 1024 * 1024 + 26 + 4;
 /// The size field a frame decoder reads when the peer answers in HTTP (`HTTP` as a u32).
 const HTTP_MAGIC: u32 = u32::from_be_bytes(*b"HTTP");
 
+/// Length of a frame's size field, the first part of its header.
+const SIZE_LEN: usize = 4;
+
 /// Decodes frames from bytes as they arrive, in any chunking.
 ///
 /// It follows the tokio-util `Decoder` contract: [`decode`](Self::decode) returns `Ok(None)`
@@ -20,9 +23,10 @@ const HTTP_MAGIC: u32 = u32::from_be_bytes(*b"HTTP");
 /// consumes exactly one frame's bytes when it returns one. Bodies are split off the buffer, not
 /// copied.
 ///
-/// The size announced by a header is checked against the maximum before anything is reserved,
-/// so a hostile or mistaken peer cannot make it allocate. After the first error the decoder stays
-/// failed and returns that error on every call.
+/// The size a header announces is checked against the maximum as soon as its 4 bytes have
+/// arrived, before the frame type and before anything is reserved: a hostile or mistaken peer
+/// cannot make it allocate, and a bad size field fails even when nothing follows it. After the
+/// first error the decoder stays failed and returns that error on every call.
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -43,7 +47,7 @@ pub struct FrameDecoder {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
-    /// Waiting for an 8-byte header.
+    /// Waiting for an 8-byte header; its size field is checked once its 4 bytes are here.
     Header,
     /// Header read; waiting for `len` bytes of frame data.
     Data { frame_type: i32, len: usize },
@@ -96,23 +100,17 @@ impl FrameDecoder {
 
     fn decode_inner(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
         if self.state == State::Header {
-            if src.len() < FRAME_HEADER_LEN {
+            // The size field is checked as soon as it is complete: a peer that sends only a
+            // bad size field (and then nothing) fails now, not when more bytes come.
+            if src.len() < SIZE_LEN {
                 return Ok(None);
             }
             let size = u32::from_be_bytes([src[0], src[1], src[2], src[3]]);
-            if size == HTTP_MAGIC {
-                return Err(DecodeError::HttpResponse);
+            self.check_size(size)?;
+            if src.len() < FRAME_HEADER_LEN {
+                return Ok(None);
             }
-            if size < 4 {
-                return Err(DecodeError::FrameTooSmall { size });
-            }
-            if size > self.max_frame_size {
-                return Err(DecodeError::FrameTooLarge {
-                    size,
-                    max: self.max_frame_size,
-                });
-            }
-            src.advance(4);
+            src.advance(SIZE_LEN);
             let frame_type = src.get_i32();
             // Checked before waiting for the data, so garbage fails fast.
             if !(0..=2).contains(&frame_type) {
@@ -133,6 +131,24 @@ impl FrameDecoder {
         let data = src.split_to(len).freeze();
         self.state = State::Header;
         Frame::from_parts(frame_type, data).map(Some)
+    }
+
+    /// Refuses a size field that is `HTTP`, too small to hold the frame type, or above the
+    /// maximum.
+    fn check_size(&self, size: u32) -> Result<(), DecodeError> {
+        if size == HTTP_MAGIC {
+            return Err(DecodeError::HttpResponse);
+        }
+        if size < 4 {
+            return Err(DecodeError::FrameTooSmall { size });
+        }
+        if size > self.max_frame_size {
+            return Err(DecodeError::FrameTooLarge {
+                size,
+                max: self.max_frame_size,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -230,6 +246,62 @@ mod tests {
             })
         );
         assert_eq!(buf.capacity(), cap);
+    }
+
+    #[test]
+    fn lone_oversize_size_field_is_refused_at_once() {
+        let mut decoder = FrameDecoder::default();
+        let mut buf = BytesMut::from(&[0x7f, 0xff, 0xff, 0xff][..]);
+        let cap = buf.capacity();
+        let err = decoder.decode(&mut buf).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::FrameTooLarge {
+                size: 0x7fff_ffff,
+                max: DEFAULT_MAX_FRAME_SIZE
+            }
+        );
+        assert!(err.to_string().contains("exceeds the maximum"), "{err}");
+        assert_eq!(buf.capacity(), cap, "nothing is reserved");
+        assert_eq!(buf.len(), 4, "nothing is consumed");
+    }
+
+    #[test]
+    fn lone_http_size_field_is_recognised_at_once() {
+        let mut decoder = FrameDecoder::new(u32::MAX);
+        let mut buf = BytesMut::from(&b"HTTP"[..]);
+        assert_eq!(decoder.decode(&mut buf), Err(DecodeError::HttpResponse));
+    }
+
+    #[test]
+    fn lone_small_size_field_is_refused_at_once() {
+        let mut decoder = FrameDecoder::default();
+        let mut buf = BytesMut::from(&[0, 0, 0, 3][..]);
+        assert_eq!(
+            decoder.decode(&mut buf),
+            Err(DecodeError::FrameTooSmall { size: 3 })
+        );
+    }
+
+    #[test]
+    fn valid_header_split_across_reads_waits() {
+        let mut decoder = FrameDecoder::default();
+        let mut buf = BytesMut::new();
+        // Byte by byte through the size field and the frame type: each call waits.
+        for byte in [0, 0, 0, 6, 0, 0, 0] {
+            buf.extend_from_slice(&[byte]);
+            assert_eq!(decoder.decode(&mut buf), Ok(None));
+        }
+        assert_eq!(buf.len(), 7, "a partial header is not consumed");
+        buf.extend_from_slice(b"\x00O");
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        buf.extend_from_slice(b"K");
+        assert_eq!(
+            decoder.decode(&mut buf),
+            Ok(Some(Frame::Response(Response::Ok)))
+        );
+        assert!(buf.is_empty());
+        assert_eq!(decoder.error(), None);
     }
 
     #[test]

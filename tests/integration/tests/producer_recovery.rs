@@ -207,7 +207,8 @@ async fn restart_during_publishing() {
                         acked.fetch_add(1, Ordering::Relaxed);
                         Fate::Acked
                     }
-                    Err(PublishError::Unknown(_)) => Fate::Unknown,
+                    // E_MPUB_FAILED on a batch: nsqd may have stored part of it.
+                    Err(PublishError::Unknown(_) | PublishError::MaybeStored(_)) => Fate::Unknown,
                     Err(PublishError::NotSent(_)) => Fate::NotStored,
                     // E_PUB_FAILED: nsqd was exiting and did not store it.
                     Err(err @ PublishError::Rejected(_)) if err.is_retry_safe() => Fate::NotStored,

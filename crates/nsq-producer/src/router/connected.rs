@@ -290,8 +290,13 @@ impl Router {
                 requests,
                 aborted,
                 code,
+                maybe_stored,
             } => {
-                c.reject(code.as_str(), *requests as u64);
+                if *maybe_stored {
+                    Counters::add(&c.unknown, *requests as u64);
+                } else {
+                    c.reject(code.as_str(), *requests as u64);
+                }
                 Counters::sub(&c.in_flight, (requests + aborted) as u64);
                 Counters::add(&c.not_sent, *aborted as u64);
             }
