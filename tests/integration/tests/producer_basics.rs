@@ -134,6 +134,8 @@ async fn s03_invalid_heartbeat() {
     let refused = "E_BAD_BODY IDENTIFY heartbeat interval (61000) is invalid";
     let mut config = producer_config();
     config.conn = config.conn.heartbeat_interval(Duration::from_secs(61));
+    // Fail at the refused attempt rather than wait for a connection until the deadline.
+    config.fail_fast = true;
     let producer = Producer::new(addr.clone(), config.clone()).expect("61 s passes locally");
     let err = within("publish", producer.publish(&t, "x"))
         .await

@@ -176,6 +176,45 @@ impl Nsqd {
         }
     }
 
+    /// Freezes nsqd (SIGSTOP to the process this value started): its sockets stay open and the
+    /// kernel still completes TCP connections to its ports, but nothing is read or answered,
+    /// like a server stuck in a long pause. [`resume`](Self::resume) thaws it; dropping the
+    /// value or stopping nsqd kills it frozen or not.
+    ///
+    /// # Panics
+    ///
+    /// When nsqd is not running or the signal cannot be sent.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+        self.log
+            .note("--- nsq-test-support: nsqd paused (SIGSTOP) ---".to_owned());
+    }
+
+    /// Thaws nsqd after [`pause`](Self::pause) (SIGCONT).
+    ///
+    /// # Panics
+    ///
+    /// When nsqd is not running or the signal cannot be sent.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+        self.log
+            .note("--- nsq-test-support: nsqd resumed (SIGCONT) ---".to_owned());
+    }
+
+    /// Sends `signal` (a `kill` option such as `-STOP`) to the nsqd process this value started.
+    fn signal(&self, signal: &str) {
+        let pid = self
+            .pid()
+            .unwrap_or_else(|| panic!("nsqd is not running; cannot send {signal}"));
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .stdin(Stdio::null())
+            .status()
+            .unwrap_or_else(|err| panic!("cannot run kill {signal} {pid}: {err}"));
+        assert!(status.success(), "kill {signal} {pid} failed: {status}");
+    }
+
     /// Starts nsqd again on the same TCP, HTTP (and HTTPS) ports with the same data directory
     /// and options, and waits until it answers `GET /ping`. A running nsqd is killed first, as by
     /// [`stop`](Self::stop); call [`shutdown`](Self::shutdown) before for a graceful restart.
@@ -488,6 +527,13 @@ impl Nsqd {
             .unwrap_or_else(PoisonError::into_inner)
             .take()?;
         if graceful {
+            // A paused nsqd would not act on SIGTERM until thawed.
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(process.child.id().to_string())
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
             terminate(&mut process.child, Duration::from_secs(10));
         }
         let _ = process.child.kill();
