@@ -1122,16 +1122,6 @@ async fn queue_before_connecting(
     (producer, pending, nsqd)
 }
 
-async fn expect_mpub(nsqd: &mut FakeNsqd, topic_name: &str) -> Vec<Bytes> {
-    match within("an MPUB", nsqd.expect_command()).await {
-        ClientCommand::Mpub { topic, bodies } => {
-            assert_eq!(topic, topic_name);
-            bodies
-        }
-        other => panic!("expected an MPUB, got {other:?}"),
-    }
-}
-
 /// PUBs that are queued together go out as one MPUB, in order, and nsqd's single OK answers
 /// each of them.
 #[tokio::test]
@@ -1158,21 +1148,7 @@ async fn batching_merges_queued_pubs_and_one_ok_answers_them_all() {
 #[tokio::test]
 async fn batching_rejection_rejects_every_member() {
     let server = FakeServer::bind().await;
-    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
-    let mut batched = Vec::new();
-    for body in ["a", "b", "c"] {
-        batched.push(producer.publish_async(&topic(), body).await.unwrap());
-    }
-    let deferred = producer
-        .deferred_publish_async(&topic(), Duration::from_millis(5), "d")
-        .await
-        .unwrap();
-    let mut nsqd = server.accept().await;
-    assert_eq!(expect_mpub(&mut nsqd, TOPIC).await.len(), 3);
-    assert!(matches!(
-        within("the DPUB", nsqd.expect_command()).await,
-        ClientCommand::Dpub { .. }
-    ));
+    let (producer, batched, deferred, mut nsqd) = batch_then_dpub(&server).await;
     let text = "E_BAD_MESSAGE MPUB message too big 105 > 100";
     nsqd.send_error(text).await;
     for publish in batched {

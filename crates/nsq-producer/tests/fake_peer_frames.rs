@@ -7,10 +7,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use nsq_producer::{Delivery, ErrorCode, Producer, ProducerConfig, PublishError};
-use nsq_proto::server::ClientCommand;
+use nsq_producer::{Delivery, ErrorCode, PublishError};
 
 use common::*;
 
@@ -52,27 +51,7 @@ async fn lone_oversize_frame_header_fails_the_publish_at_once() {
 #[tokio::test]
 async fn batched_mpub_failure_may_have_stored_every_member() {
     let server = FakeServer::bind().await;
-    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
-    let mut batched = Vec::new();
-    for body in ["a", "b", "c"] {
-        batched.push(producer.publish_async(&topic(), body).await.unwrap());
-    }
-    let deferred = producer
-        .deferred_publish_async(&topic(), Duration::from_millis(5), "d")
-        .await
-        .unwrap();
-    let mut nsqd = server.accept().await;
-    match within("the MPUB", nsqd.expect_command()).await {
-        ClientCommand::Mpub { topic, bodies } => {
-            assert_eq!(topic, TOPIC);
-            assert_eq!(bodies, ["a", "b", "c"]);
-        }
-        other => panic!("expected an MPUB, got {other:?}"),
-    }
-    assert!(matches!(
-        within("the DPUB", nsqd.expect_command()).await,
-        ClientCommand::Dpub { .. }
-    ));
+    let (producer, batched, deferred, mut nsqd) = batch_then_dpub(&server).await;
     let text = "E_MPUB_FAILED MPUB failed exiting";
     nsqd.send_error(text).await;
     for publish in batched {

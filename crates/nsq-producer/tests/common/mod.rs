@@ -12,7 +12,9 @@ use std::task::{Context, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use nsq_producer::{ConnError, NotSentReason, Producer, ProducerConfig, PublishError, Topic};
+use nsq_producer::{
+    ConnError, NotSentReason, Producer, ProducerConfig, Publish, PublishError, Topic,
+};
 use nsq_proto::server::ClientCommand;
 use nsq_proto::{HEARTBEAT, OK, ServerError};
 use nsq_test_support::FakeNsqd;
@@ -225,4 +227,37 @@ pub fn rejection(result: Result<(), PublishError>) -> ServerError {
 
 pub fn aborted() -> Result<(), PublishError> {
     Err(PublishError::NotSent(NotSentReason::Aborted))
+}
+
+/// Reads an MPUB to `topic_name` and returns its bodies.
+pub async fn expect_mpub(nsqd: &mut FakeNsqd, topic_name: &str) -> Vec<Bytes> {
+    match within("an MPUB", nsqd.expect_command()).await {
+        ClientCommand::Mpub { topic, bodies } => {
+            assert_eq!(topic, topic_name);
+            bodies
+        }
+        other => panic!("expected an MPUB, got {other:?}"),
+    }
+}
+
+/// A producer with batching on, on which PUBs `a`, `b`, `c` and a DPUB were queued before it
+/// connected, and the fake it connected to, which has read them: the PUBs as one MPUB, then the
+/// DPUB. Returns the producer, the three batched publishes, the DPUB and the fake.
+pub async fn batch_then_dpub(server: &FakeServer) -> (Producer, Vec<Publish>, Publish, FakeNsqd) {
+    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
+    let mut batched = Vec::new();
+    for body in ["a", "b", "c"] {
+        batched.push(producer.publish_async(&topic(), body).await.unwrap());
+    }
+    let deferred = producer
+        .deferred_publish_async(&topic(), Duration::from_millis(5), "d")
+        .await
+        .unwrap();
+    let mut nsqd = server.accept().await;
+    assert_eq!(expect_mpub(&mut nsqd, TOPIC).await, ["a", "b", "c"]);
+    assert!(matches!(
+        within("the DPUB", nsqd.expect_command()).await,
+        ClientCommand::Dpub { .. }
+    ));
+    (producer, batched, deferred, nsqd)
 }
