@@ -306,8 +306,9 @@ mod tests {
         assert_eq!((full.n, full.runs, full.size), (200_000, 3, 100));
         assert_eq!(full.clients, Client::ALL.to_vec());
         assert_eq!(full.cases, Case::ALL.to_vec());
+        assert_eq!(full.stall_n, 500_000);
         let quick = plan(&["--quick"]).unwrap();
-        assert_eq!((quick.n, quick.runs), (20_000, 1));
+        assert_eq!((quick.n, quick.runs, quick.stall_n), (20_000, 1, 200_000));
         assert_eq!(plan(&["--quick", "--n", "5"]).unwrap().n, 5);
     }
 
@@ -339,5 +340,7 @@ mod tests {
         assert!(p.mem_queue_size() > p.rss_n);
         let p = plan(&["--cases", "a", "--n", "1000"]).unwrap();
         assert_eq!(p.mem_queue_size(), 104_000);
+        let p = plan(&["--cases", "i", "--stall-n", "2000000"]).unwrap();
+        assert_eq!(p.mem_queue_size(), 2_100_000);
     }
 }
