@@ -27,10 +27,12 @@ usage: cargo xtask bench [options]
   --size BYTES         message body size (default 100)
   --runs K             runs of every (case, client) pair, interleaved (default 3)
   --clients LIST       among producer,go-nsq,tokio-nsq,raw,bench_writer (default: all)
-  --cases LIST         among a,b,c,c*,d,e,f,g (default: all; `cstar` may stand for c*)
+  --cases LIST         among a,b,c,c*,d,e,f,g,h,i (default: all; `cstar` may stand for c*)
   --time-limit SECS    longest a client may publish in one run (default 20, quick 10)
   --rss-n N            messages of the case f burst (default 1,000,000)
   --allocs-n N         counted messages of case g (default N)
+  --stall-n N          calls started against a stopped nsqd in cases h and i
+                       (default 500,000, quick 200,000)
   --callers N, --window N, --batch N   case b, c and d shapes (default 16, 1000, 100)
 
 Prints the table and writes target/bench/results.json and target/bench/results.md.

@@ -93,6 +93,8 @@ pub(crate) struct ClientOptions {
     pub(crate) batch: usize,
     /// Stop publishing after this long; `None` runs to `n`.
     pub(crate) time_limit: Option<Duration>,
+    /// The pid of the nsqd at `addr`, which cases h and i stop and resume.
+    pub(crate) nsqd_pid: Option<u32>,
 }
 
 impl ClientOptions {
@@ -111,6 +113,9 @@ impl ClientOptions {
                 secs if secs > 0.0 => Some(Duration::from_secs_f64(secs)),
                 _ => None,
             },
+            nsqd_pid: flags
+                .get("nsqd-pid", 0_u32)
+                .map(|pid| Some(pid).filter(|&p| p > 0))?,
         };
         if options.n == 0
             || options.size == 0

@@ -11,6 +11,7 @@ mod memory;
 mod producer;
 mod raw;
 mod record;
+mod stall;
 mod suite;
 
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ client commands print one JSON line with the result:
   raw      --case a|c|d           a blocking loop on nsq-proto (the raw limit)
   rss                             case f: peak RSS of a burst of --n publish_async
   allocs [--warmup N]             case g: allocations per message, pipelined as case c
+  stall --case h|i --nsqd-pid PID cases h and i: callers waiting for room while nsqd is
+                                  stopped (SIGSTOP), rate of their return once it resumes
     common options: --addr HOST:PORT --topic T --n N --size BYTES --callers 16
                     --window 1000 --batch 100 --time-limit SECS
 
@@ -46,7 +49,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         "suite" => suite::run(rest),
-        "producer" | "rss" | "allocs" | "raw" => client(command, rest),
+        "producer" | "rss" | "allocs" | "raw" | "stall" => client(command, rest),
         other => Err(format!("unknown command `{other}`; try --help")),
     };
     match outcome {
@@ -78,6 +81,7 @@ fn client(command: &str, args: &[String]) -> Result<(), String> {
                 match command.as_str() {
                     "producer" => producer::run(&options).await,
                     "rss" => memory::run(&options).await,
+                    "stall" => stall::run(&options).await,
                     _ => allocs::run(&options, warmup).await,
                 }
             });

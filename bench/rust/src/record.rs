@@ -67,6 +67,13 @@ pub(crate) struct RunResult {
     /// Case g: allocations per message of the benchmark loop alone, included in the above.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) harness_allocs_per_msg: Option<f64>,
+    /// Cases h and i: calls that waited for room while nsqd was stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) waiting: Option<u64>,
+    /// Cases h and i: waiting calls that returned per second, from nsqd's release to the
+    /// return of the last one (`seconds`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) resolved_per_sec: Option<f64>,
 }
 
 fn is_false(value: &bool) -> bool {

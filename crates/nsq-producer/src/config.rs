@@ -37,8 +37,14 @@ pub struct ProducerConfig {
     /// defaults (1 MiB, 5 MiB, 1 h).
     pub limits: PublishLimits,
     /// How many requests the queue holds before publishers wait (or fail, with `fail_fast`).
+    ///
+    /// The two bounds share one budget of `queue_capacity_bytes`: a request counts as its
+    /// encoded size, but at least `queue_capacity_bytes / queue_capacity` bytes. So the queue
+    /// holds at most `queue_capacity` requests and at most `queue_capacity_bytes` bytes; a mix
+    /// of small and large requests fills it somewhat before either bound alone would.
     pub queue_capacity: usize,
-    /// How many bytes of encoded requests the queue holds before publishers wait.
+    /// How many bytes of encoded requests the queue holds before publishers wait (see
+    /// `queue_capacity` for how the two bounds combine).
     pub queue_capacity_bytes: usize,
     /// How many requests may be written and unanswered at once.
     pub max_in_flight: usize,

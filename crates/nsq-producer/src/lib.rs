@@ -42,10 +42,11 @@
 //! **Backpressure.** The queue is bounded in requests ([`ProducerConfig::queue_capacity`]) and in
 //! bytes ([`ProducerConfig::queue_capacity_bytes`]), and at most
 //! [`ProducerConfig::max_in_flight`] requests are written and unanswered at once. When the queue
-//! is full, `publish` and `publish_async` wait for room; with [`ProducerConfig::fail_fast`] they
-//! fail at once with [`NotSentReason::QueueFull`] instead. Memory therefore stays bounded
-//! however fast callers publish. A caller that never looks at its result holds up nobody:
-//! results are stored for it, not pushed through a channel.
+//! is full, `publish` and `publish_async` wait for room, which goes to waiting publishers in the
+//! order they started waiting; with [`ProducerConfig::fail_fast`] they fail at once with
+//! [`NotSentReason::QueueFull`] instead. Memory therefore stays bounded however fast callers
+//! publish. A caller that never looks at its result holds up nobody: results are stored for it,
+//! not pushed through a channel.
 //!
 //! **Batching.** With [`ProducerConfig::batching`] (on by default), consecutive queued PUBs to
 //! the same topic are written as one MPUB, within the MPUB size limit. Without

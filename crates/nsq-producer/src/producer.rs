@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use nsq_proto::Topic;
 use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot, watch};
+use tokio::task::unconstrained;
 use tokio::time::Instant;
 
 use crate::completion::{Completion, completion};
@@ -35,6 +36,7 @@ struct Inner {
     requests: mpsc::Sender<Request>,
     control: mpsc::Sender<Control>,
     shared: Arc<Shared>,
+    gate: Gate,
 }
 
 /// State shared by the handles and the router.
@@ -42,7 +44,9 @@ struct Inner {
 pub(crate) struct Shared {
     pub(crate) counters: Counters,
     pub(crate) state: watch::Sender<ProducerState>,
-    /// Bytes the queue may still take; a request holds its size in permits while queued.
+    /// The queue's room, in bytes: the only thing a publisher waits for. A request holds
+    /// [`Gate::permits`] of it while queued, which bounds the number of requests as well as
+    /// their bytes; a publisher that has its permits always finds a place in the channel.
     pub(crate) queue_bytes: Semaphore,
     pub(crate) closed: AtomicBool,
 }
@@ -63,12 +67,13 @@ impl Producer {
         let addr = addr.into();
         let conn_config = config.conn_config(&addr)?;
         let config = Arc::new(config);
+        let gate = Gate::new(config.queue_capacity, config.queue_capacity_bytes);
         let (requests, requests_rx) = mpsc::channel(config.queue_capacity);
         let (control, control_rx) = mpsc::channel(CONTROL_CAPACITY);
         let shared = Arc::new(Shared {
             counters: Counters::default(),
             state: watch::Sender::new(ProducerState::Idle),
-            queue_bytes: Semaphore::new(config.queue_capacity_bytes),
+            queue_bytes: Semaphore::new(gate.size),
             closed: AtomicBool::new(false),
         });
         let router = Router::new(
@@ -87,6 +92,7 @@ impl Producer {
                 requests,
                 control,
                 shared,
+                gate,
             }),
         })
     }
@@ -236,9 +242,7 @@ impl Producer {
             return Attempt::Done(Err(PublishError::Closed));
         }
         let deadline = inner.config.publish_timeout.map(|t| Instant::now() + t);
-        // A request larger than the whole byte budget takes all of it.
-        let size = payload.command().encoded_len();
-        let permits = size.min(inner.config.queue_capacity_bytes) as u32;
+        let permits = inner.gate.permits(payload.command().encoded_len());
         let waiting = |payload, have_permits| {
             if inner.config.fail_fast {
                 if have_permits {
@@ -261,6 +265,7 @@ impl Producer {
         }
         match inner.requests.try_reserve() {
             Ok(place) => Attempt::Done(Ok(self.send(place, payload, deadline, permits, span))),
+            // Not expected: see `Gate`.
             Err(mpsc::error::TrySendError::Full(())) => waiting(payload, true),
             Err(mpsc::error::TrySendError::Closed(())) => {
                 shared.queue_bytes.add_permits(permits as usize);
@@ -270,6 +275,17 @@ impl Producer {
     }
 
     /// Waits for room in the queue, at most until the publish deadline.
+    ///
+    /// The wait is one semaphore acquisition: callers are admitted in the order they started
+    /// waiting, and the router returns room for many at once. It runs outside tokio's
+    /// cooperative budget, as the path that finds room at once does (it never awaits), so that
+    /// a caller whose room has come goes on at its next poll. Under the budget, one task driving
+    /// many waiting publishes (a `FuturesUnordered` of them) used it up after about a hundred
+    /// admissions; tokio then turned each further woken publish away with a wake-up deferred to
+    /// the end of the task's turn, which `FuturesUnordered` does not see as a yield, so it
+    /// polled every woken publish in vain before yielding. Admissions per turn stayed at about
+    /// a hundred whatever the number woken, and the publishes put off entered the queue behind
+    /// later ones.
     async fn enqueue_waiting(
         &self,
         waiting: Waiting,
@@ -283,16 +299,27 @@ impl Producer {
         } = waiting;
         let shared = &self.inner.shared;
         if !have_permits {
-            match until(deadline, shared.queue_bytes.acquire_many(permits)).await {
+            let room = shared.queue_bytes.acquire_many(permits);
+            match unconstrained(until(deadline, room)).await {
                 Some(Ok(permit)) => permit.forget(),
                 Some(Err(_closed)) => return Err(PublishError::Closed),
                 None => return Err(self.not_sent(NotSentReason::DeadlineExpired)),
             }
         }
-        // A place in the queue: a publisher still waiting for one is not counted as queued.
-        match until(deadline, self.inner.requests.reserve()).await {
+        // Holding the permits, a place in the channel is free (see `Gate`): this does not wait.
+        let place = match self.inner.requests.try_reserve() {
+            Ok(place) => Some(Ok(place)),
+            Err(mpsc::error::TrySendError::Closed(())) => Some(Err(())),
+            Err(mpsc::error::TrySendError::Full(())) => {
+                let place = self.inner.requests.reserve();
+                unconstrained(until(deadline, place))
+                    .await
+                    .map(|place| place.map_err(drop))
+            }
+        };
+        match place {
             Some(Ok(place)) => Ok(self.send(place, payload, deadline, permits, span)),
-            Some(Err(_closed)) => {
+            Some(Err(())) => {
                 shared.queue_bytes.add_permits(permits as usize);
                 Err(PublishError::Closed)
             }
@@ -402,8 +429,52 @@ struct Waiting {
     payload: Payload,
     deadline: Option<Instant>,
     permits: u32,
-    /// Its queue-byte permits are already taken; only a place in the channel is missing.
+    /// Its permits are already taken; only a place in the channel is missing (not expected,
+    /// see [`Gate`]).
     have_permits: bool,
+}
+
+/// The sizes of the queue's admission gate: one semaphore of `size` permits bounds both the
+/// number of queued requests and their bytes.
+///
+/// A request holds its encoded size in permits, but at least `unit` (`size` over
+/// `queue_capacity`), so that no more than `queue_capacity` requests fit; and at most `size`,
+/// so that a request larger than the whole budget can still go, alone. `size` is
+/// `queue_capacity_bytes` rounded down to a multiple of `queue_capacity`.
+///
+/// One gate rather than one for the count and one for the bytes, so that a waiting publisher
+/// waits in one queue and is woken once: with two, a publisher first waited for bytes, then
+/// for a place in the channel, where the router freed places (and woke waiters) one request at
+/// a time.
+#[derive(Debug, Clone, Copy)]
+struct Gate {
+    unit: usize,
+    size: usize,
+}
+
+impl Gate {
+    fn new(queue_capacity: usize, queue_capacity_bytes: usize) -> Self {
+        if queue_capacity_bytes >= queue_capacity {
+            let unit = queue_capacity_bytes / queue_capacity;
+            Self {
+                unit,
+                size: unit * queue_capacity,
+            }
+        } else {
+            // Fewer bytes than requests: every request is at least a byte, so the bytes bound
+            // is the tighter one.
+            Self {
+                unit: 1,
+                size: queue_capacity_bytes,
+            }
+        }
+    }
+
+    /// The permits a request of `encoded_len` bytes holds while queued.
+    fn permits(self, encoded_len: usize) -> u32 {
+        // `size` fits in a u32: the configuration caps `queue_capacity_bytes`.
+        encoded_len.clamp(self.unit, self.size) as u32
+    }
 }
 
 /// Room for pings and close requests; callers wait when it is full.
@@ -474,5 +545,34 @@ async fn until<F: Future>(deadline: Option<Instant>, future: F) -> Option<F::Out
     match deadline {
         Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
         None => Some(future.await),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Gate;
+
+    #[test]
+    fn the_gate_bounds_requests_and_bytes() {
+        // The defaults: 16,384 requests, 64 MiB.
+        let gate = Gate::new(16 * 1024, 64 * 1024 * 1024);
+        assert_eq!((gate.unit, gate.size), (4096, 64 * 1024 * 1024));
+        // Small requests count as a unit each: 16,384 of them fill the gate.
+        assert_eq!(gate.permits(114), 4096);
+        // Large ones count as their size; one above the budget takes all of it.
+        assert_eq!(gate.permits(100_000), 100_000);
+        assert_eq!(gate.permits(usize::MAX), 64 * 1024 * 1024);
+
+        // Bytes not a multiple of the count: rounded down, so that at most 3 small requests
+        // fit, and never more than the configured bytes.
+        let gate = Gate::new(3, 100);
+        assert_eq!((gate.unit, gate.size), (33, 99));
+        assert_eq!(gate.size / gate.permits(1) as usize, 3);
+
+        // Fewer bytes than requests: the byte bound is the tighter one.
+        let gate = Gate::new(1000, 10);
+        assert_eq!((gate.unit, gate.size), (1, 10));
+        assert_eq!(gate.permits(4), 4);
+        assert_eq!(gate.permits(50), 10);
     }
 }

@@ -18,7 +18,8 @@ pub(crate) struct Request {
     pub(crate) payload: Payload,
     pub(crate) responder: Responder,
     pub(crate) deadline: Option<Instant>,
-    /// Queue-byte permits this request holds; returned when it leaves the queue.
+    /// Queue permits this request holds (its size, at least the gate's unit); returned when it
+    /// leaves the queue.
     pub(crate) permits: u32,
 }
 

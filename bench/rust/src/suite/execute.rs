@@ -111,6 +111,12 @@ impl Executor<'_> {
         let started = Instant::now();
         let output = run_child(&mut command, self.plan.time_limit + GRACE);
         outcome.process_s = started.elapsed().as_secs_f64();
+        if matches!(case, Case::H | Case::I) {
+            // The client stops nsqd and resumes it; if it died in between, nsqd is resumed here.
+            if let Some(pid) = &nsqd_pid {
+                let _ = Command::new("kill").args(["-CONT", pid]).status();
+            }
+        }
         if let (Some(before), Some(after)) =
             (nsqd_cpu_before, nsqd_pid.as_deref().and_then(process_cpu))
         {
@@ -167,7 +173,20 @@ impl Executor<'_> {
                     .args(["--warmup", &plan.warmup.to_string()]);
                 Launch::Process(command)
             }
-            (_, Case::F | Case::G) => Launch::Unsupported("n/a (producer only)".to_owned()),
+            (Client::Producer, Case::H | Case::I) => match self.nsqd.pid() {
+                Some(pid) => {
+                    let mut command = Command::new(&self.this);
+                    command
+                        .arg("stall")
+                        .args(self.common_args(plan.stall_n, case))
+                        .args(["--nsqd-pid", &pid.to_string()]);
+                    Launch::Process(command)
+                }
+                None => Launch::Unsupported("n/a (no nsqd pid)".to_owned()),
+            },
+            (_, Case::F | Case::G | Case::H | Case::I) => {
+                Launch::Unsupported("n/a (producer only)".to_owned())
+            }
             (Client::Producer | Client::Raw, _) => {
                 let mut command = Command::new(&self.this);
                 command

@@ -22,11 +22,11 @@ use crate::flags::Flags;
 pub(crate) const USAGE: &str = "\
   suite [--quick] [--n N] [--size BYTES] [--runs K] [--clients a,b] [--cases a,b,...]
         [--callers 16] [--window 1000] [--batch 100] [--rss-n 1000000] [--allocs-n N]
-        [--warmup N] [--time-limit SECS] [--go-nsq-bin PATH] [--bench-writer-bin PATH]
+        [--warmup N] [--stall-n N] [--time-limit SECS] [--go-nsq-bin PATH] [--bench-writer-bin PATH]
         [--tokio-nsq-bin PATH] [--unavailable 'client=reason;...'] [--out PATH]
         [--out-md PATH] [--command TEXT]
       clients: producer, go-nsq, tokio-nsq, raw, bench_writer
-      cases:   a, b, c, c* (or cstar), d, e, f, g";
+      cases:   a, b, c, c* (or cstar), d, e, f, g, h, i";
 
 /// Runs the suite described by `args`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
@@ -175,6 +175,15 @@ fn log(outcome: &Outcome) {
         }
         if let Some(peak) = result.peak_rss_mib {
             text.push_str(&format!(", peak RSS {peak:.1} MiB"));
+        }
+        if let (Some(rate), Some(waiting), Some(seconds)) =
+            (result.resolved_per_sec, result.waiting, result.seconds)
+        {
+            text.push_str(&format!(
+                "{} waiting calls returned per second, {waiting} in {seconds:.2} s, {} acked",
+                report::rate(rate),
+                result.acked
+            ));
         }
         if let Some(allocs) = result.allocs_per_msg {
             text.push_str(&format!(", {allocs:.2} allocs/msg"));

@@ -61,10 +61,14 @@ pub(crate) enum Case {
     E,
     F,
     G,
+    /// Callers waiting for room behind a stopped nsqd, one task per call.
+    H,
+    /// As h, every call driven from one `FuturesUnordered`.
+    I,
 }
 
 impl Case {
-    pub(crate) const ALL: [Self; 8] = [
+    pub(crate) const ALL: [Self; 10] = [
         Self::A,
         Self::B,
         Self::C,
@@ -73,6 +77,8 @@ impl Case {
         Self::E,
         Self::F,
         Self::G,
+        Self::H,
+        Self::I,
     ];
 
     /// The case's letter as the issue writes it.
@@ -86,6 +92,8 @@ impl Case {
             Self::E => "e",
             Self::F => "f",
             Self::G => "g",
+            Self::H => "h",
+            Self::I => "i",
         }
     }
 
@@ -119,6 +127,8 @@ pub(crate) struct Plan {
     /// Counted messages of case g, after `warmup` uncounted ones.
     pub(crate) allocs_n: u64,
     pub(crate) warmup: u64,
+    /// Calls started against a stopped nsqd in cases h and i.
+    pub(crate) stall_n: u64,
     /// Longest a client may publish in one run.
     pub(crate) time_limit: Duration,
     pub(crate) quick: bool,
@@ -172,6 +182,14 @@ impl Plan {
             rss_n: flags.get("rss-n", 1_000_000)?,
             allocs_n: flags.get("allocs-n", n)?,
             warmup: flags.get("warmup", (n / 10).max(10_000))?,
+            stall_n: flags.get(
+                "stall-n",
+                if quick {
+                    QUICK_STALL_CALLS
+                } else {
+                    STALL_CALLS
+                },
+            )?,
             time_limit: Duration::from_secs_f64(
                 flags.get("time-limit", if quick { 10.0 } else { 20.0 })?,
             ),
@@ -196,8 +214,16 @@ impl Plan {
                 .string("command")
                 .unwrap_or_else(|| "nsq-bench suite".to_owned()),
         };
-        if plan.n == 0 || plan.size == 0 || plan.runs == 0 || plan.batch == 0 || plan.window == 0 {
-            return Err("--n, --size, --runs, --batch and --window must be at least 1".into());
+        if plan.n == 0
+            || plan.size == 0
+            || plan.runs == 0
+            || plan.batch == 0
+            || plan.window == 0
+            || plan.stall_n == 0
+        {
+            return Err(
+                "--n, --size, --runs, --batch, --window and --stall-n must be at least 1".into(),
+            );
         }
         if plan.time_limit.is_zero() {
             return Err("--time-limit must be positive".into());
@@ -231,9 +257,19 @@ impl Plan {
         if self.wants(Case::G) {
             largest = largest.max(self.allocs_n + self.warmup);
         }
+        if self.wants(Case::H) || self.wants(Case::I) {
+            largest = largest.max(self.stall_n);
+        }
         largest + 100_000
     }
 }
+
+/// Calls of cases h and i: enough that nearly all of them wait (the producer's window and queue
+/// take about 20,000), few enough that a run takes seconds.
+const STALL_CALLS: u64 = 500_000;
+
+/// Calls of cases h and i in a quick run.
+const QUICK_STALL_CALLS: u64 = 200_000;
 
 fn parse_list<T: Ord>(
     list: &str,
@@ -270,8 +306,9 @@ mod tests {
         assert_eq!((full.n, full.runs, full.size), (200_000, 3, 100));
         assert_eq!(full.clients, Client::ALL.to_vec());
         assert_eq!(full.cases, Case::ALL.to_vec());
+        assert_eq!(full.stall_n, 500_000);
         let quick = plan(&["--quick"]).unwrap();
-        assert_eq!((quick.n, quick.runs), (20_000, 1));
+        assert_eq!((quick.n, quick.runs, quick.stall_n), (20_000, 1, 200_000));
         assert_eq!(plan(&["--quick", "--n", "5"]).unwrap().n, 5);
     }
 
@@ -303,5 +340,7 @@ mod tests {
         assert!(p.mem_queue_size() > p.rss_n);
         let p = plan(&["--cases", "a", "--n", "1000"]).unwrap();
         assert_eq!(p.mem_queue_size(), 104_000);
+        let p = plan(&["--cases", "i", "--stall-n", "2000000"]).unwrap();
+        assert_eq!(p.mem_queue_size(), 2_100_000);
     }
 }

@@ -91,6 +91,11 @@ const ALLOC_BYTES: Metric = Metric {
     unit: "bytes/msg",
     read: |_, r, _| r.alloc_bytes_per_msg,
 };
+const RESOLVED: Metric = Metric {
+    name: "resolved",
+    unit: "calls/s",
+    read: |_, r, _| r.resolved_per_sec,
+};
 const CLIENT_CPU: Metric = Metric {
     name: "client_cpu",
     unit: "% of one core",
@@ -111,6 +116,7 @@ fn metrics(case: Case) -> &'static [Metric] {
         Case::E => &[P50, P99, P999],
         Case::F => &[PEAK_RSS, THROUGHPUT, CLIENT_CPU, NSQD_CPU],
         Case::G => &[ALLOCS, ALLOC_BYTES, THROUGHPUT],
+        Case::H | Case::I => &[RESOLVED, CLIENT_CPU, NSQD_CPU],
     }
 }
 
@@ -357,6 +363,18 @@ impl<'a> Report<'a> {
                 ],
                 None => vec!["?".to_owned()],
             },
+            Case::H | Case::I => match self.stat(source, client, &RESOLVED) {
+                Some(s) => vec![
+                    format!(
+                        "{} ({}-{}){marks}",
+                        rate(s.median),
+                        rate(s.min),
+                        rate(s.max)
+                    ),
+                    format!("calls/s, {} waiting", rate(self.waiting(source, client))),
+                ],
+                None => vec!["?".to_owned()],
+            },
             _ => match self.stat(source, client, &THROUGHPUT) {
                 Some(s) => vec![
                     format!(
@@ -405,6 +423,16 @@ impl<'a> Report<'a> {
         }
     }
 
+    /// The median number of calls that waited in a run of case h or i.
+    fn waiting(&self, case: Case, client: Client) -> f64 {
+        let values = self
+            .runs(case, client)
+            .iter()
+            .filter_map(|o| Some(o.measured()?.waiting? as f64))
+            .collect();
+        Stat::of(values).map_or(0.0, |s| s.median)
+    }
+
     fn queue_mib(&self) -> Option<f64> {
         self.runs(Case::F, Client::Producer)
             .iter()
@@ -426,6 +454,8 @@ impl<'a> Report<'a> {
             Case::D,
             Case::F,
             Case::G,
+            Case::H,
+            Case::I,
         ] {
             if !self.plan.run_cases().contains(&case) {
                 continue;
@@ -538,10 +568,27 @@ impl<'a> Report<'a> {
             2.0,
             "",
         ));
+        goals.push(Goal::at_least(
+            "h",
+            "waiting calls returned per second after a stall, one task each",
+            self.median(Case::H, producer, &RESOLVED),
+            STALL_GOAL,
+            "",
+        ));
+        goals.push(Goal::at_least(
+            "i",
+            "waiting calls returned per second after a stall, one FuturesUnordered",
+            self.median(Case::I, producer, &RESOLVED),
+            STALL_GOAL,
+            "",
+        ));
         goals.retain(|g| self.plan.cases.iter().any(|c| c.id() == g.case));
         goals
     }
 }
+
+/// Waiting calls that must return per second once nsqd is back, in cases h and i.
+const STALL_GOAL: f64 = 200_000.0;
 
 /// One of the goals and whether this run meets it.
 #[derive(Debug, Clone, Serialize)]
@@ -747,6 +794,8 @@ fn row_title(label: &str, plan: &Plan) -> String {
         "e(c)" => "(e) latency of (c) p50/p99/p99.9".to_owned(),
         "f" => format!("(f) peak RSS, {} burst", rate(plan.rss_n as f64)),
         "g" => "(g) allocations per message".to_owned(),
+        "h" => "(h) after a stall, task per call".to_owned(),
+        "i" => "(i) after a stall, FuturesUnordered".to_owned(),
         other => other.to_owned(),
     }
 }
@@ -813,6 +862,7 @@ pub(crate) struct Settings {
     pub(crate) rss_n: u64,
     pub(crate) allocs_n: u64,
     pub(crate) allocs_warmup: u64,
+    pub(crate) stall_n: u64,
     pub(crate) time_limit_s: f64,
     pub(crate) quick: bool,
     pub(crate) nsqd_mem_queue_size: u64,
@@ -832,6 +882,7 @@ impl Settings {
             rss_n: plan.rss_n,
             allocs_n: plan.allocs_n,
             allocs_warmup: plan.warmup,
+            stall_n: plan.stall_n,
             time_limit_s: plan.time_limit.as_secs_f64(),
             quick: plan.quick,
             nsqd_mem_queue_size: plan.mem_queue_size(),
