@@ -64,10 +64,11 @@ impl Batch {
         self.members.push((responder, deadline));
     }
 
-    /// Marks the live members written, dropping those whose callers left, and hands them out
-    /// with the command to write (a PUB for one, an MPUB for several). `None` if nobody is left.
-    pub(crate) fn start_write(&mut self) -> Option<Written<'_>> {
-        // Callers rarely leave, so removing in place (keeping the order) is cheap in practice.
+    /// Marks the live members written, dropping those whose callers withdrew them (calling
+    /// `withdrawn` for each), and hands them out with the command to write (a PUB for one, an
+    /// MPUB for several). `None` if nobody is left.
+    pub(crate) fn start_write(&mut self, mut withdrawn: impl FnMut()) -> Option<Written<'_>> {
+        // Callers rarely withdraw, so removing in place (keeping the order) is cheap in practice.
         let mut i = 0;
         while i < self.members.len() {
             if self.members[i].0.start_write() {
@@ -75,6 +76,7 @@ impl Batch {
             } else {
                 self.members.remove(i);
                 self.bodies.remove(i);
+                withdrawn();
             }
         }
         if self.members.is_empty() {

@@ -27,8 +27,11 @@ enum State {
     Done(Result<(), PublishError>),
     /// The caller took the result.
     Taken,
-    /// The caller left before the bytes were written: skip the request.
+    /// The caller withdrew the request before its bytes were written: skip it.
     Abandoned,
+    /// As `Abandoned`, by [`Completion::cancel`]: the caller still holds its half and gets
+    /// [`NotSentReason::Cancelled`].
+    Cancelled,
 }
 
 #[derive(Debug)]
@@ -55,7 +58,10 @@ pub(crate) fn completion() -> (Responder, Completion) {
         Responder {
             slot: Some(slot.clone()),
         },
-        Completion { slot },
+        Completion {
+            slot,
+            withdraw_on_drop: false,
+        },
     )
 }
 
@@ -83,11 +89,11 @@ impl Responder {
         }
     }
 
-    /// Whether the caller is gone and the bytes were not written.
+    /// Whether the caller withdrew the request before its bytes were written.
     pub(crate) fn is_abandoned(&self) -> bool {
         self.slot
             .as_ref()
-            .is_none_or(|slot| matches!(*slot.lock(), State::Abandoned))
+            .is_none_or(|slot| matches!(*slot.lock(), State::Abandoned | State::Cancelled))
     }
 
     /// Tells a caller whose request was written, and whose deadline has passed, that it timed
@@ -134,16 +140,40 @@ fn finish(slot: &Slot, result: Result<(), PublishError>) {
         let mut state = slot.lock();
         match *state {
             State::Queued | State::Written => *state = State::Done(result),
-            State::Done(_) | State::Taken | State::Abandoned => return,
+            State::Done(_) | State::Taken | State::Abandoned | State::Cancelled => return,
         }
     }
     slot.waker.wake();
 }
 
 /// The caller's half: a future of the result.
+///
+/// Dropping it detaches: the request is still written and its outcome counted. With
+/// [`withdraw_on_drop`](Self::withdraw_on_drop), dropping it before the bytes are written
+/// withdraws the request instead, as [`cancel`](Self::cancel) does.
 #[derive(Debug)]
 pub(crate) struct Completion {
     slot: Arc<Slot>,
+    withdraw_on_drop: bool,
+}
+
+impl Completion {
+    /// Makes dropping this half withdraw the request if it is not written yet.
+    pub(crate) fn withdraw_on_drop(&mut self) {
+        self.withdraw_on_drop = true;
+    }
+
+    /// Withdraws the request if its bytes are not written yet; the result is then
+    /// [`NotSentReason::Cancelled`]. Returns whether it did.
+    pub(crate) fn cancel(&self) -> bool {
+        let mut state = self.slot.lock();
+        if matches!(*state, State::Queued) {
+            *state = State::Cancelled;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Future for Completion {
@@ -165,16 +195,21 @@ impl Future for Completion {
 
 fn take_done(slot: &Slot) -> Option<Result<(), PublishError>> {
     let mut state = slot.lock();
-    if matches!(*state, State::Done(_)) {
-        if let State::Done(result) = std::mem::replace(&mut *state, State::Taken) {
-            return Some(result);
+    match std::mem::replace(&mut *state, State::Taken) {
+        State::Done(result) => Some(result),
+        State::Cancelled => Some(Err(PublishError::NotSent(NotSentReason::Cancelled))),
+        other => {
+            *state = other;
+            None
         }
     }
-    None
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
+        if !self.withdraw_on_drop {
+            return;
+        }
         let mut state = self.slot.lock();
         if matches!(*state, State::Queued) {
             *state = State::Abandoned;
@@ -202,11 +237,40 @@ mod tests {
     }
 
     #[test]
-    fn dropped_caller_before_write_is_skipped() {
-        let (responder, completion) = super::completion();
+    fn dropped_caller_before_write_is_skipped_when_it_withdraws_on_drop() {
+        let (responder, mut completion) = super::completion();
+        completion.withdraw_on_drop();
         drop(completion);
         assert!(responder.is_abandoned());
         assert!(!responder.start_write());
+    }
+
+    #[test]
+    fn dropped_caller_detaches_by_default() {
+        let (responder, completion) = super::completion();
+        drop(completion);
+        assert!(!responder.is_abandoned());
+        assert!(responder.start_write());
+        responder.complete(Ok(()));
+    }
+
+    #[test]
+    fn cancel_withdraws_only_before_the_write() {
+        let (responder, mut completion) = super::completion();
+        assert!(completion.cancel());
+        assert!(!completion.cancel(), "once is enough");
+        assert!(responder.is_abandoned());
+        assert!(!responder.start_write());
+        assert_eq!(
+            poll(&mut completion),
+            Poll::Ready(Err(PublishError::NotSent(NotSentReason::Cancelled)))
+        );
+
+        let (responder, mut completion) = super::completion();
+        assert!(responder.start_write());
+        assert!(!completion.cancel());
+        responder.complete(Ok(()));
+        assert_eq!(poll(&mut completion), Poll::Ready(Ok(())));
     }
 
     #[test]

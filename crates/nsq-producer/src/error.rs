@@ -13,7 +13,7 @@ use nsq_proto::{ErrorCode, InvalidName, InvalidPublish, ServerError};
 /// | [`Invalid`](Self::Invalid) | no, nothing was sent | pointless: fix the request |
 /// | [`Rejected`](Self::Rejected) | no, nsqd refused it | only for nsqd's transient `E_PUB_FAILED` and `E_DPUB_FAILED` |
 /// | [`MaybeStored`](Self::MaybeStored) | maybe: nsqd failed part way through an MPUB | may duplicate |
-/// | [`NotSent`](Self::NotSent) | no, never written or never executed | safe |
+/// | [`NotSent`](Self::NotSent) | no, never written or never executed | safe (after `NotSent(Closed)`, only elsewhere) |
 /// | [`Unknown`](Self::Unknown) | maybe | may duplicate |
 /// | [`TimedOut`](Self::TimedOut) | maybe | may duplicate |
 /// | [`Closed`](Self::Closed) | no | no: the producer is closed |
@@ -73,6 +73,9 @@ pub enum NotSentReason {
     Unavailable(Arc<ConnError>),
     /// The producer closed before the request could be written.
     Closed,
+    /// The caller withdrew it with [`Publish::cancel`](crate::Publish::cancel) before it was
+    /// written.
+    Cancelled,
 }
 
 impl fmt::Display for NotSentReason {
@@ -85,6 +88,7 @@ impl fmt::Display for NotSentReason {
             Self::QueueFull => f.write_str("the queue is full"),
             Self::Unavailable(err) => write!(f, "nsqd is unavailable: {err}"),
             Self::Closed => f.write_str("the producer closed before it was written"),
+            Self::Cancelled => f.write_str("cancelled by the caller before it was written"),
         }
     }
 }
@@ -111,13 +115,19 @@ impl PublishError {
         }
     }
 
-    /// Whether publishing the same message again on this producer cannot duplicate it and may
-    /// succeed: true for [`NotSent`](Self::NotSent) and for nsqd's transient storage failures
-    /// of a single message (`E_PUB_FAILED`, `E_DPUB_FAILED`). Never true for
-    /// [`MaybeStored`](Self::MaybeStored) (`E_MPUB_FAILED`), since part of the MPUB may be
-    /// stored.
+    /// Whether publishing the same message again *on this producer* cannot duplicate it and may
+    /// succeed: true for [`NotSent`](Self::NotSent) (except [`NotSentReason::Closed`]) and for
+    /// nsqd's transient storage failures of a single message (`E_PUB_FAILED`,
+    /// `E_DPUB_FAILED`). Never true for [`MaybeStored`](Self::MaybeStored) (`E_MPUB_FAILED`),
+    /// since part of the MPUB may be stored.
+    ///
+    /// This mixes two questions; [`delivery`](Self::delivery) answers the first alone. A
+    /// message whose delivery is [`Delivery::NotStored`] can be published elsewhere (another
+    /// producer, another nsqd) without duplicating it, even when retrying here is pointless:
+    /// after `NotSent(Closed)` this producer can only fail again.
     pub fn is_retry_safe(&self) -> bool {
         match self {
+            Self::NotSent(NotSentReason::Closed) => false,
             Self::NotSent(_) => true,
             Self::Rejected(err) => {
                 matches!(err.code(), ErrorCode::PubFailed | ErrorCode::DpubFailed)
@@ -183,6 +193,10 @@ mod tests {
             PublishError::Rejected(ServerError::parse(Bytes::from_static(payload)))
         };
         assert!(PublishError::NotSent(NotSentReason::Aborted).is_retry_safe());
+        // Not stored, so safe to publish elsewhere; but this producer is closed.
+        let closed = PublishError::NotSent(NotSentReason::Closed);
+        assert!(!closed.is_retry_safe());
+        assert_eq!(closed.delivery(), Delivery::NotStored);
         assert!(rejected(b"E_PUB_FAILED PUB failed exiting").is_retry_safe());
         assert!(rejected(b"E_DPUB_FAILED DPUB failed exiting").is_retry_safe());
         assert!(!rejected(b"E_BAD_MESSAGE PUB message too big 105 > 100").is_retry_safe());

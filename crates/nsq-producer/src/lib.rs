@@ -75,9 +75,15 @@
 //! queued requests fail at their deadline, not when the attempt ends. The router keeps
 //! these deadlines, so a pending publish holds no timer of its own.
 //!
-//! **Cancellation.** Dropping a publish future (or a [`Publish`]) before its bytes are written
-//! withdraws the request: it is skipped. After the bytes are written, dropping it does not
-//! un-publish; its reply is still consumed and discarded so later replies stay matched.
+//! **Fire and forget, and cancellation.** A [`Publish`] handle is like a task handle: dropping
+//! it detaches, and the message is still sent; its outcome is only counted in [`Stats`]. So
+//! `let _ = producer.publish_async(&topic, body).await?;` delivers, like go-nsq's
+//! `PublishAsync` without a done channel. [`Publish::cancel`] withdraws a message that is not
+//! written yet (and says whether it did); withdrawn requests are counted in
+//! [`Stats::withdrawn`]. The futures of [`Producer::publish`], [`Producer::multi_publish`] and
+//! [`Producer::deferred_publish`] are cancel-safe instead: dropping one before its bytes are
+//! written (as `select!` and `timeout` do) withdraws the request. After the bytes are written
+//! nothing un-publishes; the reply is still consumed so later replies stay matched.
 //!
 //! **Reconnection.** [`Producer::new`] does not connect; the first publish or
 //! [`Producer::ping`] does ([`Producer::connect`] connects before returning, and fails if it

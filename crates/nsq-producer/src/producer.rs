@@ -133,7 +133,10 @@ impl Producer {
     /// Dropping the future before the message is written withdraws it; after that, the message
     /// may still be published.
     pub async fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Result<(), PublishError> {
-        self.publish_async(topic, body).await?.await
+        self.publish_async(topic, body)
+            .await?
+            .withdraw_on_drop()
+            .await
     }
 
     /// Publishes several messages in one MPUB and waits for nsqd's answer, which covers them
@@ -147,7 +150,10 @@ impl Producer {
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
-        self.multi_publish_async(topic, bodies).await?.await
+        self.multi_publish_async(topic, bodies)
+            .await?
+            .withdraw_on_drop()
+            .await
     }
 
     /// Publishes one message that nsqd delivers after `delay`, and waits for nsqd's answer.
@@ -162,7 +168,10 @@ impl Producer {
         delay: Duration,
         body: impl Into<Bytes>,
     ) -> Result<(), PublishError> {
-        self.deferred_publish_async(topic, delay, body).await?.await
+        self.deferred_publish_async(topic, delay, body)
+            .await?
+            .withdraw_on_drop()
+            .await
     }
 
     /// Queues one message and returns once it is queued, with a [`Publish`] future for its
@@ -495,13 +504,33 @@ pub enum ConnectError {
 /// The result of one queued publish: resolves when nsqd answers, the connection fails, or the
 /// publish timeout passes (the router enforces the deadline, so this future holds no timer).
 ///
-/// Dropping it before the request is written withdraws the request; after that the request
-/// stays on the wire and its reply is consumed and discarded.
-#[must_use = "a publish's outcome is only known by awaiting it"]
+/// Like a task handle, it detaches when dropped: the message is still sent, and its outcome is
+/// only counted in [`Stats`]. [`cancel`](Self::cancel) withdraws a message that is not written
+/// yet.
+#[must_use = "dropping a Publish does not withdraw the message; await it for the outcome, or \
+              call cancel() to withdraw it"]
 #[derive(Debug)]
 pub struct Publish {
     completion: Completion,
     span: tracing::Span,
+}
+
+impl Publish {
+    /// Withdraws the message if it has not been written to nsqd yet, and says whether it did.
+    /// A withdrawn publish resolves to [`NotSentReason::Cancelled`] and is counted in
+    /// [`Stats::withdrawn`]. Once written, a message cannot be withdrawn: this returns `false`
+    /// and the publish resolves with nsqd's answer as usual.
+    pub fn cancel(&self) -> bool {
+        self.completion.cancel()
+    }
+
+    /// Makes dropping this handle withdraw the message if it is not written yet, for the
+    /// publish methods that await the outcome themselves: dropping *their* future is the
+    /// caller's way to cancel.
+    fn withdraw_on_drop(mut self) -> Self {
+        self.completion.withdraw_on_drop();
+        self
+    }
 }
 
 impl Future for Publish {

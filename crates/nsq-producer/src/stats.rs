@@ -129,8 +129,8 @@ impl fmt::Display for Due {
 /// A snapshot of the producer's counters. Requests are counted, not messages: an MPUB is one
 /// request.
 ///
-/// Every request that leaves the queue ends in exactly one of `acked`, `rejected`, `not_sent`
-/// and `unknown`, the outcome on the wire. `timed_out` is a separate view: callers that stopped
+/// Every request that leaves the queue ends in exactly one of `acked`, `rejected`, `not_sent`,
+/// `unknown` and `withdrawn`. `timed_out` is a separate view: callers that stopped
 /// waiting after their request was written. Such a request is counted there *and* under the
 /// outcome it still reaches (`acked` if nsqd's reply came within the stall grace, `unknown`
 /// if the connection was dropped waiting for it).
@@ -150,6 +150,10 @@ pub struct Stats {
     /// Requests written whose connection failed before the reply, and requests in an MPUB
     /// that nsqd answered with `E_MPUB_FAILED` (which may be stored in part).
     pub unknown: u64,
+    /// Requests their callers withdrew before they were written, with
+    /// [`Publish::cancel`](crate::Publish::cancel) or by dropping the future of
+    /// [`publish`](crate::Producer::publish) (or its MPUB and DPUB forms). Never sent.
+    pub withdrawn: u64,
     /// Requests whose caller stopped waiting after they were written (also counted under their
     /// wire outcome).
     pub timed_out: u64,
@@ -178,6 +182,7 @@ pub(crate) struct Counters {
     pub(crate) rejected: Mutex<BTreeMap<String, u64>>,
     pub(crate) not_sent: AtomicU64,
     pub(crate) unknown: AtomicU64,
+    pub(crate) withdrawn: AtomicU64,
     pub(crate) timed_out: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) connect_failures: AtomicU64,
@@ -210,6 +215,7 @@ impl Counters {
                 .clone(),
             not_sent: self.not_sent.load(Relaxed),
             unknown: self.unknown.load(Relaxed),
+            withdrawn: self.withdrawn.load(Relaxed),
             timed_out: self.timed_out.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             connect_failures: self.connect_failures.load(Relaxed),

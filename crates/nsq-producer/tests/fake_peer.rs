@@ -838,7 +838,9 @@ async fn s50_one_callers_publishes_arrive_in_call_order() {
 
 // Cancellation -----------------------------------------------------------------------------------
 
-/// A caller that leaves before its request is written is skipped: the fake never sees it.
+/// A request withdrawn before it is written (a `Publish` cancelled, a `publish` future dropped)
+/// is skipped: the fake never sees it, and it is counted as withdrawn. A dropped `Publish`
+/// handle detaches instead: its message is still sent.
 #[tokio::test(start_paused = true)]
 async fn cancel_before_write_skips_the_request() {
     let server = FakeServer::bind().await;
@@ -850,25 +852,49 @@ async fn cancel_before_write_skips_the_request() {
     let mut nsqd = server.accept().await;
     assert_eq!(expect_pub(&mut nsqd).await, "a");
 
-    // The window is full: these stay queued, and their callers leave.
-    drop(producer.publish_async(&topic, "b").await.unwrap());
-    let cancelled = tokio::time::timeout(Duration::from_millis(100), producer.publish(&topic, "c"));
+    // The window is full: these stay queued. `b` is cancelled, `c`'s caller gives up on its
+    // `publish` future, `d` is detached.
+    let b = producer.publish_async(&topic, "b").await.unwrap();
+    let given_up = tokio::time::timeout(Duration::from_millis(100), producer.publish(&topic, "c"));
     assert!(
-        cancelled.await.is_err(),
+        given_up.await.is_err(),
         "publish c finished with nothing answered"
     );
-    let last = producer.publish_async(&topic, "d").await.unwrap();
+    drop(producer.publish_async(&topic, "d").await.unwrap());
+    let last = producer.publish_async(&topic, "e").await.unwrap();
+    assert!(b.cancel());
+    assert!(!b.cancel(), "withdrawn once");
+    assert_eq!(
+        within("publish b", b).await,
+        Err(PublishError::NotSent(NotSentReason::Cancelled))
+    );
 
     nsqd.send_ok().await;
     assert_eq!(within("publish a", first).await, Ok(()));
     assert_eq!(expect_pub(&mut nsqd).await, "d");
     nsqd.send_ok().await;
-    assert_eq!(within("publish d", last).await, Ok(()));
+    assert_eq!(expect_pub(&mut nsqd).await, "e");
+    nsqd.send_ok().await;
+    assert_eq!(within("publish e", last).await, Ok(()));
 
     let stats = within("close", producer.close()).await;
     within("conn closed", nsqd.expect_eof()).await;
-    assert_eq!(stats.acked, 2);
+    assert_eq!((stats.acked, stats.withdrawn, stats.not_sent), (3, 2, 0));
     assert_eq!((stats.queued, stats.in_flight), (0, 0));
+}
+
+/// `cancel` after the request was written withdraws nothing: the publish resolves with nsqd's
+/// answer.
+#[tokio::test]
+async fn cancel_after_write_does_nothing() {
+    let server = FakeServer::bind().await;
+    let (producer, mut nsqd) = connect(&server, unbatched()).await;
+    let publish = producer.publish_async(&topic(), "a").await.unwrap();
+    assert_eq!(expect_pub(&mut nsqd).await, "a");
+    assert!(!publish.cancel());
+    nsqd.send_ok().await;
+    assert_eq!(within("publish a", publish).await, Ok(()));
+    assert_eq!(producer.stats().withdrawn, 0);
 }
 
 /// Callers that leave after their request was written do not shift the replies: the next caller
@@ -1237,14 +1263,14 @@ async fn batching_respects_the_mpub_size_limit() {
     }
 }
 
-/// A caller that gives up before its batch is written is left out of it.
+/// A publish cancelled before its batch is written is left out of it.
 #[tokio::test]
-async fn batching_leaves_out_callers_that_left() {
-    let (_producer, mut pending, mut nsqd) =
+async fn batching_leaves_out_cancelled_publishes() {
+    let (producer, mut pending, mut nsqd) =
         queue_before_connecting(ProducerConfig::default(), &["a", "b", "c"]).await;
-    // The producer has not connected when the middle caller leaves: accepting it is what lets
-    // the router start, but it only reads the queue after the handshake.
-    drop(pending.remove(1));
+    // The producer has not connected when the middle one is cancelled: accepting it is what
+    // lets the router start, but it only reads the queue after the handshake.
+    assert!(pending.remove(1).cancel());
     let sent = expect_mpub(&mut nsqd, TOPIC).await;
     assert_eq!(
         sent,
@@ -1254,6 +1280,7 @@ async fn batching_leaves_out_callers_that_left() {
     for publish in pending {
         assert_eq!(within("a publish", publish).await, Ok(()));
     }
+    assert_eq!((producer.stats().acked, producer.stats().withdrawn), (2, 1));
 }
 
 /// With a linger, a PUB waits briefly for company; without one it goes out alone at once.

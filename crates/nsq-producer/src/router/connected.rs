@@ -354,7 +354,8 @@ impl Router {
         // Whatever was batched was queued before this request, so it goes first.
         self.write_batch(io)?;
         if !responder.start_write() {
-            // The caller left before its bytes were written: it is skipped.
+            // The caller withdrew it before its bytes were written: it is skipped.
+            Counters::add(&self.counters().withdrawn, 1);
             return Ok(());
         }
         let command = payload.command();
@@ -388,7 +389,8 @@ impl Router {
 
     /// Writes the gathered PUBs as one command: a PUB for one, an MPUB for several.
     fn write_batch(&mut self, io: &mut Io<'_>) -> Result<(), ConnError> {
-        let Some(written) = self.batch.start_write() else {
+        let withdrawn = &self.shared.counters.withdrawn;
+        let Some(written) = self.batch.start_write(|| Counters::add(withdrawn, 1)) else {
             return Ok(());
         };
         let command = written.command();

@@ -232,6 +232,7 @@ impl Router {
                         self.carry = Some(request);
                         break true;
                     }
+                    Counters::add(&self.counters().withdrawn, 1);
                 }
                 Err(_) => break false,
             }
@@ -320,9 +321,10 @@ impl Router {
     }
 }
 
-/// Completes a request that was never written and counts it, unless its caller is gone.
+/// Completes a request that was never written and counts it, unless its caller withdrew it.
 fn fail_request(responder: Responder, reason: &NotSentReason, counters: &Counters) {
     if responder.is_abandoned() {
+        Counters::add(&counters.withdrawn, 1);
         return;
     }
     Counters::add(&counters.not_sent, 1);
