@@ -15,12 +15,21 @@ use tokio::time::Instant;
 
 use crate::completion::Responder;
 
+/// One request in a batch.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) responder: Responder,
+    pub(crate) deadline: Option<Instant>,
+    /// Its place in the queue (see `Request::index`).
+    pub(crate) index: u64,
+}
+
 /// PUBs taken from the queue and not yet written.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     topic: Option<Topic>,
     bodies: Vec<Bytes>,
-    members: Vec<(Responder, Option<Instant>)>,
+    members: Vec<Member>,
     /// The MPUB body size so far: the count, then each size and body.
     size: u64,
     started: Option<Instant>,
@@ -47,13 +56,7 @@ impl Batch {
         self.topic.as_ref().is_none_or(|t| t == topic) && size + 4 + len as u64 <= max_body_size
     }
 
-    pub(crate) fn push(
-        &mut self,
-        topic: Topic,
-        body: Bytes,
-        responder: Responder,
-        deadline: Option<Instant>,
-    ) {
+    pub(crate) fn push(&mut self, topic: Topic, body: Bytes, member: Member) {
         if self.is_empty() {
             self.size = 4;
             self.started = Some(Instant::now());
@@ -61,7 +64,7 @@ impl Batch {
         }
         self.size += 4 + body.len() as u64;
         self.bodies.push(body);
-        self.members.push((responder, deadline));
+        self.members.push(member);
     }
 
     /// Marks the live members written, dropping those whose callers withdrew them (calling
@@ -71,7 +74,7 @@ impl Batch {
         // Callers rarely withdraw, so removing in place (keeping the order) is cheap in practice.
         let mut i = 0;
         while i < self.members.len() {
-            if self.members[i].0.start_write() {
+            if self.members[i].responder.start_write() {
                 i += 1;
             } else {
                 self.members.remove(i);
@@ -88,7 +91,12 @@ impl Batch {
 
     /// The deadline of the oldest member.
     pub(crate) fn first_deadline(&self) -> Option<Instant> {
-        self.members.first().and_then(|(_, deadline)| *deadline)
+        self.members.first().and_then(|m| m.deadline)
+    }
+
+    /// The queue index of the oldest member.
+    pub(crate) fn first_index(&self) -> Option<u64> {
+        self.members.first().map(|m| m.index)
     }
 
     /// Takes out the members whose deadline passed by `now` (the oldest ones) and hands each
@@ -97,14 +105,14 @@ impl Batch {
         let n = self
             .members
             .iter()
-            .take_while(|(_, deadline)| deadline.is_some_and(|d| d <= now))
+            .take_while(|m| m.deadline.is_some_and(|d| d <= now))
             .count();
         if n == 0 {
             return;
         }
-        for ((responder, _), body) in self.members.drain(..n).zip(self.bodies.drain(..n)) {
+        for (member, body) in self.members.drain(..n).zip(self.bodies.drain(..n)) {
             self.size -= 4 + body.len() as u64;
-            expired(responder);
+            expired(member.responder);
         }
         if self.members.is_empty() {
             self.clear();
@@ -112,7 +120,7 @@ impl Batch {
     }
 
     /// Takes every member out, for failing them; the batch is empty afterwards.
-    pub(crate) fn drain_members(&mut self) -> Vec<(Responder, Option<Instant>)> {
+    pub(crate) fn drain_members(&mut self) -> Vec<Member> {
         let members = std::mem::take(&mut self.members);
         self.clear();
         members
@@ -153,9 +161,9 @@ impl Written<'_> {
 
     /// Hands each member out in order, then empties the batch (its buffers are kept for the
     /// next one).
-    pub(crate) fn finish(self, mut each: impl FnMut(usize, Responder, Option<Instant>)) {
-        for (i, (responder, deadline)) in self.batch.members.drain(..).enumerate() {
-            each(i, responder, deadline);
+    pub(crate) fn finish(self, mut each: impl FnMut(usize, Member)) {
+        for (i, member) in self.batch.members.drain(..).enumerate() {
+            each(i, member);
         }
         self.batch.clear();
     }

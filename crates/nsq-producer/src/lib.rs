@@ -149,7 +149,7 @@ mod transactions;
 
 pub use config::{ConfigError, ProducerConfig};
 pub use error::{Delivery, NotSentReason, PingFailure, PublishError};
-pub use producer::{ConnectError, Producer, Publish};
+pub use producer::{ConnectError, FlushTimedOut, Producer, Publish};
 pub use stats::{ProducerState, Stats};
 
 pub use nsq_conn::{ConnConfig, ConnConfigBuilder, ConnError};

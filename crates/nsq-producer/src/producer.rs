@@ -352,11 +352,14 @@ impl Producer {
         let (responder, completion) = completion();
         // Counted before the request is in the channel, where the router may take it at once.
         Counters::add(&shared.counters.queued, 1);
+        // Release: a flush that sees this count also finds the request in the channel.
+        shared.counters.accepted.fetch_add(1, Ordering::Release);
         place.send(Request {
             payload,
             responder,
             deadline,
             permits,
+            index: 0,
         });
         Publish {
             completion,
@@ -390,17 +393,63 @@ impl Producer {
         result.await.unwrap_or(Err(PingFailure::Closed))
     }
 
+    /// Waits until every publish queued before this call has its outcome: acknowledged,
+    /// rejected, not sent, unknown or withdrawn. Publishes queued during the wait are not waited
+    /// for. With fire-and-forget publishing (dropped [`Publish`] handles), this is the one
+    /// wait: then [`stats`](Self::stats) tells how they ended.
+    ///
+    /// It waits as long as those publishes take, which their deadlines bound
+    /// ([`ProducerConfig::publish_timeout`], plus the stall grace for one already written);
+    /// [`flush_timeout`](Self::flush_timeout) bounds the wait itself. On a closed producer it
+    /// returns at once: closing resolved everything.
+    pub async fn flush(&self) {
+        let shared = &self.inner.shared;
+        let before = shared.counters.accepted.load(Ordering::Acquire);
+        let (reply, done) = oneshot::channel();
+        let flush = Control::Flush { before, reply };
+        if self.inner.control.send(flush).await.is_ok() {
+            // An error means the router finished, which settles every request.
+            let _ = done.await;
+        }
+    }
+
+    /// [`flush`](Self::flush), giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushTimedOut`] when some of the publishes have no outcome yet after `timeout`; they
+    /// go on, and [`stats`](Self::stats) shows where they stand.
+    pub async fn flush_timeout(&self, timeout: Duration) -> Result<(), FlushTimedOut> {
+        tokio::time::timeout(timeout, self.flush())
+            .await
+            .map_err(|_| FlushTimedOut)
+    }
+
     /// Closes the producer: stops taking publishes, writes what is queued, waits for every
     /// outstanding reply (at most the configured close timeout), then closes the connection.
     ///
     /// Returns the final counters: how many requests ended in each outcome (see [`Stats`]).
-    /// Closing twice is
-    /// harmless; publishing after close fails with [`PublishError::Closed`] without I/O.
+    /// Closing twice is harmless; publishing after close fails with [`PublishError::Closed`]
+    /// without I/O.
     pub async fn close(&self) -> Stats {
+        let timeout = self.inner.config.close_timeout;
+        self.close_by(Instant::now() + timeout).await
+    }
+
+    /// Closes the producer without waiting: what is still queued fails at once as not sent
+    /// ([`NotSentReason::Closed`]), what is written and unanswered as unknown, and the
+    /// connection is dropped. For a service that must exit now, say while nsqd is down. A
+    /// [`close`](Self::close) under way ends at once too.
+    pub async fn close_now(&self) -> Stats {
+        self.close_by(Instant::now()).await
+    }
+
+    async fn close_by(&self, deadline: Instant) -> Stats {
         let shared = &self.inner.shared;
         shared.closed.store(true, Ordering::Release);
         let (reply, stats) = oneshot::channel();
-        if self.inner.control.send(Control::Close(reply)).await.is_ok() {
+        let close = Control::Close { reply, deadline };
+        if self.inner.control.send(close).await.is_ok() {
             if let Ok(stats) = stats.await {
                 return stats;
             }
@@ -488,6 +537,11 @@ impl Gate {
 
 /// Room for pings and close requests; callers wait when it is full.
 const CONTROL_CAPACITY: usize = 64;
+
+/// [`Producer::flush_timeout`] ran out before every publish had its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("flush timed out: some publishes have no outcome yet")]
+pub struct FlushTimedOut;
 
 /// Why [`Producer::connect`] failed.
 #[derive(Debug, Clone, thiserror::Error)]

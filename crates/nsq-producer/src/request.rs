@@ -21,6 +21,9 @@ pub(crate) struct Request {
     /// Queue permits this request holds (its size, at least the gate's unit); returned when it
     /// leaves the queue.
     pub(crate) permits: u32,
+    /// Its place in the queue, counted from 0 by the router as it takes requests out (0 until
+    /// then). Requests are written and resolved in this order; `flush` waits on it.
+    pub(crate) index: u64,
 }
 
 /// The command a request carries.
@@ -66,6 +69,16 @@ impl Payload {
 pub(crate) enum Control {
     /// Connect if needed, then write a NOP and flush it.
     Ping(oneshot::Sender<Result<(), PingFailure>>),
-    /// Write what is queued, wait for the replies, close.
-    Close(oneshot::Sender<Stats>),
+    /// Write what is queued, wait for the replies (until the deadline), close.
+    Close {
+        reply: oneshot::Sender<Stats>,
+        /// When to give up: what is queued then fails as not sent, what is in flight as
+        /// unknown.
+        deadline: Instant,
+    },
+    /// Answer once every request among the first `before` ever queued has its outcome.
+    Flush {
+        before: u64,
+        reply: oneshot::Sender<()>,
+    },
 }

@@ -175,6 +175,8 @@ impl Stats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) queued: AtomicU64,
+    /// Requests ever put in the queue; `flush` waits for the ones before its call.
+    pub(crate) accepted: AtomicU64,
     /// Requests the router has taken from the channel but not written yet (still queued).
     pub(crate) held: AtomicU64,
     pub(crate) in_flight: AtomicU64,

@@ -27,15 +27,18 @@ pub(crate) struct InFlight {
     pub(crate) deadline: Option<Instant>,
     /// How many requests, from this one on, the next reply answers (0 for followers).
     pub(crate) group: u32,
+    /// Its place in the queue (see `Request::index`).
+    pub(crate) index: u64,
 }
 
 impl InFlight {
     /// A request that has a command of its own.
-    pub(crate) fn single(responder: Responder, deadline: Option<Instant>) -> Self {
+    pub(crate) fn single(responder: Responder, deadline: Option<Instant>, index: u64) -> Self {
         Self {
             responder,
             deadline,
             group: 1,
+            index,
         }
     }
 }
@@ -104,6 +107,11 @@ impl Transactions {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.queue.is_empty()
+    }
+
+    /// The queue index of the oldest outstanding request: requests are written in queue order.
+    pub(crate) fn first_index(&self) -> Option<u64> {
+        self.queue.front().map(|r| r.index)
     }
 
     /// The earliest deadline among outstanding requests. Requests are written in order, and
@@ -263,6 +271,7 @@ mod tests {
             responder,
             deadline: None,
             group,
+            index: 0,
         };
         (request, completion)
     }

@@ -15,6 +15,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::deadlines::{poll_timer, unarmed};
 use super::{Phase, Router, fail_request};
+use crate::batch::Member;
 use crate::error::{NotSentReason, PingFailure};
 use crate::request::{Payload, Request};
 use crate::stats::Counters;
@@ -65,6 +66,7 @@ impl Router {
             let exit = poll_fn(|cx| {
                 let exit = self.poll_connected(cx, &mut io);
                 self.release_permits();
+                self.settle_flushes();
                 exit
             })
             .await;
@@ -76,9 +78,12 @@ impl Router {
         let healthy = answered || started.elapsed() >= HEALTHY_AFTER;
         match exit {
             Exit::Finished => {
-                // Bounded: a peer that stopped reading must not hold the close up.
-                let close = poll_fn(|cx| conn.poll_close(cx));
-                let _ = tokio::time::timeout(CLOSE_FLUSH_LIMIT, close).await;
+                // Bounded: a peer that stopped reading must not hold the close up. A close out
+                // of time (or `close_now`) drops the connection at once.
+                if !self.closing_expired() {
+                    let close = poll_fn(|cx| conn.poll_close(cx));
+                    let _ = tokio::time::timeout(CLOSE_FLUSH_LIMIT, close).await;
+                }
                 Phase::Done
             }
             Exit::Rejected => {
@@ -110,6 +115,7 @@ impl Router {
             Counters::sub(&counters.in_flight, failed as u64);
         });
         self.last_error = cause;
+        self.settle_flushes();
         if self.done_without_connection() {
             return Phase::Done;
         }
@@ -331,6 +337,7 @@ impl Router {
             payload,
             responder,
             deadline,
+            index,
             ..
         } = request;
         if deadline.is_some_and(|d| d <= now) {
@@ -346,7 +353,12 @@ impl Router {
                 {
                     self.write_batch(io)?;
                 }
-                self.batch.push(topic, body, responder, deadline);
+                let member = Member {
+                    responder,
+                    deadline,
+                    index,
+                };
+                self.batch.push(topic, body, member);
                 return Ok(());
             }
             payload => payload,
@@ -364,7 +376,7 @@ impl Router {
         Counters::add(&c.bytes_written, command.encoded_len() as u64);
         Counters::add(&c.in_flight, 1);
         self.transactions
-            .push(InFlight::single(responder, deadline));
+            .push(InFlight::single(responder, deadline, index));
         Ok(())
     }
 
@@ -401,12 +413,13 @@ impl Router {
         Counters::add(&c.bytes_written, len);
         Counters::add(&c.in_flight, requests as u64);
         let transactions = &mut self.transactions;
-        written.finish(|i, responder, deadline| {
+        written.finish(|i, member| {
             let group = if i == 0 { requests as u32 } else { 0 };
             transactions.push(InFlight {
-                responder,
-                deadline,
+                responder: member.responder,
+                deadline: member.deadline,
                 group,
+                index: member.index,
             });
         });
         Ok(())

@@ -76,6 +76,7 @@ impl Router {
                 return None;
             }
             self.sweep_expired(expiry).await;
+            self.settle_flushes();
             let close_at = self.close_deadline();
             tokio::select! {
                 biased;

@@ -58,6 +58,10 @@ pub(crate) struct Router {
     /// connected. Requests that expire waiting for a connection report it.
     last_error: Option<Arc<ConnError>>,
     pings: Vec<oneshot::Sender<Result<(), PingFailure>>>,
+    /// Requests taken from the channel so far: the next one's `index`.
+    taken: u64,
+    /// Flushes waiting for every request below their index to have its outcome.
+    flushes: Vec<(u64, oneshot::Sender<()>)>,
     closing: Option<Closing>,
     /// Requests channel closed and drained (every handle dropped, or close).
     requests_done: bool,
@@ -110,6 +114,8 @@ impl Router {
             failures: 0,
             last_error: None,
             pings: Vec::new(),
+            taken: 0,
+            flushes: Vec::new(),
             closing: None,
             requests_done: false,
             control_done: false,
@@ -140,10 +146,40 @@ impl Router {
     /// Bookkeeping for a request leaving the channel. Its queue bytes are returned to
     /// publishers by [`release_permits`](Self::release_permits), once per loop turn rather
     /// than once per request.
-    fn dequeued(&mut self, request: Request) -> Request {
+    fn dequeued(&mut self, mut request: Request) -> Request {
         Counters::sub(&self.counters().queued, 1);
         self.permits_to_release += request.permits as usize;
+        request.index = self.taken;
+        self.taken += 1;
         request
+    }
+
+    /// The queue index below which every request has its outcome. Requests are taken, written
+    /// and answered in queue order, so the oldest one not settled is the first of: what is in
+    /// flight, then the batch, then the carried request, then the channel.
+    fn settled_below(&self) -> u64 {
+        self.transactions
+            .first_index()
+            .or_else(|| self.batch.first_index())
+            .or_else(|| self.carry.as_ref().map(|r| r.index))
+            .unwrap_or(self.taken)
+    }
+
+    /// Answers the flushes whose requests all have their outcome.
+    fn settle_flushes(&mut self) {
+        if self.flushes.is_empty() {
+            return;
+        }
+        let settled = self.settled_below();
+        let mut i = 0;
+        while i < self.flushes.len() {
+            if self.flushes[i].0 <= settled {
+                let (_, reply) = self.flushes.swap_remove(i);
+                let _ = reply.send(());
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// Takes the next request into `carry` from a `recv` that returned `request`.
@@ -177,7 +213,11 @@ impl Router {
     fn on_control(&mut self, control: Option<Control>) {
         match control {
             Some(Control::Ping(reply)) => self.pings.push(reply),
-            Some(Control::Close(reply)) => self.begin_close(reply),
+            Some(Control::Close { reply, deadline }) => self.begin_close(reply, deadline),
+            Some(Control::Flush { before, reply }) => {
+                self.flushes.push((before, reply));
+                self.settle_flushes();
+            }
             None => self.control_done = true,
         }
     }
@@ -193,15 +233,19 @@ impl Router {
         }
     }
 
-    fn begin_close(&mut self, reply: oneshot::Sender<Stats>) {
+    /// Starts closing, or joins a close under way; the earlier deadline wins.
+    fn begin_close(&mut self, reply: oneshot::Sender<Stats>, deadline: Instant) {
         match &mut self.closing {
-            Some(closing) => closing.replies.push(reply),
+            Some(closing) => {
+                closing.replies.push(reply);
+                closing.deadline = closing.deadline.min(deadline);
+            }
             None => {
                 tracing::info!(addr = %self.addr, "closing producer");
                 // No new requests; those already queued are still written.
                 self.requests.close();
                 self.closing = Some(Closing {
-                    deadline: Instant::now() + self.config.close_timeout,
+                    deadline,
                     replies: vec![reply],
                 });
             }
@@ -269,8 +313,8 @@ impl Router {
 
     /// Fails the carried request and everything in the channel.
     fn fail_queued(&mut self, reason: &NotSentReason) {
-        for (responder, _) in self.batch.drain_members() {
-            fail_request(responder, reason, self.counters());
+        for member in self.batch.drain_members() {
+            fail_request(member.responder, reason, self.counters());
         }
         if let Some(request) = self.carry.take() {
             fail_request(request.responder, reason, self.counters());
@@ -295,13 +339,20 @@ impl Router {
         for ping in self.pings.drain(..) {
             let _ = ping.send(Err(PingFailure::Closed));
         }
+        // Every request has its outcome now.
+        for (_, reply) in self.flushes.drain(..) {
+            let _ = reply.send(());
+        }
         self.control.close();
         while let Ok(control) = self.control.try_recv() {
             match control {
                 Control::Ping(reply) => {
                     let _ = reply.send(Err(PingFailure::Closed));
                 }
-                Control::Close(reply) => self
+                Control::Flush { reply, .. } => {
+                    let _ = reply.send(());
+                }
+                Control::Close { reply, .. } => self
                     .closing
                     .get_or_insert_with(|| Closing {
                         deadline: Instant::now(),
