@@ -124,8 +124,15 @@
 //! **Closing.** [`Producer::close`] stops taking publishes, writes everything queued, waits for
 //! every reply (at most [`ProducerConfig::close_timeout`]), closes the connection and returns
 //! the final [`Stats`]. What is still unanswered at the timeout is reported as unknown, what is
-//! still queued as not sent. Dropping every handle without closing lets the router finish what
-//! is queued and outstanding, then exit.
+//! still queued as not sent. [`Producer::close_now`] does not wait: what is queued fails at
+//! once as not sent, what is in flight as unknown, and the connection is dropped (for a service
+//! that must exit while nsqd is down). Dropping every handle without closing lets the router
+//! finish what is queued and outstanding, then exit.
+//!
+//! **Flushing.** [`Producer::flush`] waits until every publish queued before the call has its
+//! outcome, detached ones included, so a batch job can publish fire-and-forget and wait once;
+//! [`Producer::flush_timeout`] bounds that wait. Publishes queued during the flush are not
+//! waited for.
 //!
 //! # Features
 //!
