@@ -41,7 +41,7 @@
 //!
 //! **Backpressure.** The queue is bounded in requests ([`ProducerConfig::queue_capacity`]) and in
 //! bytes ([`ProducerConfig::queue_capacity_bytes`]), and at most
-//! [`ProducerConfig::max_in_flight`] requests are written and unanswered at once. When the queue
+//! [`ProducerConfig::max_pipelined`] requests are written and unanswered at once. When the queue
 //! is full, `publish` and `publish_async` wait for room, which goes to waiting publishers in the
 //! order they started waiting; with [`ProducerConfig::fail_fast`] they fail at once with
 //! [`NotSentReason::QueueFull`] instead. Memory therefore stays bounded however fast callers
@@ -141,12 +141,12 @@ mod router;
 mod stats;
 mod transactions;
 
-pub use config::{ConfigError, ProducerConfig};
+pub use config::ProducerConfig;
 pub use error::{Delivery, NotSentReason, PingFailure, PublishError};
 pub use producer::{ConnectError, Producer, Publish};
 pub use stats::{ProducerState, Stats};
 
-pub use nsq_conn::{ConnConfig, ConnConfigBuilder, ConnError};
+pub use nsq_conn::{ConfigError, ConnConfig, ConnConfigBuilder, ConnError};
 #[cfg(feature = "tls")]
 pub use nsq_conn::{TlsConfig, TlsVersion};
 pub use nsq_proto::{
