@@ -550,6 +550,104 @@ impl ProducerConfig {
     }
 }
 
+/// A configuration section of go-nsq option names and values, each applied with
+/// [`ProducerConfig::set`] on top of [`ProducerConfig::default`]. Values may be strings in
+/// `set`'s syntax (`"5s"`, `"true"`), or native numbers and booleans: a number is a count, or
+/// milliseconds for a duration, as in `set`. The result is checked as a whole when the producer
+/// is created ([`ProducerConfig::validate`]).
+///
+/// ```
+/// # fn main() -> Result<(), serde_json::Error> {
+/// use std::time::Duration;
+/// use nsq_producer::ProducerConfig;
+///
+/// let config: ProducerConfig = serde_json::from_str(
+///     r#"{"heartbeat_interval": "10s", "max_pipelined": 256, "snappy": true, "max_in_flight": 1}"#,
+/// )?;
+/// assert_eq!(config.max_pipelined, 256);
+/// assert_eq!(config.conn.clone().build().unwrap().heartbeat_interval(), Some(Duration::from_secs(10)));
+/// assert_eq!(config.ignored_options(), ["max_in_flight"]);
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+impl<'de> serde::Deserialize<'de> for ProducerConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(de::ConfigVisitor)
+    }
+}
+
+#[cfg(feature = "serde")]
+mod de {
+    use std::fmt;
+
+    use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+
+    use super::ProducerConfig;
+
+    pub(super) struct ConfigVisitor;
+
+    impl<'de> Visitor<'de> for ConfigVisitor {
+        type Value = ProducerConfig;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of go-nsq option names to values")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ProducerConfig, A::Error> {
+            let mut config = ProducerConfig::default();
+            while let Some((name, OptionValue(value))) = map.next_entry::<String, OptionValue>()? {
+                config.set(&name, &value).map_err(de::Error::custom)?;
+            }
+            Ok(config)
+        }
+    }
+
+    /// One option's value, as the text [`ProducerConfig::set`] takes.
+    struct OptionValue(String);
+
+    impl<'de> Deserialize<'de> for OptionValue {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(ValueVisitor)
+        }
+    }
+
+    struct ValueVisitor;
+
+    impl Visitor<'_> for ValueVisitor {
+        type Value = OptionValue;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string, a number or a boolean")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<OptionValue, E> {
+            Ok(OptionValue(v.to_owned()))
+        }
+
+        fn visit_string<E: de::Error>(self, v: String) -> Result<OptionValue, E> {
+            Ok(OptionValue(v))
+        }
+
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<OptionValue, E> {
+            Ok(OptionValue(v.to_string()))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<OptionValue, E> {
+            Ok(OptionValue(v.to_string()))
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<OptionValue, E> {
+            Ok(OptionValue(v.to_string()))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<OptionValue, E> {
+            Ok(OptionValue(v.to_string()))
+        }
+    }
+}
+
 /// The kind of value of an option that configures a feature this build leaves out (such as
 /// `tls_cert` without the `tls` feature); such options are ignored.
 fn ignored_without_feature(name: &str) -> Kind {
@@ -940,6 +1038,67 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn deserializes_from_a_map_of_go_nsq_options() {
+        use serde_json::json;
+
+        let doc = json!({
+            "heartbeat_interval": "10s",
+            "dial_timeout": 2500,
+            "write-timeout": "1m30s",
+            "max_pipelined": 256,
+            "queue_capacity": "1024",
+            "publish_timeout": "none",
+            "fail_fast": true,
+            "batching": "false",
+            "client_id": "app01",
+            "max_in_flight": 1,
+            "lookupd_poll_jitter": 0.3,
+            "backoff_strategy": "full_jitter",
+        });
+        let config: ProducerConfig = serde_json::from_value(doc.clone()).unwrap();
+
+        // The same through `set`, one option at a time.
+        let mut expected = ProducerConfig::default();
+        for (name, value) in doc.as_object().unwrap() {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            expected.set(name, &text).unwrap();
+        }
+        assert_eq!(format!("{config:?}"), format!("{expected:?}"));
+
+        assert_eq!(config.max_pipelined, 256);
+        assert_eq!(config.queue_capacity, 1024);
+        assert_eq!(config.publish_timeout, None);
+        assert!(config.fail_fast && !config.batching);
+        // serde_json's map is sorted by name, so that is the order given.
+        assert_eq!(
+            config.ignored_options(),
+            ["backoff_strategy", "lookupd_poll_jitter", "max_in_flight"]
+        );
+        let conn = config.conn_config("127.0.0.1:4150").unwrap();
+        assert_eq!(conn.heartbeat_interval(), Some(Duration::from_secs(10)));
+        assert_eq!(conn.dial_timeout(), Duration::from_millis(2500));
+        assert_eq!(conn.write_timeout(), Duration::from_secs(90));
+        assert_eq!(conn.identify().client_id, "app01");
+
+        for (bad, option) in [
+            (json!({"heartbeat_interval": "999ms"}), "heartbeat_interval"),
+            (json!({"no_such_option": 1}), "no_such_option"),
+            (
+                json!({"fail_fast": [true]}),
+                "a string, a number or a boolean",
+            ),
+        ] {
+            let err = serde_json::from_value::<ProducerConfig>(bad).unwrap_err();
+            assert!(err.to_string().contains(option), "{err}");
+        }
+        assert!(serde_json::from_str::<ProducerConfig>("[1]").is_err());
     }
 
     /// Records the fields of every WARN event.

@@ -121,6 +121,21 @@
 //! still queued as not sent. Dropping every handle without closing lets the router finish what
 //! is queued and outstanding, then exit.
 //!
+//! # Configuration
+//!
+//! [`ProducerConfig`] takes go-nsq's option names through [`ProducerConfig::set`] (and, with the
+//! `serde` feature, from a deserialized map of the same names), so a configuration written for
+//! go-nsq, or shared with go-nsq consumers, loads as it is. Options that only concern consumers
+//! (`max_in_flight`, `max_attempts`, `lookupd_*`, backoff, requeue and RDY settings) are
+//! accepted and ignored, and [`Producer::new`] names them in one warning. This producer's own
+//! limit on unanswered requests is [`ProducerConfig::max_pipelined`], not `max_in_flight`.
+//!
+//! TLS is off until `tls_v1` is true ([`ConnConfigBuilder::enable_tls`]); the `tls_*` options
+//! and [`TlsConfig`] only say how it is set up, and edit the same settings. Options may be set
+//! in any order: what involves several of them (`tls_cert` with `tls_key`, say) is checked when
+//! the producer is created. Every configuration error is a [`ConfigError`], whose
+//! [`option`](ConfigError::option) names the option at fault.
+//!
 //! # Features
 //!
 //! | feature | default | adds |
@@ -128,6 +143,7 @@
 //! | `tls` | yes | TLS through rustls (`tls_v1` and the `tls_*` options) |
 //! | `snappy` | yes | snappy compression |
 //! | `deflate` | yes | deflate compression |
+//! | `serde` | no | `Deserialize` for [`ProducerConfig`], from a map of go-nsq option names |
 #![forbid(unsafe_code)]
 
 mod backoff;
