@@ -151,8 +151,9 @@ pub struct ConnConfigBuilder {
     identify: IdentifyConfig,
     max_msg_size: u32,
     auth_secret: Option<AuthSecret>,
+    /// How TLS is set up; used only when `identify.tls_v1` (the switch) is on.
     #[cfg(feature = "tls")]
-    tls: Option<TlsConfig>,
+    tls: TlsConfig,
 }
 
 impl ConnConfigBuilder {
@@ -169,7 +170,7 @@ impl ConnConfigBuilder {
             max_msg_size: DEFAULT_MAX_MSG_SIZE,
             auth_secret: None,
             #[cfg(feature = "tls")]
-            tls: None,
+            tls: TlsConfig::new(),
         }
     }
 
@@ -289,14 +290,54 @@ impl ConnConfigBuilder {
         self
     }
 
-    /// go-nsq `tls_v1`: ask nsqd for TLS, set up as `tls` says. If nsqd does not grant TLS
-    /// the handshake fails; it never continues in plaintext.
+    /// go-nsq `tls_v1` with its settings in one call: replaces the TLS settings with `tls` and
+    /// turns TLS on ([`enable_tls`](Self::enable_tls)). If nsqd does not grant TLS the handshake
+    /// fails; it never continues in plaintext.
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-    pub fn tls_v1(mut self, tls: TlsConfig) -> Self {
-        self.identify.tls_v1 = true;
-        self.tls = Some(tls);
+    pub fn tls_v1(self, tls: TlsConfig) -> Self {
+        self.edit_tls(|_| tls).enable_tls(true)
+    }
+
+    /// go-nsq `tls_v1` as a switch (off by default): ask nsqd for TLS, set up as the TLS
+    /// settings say ([`TlsConfig::new`]'s defaults unless changed). Turning it off keeps the
+    /// settings, and turning it on again uses them.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn enable_tls(mut self, enabled: bool) -> Self {
+        self.identify.tls_v1 = enabled;
         self
+    }
+
+    /// Changes the TLS settings without turning TLS on or off, field by field
+    /// (`|tls| tls.min_version(TlsVersion::Tls13)`) or wholesale (`|_| TlsConfig::new()`).
+    ///
+    /// ```
+    /// use nsq_conn::{ConnConfig, TlsConfig, TlsVersion};
+    ///
+    /// let builder = ConnConfig::builder("127.0.0.1:4150")
+    ///     .tls_v1(TlsConfig::new().server_name("nsqd.internal"))
+    ///     .edit_tls(|tls| tls.min_version(TlsVersion::Tls13));
+    /// assert!(builder.is_tls_enabled());
+    /// assert!(format!("{:?}", builder.tls_config()).contains("nsqd.internal"));
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn edit_tls(mut self, edit: impl FnOnce(TlsConfig) -> TlsConfig) -> Self {
+        self.tls = edit(std::mem::take(&mut self.tls));
+        self
+    }
+
+    /// Whether TLS is switched on (go-nsq `tls_v1`).
+    pub fn is_tls_enabled(&self) -> bool {
+        self.identify.tls_v1
+    }
+
+    /// The TLS settings, used when TLS is switched on.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_config(&self) -> &TlsConfig {
+        &self.tls
     }
 
     /// go-nsq `snappy`: ask nsqd to compress the connection with snappy. Cannot be combined
@@ -331,10 +372,46 @@ impl ConnConfigBuilder {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the first bad value: an address without a port, a zero or
-    /// out-of-range timeout, a heartbeat below 1 s, snappy and deflate together, a TLS file
-    /// that cannot be read, and so on.
+    /// out-of-range timeout, a heartbeat below 1 s, snappy and deflate together, a TLS
+    /// certificate without its key, a TLS file that cannot be read, and so on.
     pub fn build(self) -> Result<ConnConfig, ConfigError> {
+        self.check_values()?;
         let host = parse_host(&self.address)?;
+        if self.identify.snappy && self.identify.deflate {
+            return Err(ConfigError::BothCompressions);
+        }
+        #[cfg(feature = "tls")]
+        self.tls.check()?;
+        #[cfg(feature = "tls")]
+        let tls = if self.identify.tls_v1 {
+            Some(self.tls.resolve(&host)?)
+        } else {
+            None
+        };
+        Ok(ConnConfig {
+            address: self.address,
+            host,
+            dial_timeout: self.dial_timeout,
+            handshake_timeout: self.handshake_timeout,
+            write_timeout: self.write_timeout,
+            local_addr: self.local_addr,
+            identify: self.identify,
+            max_msg_size: self.max_msg_size,
+            auth_secret: self.auth_secret,
+            #[cfg(feature = "tls")]
+            tls,
+        })
+    }
+
+    /// Checks each value on its own, as [`build`](Self::build) does, but not how values combine
+    /// (snappy with deflate, a TLS certificate with its key) and without reading TLS files. For
+    /// checking one option as it is set, when the options it goes with may come later.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first value out of range.
+    pub fn check_values(&self) -> Result<(), ConfigError> {
+        parse_host(&self.address)?;
         positive("dial_timeout", self.dial_timeout)?;
         positive("handshake_timeout", self.handshake_timeout)?;
         if self.write_timeout < Duration::from_millis(100)
@@ -387,9 +464,6 @@ impl ConnConfigBuilder {
                 "1 to 9",
             ));
         }
-        if id.snappy && id.deflate {
-            return Err(ConfigError::BothCompressions);
-        }
         if self.max_msg_size == 0 || self.max_msg_size > i32::MAX as u32 - MESSAGE_FRAME_OVERHEAD {
             return Err(invalid(
                 "max_msg_size",
@@ -404,29 +478,14 @@ impl ConnConfigBuilder {
                 "a non-empty secret",
             ));
         }
-        #[cfg(feature = "tls")]
-        let tls = self
-            .tls
-            .as_ref()
-            .map(|tls| tls.resolve(&host))
-            .transpose()?;
-        Ok(ConnConfig {
-            address: self.address,
-            host,
-            dial_timeout: self.dial_timeout,
-            handshake_timeout: self.handshake_timeout,
-            write_timeout: self.write_timeout,
-            local_addr: self.local_addr,
-            identify: self.identify,
-            max_msg_size: self.max_msg_size,
-            auth_secret: self.auth_secret,
-            #[cfg(feature = "tls")]
-            tls,
-        })
+        Ok(())
     }
 }
 
 /// A configuration value that nsqd (or the client) would refuse.
+///
+/// [`option`](Self::option) names the option at fault with go-nsq's name (`heartbeat_interval`,
+/// `tls_key`, ...). The producer crate uses this same type for its own options.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -438,7 +497,7 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A value outside the accepted range.
+    /// A value outside the accepted range, or one that does not parse.
     #[error("invalid {option} {value}: expected {expected}")]
     InvalidValue {
         /// go-nsq's name of the option.
@@ -447,6 +506,18 @@ pub enum ConfigError {
         value: String,
         /// The accepted range.
         expected: &'static str,
+    },
+    /// An option name that is not known.
+    #[error("unknown option {0:?}")]
+    UnknownOption(String),
+    /// Options that only work together disagree: one is set without the other it needs, or
+    /// they contradict each other.
+    #[error("invalid {option}: {reason}")]
+    Conflict {
+        /// The option at fault.
+        option: &'static str,
+        /// What is wrong.
+        reason: &'static str,
     },
     /// Snappy and deflate were both asked for; nsqd would refuse the IDENTIFY.
     #[error("snappy and deflate cannot be enabled together")]
@@ -459,8 +530,10 @@ pub enum ConfigError {
     /// A certificate or key file could not be read or holds no usable PEM item.
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-    #[error("cannot use TLS file {}: {reason}", path.display())]
+    #[error("cannot use TLS file {} ({option}): {reason}", path.display())]
     TlsFile {
+        /// The option that names the file: `tls_root_ca_file`, `tls_cert` or `tls_key`.
+        option: &'static str,
         /// The file.
         path: std::path::PathBuf,
         /// What went wrong.
@@ -469,8 +542,31 @@ pub enum ConfigError {
     /// rustls refused the TLS settings (a bad certificate or key, say).
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-    #[error("invalid TLS settings: {0}")]
-    Tls(rustls::Error),
+    #[error("invalid TLS settings ({option}): {error}")]
+    Tls {
+        /// The option whose value rustls refused.
+        option: &'static str,
+        /// rustls's error.
+        error: rustls::Error,
+    },
+}
+
+impl ConfigError {
+    /// The option at fault, by go-nsq's name: `address` for the address, `deflate` when snappy
+    /// and deflate are both asked for, `tls_server_name` for the TLS server name, the unknown
+    /// name itself for an unknown option.
+    pub fn option(&self) -> &str {
+        match self {
+            Self::InvalidAddress { .. } => "address",
+            Self::InvalidValue { option, .. } | Self::Conflict { option, .. } => option,
+            Self::UnknownOption(option) => option,
+            Self::BothCompressions => "deflate",
+            #[cfg(feature = "tls")]
+            Self::InvalidServerName(_) => "tls_server_name",
+            #[cfg(feature = "tls")]
+            Self::TlsFile { option, .. } | Self::Tls { option, .. } => option,
+        }
+    }
 }
 
 /// The AUTH secret, kept out of `Debug`.
@@ -682,5 +778,84 @@ mod tests {
             .build()
             .unwrap();
         assert!(config.identify().tls_v1);
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_cert_and_key_are_checked_as_a_pair_at_build() {
+        let b = || ConnConfig::builder("127.0.0.1:4150");
+        for (builder, missing) in [
+            (b().edit_tls(|t| t.cert_file("/c.pem")), "tls_key"),
+            (b().edit_tls(|t| t.key_file("/k.pem")), "tls_cert"),
+            (
+                b().tls_v1(crate::TlsConfig::new().cert_file("/c.pem")),
+                "tls_key",
+            ),
+        ] {
+            let err = builder.build().unwrap_err();
+            assert!(matches!(err, ConfigError::Conflict { .. }), "{err}");
+            assert_eq!(err.option(), missing, "{err}");
+            assert!(err.to_string().contains(missing), "{err}");
+        }
+        // Either order gives the same pair; the files are then read (and here missing).
+        for builder in [
+            b().edit_tls(|t| t.cert_file("/c.pem").key_file("/k.pem")),
+            b().edit_tls(|t| t.key_file("/k.pem").cert_file("/c.pem")),
+        ] {
+            assert!(builder.check_values().is_ok());
+            assert!(builder.clone().build().is_ok(), "TLS is off: no file read");
+            let err = builder.enable_tls(true).build().unwrap_err();
+            assert!(matches!(err, ConfigError::TlsFile { .. }), "{err}");
+            assert_eq!(err.option(), "tls_cert");
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_switch_and_settings_are_separate() {
+        use crate::{TlsConfig, TlsVersion};
+        let settings = TlsConfig::new()
+            .root_ca_file("/ca.pem")
+            .server_name("nsqd.internal");
+        let builder = ConnConfig::builder("127.0.0.1:4150").tls_v1(settings.clone());
+        let edited = builder
+            .clone()
+            .edit_tls(|t| t.min_version(TlsVersion::Tls13));
+        assert!(edited.is_tls_enabled());
+        assert_eq!(
+            format!("{:?}", edited.tls_config()),
+            format!("{:?}", settings.clone().min_version(TlsVersion::Tls13))
+        );
+        let off = edited.enable_tls(false);
+        assert!(!off.is_tls_enabled());
+        let config = off.clone().build().unwrap();
+        assert!(!config.identify().tls_v1 && config.tls().is_none());
+        let on = off.enable_tls(true);
+        assert!(format!("{:?}", on.tls_config()).contains("/ca.pem"));
+        assert!(matches!(on.build(), Err(ConfigError::TlsFile { .. })));
+        // Settings alone do not turn TLS on.
+        let settings_only =
+            ConnConfig::builder("127.0.0.1:4150").edit_tls(|t| t.root_ca_file("/ca.pem"));
+        assert!(!settings_only.is_tls_enabled());
+        assert!(!settings_only.build().unwrap().identify().tls_v1);
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        let b = || ConnConfig::builder("127.0.0.1:4150");
+        let cases = [
+            (
+                b().heartbeat_interval(Duration::from_millis(10)),
+                "heartbeat_interval",
+            ),
+            (b().write_timeout(Duration::ZERO), "write_timeout"),
+            (b().sample_rate(100), "sample_rate"),
+            (ConnConfig::builder("nsqd"), "address"),
+        ];
+        for (builder, option) in cases {
+            assert_eq!(builder.check_values().unwrap_err().option(), option);
+            assert_eq!(builder.build().unwrap_err().option(), option);
+        }
+        assert_eq!(ConfigError::UnknownOption("nope".into()).option(), "nope");
     }
 }

@@ -56,7 +56,7 @@
 //!
 //! | feature | default | adds |
 //! |---|---|---|
-//! | `tls` | yes | `TlsConfig` and `ConnConfigBuilder::tls_v1`: TLS 1.2/1.3 via tokio-rustls (ring) |
+//! | `tls` | yes | `TlsConfig` and `ConnConfigBuilder::tls_v1`, `enable_tls`, `edit_tls`: TLS 1.2/1.3 via tokio-rustls (ring) |
 //! | `snappy` | yes | `ConnConfigBuilder::snappy`: snappy framing-format compression |
 //! | `deflate` | yes | `ConnConfigBuilder::deflate` and `deflate_level`: raw deflate |
 //!

@@ -29,7 +29,12 @@ pub enum TlsVersion {
 /// The defaults: nsqd's certificate is checked against the webpki (Mozilla) roots and the name
 /// in the configured address, TLS 1.2 and 1.3 are allowed, and no client certificate is sent.
 /// Files are read when [`ConnConfigBuilder::build`](crate::ConnConfigBuilder::build) runs, so a
-/// missing or malformed file fails before any connection is attempted.
+/// missing or malformed file fails before any connection is attempted; a certificate without its
+/// key (or a key without its certificate) fails there too, so the two may be set in either order.
+///
+/// These settings only say *how*; whether TLS is used at all is go-nsq's `tls_v1` switch,
+/// [`ConnConfigBuilder::enable_tls`](crate::ConnConfigBuilder::enable_tls) (which
+/// [`ConnConfigBuilder::tls_v1`](crate::ConnConfigBuilder::tls_v1) turns on).
 ///
 /// ```
 /// use nsq_conn::TlsConfig;
@@ -44,7 +49,8 @@ pub enum TlsVersion {
 #[must_use]
 pub struct TlsConfig {
     root_ca_file: Option<PathBuf>,
-    client_cert: Option<(PathBuf, PathBuf)>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
     server_name: Option<String>,
     min_version: TlsVersion,
     danger_accept_invalid_certs: bool,
@@ -76,12 +82,21 @@ impl TlsConfig {
 
     /// go-nsq `tls_cert` and `tls_key`: present this certificate chain (PEM) and private key
     /// (PEM: PKCS#8, PKCS#1 or SEC1) to nsqd, for `--tls-client-auth-policy`.
-    pub fn client_cert(
-        mut self,
-        cert_file: impl Into<PathBuf>,
-        key_file: impl Into<PathBuf>,
-    ) -> Self {
-        self.client_cert = Some((cert_file.into(), key_file.into()));
+    pub fn client_cert(self, cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+        self.cert_file(cert_file).key_file(key_file)
+    }
+
+    /// go-nsq `tls_cert` alone: the client certificate chain (PEM). It needs
+    /// [`key_file`](Self::key_file) too, set before or after.
+    pub fn cert_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cert_file = Some(path.into());
+        self
+    }
+
+    /// go-nsq `tls_key` alone: the client certificate's private key (PEM). It needs
+    /// [`cert_file`](Self::cert_file) too, set before or after.
+    pub fn key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key_file = Some(path.into());
         self
     }
 
@@ -103,13 +118,56 @@ impl TlsConfig {
     ///
     /// The connection is still encrypted, but anyone on the path can impersonate nsqd and read
     /// everything, including the AUTH secret. Handshake signatures are still checked.
-    pub fn danger_accept_invalid_certs(mut self) -> Self {
-        self.danger_accept_invalid_certs = true;
+    pub fn danger_accept_invalid_certs(self) -> Self {
+        self.insecure_skip_verify(true)
+    }
+
+    /// go-nsq `tls_insecure_skip_verify` as a switch: `true` is
+    /// [`danger_accept_invalid_certs`](Self::danger_accept_invalid_certs), `false` (the default)
+    /// verifies nsqd's certificate again.
+    pub fn insecure_skip_verify(mut self, skip: bool) -> Self {
+        self.danger_accept_invalid_certs = skip;
         self
+    }
+
+    /// Checks how the settings combine, without reading any file: a certificate needs its key
+    /// and the reverse, and a ready-made rustls configuration takes none of the file options.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        match (&self.cert_file, &self.key_file) {
+            (Some(_), None) => {
+                return Err(ConfigError::Conflict {
+                    option: "tls_key",
+                    reason: "tls_cert is set without it; set both or neither",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Conflict {
+                    option: "tls_cert",
+                    reason: "tls_key is set without it; set both or neither",
+                });
+            }
+            _ => {}
+        }
+        if self.rustls.is_some() {
+            let set = [
+                ("tls_root_ca_file", self.root_ca_file.is_some()),
+                ("tls_cert", self.cert_file.is_some()),
+                ("tls_min_version", self.min_version != TlsVersion::default()),
+                ("tls_insecure_skip_verify", self.danger_accept_invalid_certs),
+            ];
+            if let Some((option, _)) = set.into_iter().find(|(_, set)| *set) {
+                return Err(ConfigError::Conflict {
+                    option,
+                    reason: "has no effect on a ready-made rustls configuration (from_rustls)",
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Builds the rustls configuration and the server name for a connection to `host`.
     pub(crate) fn resolve(&self, host: &str) -> Result<ResolvedTls, ConfigError> {
+        self.check()?;
         let name = self.server_name.as_deref().unwrap_or(host);
         let server_name = ServerName::try_from(name.to_owned())
             .map_err(|_| ConfigError::InvalidServerName(name.to_owned()))?;
@@ -131,7 +189,10 @@ impl TlsConfig {
         };
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)
-            .map_err(ConfigError::Tls)?;
+            .map_err(|error| ConfigError::Tls {
+                option: "tls_min_version",
+                error,
+            })?;
         let builder = if self.danger_accept_invalid_certs {
             builder
                 .dangerous()
@@ -141,16 +202,19 @@ impl TlsConfig {
         } else {
             builder.with_root_certificates(self.roots()?)
         };
-        match &self.client_cert {
-            Some((cert_file, key_file)) => {
-                let chain = read_certs(cert_file)?;
+        match (&self.cert_file, &self.key_file) {
+            (Some(cert_file), Some(key_file)) => {
+                let chain = read_certs("tls_cert", cert_file)?;
                 let key = PrivateKeyDer::from_pem_file(key_file)
-                    .map_err(|err| pem_error(key_file, err))?;
+                    .map_err(|err| pem_error("tls_key", key_file, err))?;
                 builder
                     .with_client_auth_cert(chain, key)
-                    .map_err(ConfigError::Tls)
+                    .map_err(|error| ConfigError::Tls {
+                        option: "tls_key",
+                        error,
+                    })
             }
-            None => Ok(builder.with_no_client_auth()),
+            _ => Ok(builder.with_no_client_auth()),
         }
     }
 
@@ -158,8 +222,11 @@ impl TlsConfig {
         let mut roots = RootCertStore::empty();
         match &self.root_ca_file {
             Some(path) => {
-                for cert in read_certs(path)? {
-                    roots.add(cert).map_err(ConfigError::Tls)?;
+                for cert in read_certs("tls_root_ca_file", path)? {
+                    roots.add(cert).map_err(|error| ConfigError::Tls {
+                        option: "tls_root_ca_file",
+                        error,
+                    })?;
                 }
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -172,7 +239,8 @@ impl fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsConfig")
             .field("root_ca_file", &self.root_ca_file)
-            .field("client_cert", &self.client_cert)
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
             .field("server_name", &self.server_name)
             .field("min_version", &self.min_version)
             .field(
@@ -199,13 +267,17 @@ impl fmt::Debug for ResolvedTls {
     }
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+fn read_certs(
+    option: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|err| pem_error(path, err))?
+        .map_err(|err| pem_error(option, path, err))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| pem_error(path, err))?;
+        .map_err(|err| pem_error(option, path, err))?;
     if certs.is_empty() {
         return Err(ConfigError::TlsFile {
+            option,
             path: path.to_owned(),
             reason: "no PEM certificate found".to_owned(),
         });
@@ -213,8 +285,9 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> 
     Ok(certs)
 }
 
-fn pem_error(path: &Path, err: rustls::pki_types::pem::Error) -> ConfigError {
+fn pem_error(option: &'static str, path: &Path, err: rustls::pki_types::pem::Error) -> ConfigError {
     ConfigError::TlsFile {
+        option,
         path: path.to_owned(),
         reason: err.to_string(),
     }

@@ -28,8 +28,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(secret) = std::env::var("NSQ_AUTH_SECRET") {
         config.conn = config.conn.auth_secret(secret);
     }
-    // The same, from strings (flags or a file), with go-nsq's option names:
+    // The same, from strings (flags or a file), with go-nsq's option names, in any order:
     //   config.set("tls_v1", "true")?; config.set("tls_root_ca_file", "ca.pem")?;
+    //   config.set("tls_cert", "client.pem")?; config.set("tls_key", "client.key")?;
     //   config.set("snappy", "true")?; config.set("auth_secret", "...")?;
 
     // `connect` fails here, not at the first publish, if TLS, AUTH or the address is wrong.

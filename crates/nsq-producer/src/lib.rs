@@ -41,7 +41,7 @@
 //!
 //! **Backpressure.** The queue is bounded in requests ([`ProducerConfig::queue_capacity`]) and in
 //! bytes ([`ProducerConfig::queue_capacity_bytes`]), and at most
-//! [`ProducerConfig::max_in_flight`] requests are written and unanswered at once. When the queue
+//! [`ProducerConfig::max_pipelined`] requests are written and unanswered at once. When the queue
 //! is full, `publish` and `publish_async` wait for room, which goes to waiting publishers in the
 //! order they started waiting; with [`ProducerConfig::fail_fast`] they fail at once with
 //! [`NotSentReason::QueueFull`] instead. Memory therefore stays bounded however fast callers
@@ -134,6 +134,21 @@
 //! [`Producer::flush_timeout`] bounds that wait. Publishes queued during the flush are not
 //! waited for.
 //!
+//! # Configuration
+//!
+//! [`ProducerConfig`] takes go-nsq's option names through [`ProducerConfig::set`] (and, with the
+//! `serde` feature, from a deserialized map of the same names), so a configuration written for
+//! go-nsq, or shared with go-nsq consumers, loads as it is. Options that only concern consumers
+//! (`max_in_flight`, `max_attempts`, `lookupd_*`, backoff, requeue and RDY settings) are
+//! accepted and ignored, and [`Producer::new`] names them in one warning. This producer's own
+//! limit on unanswered requests is [`ProducerConfig::max_pipelined`], not `max_in_flight`.
+//!
+//! TLS is off until `tls_v1` is true ([`ConnConfigBuilder::enable_tls`]); the `tls_*` options
+//! and [`TlsConfig`] only say how it is set up, and edit the same settings. Options may be set
+//! in any order: what involves several of them (`tls_cert` with `tls_key`, say) is checked when
+//! the producer is created. Every configuration error is a [`ConfigError`], whose
+//! [`option`](ConfigError::option) names the option at fault.
+//!
 //! # Features
 //!
 //! | feature | default | adds |
@@ -141,6 +156,7 @@
 //! | `tls` | yes | TLS through rustls (`tls_v1` and the `tls_*` options) |
 //! | `snappy` | yes | snappy compression |
 //! | `deflate` | yes | deflate compression |
+//! | `serde` | no | `Deserialize` for [`ProducerConfig`], from a map of go-nsq option names |
 #![forbid(unsafe_code)]
 
 mod backoff;
@@ -154,12 +170,12 @@ mod router;
 mod stats;
 mod transactions;
 
-pub use config::{ConfigError, ProducerConfig};
+pub use config::ProducerConfig;
 pub use error::{Delivery, NotSentReason, PingFailure, PublishError};
 pub use producer::{ConnectError, FlushTimedOut, Producer, Publish};
 pub use stats::{ProducerState, Stats};
 
-pub use nsq_conn::{ConnConfig, ConnConfigBuilder, ConnError};
+pub use nsq_conn::{ConfigError, ConnConfig, ConnConfigBuilder, ConnError};
 #[cfg(feature = "tls")]
 pub use nsq_conn::{TlsConfig, TlsVersion};
 pub use nsq_proto::{

@@ -8,13 +8,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use nsq_conn::ConfigError;
 use nsq_proto::Topic;
 use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot, watch};
 use tokio::task::unconstrained;
 use tokio::time::Instant;
 
 use crate::completion::{Completion, completion};
-use crate::config::{ConfigError, ProducerConfig};
+use crate::config::ProducerConfig;
 use crate::error::{NotSentReason, PingFailure, PublishError};
 use crate::request::{Control, Payload, Request};
 use crate::router::Router;
@@ -64,6 +65,13 @@ impl Producer {
     /// When called outside a tokio runtime: the router task is spawned here.
     pub fn new(addr: impl Into<String>, config: ProducerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let ignored = config.ignored_options();
+        if !ignored.is_empty() {
+            tracing::warn!(
+                options = %ignored.join(", "),
+                "ignoring go-nsq options that do not apply to a producer"
+            );
+        }
         let addr = addr.into();
         let conn_config = config.conn_config(&addr)?;
         let config = Arc::new(config);

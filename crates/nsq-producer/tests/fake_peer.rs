@@ -205,7 +205,7 @@ async fn s31_pipelined_fatal_error_aborts_the_rest_and_reconnects() {
 async fn connection_lost_without_error_frame(reset: bool) {
     let server = FakeServer::bind().await;
     let mut config = unbatched();
-    config.max_in_flight = 2;
+    config.max_pipelined = 2;
     let producer = Producer::new(server.addr(), config).unwrap();
     let topic = topic();
     let mut pending = Vec::new();
@@ -528,7 +528,7 @@ async fn full_window(
     JoinHandle<Vec<Bytes>>,
 ) {
     let mut config = unbatched();
-    config.max_in_flight = 2;
+    config.max_pipelined = 2;
     config.queue_capacity = 8;
     config.fail_fast = fail_fast;
     let producer = Producer::new(server.addr(), config).unwrap();
@@ -768,7 +768,7 @@ async fn s50_one_callers_publishes_arrive_in_call_order() {
     const COUNT: usize = 60;
     let server = FakeServer::bind().await;
     let mut config = unbatched();
-    config.max_in_flight = 4;
+    config.max_pipelined = 4;
     let producer = Producer::new(server.addr(), config).unwrap();
     let topic = topic();
 
@@ -845,7 +845,7 @@ async fn s50_one_callers_publishes_arrive_in_call_order() {
 async fn cancel_before_write_skips_the_request() {
     let server = FakeServer::bind().await;
     let mut config = unbatched();
-    config.max_in_flight = 1;
+    config.max_pipelined = 1;
     let producer = Producer::new(server.addr(), config).unwrap();
     let topic = topic();
     let first = producer.publish_async(&topic, "a").await.unwrap();
@@ -982,7 +982,7 @@ async fn s45_close_waits_for_replies_in_flight() {
 async fn s45_close_gives_up_after_close_timeout() {
     let server = FakeServer::bind().await;
     let mut config = unbatched();
-    config.max_in_flight = 3;
+    config.max_pipelined = 3;
     config.close_timeout = Duration::from_secs(2);
     let producer = Producer::new(server.addr(), config).unwrap();
     let topic = topic();
@@ -1066,7 +1066,7 @@ async fn bounded_memory_burst_against_stalled_peer() {
     let server = FakeServer::bind().await;
     let mut config = unbatched();
     config.queue_capacity = QUEUE;
-    config.max_in_flight = WINDOW;
+    config.max_pipelined = WINDOW;
     config.publish_timeout = None;
     config.close_timeout = Duration::from_secs(1);
     let (producer, nsqd) = connect(&server, config).await;

@@ -73,7 +73,7 @@ async fn flush_timeout_gives_up_and_flush_after_close_returns() {
 async fn close_now_fails_queued_and_in_flight_at_once() {
     let server = FakeServer::bind().await;
     let mut config = unbatched();
-    config.max_in_flight = 1;
+    config.max_pipelined = 1;
     let (producer, mut nsqd) = connect(&server, config).await;
     let written = producer.publish_async(&topic(), "a").await.unwrap();
     assert_eq!(expect_pub(&mut nsqd).await, "a");

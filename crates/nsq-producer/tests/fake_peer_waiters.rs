@@ -28,7 +28,7 @@ async fn waiting_callers_in_one_futures_unordered_all_get_in_in_order() {
     let server = FakeServer::bind().await;
     let mut config = ProducerConfig::default();
     config.queue_capacity = QUEUE;
-    config.max_in_flight = WINDOW;
+    config.max_pipelined = WINDOW;
     // Long enough never to pass here; it keeps the deadline wait in the path.
     config.publish_timeout = Some(Duration::from_secs(3600));
     let (producer, mut nsqd) = connect(&server, config).await;
@@ -158,7 +158,7 @@ async fn waiting_caller_past_its_deadline_is_not_sent() {
     let server = FakeServer::bind().await;
     let mut config = unbatched();
     config.queue_capacity = 2;
-    config.max_in_flight = 1;
+    config.max_pipelined = 1;
     config.publish_timeout = Some(Duration::from_secs(2));
     config.stall_grace = Duration::from_secs(60);
     let (producer, mut nsqd) = connect(&server, config).await;

@@ -427,3 +427,45 @@ async fn s50_ordering() {
     );
     within("close", producer.close()).await;
 }
+
+/// A producer configured only through go-nsq option names, as from a file shared with
+/// consumers: the TLS options come in an order where the key precedes its certificate and the
+/// switch comes last, and a consumer's `max_in_flight=1` is ignored. nsqd requires TLS and a
+/// verified client certificate, so the publish proves every TLS option was applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_tls_from_go_nsq_option_names() {
+    let pki = nsq_test_support::TestPki::generate();
+    let nsqd = Nsqd::start_with(
+        nsq_test_support::NsqdOptions::new()
+            .tls_cert(pki.server_cert())
+            .tls_key(pki.server_key())
+            .tls_root_ca_file(pki.ca_cert())
+            .tls_client_auth_policy("require-verify")
+            .tls_required("tcp-https"),
+    );
+    let path = |p: std::path::PathBuf| p.to_str().unwrap().to_owned();
+    let mut config = producer_config();
+    for (option, value) in [
+        ("tls_key", path(pki.client_key())),
+        ("tls_root_ca_file", path(pki.ca_cert())),
+        ("tls_min_version", "tls1.2".to_owned()),
+        ("tls_cert", path(pki.client_cert())),
+        ("max_in_flight", "1".to_owned()),
+        ("tls_v1", "true".to_owned()),
+    ] {
+        config.set(option, &value).unwrap();
+    }
+    assert_eq!(config.ignored_options(), ["max_in_flight"]);
+    assert_eq!(config.max_pipelined, 4096);
+    let producer = within(
+        "connect",
+        Producer::connect(nsqd.tcp_addr().to_string(), config),
+    )
+    .await
+    .expect("TLS with the client certificate");
+    let t = topic("producer_tls_options");
+    within("publish", producer.publish(&t, "x")).await.unwrap();
+    assert_eq!(nsqd.topic_depth("producer_tls_options"), Some(1));
+    assert_eq!(producers(&nsqd)[0]["tls"], true);
+    within("close", producer.close()).await;
+}

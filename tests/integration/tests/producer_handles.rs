@@ -44,7 +44,7 @@ async fn dropped_handles_are_delivered_and_flush_waits_for_them() {
 async fn close_now_returns_at_once_while_nsqd_is_frozen() {
     let nsqd = Nsqd::start();
     let mut config = producer_config();
-    config.max_in_flight = 4;
+    config.max_pipelined = 4;
     config.batching = false;
     let producer = Producer::connect(nsqd.tcp_addr().to_string(), config)
         .await

@@ -259,7 +259,7 @@ impl Router {
                 Poll::Pending => {}
             }
         }
-        while self.transactions.len() + self.batch.len() < self.config.max_in_flight {
+        while self.transactions.len() + self.batch.len() < self.config.max_pipelined {
             match io.conn.poll_send_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(err)) => return Err(err),
@@ -387,7 +387,7 @@ impl Router {
             return Ok(());
         };
         let linger = self.config.batch_linger;
-        let window_full = self.transactions.len() + self.batch.len() >= self.config.max_in_flight;
+        let window_full = self.transactions.len() + self.batch.len() >= self.config.max_pipelined;
         let no_more = self.requests_done || self.closing.is_some();
         if linger.is_zero()
             || window_full
