@@ -77,7 +77,7 @@
 //!
 //! **Fire and forget, and cancellation.** A [`Publish`] handle is like a task handle: dropping
 //! it detaches, and the message is still sent; its outcome is only counted in [`Stats`]. So
-//! `let _ = producer.publish_async(&topic, body).await?;` delivers, like go-nsq's
+//! `drop(producer.publish_async(&topic, body).await?);` delivers, like go-nsq's
 //! `PublishAsync` without a done channel. [`Publish::cancel`] withdraws a message that is not
 //! written yet (and says whether it did); withdrawn requests are counted in
 //! [`Stats::withdrawn`]. The futures of [`Producer::publish`], [`Producer::multi_publish`] and

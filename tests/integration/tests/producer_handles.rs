@@ -19,10 +19,12 @@ async fn dropped_handles_are_delivered_and_flush_waits_for_them() {
     let producer = Producer::new(nsqd.tcp_addr().to_string(), producer_config()).unwrap();
     let t = topic("detached");
     for i in 0..N {
-        let _ = producer
-            .publish_async(&t, format!("m{i}"))
-            .await
-            .expect("queued");
+        drop(
+            producer
+                .publish_async(&t, format!("m{i}"))
+                .await
+                .expect("queued"),
+        );
     }
     within("flush", producer.flush()).await;
     let stats = producer.stats();
