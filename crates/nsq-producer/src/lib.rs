@@ -135,6 +135,8 @@ mod batch;
 mod completion;
 mod config;
 mod error;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod producer;
 mod request;
 mod router;

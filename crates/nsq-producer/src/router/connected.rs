@@ -17,7 +17,7 @@ use super::deadlines::{poll_timer, unarmed};
 use super::{Phase, Router, fail_request};
 use crate::error::{NotSentReason, PingFailure};
 use crate::request::{Payload, Request};
-use crate::stats::Counters;
+use crate::stats::Lost;
 use crate::transactions::{InFlight, Resolved, Violation};
 
 /// Why the connected phase ended.
@@ -106,8 +106,7 @@ impl Router {
     fn after_connection(&mut self, cause: Option<Arc<ConnError>>, healthy: bool) -> Phase {
         let counters = &self.shared.counters;
         self.transactions.fail_all(cause.clone(), |failed| {
-            Counters::add(&counters.unknown, failed as u64);
-            Counters::sub(&counters.in_flight, failed as u64);
+            counters.unknown(Lost::Connection, failed);
         });
         self.last_error = cause;
         if self.done_without_connection() {
@@ -282,10 +281,7 @@ impl Router {
         // it in `stats()`.
         let c = &self.shared.counters;
         let resolved = self.transactions.resolve(frame, |resolved| match resolved {
-            Resolved::Acked { requests } => {
-                Counters::add(&c.acked, *requests as u64);
-                Counters::sub(&c.in_flight, *requests as u64);
-            }
+            Resolved::Acked { requests } => c.acked(*requests),
             Resolved::Rejected {
                 requests,
                 aborted,
@@ -293,12 +289,11 @@ impl Router {
                 maybe_stored,
             } => {
                 if *maybe_stored {
-                    Counters::add(&c.unknown, *requests as u64);
+                    c.unknown(Lost::MpubFailed, *requests);
                 } else {
-                    c.reject(code.as_str(), *requests as u64);
+                    c.rejected(code.as_str(), *requests);
                 }
-                Counters::sub(&c.in_flight, (requests + aborted) as u64);
-                Counters::add(&c.not_sent, *aborted as u64);
+                c.aborted(*aborted);
             }
         });
         match resolved {
@@ -359,9 +354,7 @@ impl Router {
         }
         let command = payload.command();
         io.buffer(&command)?;
-        let c = self.counters();
-        Counters::add(&c.bytes_written, command.encoded_len() as u64);
-        Counters::add(&c.in_flight, 1);
+        self.counters().wrote(1, command.encoded_len());
         self.transactions
             .push(InFlight::single(responder, deadline));
         Ok(())
@@ -393,11 +386,10 @@ impl Router {
         };
         let command = written.command();
         io.buffer(&command)?;
-        let len = command.encoded_len() as u64;
         let requests = written.len();
         let c = &self.shared.counters;
-        Counters::add(&c.bytes_written, len);
-        Counters::add(&c.in_flight, requests as u64);
+        c.wrote(requests, command.encoded_len());
+        c.batched(requests);
         let transactions = &mut self.transactions;
         written.finish(|i, responder, deadline| {
             let group = if i == 0 { requests as u32 } else { 0 };
