@@ -221,7 +221,7 @@ impl Producer {
     }
 
     async fn enqueue(&self, payload: Payload) -> Result<Publish, PublishError> {
-        let span = publish_span(&payload);
+        let span = publish_span(&self.inner.addr, &payload);
         let timer = self.inner.shared.counters.timer();
         let result = match self.try_enqueue(payload, &span, &timer) {
             Attempt::Done(result) => result,
@@ -521,13 +521,14 @@ impl Future for Publish {
     }
 }
 
-/// A debug-level span for one publish request: its command, topic and size, and later its
-/// outcome. Without a subscriber that wants it, this is a disabled span and costs next to
-/// nothing.
-fn publish_span(payload: &Payload) -> tracing::Span {
+/// A debug-level span for one publish request: the producer's address, the command, topic and
+/// size, and later the outcome. Without a subscriber that wants it, this is a disabled span and
+/// costs next to nothing.
+fn publish_span(addr: &str, payload: &Payload) -> tracing::Span {
     let command = payload.command();
     tracing::debug_span!(
         "publish",
+        addr,
         command = command.name(),
         topic = %payload.topic(),
         bytes = command.encoded_len(),
