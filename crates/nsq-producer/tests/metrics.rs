@@ -172,64 +172,60 @@ async fn every_outcome_is_counted_under_its_labels() {
 
     let stats = producer.stats();
     let m = recorded.update();
-    assert_eq!(counter(&m, PUBLISHES, &["outcome=acked"]), 3);
-    assert_eq!(counter(&m, PUBLISHES, &["outcome=acked"]), stats.acked);
+    assert_eq!(counter(m, PUBLISHES, &["outcome=acked"]), 3);
+    assert_eq!(counter(m, PUBLISHES, &["outcome=acked"]), stats.acked);
     assert_eq!(
-        counter(&m, PUBLISHES, &["outcome=rejected", "code=E_BAD_MESSAGE"]),
+        counter(m, PUBLISHES, &["outcome=rejected", "code=E_BAD_MESSAGE"]),
         1
     );
     assert_eq!(
-        counter(&m, PUBLISHES, &["outcome=not_sent", "reason=aborted"]),
+        counter(m, PUBLISHES, &["outcome=not_sent", "reason=aborted"]),
         1
     );
     assert_eq!(
-        counter(&m, PUBLISHES, &["outcome=not_sent", "reason=unavailable"]),
+        counter(m, PUBLISHES, &["outcome=not_sent", "reason=unavailable"]),
         1
     );
     for reason in ["deadline_expired", "queue_full", "closed"] {
         let labels = ["outcome=not_sent", &format!("reason={reason}")];
-        assert_eq!(counter(&m, PUBLISHES, &labels), 0, "{reason}");
+        assert_eq!(counter(m, PUBLISHES, &labels), 0, "{reason}");
     }
     assert_eq!(stats.not_sent, 2);
     assert_eq!(
-        counter(
-            &m,
-            PUBLISHES,
-            &["outcome=unknown", "reason=connection_lost"]
-        ),
+        counter(m, PUBLISHES, &["outcome=unknown", "reason=connection_lost"]),
         1
     );
     for reason in ["mpub_failed", "closed"] {
         let labels = ["outcome=unknown", &format!("reason={reason}")];
-        assert_eq!(counter(&m, PUBLISHES, &labels), 0, "{reason}");
+        assert_eq!(counter(m, PUBLISHES, &labels), 0, "{reason}");
     }
     assert_eq!(stats.unknown, 1);
-    assert_eq!(counter(&m, "nsq_producer_timed_out_total", &[]), 1);
-    assert_eq!(counter(&m, "nsq_producer_reconnects_total", &[]), 2);
-    assert_eq!(counter(&m, "nsq_producer_connect_failures_total", &[]), 1);
+    assert_eq!(counter(m, "nsq_producer_timed_out_total", &[]), 1);
+    assert_eq!(counter(m, "nsq_producer_reconnects_total", &[]), 2);
+    assert_eq!(counter(m, "nsq_producer_connect_failures_total", &[]), 1);
     assert_eq!(stats.connect_failures, 1);
     // Six PUBs to `t`, each "PUB t\n", the size and the body.
     let bodies = ["a", "bad", "behind", "lost", "slow", "last"];
     let bytes: usize = bodies.iter().map(|body| 10 + body.len()).sum();
     assert_eq!(
-        counter(&m, "nsq_producer_bytes_written_total", &[]),
+        counter(m, "nsq_producer_bytes_written_total", &[]),
         bytes as u64
     );
     assert_eq!(
-        counter(&m, "nsq_producer_bytes_written_total", &[]),
+        counter(m, "nsq_producer_bytes_written_total", &[]),
         stats.bytes_written
     );
-    assert_eq!(gauge(&m, "nsq_producer_queued"), 0.0);
-    assert_eq!(gauge(&m, "nsq_producer_in_flight"), 0.0);
+    assert_eq!(gauge(m, "nsq_producer_queued"), 0.0);
+    assert_eq!(gauge(m, "nsq_producer_in_flight"), 0.0);
     // Batching is off.
-    assert!(histogram(&m, "nsq_producer_batch_size", &[]).is_empty());
+    assert!(histogram(m, "nsq_producer_batch_size", &[]).is_empty());
 
     // One duration per result a caller got; the timed-out caller's is the publish timeout.
-    assert_eq!(histogram(&m, DURATION, &["outcome=acked"]).len(), 2);
-    assert_eq!(histogram(&m, DURATION, &["outcome=rejected"]).len(), 1);
-    assert_eq!(histogram(&m, DURATION, &["outcome=not_sent"]).len(), 2);
-    assert_eq!(histogram(&m, DURATION, &["outcome=unknown"]).len(), 1);
-    let timed_out = histogram(&m, DURATION, &["outcome=timed_out"]);
+    assert_eq!(histogram(m, DURATION, &["outcome=acked"]).len(), 2);
+    assert_eq!(histogram(m, DURATION, &["outcome=rejected"]).len(), 1);
+    assert_eq!(histogram(m, DURATION, &["outcome=not_sent"]).len(), 2);
+    assert_eq!(histogram(m, DURATION, &["outcome=unknown"]).len(), 1);
+    let timed_out = histogram(m, DURATION, &["outcome=timed_out"]);
     assert_eq!(timed_out.len(), 1);
     assert!(timed_out[0] >= 2.0, "{timed_out:?}");
 
@@ -257,8 +253,8 @@ async fn batches_and_mpub_failures_are_reported() {
         .await
         .unwrap();
     let m = recorded.update();
-    assert_eq!(gauge(&m, "nsq_producer_queued"), 4.0);
-    assert_eq!(gauge(&m, "nsq_producer_in_flight"), 0.0);
+    assert_eq!(gauge(m, "nsq_producer_queued"), 4.0);
+    assert_eq!(gauge(m, "nsq_producer_in_flight"), 0.0);
 
     let mut nsqd = server.accept().await;
     assert_eq!(expect_mpub(&mut nsqd, TOPIC).await, ["a", "b", "c"]);
@@ -267,9 +263,9 @@ async fn batches_and_mpub_failures_are_reported() {
         ClientCommand::Dpub { .. }
     ));
     let m = recorded.update();
-    assert_eq!(gauge(&m, "nsq_producer_queued"), 0.0);
-    assert_eq!(gauge(&m, "nsq_producer_in_flight"), 4.0);
-    assert_eq!(histogram(&m, "nsq_producer_batch_size", &[]), [3.0]);
+    assert_eq!(gauge(m, "nsq_producer_queued"), 0.0);
+    assert_eq!(gauge(m, "nsq_producer_in_flight"), 4.0);
+    assert_eq!(histogram(m, "nsq_producer_batch_size", &[]), [3.0]);
 
     nsqd.send_error("E_MPUB_FAILED MPUB failed exiting").await;
     for publish in batched {
@@ -295,33 +291,33 @@ async fn batches_and_mpub_failures_are_reported() {
     let stats = producer.stats();
     let m = recorded.update();
     assert_eq!(
-        counter(&m, PUBLISHES, &["outcome=unknown", "reason=mpub_failed"]),
+        counter(m, PUBLISHES, &["outcome=unknown", "reason=mpub_failed"]),
         3
     );
     assert_eq!(stats.unknown, 3);
     assert_eq!(
-        counter(&m, PUBLISHES, &["outcome=not_sent", "reason=aborted"]),
+        counter(m, PUBLISHES, &["outcome=not_sent", "reason=aborted"]),
         1
     );
-    assert_eq!(counter(&m, PUBLISHES, &["outcome=acked"]), 2);
-    assert_eq!(counter(&m, "nsq_producer_reconnects_total", &[]), 1);
-    assert_eq!(counter(&m, "nsq_producer_connect_failures_total", &[]), 0);
+    assert_eq!(counter(m, PUBLISHES, &["outcome=acked"]), 2);
+    assert_eq!(counter(m, "nsq_producer_reconnects_total", &[]), 1);
+    assert_eq!(counter(m, "nsq_producer_connect_failures_total", &[]), 0);
     assert_eq!(
-        counter(&m, "nsq_producer_bytes_written_total", &[]),
+        counter(m, "nsq_producer_bytes_written_total", &[]),
         stats.bytes_written
     );
-    assert_eq!(gauge(&m, "nsq_producer_queued"), 0.0);
-    assert_eq!(gauge(&m, "nsq_producer_in_flight"), 0.0);
-    assert_eq!(histogram(&m, "nsq_producer_batch_size", &[]), [3.0, 2.0]);
-    assert_eq!(histogram(&m, DURATION, &["outcome=unknown"]).len(), 3);
-    assert_eq!(histogram(&m, DURATION, &["outcome=not_sent"]).len(), 1);
-    assert_eq!(histogram(&m, DURATION, &["outcome=acked"]).len(), 2);
+    assert_eq!(gauge(m, "nsq_producer_queued"), 0.0);
+    assert_eq!(gauge(m, "nsq_producer_in_flight"), 0.0);
+    assert_eq!(histogram(m, "nsq_producer_batch_size", &[]), [3.0, 2.0]);
+    assert_eq!(histogram(m, DURATION, &["outcome=unknown"]).len(), 3);
+    assert_eq!(histogram(m, DURATION, &["outcome=not_sent"]).len(), 1);
+    assert_eq!(histogram(m, DURATION, &["outcome=acked"]).len(), 2);
     // Rejections are registered by code when they happen: none here.
     let rejected = |(name, labels): &Series| {
         name == PUBLISHES && labels.iter().any(|l| l == "outcome=rejected")
     };
     assert!(!m.keys().any(rejected), "nothing was rejected");
-    assert!(histogram(&m, DURATION, &["outcome=rejected"]).is_empty());
+    assert!(histogram(m, DURATION, &["outcome=rejected"]).is_empty());
 
     within("close", producer.close()).await;
 }
