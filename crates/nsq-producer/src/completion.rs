@@ -51,7 +51,7 @@ impl Slot {
 /// Creates the two halves of a fresh slot, without a timer.
 #[cfg(test)]
 pub(crate) fn completion() -> (Responder, Completion) {
-    timed_completion(Timer::default())
+    timed_completion(Timer::none())
 }
 
 /// Creates the two halves of a fresh slot; `timer` records how long the publish took when its

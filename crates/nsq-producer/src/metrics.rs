@@ -166,7 +166,7 @@ impl Metrics {
 }
 
 /// Times one publish from its call to the result its caller gets.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Timer {
     started: Option<(Instant, Arc<Latency>)>,
 }
@@ -180,6 +180,12 @@ impl std::fmt::Debug for Timer {
 }
 
 impl Timer {
+    /// A timer that records nothing.
+    #[cfg(test)]
+    pub(crate) fn none() -> Self {
+        Self { started: None }
+    }
+
     /// Records the time since the call under the outcome of `error` (`None` for success).
     /// A publish refused before it was queued ([`PublishError::Closed`], invalid input) is
     /// not recorded.
