@@ -36,19 +36,19 @@ async fn dial_any(config: &ConnConfig) -> Result<TcpStream, ConnError> {
         .collect();
     let mut last_error = None;
     for addr in candidates {
-        tracing::debug!(%addr, "connecting");
+        tracing::debug!(peer = %addr, "connecting");
         match connect_one(addr, local).await {
             Ok(stream) => {
                 stream.set_nodelay(true)?;
                 tracing::info!(
                     peer = %addr,
                     local = ?stream.local_addr().ok(),
-                    "connected to nsqd"
+                    "TCP connected"
                 );
                 return Ok(stream);
             }
             Err(source) => {
-                tracing::debug!(%addr, error = %source, "connect failed");
+                tracing::debug!(peer = %addr, error = %source, "connect failed");
                 last_error = Some(ConnError::Connect {
                     address: addr,
                     source: Arc::new(source),

@@ -124,7 +124,7 @@ impl Connection {
     /// TCP connection could be made; any handshake error as for
     /// [`handshake`](Self::handshake).
     pub async fn connect(config: &ConnConfig) -> Result<Self, ConnError> {
-        let span = tracing::info_span!("nsq_conn", address = %config.address());
+        let span = tracing::info_span!("nsq_conn", addr = %config.address());
         async {
             let stream = crate::connect::dial(config).await?;
             let peer = stream.peer_addr().ok();
@@ -155,7 +155,7 @@ impl Connection {
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let span = tracing::info_span!("nsq_conn", address = %config.address());
+        let span = tracing::info_span!("nsq_conn", addr = %config.address());
         let mut connection = crate::handshake::handshake(io, config)
             .instrument(span.clone())
             .await?;

@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use futures::task::AtomicWaker;
 
 use crate::error::{NotSentReason, PublishError};
+use crate::stats::Timer;
 
 #[derive(Debug)]
 enum State {
@@ -38,6 +39,8 @@ enum State {
 pub(crate) struct Slot {
     state: Mutex<State>,
     waker: AtomicWaker,
+    /// Times the publish up to its result (empty without the `metrics` feature).
+    timer: Timer,
 }
 
 impl Slot {
@@ -48,11 +51,19 @@ impl Slot {
     }
 }
 
-/// Creates the two halves of a fresh slot.
+/// Creates the two halves of a fresh slot, without a timer.
+#[cfg(test)]
 pub(crate) fn completion() -> (Responder, Completion) {
+    timed_completion(Timer::none())
+}
+
+/// Creates the two halves of a fresh slot; `timer` records how long the publish took when its
+/// result is delivered.
+pub(crate) fn timed_completion(timer: Timer) -> (Responder, Completion) {
     let slot = Arc::new(Slot {
         state: Mutex::new(State::Queued),
         waker: AtomicWaker::new(),
+        timer,
     });
     (
         Responder {
@@ -107,6 +118,7 @@ impl Responder {
             if !matches!(*state, State::Written) {
                 return false;
             }
+            slot.timer.record(Some(&PublishError::TimedOut));
             *state = State::Done(Err(PublishError::TimedOut));
         }
         slot.waker.wake();
@@ -139,7 +151,10 @@ fn finish(slot: &Slot, result: Result<(), PublishError>) {
     {
         let mut state = slot.lock();
         match *state {
-            State::Queued | State::Written => *state = State::Done(result),
+            State::Queued | State::Written => {
+                slot.timer.record(result.as_ref().err());
+                *state = State::Done(result);
+            }
             State::Done(_) | State::Taken | State::Abandoned | State::Cancelled => return,
         }
     }

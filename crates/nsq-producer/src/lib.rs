@@ -149,6 +149,102 @@
 //! the producer is created. Every configuration error is a [`ConfigError`], whose
 //! [`option`](ConfigError::option) names the option at fault.
 //!
+//! # Metrics
+//!
+//! With the `metrics` feature (off by default) the producer reports through the
+//! [`metrics`](https://docs.rs/metrics) facade: it records, and the application installs the
+//! recorder or exporter it wants (Prometheus, StatsD, ...). The library ships no exporter.
+//! Handles are registered once, when [`Producer::new`] runs, with the recorder installed at that
+//! moment, so install the recorder before creating producers; publishing only increments them.
+//! Without the feature the `metrics` crate is not a dependency and the counting code is compiled
+//! out: what remains are the [`Stats`] counters, which are always kept.
+//!
+//! Every metric carries an `addr` label, the nsqd address the producer was created with, so that
+//! several producers in one service stay apart. Requests are counted, not messages (an MPUB is
+//! one request), as in [`Stats`].
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `nsq_producer_publishes_total` | counter | `addr`, `outcome`, and `code` or `reason` (below) | publish requests by their outcome on the wire: [`Stats::acked`], [`Stats::rejected`], [`Stats::not_sent`], [`Stats::unknown`], [`Stats::withdrawn`] |
+//! | `nsq_producer_timed_out_total` | counter | `addr` | written requests whose caller stopped waiting at the publish timeout ([`Stats::timed_out`]); each is also counted under the outcome it still reaches |
+//! | `nsq_producer_queued` | gauge | `addr` | requests waiting in the queue, not written yet ([`Stats::queued`]) |
+//! | `nsq_producer_in_flight` | gauge | `addr` | requests written and waiting for nsqd's reply ([`Stats::in_flight`]) |
+//! | `nsq_producer_publish_duration_seconds` | histogram | `addr`, `outcome` | seconds from the publish call, waiting for room in the queue included, to the result its caller gets; `outcome` is `acked`, `rejected`, `not_sent`, `unknown` (also for [`PublishError::MaybeStored`]) or `timed_out` |
+//! | `nsq_producer_batch_size` | histogram | `addr` | publishes per command written by automatic batching (1 when a batch went out as a lone PUB); publishes that were not batched are not recorded |
+//! | `nsq_producer_bytes_written_total` | counter | `addr` | command bytes handed to the connection, before TLS or compression ([`Stats::bytes_written`]) |
+//! | `nsq_producer_reconnects_total` | counter | `addr` | successful connections after the first ([`Stats::reconnects`]) |
+//! | `nsq_producer_connect_failures_total` | counter | `addr` | connection attempts that failed: the dial, the handshake, TLS or AUTH ([`Stats::connect_failures`]) |
+//!
+//! The outcomes of `nsq_producer_publishes_total`: every request that leaves the queue ends in
+//! exactly one of them, and their sums equal the fields of [`Stats`]. A caller who stopped
+//! waiting at the publish timeout got [`PublishError::TimedOut`] whatever the outcome.
+//!
+//! | `outcome` | second label | the caller got |
+//! |---|---|---|
+//! | `acked` | — | `Ok(())` |
+//! | `rejected` | `code`: nsqd's error code, such as `E_BAD_MESSAGE` | [`PublishError::Rejected`] |
+//! | `not_sent` | `reason`: `aborted`, `deadline_expired`, `queue_full`, `unavailable` or `closed`, after [`NotSentReason`] (`cancelled` stays at 0: withdrawn requests count as `withdrawn`) | [`PublishError::NotSent`] |
+//! | `withdrawn` | — | [`NotSentReason::Cancelled`] after [`Publish::cancel`], or nothing (a dropped `publish` future) |
+//! | `unknown` | `reason`: `connection_lost` (the connection failed or was dropped before the reply), `mpub_failed` (nsqd answered `E_MPUB_FAILED`) or `closed` (the close timeout passed before the reply) | [`PublishError::Unknown`], or [`PublishError::MaybeStored`] for `mpub_failed` |
+//!
+//! The `rejected` series of a code is registered at the first rejection with that code; all the
+//! others exist from the start. Publishes refused before they were queued
+//! ([`PublishError::Invalid`], [`PublishError::InvalidTopic`], [`PublishError::Closed`]) are not
+//! counted.
+//!
+//! # Tracing
+//!
+//! The producer logs through [`tracing`](https://docs.rs/tracing). Targets are module paths
+//! under `nsq_producer` and `nsq_conn`, so a filter such as `nsq_producer=info,nsq_conn=warn`
+//! selects them. Every event carries the producer's nsqd address as `addr`: the producer's own
+//! events as a field, the connection's through the `nsq_conn` span they are emitted in, and
+//! `publish resolved` through its `publish` span.
+//!
+//! Spans:
+//!
+//! | span | level | fields | covers |
+//! |---|---|---|---|
+//! | `publish` | DEBUG | `addr`, `command` (`PUB`, `MPUB`, `DPUB`), `topic`, `bytes` (encoded size), `outcome` (`acknowledged` or the error, recorded at the result) | one publish, from the call to its result |
+//! | `nsq_conn` | INFO | `addr` | one connection, from the dial through the handshake to its end |
+//!
+//! Events of `nsq_producer`:
+//!
+//! | level | message | fields |
+//! |---|---|---|
+//! | INFO | `connected to nsqd` | `addr` |
+//! | WARN | `connecting to nsqd failed` | `addr`, `attempt` (failed attempts in a row, this one included), `error` |
+//! | INFO | `nsqd rejected a request and closes the connection; reconnecting` | `addr` |
+//! | WARN | `protocol violation; dropping the connection` | `addr`, `violation` |
+//! | WARN | `no reply within the stall grace after a publish deadline; dropping the connection` | `addr` |
+//! | WARN | `connection to nsqd lost` | `addr`, `error` |
+//! | DEBUG | `write failed; reading nsqd's last replies` | `addr`, `error` |
+//! | INFO | `closing producer` | `addr` |
+//! | INFO | `producer closed` | `addr` |
+//! | DEBUG | `publish resolved` | none of its own; in the `publish` span |
+//!
+//! Events of `nsq_conn`, each in the connection's `nsq_conn` span:
+//!
+//! | level | message | fields |
+//! |---|---|---|
+//! | DEBUG | `connecting` | `peer` (one resolved address of `addr`) |
+//! | DEBUG | `connect failed` | `peer`, `error` |
+//! | INFO | `TCP connected` | `peer`, `local` |
+//! | WARN | `handshake timed out` | `timeout` |
+//! | DEBUG | `IDENTIFY reply` | `identify` |
+//! | WARN | `IDENTIFY rejected` | `error` |
+//! | INFO | `TLS established` | `version`, `cipher_suite` |
+//! | INFO | `compression enabled` | `compression`, `carried_bytes` |
+//! | INFO | `authenticated` | `identity`, `identity_url`, `permission_count` |
+//! | WARN | `AUTH rejected` | `error` |
+//! | DEBUG | `handshake complete` | — |
+//! | TRACE | `heartbeat` | — |
+//! | WARN | `heartbeat timeout` | `silent_for` |
+//! | WARN | `write stalled` | `timeout` |
+//! | DEBUG | `write failed; reading what nsqd sent` | `error` |
+//! | INFO | `nsqd closed the connection` | — |
+//! | WARN | `connection failed` | `error` |
+//! | INFO | `connection closed` | — |
+//!
 //! # Features
 //!
 //! | feature | default | adds |
@@ -157,6 +253,7 @@
 //! | `snappy` | yes | snappy compression |
 //! | `deflate` | yes | deflate compression |
 //! | `serde` | no | `Deserialize` for [`ProducerConfig`], from a map of go-nsq option names |
+//! | `metrics` | no | reporting through the `metrics` facade (see [Metrics](#metrics)) |
 #![forbid(unsafe_code)]
 
 mod backoff;
@@ -164,6 +261,8 @@ mod batch;
 mod completion;
 mod config;
 mod error;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod producer;
 mod request;
 mod router;

@@ -14,12 +14,12 @@ use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot, watch};
 use tokio::task::unconstrained;
 use tokio::time::Instant;
 
-use crate::completion::{Completion, completion};
+use crate::completion::{Completion, timed_completion};
 use crate::config::ProducerConfig;
 use crate::error::{NotSentReason, PingFailure, PublishError};
 use crate::request::{Control, Payload, Request};
 use crate::router::Router;
-use crate::stats::{Counters, ProducerState, Stats};
+use crate::stats::{Counters, ProducerState, Stats, Timer};
 
 /// A producer for one nsqd.
 ///
@@ -79,7 +79,7 @@ impl Producer {
         let (requests, requests_rx) = mpsc::channel(config.queue_capacity);
         let (control, control_rx) = mpsc::channel(CONTROL_CAPACITY);
         let shared = Arc::new(Shared {
-            counters: Counters::default(),
+            counters: Counters::new(&addr),
             state: watch::Sender::new(ProducerState::Idle),
             queue_bytes: Semaphore::new(gate.size),
             closed: AtomicBool::new(false),
@@ -238,21 +238,23 @@ impl Producer {
     }
 
     async fn enqueue(&self, payload: Payload) -> Result<Publish, PublishError> {
-        let span = publish_span(&payload);
-        let result = match self.try_enqueue(payload, &span) {
+        let span = publish_span(&self.inner.addr, &payload);
+        let timer = self.inner.shared.counters.timer();
+        let result = match self.try_enqueue(payload, &span, &timer) {
             Attempt::Done(result) => result,
             // The queue is full: wait for room. Boxed, so that the future of every publish
             // stays small (a large future is copied each time it moves).
-            Attempt::Wait(waiting) => Box::pin(self.enqueue_waiting(waiting, &span)).await,
+            Attempt::Wait(waiting) => Box::pin(self.enqueue_waiting(waiting, &span, &timer)).await,
         };
         if let Err(err) = &result {
+            timer.record(Some(err));
             record_outcome(&span, &Err(err.clone()));
         }
         result
     }
 
     /// Queues at once if there is room; otherwise says what to wait for.
-    fn try_enqueue(&self, payload: Payload, span: &tracing::Span) -> Attempt {
+    fn try_enqueue(&self, payload: Payload, span: &tracing::Span, timer: &Timer) -> Attempt {
         let inner = &*self.inner;
         let shared = &inner.shared;
         if shared.closed.load(Ordering::Acquire) {
@@ -281,7 +283,9 @@ impl Producer {
             Err(TryAcquireError::Closed) => return Attempt::Done(Err(PublishError::Closed)),
         }
         match inner.requests.try_reserve() {
-            Ok(place) => Attempt::Done(Ok(self.send(place, payload, deadline, permits, span))),
+            Ok(place) => {
+                Attempt::Done(Ok(self.send(place, payload, deadline, permits, span, timer)))
+            }
             // Not expected: see `Gate`.
             Err(mpsc::error::TrySendError::Full(())) => waiting(payload, true),
             Err(mpsc::error::TrySendError::Closed(())) => {
@@ -307,6 +311,7 @@ impl Producer {
         &self,
         waiting: Waiting,
         span: &tracing::Span,
+        timer: &Timer,
     ) -> Result<Publish, PublishError> {
         let Waiting {
             payload,
@@ -335,7 +340,7 @@ impl Producer {
             }
         };
         match place {
-            Some(Ok(place)) => Ok(self.send(place, payload, deadline, permits, span)),
+            Some(Ok(place)) => Ok(self.send(place, payload, deadline, permits, span, timer)),
             Some(Err(())) => {
                 shared.queue_bytes.add_permits(permits as usize);
                 Err(PublishError::Closed)
@@ -355,13 +360,12 @@ impl Producer {
         deadline: Option<Instant>,
         permits: u32,
         span: &tracing::Span,
+        timer: &Timer,
     ) -> Publish {
         let shared = &self.inner.shared;
-        let (responder, completion) = completion();
+        let (responder, completion) = timed_completion(timer.clone());
         // Counted before the request is in the channel, where the router may take it at once.
-        Counters::add(&shared.counters.queued, 1);
-        // Release: a flush that sees this count also finds the request in the channel.
-        shared.counters.accepted.fetch_add(1, Ordering::Release);
+        shared.counters.enqueued();
         place.send(Request {
             payload,
             responder,
@@ -376,7 +380,7 @@ impl Producer {
     }
 
     fn not_sent(&self, reason: NotSentReason) -> PublishError {
-        Counters::add(&self.inner.shared.counters.not_sent, 1);
+        self.inner.shared.counters.not_sent(&reason);
         PublishError::NotSent(reason)
     }
 
@@ -412,7 +416,7 @@ impl Producer {
     /// returns at once: closing resolved everything.
     pub async fn flush(&self) {
         let shared = &self.inner.shared;
-        let before = shared.counters.accepted.load(Ordering::Acquire);
+        let before = shared.counters.accepted();
         let (reply, done) = oneshot::channel();
         let flush = Control::Flush { before, reply };
         if self.inner.control.send(flush).await.is_ok() {
@@ -606,13 +610,14 @@ impl Future for Publish {
     }
 }
 
-/// A debug-level span for one publish request: its command, topic and size, and later its
-/// outcome. Without a subscriber that wants it, this is a disabled span and costs next to
-/// nothing.
-fn publish_span(payload: &Payload) -> tracing::Span {
+/// A debug-level span for one publish request: the producer's address, the command, topic and
+/// size, and later the outcome. Without a subscriber that wants it, this is a disabled span and
+/// costs next to nothing.
+fn publish_span(addr: &str, payload: &Payload) -> tracing::Span {
     let command = payload.command();
     tracing::debug_span!(
         "publish",
+        addr,
         command = command.name(),
         topic = %payload.topic(),
         bytes = command.encoded_len(),

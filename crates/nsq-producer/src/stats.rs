@@ -2,11 +2,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use nsq_conn::ConnError;
+
+use crate::error::NotSentReason;
+#[cfg(not(feature = "metrics"))]
+use crate::error::PublishError;
+#[cfg(feature = "metrics")]
+pub(crate) use crate::metrics::Timer;
 
 /// Where the producer's connection stands, as published on its `watch` channel.
 ///
@@ -172,37 +179,210 @@ impl Stats {
     }
 }
 
-#[derive(Debug, Default)]
+/// Why the outcome of written requests became unknown (the `reason` label of the metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lost {
+    /// The connection failed, or was dropped, before nsqd's reply.
+    Connection,
+    /// nsqd answered an MPUB with `E_MPUB_FAILED`: part of it may be stored.
+    MpubFailed,
+    /// The producer closed (at its close timeout) before nsqd's reply.
+    Closed,
+}
+
+/// The producer's counters, updated by the handles and the router through one method per event
+/// so that the `metrics` feature, when on, reports each event where it is counted.
+#[derive(Debug)]
 pub(crate) struct Counters {
-    pub(crate) queued: AtomicU64,
-    /// Requests ever put in the queue; `flush` waits for the ones before its call.
-    pub(crate) accepted: AtomicU64,
+    queued: AtomicU64,
     /// Requests the router has taken from the channel but not written yet (still queued).
-    pub(crate) held: AtomicU64,
-    pub(crate) in_flight: AtomicU64,
-    pub(crate) acked: AtomicU64,
-    pub(crate) rejected: Mutex<BTreeMap<String, u64>>,
-    pub(crate) not_sent: AtomicU64,
-    pub(crate) unknown: AtomicU64,
-    pub(crate) withdrawn: AtomicU64,
-    pub(crate) timed_out: AtomicU64,
-    pub(crate) reconnects: AtomicU64,
-    pub(crate) connect_failures: AtomicU64,
-    pub(crate) bytes_written: AtomicU64,
+    held: AtomicU64,
+    in_flight: AtomicU64,
+    acked: AtomicU64,
+    rejected: Mutex<BTreeMap<String, u64>>,
+    not_sent: AtomicU64,
+    unknown: AtomicU64,
+    withdrawn: AtomicU64,
+    /// Requests ever put in the queue; `flush` waits for the ones before its call.
+    accepted: AtomicU64,
+    timed_out: AtomicU64,
+    reconnects: AtomicU64,
+    connect_failures: AtomicU64,
+    bytes_written: AtomicU64,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::Metrics,
 }
 
 impl Counters {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Relaxed);
+    /// Counters of the producer for `addr` (the `addr` label of its metrics).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(addr: &str) -> Self {
+        Self {
+            queued: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            rejected: Mutex::default(),
+            not_sent: AtomicU64::new(0),
+            unknown: AtomicU64::new(0),
+            withdrawn: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            connect_failures: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::Metrics::new(addr),
+        }
     }
 
-    pub(crate) fn sub(counter: &AtomicU64, n: u64) {
-        counter.fetch_sub(n, Relaxed);
+    /// Starts timing a publish that was just called.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn timer(&self) -> Timer {
+        self.metrics.timer()
     }
 
-    pub(crate) fn reject(&self, code: &str, requests: u64) {
-        let mut map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
-        *map.entry(code.to_owned()).or_default() += requests;
+    /// Starts timing a publish that was just called: nothing to time without metrics.
+    #[cfg(not(feature = "metrics"))]
+    pub(crate) fn timer(&self) -> Timer {
+        Timer
+    }
+
+    /// A request entered the queue.
+    pub(crate) fn enqueued(&self) {
+        self.queued.fetch_add(1, Relaxed);
+        // Release: a flush that sees this count also finds the request in the channel.
+        self.accepted.fetch_add(1, Release);
+        #[cfg(feature = "metrics")]
+        self.metrics.queued(1.0);
+    }
+
+    /// The router took a request from the channel; it counts as queued while it is held.
+    pub(crate) fn dequeued(&self) {
+        self.queued.fetch_sub(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.queued(-1.0);
+    }
+
+    /// The router holds `held` requests taken from the channel and not written yet.
+    pub(crate) fn set_held(&self, held: u64) {
+        #[cfg(not(feature = "metrics"))]
+        self.held.store(held, Relaxed);
+        #[cfg(feature = "metrics")]
+        {
+            // The router is the only writer, so the difference is exact.
+            let before = self.held.swap(held, Relaxed);
+            if held != before {
+                self.metrics.queued(held as f64 - before as f64);
+            }
+        }
+    }
+
+    /// `requests` requests went out in one command of `bytes` bytes.
+    pub(crate) fn wrote(&self, requests: usize, bytes: usize) {
+        self.bytes_written.fetch_add(bytes as u64, Relaxed);
+        self.in_flight.fetch_add(requests as u64, Relaxed);
+        #[cfg(feature = "metrics")]
+        {
+            self.metrics.bytes_written(bytes as u64);
+            self.metrics.in_flight(requests as f64);
+        }
+    }
+
+    /// Automatic batching wrote `requests` PUBs as one command.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn batched(&self, requests: usize) {
+        #[cfg(feature = "metrics")]
+        self.metrics.batch(requests);
+    }
+
+    fn answered(&self, requests: u64) {
+        self.in_flight.fetch_sub(requests, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.in_flight(-(requests as f64));
+    }
+
+    /// nsqd acknowledged `requests` written requests.
+    pub(crate) fn acked(&self, requests: usize) {
+        let requests = requests as u64;
+        self.acked.fetch_add(requests, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.acked(requests);
+        self.answered(requests);
+    }
+
+    /// nsqd rejected `requests` written requests with `code`.
+    pub(crate) fn rejected(&self, code: &str, requests: usize) {
+        let requests = requests as u64;
+        {
+            let mut map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+            *map.entry(code.to_owned()).or_default() += requests;
+        }
+        #[cfg(feature = "metrics")]
+        self.metrics.rejected(code, requests);
+        self.answered(requests);
+    }
+
+    /// The outcome of `requests` written requests became unknown.
+    pub(crate) fn unknown(&self, lost: Lost, requests: usize) {
+        let requests = requests as u64;
+        self.unknown.fetch_add(requests, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.unknown(lost, requests);
+        #[cfg(not(feature = "metrics"))]
+        let _ = lost;
+        self.answered(requests);
+    }
+
+    /// `requests` written requests behind a rejected one were never executed.
+    pub(crate) fn aborted(&self, requests: usize) {
+        let requests = requests as u64;
+        self.not_sent.fetch_add(requests, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.not_sent(&NotSentReason::Aborted, requests);
+        self.answered(requests);
+    }
+
+    /// A request that was never written failed.
+    pub(crate) fn not_sent(&self, reason: &NotSentReason) {
+        self.not_sent.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.not_sent(reason, 1);
+        #[cfg(not(feature = "metrics"))]
+        let _ = reason;
+    }
+
+    /// How many requests ever entered the queue.
+    pub(crate) fn accepted(&self) -> u64 {
+        self.accepted.load(Acquire)
+    }
+
+    /// The router skipped a request its caller withdrew before it was written.
+    pub(crate) fn withdrawn(&self) {
+        self.withdrawn.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.withdrawn();
+    }
+
+    /// The callers of `requests` written requests were told they timed out.
+    pub(crate) fn timed_out(&self, requests: usize) {
+        self.timed_out.fetch_add(requests as u64, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.timed_out(requests as u64);
+    }
+
+    /// A connection other than the first was made.
+    pub(crate) fn reconnected(&self) {
+        self.reconnects.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.reconnected();
+    }
+
+    /// A connection attempt failed.
+    pub(crate) fn connect_failed(&self) {
+        self.connect_failures.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.connect_failed();
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
@@ -224,4 +404,23 @@ impl Counters {
             bytes_written: self.bytes_written.load(Relaxed),
         }
     }
+}
+
+/// Times a publish for the latency histogram; without the `metrics` feature it is empty and
+/// records nothing.
+#[cfg(not(feature = "metrics"))]
+#[derive(Debug, Clone)]
+pub(crate) struct Timer;
+
+#[cfg(not(feature = "metrics"))]
+impl Timer {
+    /// A timer that records nothing.
+    #[cfg(test)]
+    pub(crate) fn none() -> Self {
+        Self
+    }
+
+    /// Records nothing.
+    #[inline]
+    pub(crate) fn record(&self, _error: Option<&PublishError>) {}
 }

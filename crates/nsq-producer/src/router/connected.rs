@@ -18,7 +18,7 @@ use super::{Phase, Router, fail_request};
 use crate::batch::Member;
 use crate::error::{NotSentReason, PingFailure};
 use crate::request::{Payload, Request};
-use crate::stats::Counters;
+use crate::stats::Lost;
 use crate::transactions::{InFlight, Resolved, Violation};
 
 /// Why the connected phase ended.
@@ -111,8 +111,7 @@ impl Router {
     fn after_connection(&mut self, cause: Option<Arc<ConnError>>, healthy: bool) -> Phase {
         let counters = &self.shared.counters;
         self.transactions.fail_all(cause.clone(), |failed| {
-            Counters::add(&counters.unknown, failed as u64);
-            Counters::sub(&counters.in_flight, failed as u64);
+            counters.unknown(Lost::Connection, failed);
         });
         self.last_error = cause;
         self.settle_flushes();
@@ -288,10 +287,7 @@ impl Router {
         // it in `stats()`.
         let c = &self.shared.counters;
         let resolved = self.transactions.resolve(frame, |resolved| match resolved {
-            Resolved::Acked { requests } => {
-                Counters::add(&c.acked, *requests as u64);
-                Counters::sub(&c.in_flight, *requests as u64);
-            }
+            Resolved::Acked { requests } => c.acked(*requests),
             Resolved::Rejected {
                 requests,
                 aborted,
@@ -299,12 +295,11 @@ impl Router {
                 maybe_stored,
             } => {
                 if *maybe_stored {
-                    Counters::add(&c.unknown, *requests as u64);
+                    c.unknown(Lost::MpubFailed, *requests);
                 } else {
-                    c.reject(code.as_str(), *requests as u64);
+                    c.rejected(code.as_str(), *requests);
                 }
-                Counters::sub(&c.in_flight, (requests + aborted) as u64);
-                Counters::add(&c.not_sent, *aborted as u64);
+                c.aborted(*aborted);
             }
         });
         match resolved {
@@ -367,14 +362,12 @@ impl Router {
         self.write_batch(io)?;
         if !responder.start_write() {
             // The caller withdrew it before its bytes were written: it is skipped.
-            Counters::add(&self.counters().withdrawn, 1);
+            self.counters().withdrawn();
             return Ok(());
         }
         let command = payload.command();
         io.buffer(&command)?;
-        let c = self.counters();
-        Counters::add(&c.bytes_written, command.encoded_len() as u64);
-        Counters::add(&c.in_flight, 1);
+        self.counters().wrote(1, command.encoded_len());
         self.transactions
             .push(InFlight::single(responder, deadline, index));
         Ok(())
@@ -401,17 +394,16 @@ impl Router {
 
     /// Writes the gathered PUBs as one command: a PUB for one, an MPUB for several.
     fn write_batch(&mut self, io: &mut Io<'_>) -> Result<(), ConnError> {
-        let withdrawn = &self.shared.counters.withdrawn;
-        let Some(written) = self.batch.start_write(|| Counters::add(withdrawn, 1)) else {
+        let counters = &self.shared.counters;
+        let Some(written) = self.batch.start_write(|| counters.withdrawn()) else {
             return Ok(());
         };
         let command = written.command();
         io.buffer(&command)?;
-        let len = command.encoded_len() as u64;
         let requests = written.len();
         let c = &self.shared.counters;
-        Counters::add(&c.bytes_written, len);
-        Counters::add(&c.in_flight, requests as u64);
+        c.wrote(requests, command.encoded_len());
+        c.batched(requests);
         let transactions = &mut self.transactions;
         written.finish(|i, member| {
             let group = if i == 0 { requests as u32 } else { 0 };

@@ -8,7 +8,6 @@ use std::task::{Context, Poll};
 use tokio::time::{Instant, Sleep};
 
 use super::{Router, fail_request};
-use crate::stats::Counters;
 
 impl Router {
     /// Fails queued requests whose deadline passed and arms `expiry` for the next one; for the
@@ -39,7 +38,7 @@ impl Router {
                 break;
             }
             let told = self.transactions.time_out(deadline.max(now));
-            Counters::add(&self.shared.counters.timed_out, told as u64);
+            self.shared.counters.timed_out(told);
         }
     }
 

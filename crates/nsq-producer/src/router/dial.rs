@@ -12,7 +12,7 @@ use tokio::time::{Instant, Sleep};
 use super::deadlines::{sleep_until_opt, unarmed};
 use super::{Phase, Router};
 use crate::error::{NotSentReason, PingFailure};
-use crate::stats::{Counters, ProducerState};
+use crate::stats::ProducerState;
 
 impl Router {
     /// No connection and no reason to make one: wait for a request, a ping or close.
@@ -48,7 +48,7 @@ impl Router {
             None => Phase::Done,
             Some(Ok(conn)) => {
                 if self.ever_connected {
-                    Counters::add(&self.counters().reconnects, 1);
+                    self.counters().reconnected();
                 }
                 self.ever_connected = true;
                 self.last_error = None;
@@ -95,7 +95,7 @@ impl Router {
     /// everything queued); the next attempt waits for the backoff.
     fn dial_failed(&mut self, err: ConnError) -> Phase {
         let err = Arc::new(err);
-        Counters::add(&self.counters().connect_failures, 1);
+        self.counters().connect_failed();
         tracing::warn!(
             addr = %self.addr,
             attempt = self.failures + 1,

@@ -31,7 +31,7 @@ use crate::config::ProducerConfig;
 use crate::error::{NotSentReason, PingFailure, PublishError};
 use crate::producer::Shared;
 use crate::request::{Control, Request};
-use crate::stats::{Counters, ProducerState, Stats};
+use crate::stats::{Counters, Lost, ProducerState, Stats};
 use crate::transactions::Transactions;
 
 pub(crate) struct Router {
@@ -147,7 +147,7 @@ impl Router {
     /// publishers by [`release_permits`](Self::release_permits), once per loop turn rather
     /// than once per request.
     fn dequeued(&mut self, mut request: Request) -> Request {
-        Counters::sub(&self.counters().queued, 1);
+        self.counters().dequeued();
         self.permits_to_release += request.permits as usize;
         request.index = self.taken;
         self.taken += 1;
@@ -196,7 +196,7 @@ impl Router {
     /// Publishes how many requests the router holds unwritten, for `stats().queued`.
     fn record_held(&self) {
         let held = u64::from(self.carry.is_some()) + self.batch.len() as u64;
-        self.shared.counters.held.store(held, Ordering::Relaxed);
+        self.counters().set_held(held);
     }
 
     /// Returns the queue bytes of requests that left the channel to publishers, and updates
@@ -276,7 +276,7 @@ impl Router {
                         self.carry = Some(request);
                         break true;
                     }
-                    Counters::add(&self.counters().withdrawn, 1);
+                    self.counters().withdrawn();
                 }
                 Err(_) => break false,
             }
@@ -329,10 +329,8 @@ impl Router {
     fn shut_down(&mut self) {
         self.requests.close();
         let counters = &self.shared.counters;
-        self.transactions.fail_all(None, |failed| {
-            Counters::add(&counters.unknown, failed as u64);
-            Counters::sub(&counters.in_flight, failed as u64);
-        });
+        self.transactions
+            .fail_all(None, |failed| counters.unknown(Lost::Closed, failed));
         self.fail_queued(&NotSentReason::Closed);
         self.shared.closed.store(true, Ordering::Release);
         self.set_state(ProducerState::Closed);
@@ -375,9 +373,9 @@ impl Router {
 /// Completes a request that was never written and counts it, unless its caller withdrew it.
 fn fail_request(responder: Responder, reason: &NotSentReason, counters: &Counters) {
     if responder.is_abandoned() {
-        Counters::add(&counters.withdrawn, 1);
+        counters.withdrawn();
         return;
     }
-    Counters::add(&counters.not_sent, 1);
+    counters.not_sent(reason);
     responder.complete(Err(PublishError::NotSent(reason.clone())));
 }
