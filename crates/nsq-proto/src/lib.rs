@@ -71,3 +71,8 @@ pub use identify::{
 pub use names::{Channel, EPHEMERAL_SUFFIX, MAX_NAME_LEN, Topic, is_valid_name};
 pub use server_error::{ErrorCode, ServerError};
 pub use validate::{DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_DEFER, DEFAULT_MAX_MSG_SIZE, PublishLimits};
+
+/// The examples of the crate's README, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
