@@ -129,6 +129,7 @@
 //! | `snappy` | yes | snappy compression |
 //! | `deflate` | yes | deflate compression |
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backoff;
 mod batch;
@@ -148,6 +149,7 @@ pub use stats::{ProducerState, Stats};
 
 pub use nsq_conn::{ConnConfig, ConnConfigBuilder, ConnError};
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use nsq_conn::{TlsConfig, TlsVersion};
 pub use nsq_proto::{
     Channel, ErrorCode, InvalidName, InvalidPublish, PublishLimits, ServerError, Topic,
