@@ -184,6 +184,7 @@ impl ProducerConfig {
 
     /// The connection configuration for `address`, validated.
     pub(crate) fn conn_config(&self, address: &str) -> Result<ConnConfig, ConfigError> {
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
         let mut conn = self.conn.clone().address(address);
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
