@@ -8,6 +8,7 @@ mod demo;
 mod fuzz;
 mod leftovers;
 mod nsqd;
+mod package;
 mod test;
 
 use std::env;
@@ -20,7 +21,10 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [args]
 
 commands:
-  test [-- <cargo test args>]     format check, clippy, every test against a real nsqd, docs
+  test [-- <cargo test args>]     format check, clippy, every test against a real nsqd, docs,
+                                  and the published crates built and tested from their packages
+  package                         package the published crates, then build and test them from
+                                  the packages (the last step of `test`)
   nsqd                            print the path of an nsqd v1.3.0 binary, installing it if needed
   fuzz <target> [--seconds N]     run a cargo-fuzz target of nsq-proto on nightly (default 60 s)
   demo [--nsqd HOST:PORT] [...]   publish 1,000,000 messages, show the rate, verify nsqd's count
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         }
         "test" => test::run(rest),
         "nsqd" => nsqd::run(rest),
+        "package" => package::run(rest),
         "fuzz" => fuzz::run(rest),
         "demo" => demo::run(rest),
         "bench" => bench::run(rest),

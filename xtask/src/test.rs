@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use crate::cmd::{self, Failure};
-use crate::{leftovers, nsqd, workspace_root};
+use crate::{leftovers, nsqd, package, workspace_root};
 
 /// Entry point. `args` may hold `-- <args>`, which are passed on to `cargo test`.
 pub(crate) fn run(args: &[String]) -> Result<(), Failure> {
@@ -21,6 +21,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), Failure> {
     clippy()?;
     tests(test_args)?;
     docs()?;
+    package::check()?;
     eprintln!("==> all checks passed");
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! The handshake: magic, IDENTIFY, the agreed upgrades in order, AUTH (spec §1).
+//! The handshake: magic, IDENTIFY, the agreed upgrades in order, AUTH (docs/protocol.md,
+//! "Starting a connection").
 //!
 //! Plain sequential async code over one `Framed`; each upgrade swaps the stream underneath it
 //! (see `upgrade.rs`) and keeps the codec and every buffered byte.

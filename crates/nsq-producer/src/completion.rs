@@ -6,7 +6,8 @@
 //! "maybe stored" without asking the router, and the router can skip requests nobody waits for.
 //!
 //! Results are stored, never sent through a channel that can fill: completing never blocks the
-//! router, however slow the caller (spec §7, W2).
+//! router, however slow the caller: one caller that never looks at its result cannot hold up
+//! the others.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -245,6 +245,150 @@
 //! | WARN | `connection failed` | `error` |
 //! | INFO | `connection closed` | — |
 //!
+//! # Recipes
+//!
+//! ## Graceful shutdown on ctrl-c
+//!
+//! [`Producer::close`] stops taking publishes, writes what is queued and waits for nsqd's
+//! replies (at most [`ProducerConfig::close_timeout`]), so nothing acknowledged is lost and
+//! nothing stored is reported as failed. Tasks still publishing get [`PublishError::Closed`]
+//! from then on, which is their cue to stop.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use nsq_producer::{Producer, ProducerConfig, PublishError, Topic};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let producer = Producer::connect("127.0.0.1:4150", ProducerConfig::default()).await?;
+//! let topic = Topic::new("ticks")?;
+//!
+//! let worker = tokio::spawn({
+//!     let producer = producer.clone();
+//!     async move {
+//!         for n in 0u64.. {
+//!             match producer.publish(&topic, n.to_string()).await {
+//!                 Ok(()) => {}
+//!                 Err(PublishError::Closed) => break,
+//!                 Err(err) => eprintln!("tick {n}: {err}"),
+//!             }
+//!             tokio::time::sleep(Duration::from_millis(100)).await;
+//!         }
+//!     }
+//! });
+//!
+//! tokio::signal::ctrl_c().await?;
+//! let stats = producer.close().await;
+//! worker.await?;
+//! println!(
+//!     "acknowledged {}, not sent {}, outcome unknown {}",
+//!     stats.acked, stats.not_sent, stats.unknown
+//! );
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Retrying by outcome
+//!
+//! [`PublishError::is_retry_safe`] is true when publishing the same message again cannot store
+//! it twice: it was never sent, or nsqd refused to store it for a passing reason.
+//! [`PublishError::delivery`] says whether the failed message may be stored. Whether to retry
+//! a [`Delivery::Unknown`] depends on the consumers: NSQ delivers at least once anyway, so
+//! consumers that tolerate duplicates make that retry harmless too. Errors that are neither
+//! (an invalid request, a closed producer) do not get better by trying again.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use bytes::Bytes;
+//! use nsq_producer::{Delivery, Producer, PublishError, Topic};
+//!
+//! /// Publishes `body`, trying up to five times with a growing pause in between.
+//! async fn publish_with_retry(
+//!     producer: &Producer,
+//!     topic: &Topic,
+//!     body: Bytes,
+//!     duplicates_ok: bool,
+//! ) -> Result<(), PublishError> {
+//!     let mut pause = Duration::from_millis(100);
+//!     let mut attempts = 1;
+//!     loop {
+//!         // A `Bytes` clone shares the buffer, it does not copy the message.
+//!         let err = match producer.publish(topic, body.clone()).await {
+//!             Ok(()) => return Ok(()),
+//!             Err(err) => err,
+//!         };
+//!         let retry = err.is_retry_safe()
+//!             || (duplicates_ok && err.delivery() == Delivery::Unknown);
+//!         if !retry || attempts == 5 {
+//!             return Err(err);
+//!         }
+//!         tokio::time::sleep(pause).await;
+//!         pause *= 2;
+//!         attempts += 1;
+//!     }
+//! }
+//! ```
+//!
+//! ## JSON bodies
+//!
+//! A message body is bytes, so anything that serialises to bytes can be published; with serde,
+//! `serde_json::to_vec` gives a `Vec<u8>`, which every publish method takes without copying.
+//!
+//! ```no_run
+//! use nsq_producer::{Producer, Topic};
+//! use serde::Serialize;
+//!
+//! #[derive(Serialize)]
+//! struct Order<'a> {
+//!     id: u64,
+//!     item: &'a str,
+//! }
+//!
+//! # async fn run(producer: Producer) -> Result<(), Box<dyn std::error::Error>> {
+//! let topic = Topic::new("orders")?;
+//! producer
+//!     .publish(&topic, serde_json::to_vec(&Order { id: 1, item: "tea" })?)
+//!     .await?;
+//!
+//! // Several at once, in one MPUB.
+//! let orders = [Order { id: 2, item: "milk" }, Order { id: 3, item: "bread" }];
+//! let bodies = orders
+//!     .iter()
+//!     .map(serde_json::to_vec)
+//!     .collect::<Result<Vec<_>, _>>()?;
+//! producer.multi_publish(&topic, bodies).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Fire and forget, then wait once
+//!
+//! A batch job that does not need each message's own result drops the [`Publish`] handles (the
+//! messages still go) and waits once with [`Producer::flush`]; [`Stats`] then tells how they
+//! ended. The queue's backpressure still applies: `publish_async` waits when the queue is full.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use nsq_producer::{Producer, Topic};
+//!
+//! # async fn run(producer: Producer, lines: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
+//! let topic = Topic::new("lines")?;
+//! let before = producer.stats();
+//! for line in lines {
+//!     drop(producer.publish_async(&topic, line).await?);
+//! }
+//! producer.flush_timeout(Duration::from_secs(60)).await?;
+//! let after = producer.stats();
+//! let failed = (after.rejected_total() - before.rejected_total())
+//!     + (after.not_sent - before.not_sent)
+//!     + (after.unknown - before.unknown);
+//! println!("{} acknowledged, {failed} failed", after.acked - before.acked);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Features
 //!
 //! | feature | default | adds |
@@ -255,6 +399,7 @@
 //! | `serde` | no | `Deserialize` for [`ProducerConfig`], from a map of go-nsq option names |
 //! | `metrics` | no | reporting through the `metrics` facade (see [Metrics](#metrics)) |
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backoff;
 mod batch;
@@ -276,7 +421,13 @@ pub use stats::{ProducerState, Stats};
 
 pub use nsq_conn::{ConfigError, ConnConfig, ConnConfigBuilder, ConnError};
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use nsq_conn::{TlsConfig, TlsVersion};
 pub use nsq_proto::{
     Channel, ErrorCode, InvalidName, InvalidPublish, PublishLimits, ServerError, Topic,
 };
+
+/// The examples of the crate's README, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,7 +1,8 @@
 //! The FIFO of written, unanswered requests, in wire order.
 //!
 //! nsqd executes one connection's commands strictly in order and answers each publish with
-//! exactly one frame, so the n-th reply belongs to the n-th request written (spec §3.6). This
+//! exactly one frame, so the n-th reply belongs to the n-th request written (docs/protocol.md,
+//! "Replies and their order"). This
 //! module holds that rule and nothing else: no tokio, no I/O, so it is tested exhaustively on
 //! its own. The router is glue around it.
 

@@ -1,5 +1,6 @@
-//! The producer against a scripted nsqd (spec §9): replies, errors, disconnects, heartbeats,
-//! timeouts, backpressure, cancellation and closing.
+//! The producer against a scripted nsqd: replies, errors, disconnects, heartbeats, timeouts,
+//! backpressure, cancellation and closing. Test names start with the number of the scenario they
+//! check (`s22_...` is scenario 22); docs/testing.md lists the scenarios.
 //!
 //! The producer dials TCP, so each test binds a listener on `127.0.0.1:0`, gives its address to
 //! the producer and plays nsqd's side of every accepted connection with [`FakeNsqd`].
@@ -37,7 +38,7 @@ use tokio::task::JoinHandle;
 
 use common::*;
 
-// §9.2, scenario 22 ----------------------------------------------------------------------------
+// Publishing, scenario 22 ------------------------------------------------------------------------
 
 /// Many tasks publish at once; the fake answers each PUB in order and rejects one specific body.
 /// Only that body's caller sees the rejection, the callers written behind it are not sent, and
@@ -150,7 +151,7 @@ async fn s22_concurrent_publishers_each_get_their_own_reply() {
     server.assert_no_connection_waiting();
 }
 
-// §9.3, scenarios 31, 33, 35, 36 -----------------------------------------------------------------
+// Errors, connection loss and recovery, scenarios 31, 33, 35, 36 ---------------------------------
 
 /// Four pipelined publishes; the fake answers OK, then rejects the second with a fatal error.
 #[tokio::test]
@@ -358,7 +359,7 @@ async fn s36_non_fatal_error_code_is_a_violation_for_a_producer() {
     assert_eq!(stats.reconnects, 1);
 }
 
-// §9.4, scenarios 41, 42, 43 ---------------------------------------------------------------------
+// Heartbeats and timeouts, scenarios 41, 42, 43 --------------------------------------------------
 
 /// A heartbeat between two `OK`s is answered with NOP and resolves nobody.
 #[tokio::test]
@@ -467,7 +468,7 @@ async fn s43_silent_server_is_dropped_and_redialled() {
     assert_eq!(stats.reconnects, 1);
 }
 
-// §9.5, scenarios 44, 47, 48, 49, 50 -------------------------------------------------------------
+// Concurrency and shutdown, scenarios 44, 47, 48, 49, 50 -----------------------------------------
 
 /// One caller holds 100 unpolled results; everyone else's publishes still complete, and the held
 /// results are there when the caller finally looks.

@@ -1,4 +1,4 @@
-//! Commands sent to nsqd (spec §2).
+//! Commands sent to nsqd (docs/protocol.md, "Commands").
 
 use std::time::Duration;
 
@@ -124,7 +124,7 @@ impl Command<'_> {
 
     /// Whether nsqd answers this command with a frame when it succeeds.
     ///
-    /// `NOP`, `RDY`, `FIN`, `REQ` and `TOUCH` get no reply (spec §3.6); a queue that matches
+    /// `NOP`, `RDY`, `FIN`, `REQ` and `TOUCH` get no reply when they succeed; a queue that matches
     /// replies to requests must not wait for one. IDENTIFY's reply may be followed by one `OK`
     /// per negotiated upgrade.
     pub fn expects_response(&self) -> bool {

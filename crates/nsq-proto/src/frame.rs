@@ -1,4 +1,4 @@
-//! Frames sent by nsqd (spec §3).
+//! Frames sent by nsqd (docs/protocol.md, "Frames").
 
 use std::fmt;
 

@@ -1,4 +1,5 @@
-//! Liveness arithmetic for heartbeats; the caller owns the clock (spec §3.5).
+//! Liveness arithmetic for heartbeats; the caller owns the clock (docs/protocol.md,
+//! "Heartbeats").
 
 use std::time::{Duration, Instant};
 

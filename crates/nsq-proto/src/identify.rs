@@ -1,4 +1,5 @@
-//! IDENTIFY as data: the request body, the reply, and the upgrades they agree on (spec §1.3-1.6).
+//! IDENTIFY as data: the request body, the reply, and the upgrades they agree on
+//! (docs/protocol.md, "Starting a connection").
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ pub const DEFAULT_DEFLATE_LEVEL: u8 = 6;
 ///
 /// Feature negotiation is always requested. Consumer-only fields (`sample_rate`, `msg_timeout`,
 /// the output buffer) are sent only when set: a bad value for one of them fails a producer's
-/// handshake for nothing (spec §7, W12).
+/// handshake for nothing.
 ///
 /// ```
 /// use nsq_proto::IdentifyConfig;

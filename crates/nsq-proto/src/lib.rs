@@ -33,10 +33,16 @@
 //!
 //! | feature | adds |
 //! |---|---|
-//! | `server` | [`server`]: nsqd's side (command parsing, frame encoding) for fake peers, tests and fuzzing |
+//! | `server` | the [`server`] module: nsqd's side (command parsing, frame encoding) for fake peers, tests and fuzzing |
 //!
-//! The wire format is described in the NSQ TCP protocol spec; section numbers in these docs
-//! (§2, §3, ...) refer to the project's protocol notes.
+//! The repository's `docs/protocol.md` summarises the wire format and how nsqd behaves: frames,
+//! commands, limits, error codes and which errors close the connection.
+// Without the feature the module does not exist, so the link in the table points at docs.rs,
+// which documents the crate with every feature.
+#![cfg_attr(
+    not(feature = "server"),
+    doc = "\n\n[`server`]: https://docs.rs/nsq-proto/latest/nsq_proto/server/index.html"
+)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -51,6 +57,7 @@ mod server_error;
 mod validate;
 
 #[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 
 pub use command::{Command, MAGIC_V2};
@@ -71,3 +78,8 @@ pub use identify::{
 pub use names::{Channel, EPHEMERAL_SUFFIX, MAX_NAME_LEN, Topic, is_valid_name};
 pub use server_error::{ErrorCode, ServerError};
 pub use validate::{DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_DEFER, DEFAULT_MAX_MSG_SIZE, PublishLimits};
+
+/// The examples of the crate's README, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -2,7 +2,7 @@
 //!
 //! nsqd accepts a name of 1 to 64 bytes made of ASCII letters, digits, `.`, `_` and `-`, optionally
 //! followed by the literal suffix `#ephemeral`, the suffix counting towards the 64 (nsqd
-//! `protocol/names.go`; spec §4.1). Anything else makes nsqd close the connection, or worse, a
+//! `protocol/names.go`). Anything else makes nsqd close the connection, or worse, a
 //! space silently truncates the name on the wire, so these types can hold nothing else.
 
 use std::borrow::Borrow;

@@ -1,4 +1,4 @@
-//! Error frames sent by nsqd: the `E_*` code and the text (spec §3.3, §5).
+//! Error frames sent by nsqd: the `E_*` code and the text (docs/protocol.md, "Errors").
 
 use std::fmt;
 
@@ -6,8 +6,7 @@ use bytes::Bytes;
 
 /// The code at the start of an nsqd error frame.
 ///
-/// Variants follow the order of the spec's §5 table. Codes this version does not know are kept
-/// in [`ErrorCode::Other`].
+/// Codes this version does not know are kept in [`ErrorCode::Other`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {

@@ -1,4 +1,5 @@
-//! Checks a publish against nsqd's limits before it is queued (spec §4.2, §4.4).
+//! Checks a publish against nsqd's limits before it is queued (docs/protocol.md, "Limits and
+//! names").
 
 use std::time::Duration;
 
@@ -155,7 +156,7 @@ mod tests {
 
     #[test]
     fn mpub_mirrors_nsqd_size_cases() {
-        // nsqd's own cases with max-msg-size 100 and max-body-size 1000 (spec §9 item 23).
+        // nsqd's own test cases with max-msg-size 100 and max-body-size 1000 (scenario 23).
         assert!(limits().check_mpub(&bodies(5, 100)).is_ok());
         assert_eq!(
             limits().check_mpub(&bodies(11, 100)),

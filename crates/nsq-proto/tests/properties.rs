@@ -1,5 +1,5 @@
-//! Property tests of the codec (docs/style.md §6): chunking invariance, command round trips,
-//! the name rule, and the decoder's behaviour on arbitrary input.
+//! Property tests of the codec: chunking invariance, command round trips, the name rule, and the
+//! decoder's behaviour on arbitrary input.
 
 use bytes::BytesMut;
 use nsq_proto::{Channel, DecodeError, Frame, FrameDecoder, Topic, is_valid_name};

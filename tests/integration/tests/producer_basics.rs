@@ -1,5 +1,5 @@
 //! nsq-producer against a real nsqd v1.3.0: connecting, pinging, heartbeats, publishing and
-//! reading back, closing, ordering (spec §9 items 1-3, 18-21, 42, 46, 50).
+//! reading back, closing, ordering (scenarios 1-3, 18-21, 42, 46 and 50 in docs/testing.md).
 //!
 //! Every test starts its own nsqd; messages are read back with the bare consumer of
 //! `common::Consumer` (nsq-conn plus SUB/RDY/FIN), and counts are cross-checked with nsqd's
@@ -39,7 +39,7 @@ fn pub_count(producer: &Value, topic: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Spec §9 item 1: a new producer does not connect until the first publish, which connects from
+/// Scenario 1: a new producer does not connect until the first publish, which connects from
 /// the configured local address and succeeds; after close, publishing fails with `Closed`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s01_lazy_connect() {
@@ -81,7 +81,7 @@ async fn s01_lazy_connect() {
     assert_eq!(nsqd.topic_depth("s01_lazy"), Some(1));
 }
 
-/// Spec §9 item 2: ping on a fresh producer connects and succeeds; after close it fails with
+/// Scenario 2: ping on a fresh producer connects and succeeds; after close it fails with
 /// `Closed`. `Producer::connect` pings before returning.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s02_ping() {
@@ -113,7 +113,7 @@ async fn s02_ping() {
     assert!(matches!(connected.ping().await, Err(PingFailure::Closed)));
 }
 
-/// Spec §9 item 3. go-nsq sends 100 ms to nsqd and gets `E_BAD_BODY`; here 100 ms is refused by
+/// Scenario 3. go-nsq sends 100 ms to nsqd and gets `E_BAD_BODY`; here 100 ms is refused by
 /// the configuration before anything is sent. nsqd's own refusal is reached with 61 s, which
 /// passes local validation but exceeds nsqd's default `--max-heartbeat-interval` of 60 s: its
 /// exact text surfaces in the error. With 1000 ms, a publish succeeds, the producer idles
@@ -188,7 +188,7 @@ async fn s03_invalid_heartbeat() {
     within("close", producer.close()).await;
 }
 
-/// Spec §9 item 42: with a 1 s heartbeat, idle 2.5 s (past nsqd's client timeout of twice the
+/// Scenario 42: with a 1 s heartbeat, idle 2.5 s (past nsqd's client timeout of twice the
 /// interval, so only answered heartbeats keep the connection), then publish on the same
 /// connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +216,7 @@ async fn s42_idle_producer_keeps_its_connection() {
     within("close", producer.close()).await;
 }
 
-/// Spec §9 item 18: ten publishes, then a consumer reads exactly those ten.
+/// Scenario 18: ten publishes, then a consumer reads exactly those ten.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s18_publish_ten_read_back() {
     let nsqd = Nsqd::start();
@@ -243,7 +243,7 @@ async fn s18_publish_ten_read_back() {
     within("close", producer.close()).await;
 }
 
-/// Spec §9 item 19: one MPUB of ten bodies; ten messages are delivered.
+/// Scenario 19: one MPUB of ten bodies; ten messages are delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s19_multi_publish_ten() {
     let nsqd = Nsqd::start();
@@ -269,7 +269,7 @@ struct Context {
     label: String,
 }
 
-/// Spec §9 item 20: ten async publishes, each with its own context: ten completions arrive, each
+/// Scenario 20: ten async publishes, each with its own context: ten completions arrive, each
 /// `Ok`, each with its context unchanged, and the messages read back are the contexts' bodies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s20_async_publish_with_contexts() {
@@ -312,7 +312,7 @@ async fn s20_async_publish_with_contexts() {
     within("close", producer.close()).await;
 }
 
-/// Spec §9 item 21: one async MPUB carrying a context of two values of different types.
+/// Scenario 21: one async MPUB carrying a context of two values of different types.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s21_async_multi_publish() {
     let nsqd = Nsqd::start();
@@ -339,7 +339,7 @@ async fn s21_async_multi_publish() {
     within("close", producer.close()).await;
 }
 
-/// Spec §9 item 46: closing twice is harmless, and publishing or pinging afterwards fails with
+/// Scenario 46: closing twice is harmless, and publishing or pinging afterwards fails with
 /// `Closed` without any I/O.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s46_close_twice_then_publish() {
@@ -384,7 +384,7 @@ async fn s46_close_twice_then_publish() {
     assert_eq!(idle.publish(&t, "x").await, Err(PublishError::Closed));
 }
 
-/// Spec §9 item 50: one caller's publishes are written and acknowledged in call order. nsqd
+/// Scenario 50: one caller's publishes are written and acknowledged in call order. nsqd
 /// hands one topic's messages to a single in-memory channel, and that channel to its only
 /// consumer, first in first out (no requeues, nothing spilled to disk here), so the read order
 /// is the order nsqd stored them in: sequential publishes, then 1000 pipelined publish_async.

@@ -1,12 +1,13 @@
 //! nsq-producer against a real nsqd v1.3.0: size limits, DPUB ranges, empty batches, topic
-//! names, and a fatal error in the middle of a pipeline (spec §9 items 23-27 and 31).
+//! names, and a fatal error in the middle of a pipeline (scenarios 23-27 and 31 in
+//! docs/testing.md).
 //!
 //! What nsqd would refuse is refused locally as `Invalid`, with nothing sent and the connection
 //! left alone. To see nsqd's own refusals, some tests raise the producer's limits on purpose
 //! above nsqd's: the request then reaches nsqd, comes back `Rejected` with nsqd's exact text,
 //! and the producer carries on over a new connection.
 //!
-//! Spec §9 items 29 (unknown command) and 32 (MPUB's doubled `E_BAD_TOPIC` text) cannot be
+//! Scenarios 29 (unknown command) and 32 (MPUB's doubled `E_BAD_TOPIC` text) cannot be
 //! produced through the producer, whose API cannot express either request. They are pinned
 //! against nsqd at the protocol level by `proto_nsqd.rs` (`unknown_command_is_invalid`,
 //! `mpub_invalid_topic_doubles_the_code`).
@@ -54,7 +55,7 @@ fn rejection(result: Result<(), PublishError>) -> (ErrorCode, String) {
     (server.code().clone(), server.to_string())
 }
 
-/// Spec §9 item 23, with the producer's limits equal to nsqd's (100 / 1000): whatever nsqd
+/// Scenario 23, with the producer's limits equal to nsqd's (100 / 1000): whatever nsqd
 /// would refuse is refused locally and nothing reaches nsqd (the connection stays up). With the
 /// producer's limits raised on purpose, nsqd's own refusal of a 105-byte PUB comes back
 /// `Rejected` with its exact text, and the next publish succeeds on a new connection.
@@ -164,7 +165,7 @@ async fn s23_size_limits() {
     within("close", producer.close()).await;
 }
 
-/// Spec §9 item 24: DPUB 1000 ms is acknowledged and sits in the channel's deferred queue until
+/// Scenario 24: DPUB 1000 ms is acknowledged and sits in the channel's deferred queue until
 /// it is delivered; a defer above the producer's maximum is refused locally; with the maximum
 /// raised on purpose, nsqd refuses 3600100 ms with its exact text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,7 +228,7 @@ async fn s24_deferred_publish() {
     assert_eq!(read, [Bytes::from("later"), Bytes::from("now")]);
 }
 
-/// Spec §9 item 25: the defer range is inclusive: exactly nsqd's `--max-req-timeout` (1 h) and
+/// Scenario 25: the defer range is inclusive: exactly nsqd's `--max-req-timeout` (1 h) and
 /// 0 are accepted. Sub-millisecond parts are truncated on the wire, so 1 h plus 999 µs is also
 /// accepted. (A negative defer cannot be expressed: `Duration` is unsigned.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,7 +259,7 @@ async fn s25_deferred_publish_bounds() {
     within("close", producer.close()).await;
 }
 
-/// Spec §9 item 26: an MPUB without messages is refused locally; nothing is sent, not even a
+/// Scenario 26: an MPUB without messages is refused locally; nothing is sent, not even a
 /// connection is made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s26_empty_multi_publish() {
@@ -283,7 +284,7 @@ async fn s26_empty_multi_publish() {
     within("close", producer.close()).await;
 }
 
-/// Spec §9 item 27: `Topic::new` refuses what nsqd refuses (or, for `a b`, silently
+/// Scenario 27: `Topic::new` refuses what nsqd refuses (or, for `a b`, silently
 /// misroutes) and accepts the edge cases nsqd accepts, which publish fine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s27_topic_validation() {
@@ -379,7 +380,7 @@ async fn batched_rejection_stores_none_of_the_batch() {
     within("close", producer.close()).await;
 }
 
-/// Spec §9 item 31, "fatal error mid-pipeline", against nsqd (`--max-msg-size=100`, producer
+/// Scenario 31, "fatal error mid-pipeline", against nsqd (`--max-msg-size=100`, producer
 /// limits raised on purpose): 200 async publishes with a 105-byte message at index 100. The
 /// publishes are queued before the first connection exists, so once it is up they go out
 /// together and many sit on the wire behind the bad one. Those before it are acknowledged; it
@@ -463,7 +464,7 @@ async fn s31_fatal_error_mid_pipeline() {
     within("close", producer.close()).await;
 }
 
-/// Spec §9 item 31 again, with nsqd's answer arriving while the producer is still writing: 5 MB
+/// Scenario 31 again, with nsqd's answer arriving while the producer is still writing: 5 MB
 /// are queued behind a rejected message, so nsqd closes the connection (with a reset, as bytes
 /// are left unread) in the middle of the producer's writes and the next write fails. The
 /// replies that arrived before the failure still count: the first publish is acknowledged and

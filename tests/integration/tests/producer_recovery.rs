@@ -1,5 +1,5 @@
 //! nsq-producer against a real nsqd v1.3.0 that goes away and comes back, and a graceful close
-//! with a full queue (spec §9 items 34 and 45, and the restart stress test).
+//! with a full queue (scenarios 34 and 45 in docs/testing.md, and the restart stress test).
 
 mod common;
 
@@ -33,7 +33,7 @@ fn record_states(producer: &Producer) -> Arc<Mutex<Vec<ProducerState>>> {
     seen
 }
 
-/// Spec §9 item 34: publish, then nsqd is killed. The producer notices and starts reconnecting;
+/// Scenario 34: publish, then nsqd is killed. The producer notices and starts reconnecting;
 /// publishes made while nsqd is down wait in the queue (they are never written to a dead
 /// connection) and succeed once nsqd is back, without any action from the caller. Each resolves
 /// within the publish timeout. The state watch shows `Reconnecting` and then `Connected`.
@@ -114,7 +114,7 @@ async fn s34_nsqd_restart() {
     );
 }
 
-/// Spec §9 item 45, "Close drains": 2000 `publish_async` on a fresh producer (most are still
+/// Scenario 45, "Close drains": 2000 `publish_async` on a fresh producer (most are still
 /// queued when close is called), then `close()`: every one is acknowledged and nsqd holds all
 /// 2000.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

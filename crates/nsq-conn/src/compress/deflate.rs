@@ -168,7 +168,7 @@ mod tests {
 
     const OK_FRAME: &[u8] = b"\x00\x00\x00\x06\x00\x00\x00\x00OK";
 
-    /// Spec §11.4: nsqd's first bytes after granting deflate, then its next reply, which only
+    /// nsqd 1.3.0's first bytes after granting deflate (captured), then its next reply, which only
     /// inflates as a continuation of the first.
     #[tokio::test]
     async fn decodes_nsqd_vectors_across_reads() {

@@ -333,7 +333,7 @@ mod tests {
         }
     }
 
-    /// Spec §11.3: nsqd's bytes after granting snappy, and its next reply.
+    /// The bytes nsqd 1.3.0 sent after granting snappy, and its next reply (captured).
     #[tokio::test]
     async fn decodes_nsqd_vectors() {
         let (client, mut server) = tokio::io::duplex(1024);
@@ -355,7 +355,8 @@ mod tests {
         assert_eq!(frame, OK_FRAME);
     }
 
-    /// Spec §11.3: `PUB test hello` as the identifier and one uncompressed chunk.
+    /// `PUB test hello` as the identifier and one uncompressed chunk, bytes that nsqd 1.3.0
+    /// accepted.
     #[tokio::test]
     async fn encodes_the_spec_vector() {
         let (client, mut server) = tokio::io::duplex(1024);
