@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use nsq_producer::{NotSentReason, Producer, ProducerConfig, PublishError};
-use nsq_proto::server::ClientCommand;
 
 use common::*;
 
@@ -244,24 +243,13 @@ async fn batches_and_mpub_failures_are_reported() {
     let addr = server.addr();
     let mut recorded = Recorded::new(&recorder, &addr);
     let producer = Producer::new(&addr, ProducerConfig::default()).unwrap();
-    let mut batched = Vec::new();
-    for body in ["a", "b", "c"] {
-        batched.push(producer.publish_async(&topic(), body).await.unwrap());
-    }
-    let deferred = producer
-        .deferred_publish_async(&topic(), Duration::from_millis(5), "d")
-        .await
-        .unwrap();
+    let (batched, deferred) = queue_abc_and_dpub(&producer).await;
     let m = recorded.update();
     assert_eq!(gauge(m, "nsq_producer_queued"), 4.0);
     assert_eq!(gauge(m, "nsq_producer_in_flight"), 0.0);
 
     let mut nsqd = server.accept().await;
-    assert_eq!(expect_mpub(&mut nsqd, TOPIC).await, ["a", "b", "c"]);
-    assert!(matches!(
-        within("the DPUB", nsqd.expect_command()).await,
-        ClientCommand::Dpub { .. }
-    ));
+    expect_abc_then_dpub(&mut nsqd).await;
     let m = recorded.update();
     assert_eq!(gauge(m, "nsq_producer_queued"), 0.0);
     assert_eq!(gauge(m, "nsq_producer_in_flight"), 4.0);

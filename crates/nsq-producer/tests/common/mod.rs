@@ -240,11 +240,8 @@ pub async fn expect_mpub(nsqd: &mut FakeNsqd, topic_name: &str) -> Vec<Bytes> {
     }
 }
 
-/// A producer with batching on, on which PUBs `a`, `b`, `c` and a DPUB were queued before it
-/// connected, and the fake it connected to, which has read them: the PUBs as one MPUB, then the
-/// DPUB. Returns the producer, the three batched publishes, the DPUB and the fake.
-pub async fn batch_then_dpub(server: &FakeServer) -> (Producer, Vec<Publish>, Publish, FakeNsqd) {
-    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
+/// Queues PUBs `a`, `b`, `c` and a DPUB to [`TOPIC`] on `producer`; returns their handles.
+pub async fn queue_abc_and_dpub(producer: &Producer) -> (Vec<Publish>, Publish) {
     let mut batched = Vec::new();
     for body in ["a", "b", "c"] {
         batched.push(producer.publish_async(&topic(), body).await.unwrap());
@@ -253,11 +250,26 @@ pub async fn batch_then_dpub(server: &FakeServer) -> (Producer, Vec<Publish>, Pu
         .deferred_publish_async(&topic(), Duration::from_millis(5), "d")
         .await
         .unwrap();
-    let mut nsqd = server.accept().await;
-    assert_eq!(expect_mpub(&mut nsqd, TOPIC).await, ["a", "b", "c"]);
+    (batched, deferred)
+}
+
+/// Reads what [`queue_abc_and_dpub`] queued before the connection: the PUBs as one MPUB, then
+/// the DPUB.
+pub async fn expect_abc_then_dpub(nsqd: &mut FakeNsqd) {
+    assert_eq!(expect_mpub(nsqd, TOPIC).await, ["a", "b", "c"]);
     assert!(matches!(
         within("the DPUB", nsqd.expect_command()).await,
         ClientCommand::Dpub { .. }
     ));
+}
+
+/// A producer with batching on, on which PUBs `a`, `b`, `c` and a DPUB were queued before it
+/// connected, and the fake it connected to, which has read them: the PUBs as one MPUB, then the
+/// DPUB. Returns the producer, the three batched publishes, the DPUB and the fake.
+pub async fn batch_then_dpub(server: &FakeServer) -> (Producer, Vec<Publish>, Publish, FakeNsqd) {
+    let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
+    let (batched, deferred) = queue_abc_and_dpub(&producer).await;
+    let mut nsqd = server.accept().await;
+    expect_abc_then_dpub(&mut nsqd).await;
     (producer, batched, deferred, nsqd)
 }
