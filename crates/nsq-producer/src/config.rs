@@ -933,38 +933,8 @@ mod tests {
     #[cfg(feature = "tls")]
     mod tls {
         use nsq_conn::{TlsConfig, TlsVersion};
-        use nsq_test_support::TestPki;
 
         use super::*;
-
-        fn path(p: std::path::PathBuf) -> String {
-            p.to_str().unwrap().to_owned()
-        }
-
-        #[test]
-        fn cert_and_key_in_either_order() {
-            let pki = TestPki::generate();
-            let (cert, key) = (path(pki.client_cert()), path(pki.client_key()));
-            for order in [
-                [("tls_cert", &cert), ("tls_key", &key)],
-                [("tls_key", &key), ("tls_cert", &cert)],
-            ] {
-                let mut config = ProducerConfig::default();
-                config.set("tls_v1", "true").unwrap();
-                config
-                    .set("tls_root_ca_file", &path(pki.ca_cert()))
-                    .unwrap();
-                for (option, value) in order {
-                    config.set(option, value).unwrap();
-                }
-                config.validate().unwrap();
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .build()
-                    .unwrap();
-                let _guard = runtime.enter();
-                crate::Producer::new("127.0.0.1:4150", config).unwrap();
-            }
-        }
 
         #[test]
         fn a_lone_cert_or_key_fails_at_build_naming_the_missing_option() {
