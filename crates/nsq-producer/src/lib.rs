@@ -406,9 +406,11 @@ mod batch;
 mod completion;
 mod config;
 mod error;
+mod gate;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod producer;
+mod publish;
 mod request;
 mod router;
 mod stats;
@@ -416,7 +418,8 @@ mod transactions;
 
 pub use config::ProducerConfig;
 pub use error::{Delivery, NotSentReason, PingFailure, PublishError};
-pub use producer::{ConnectError, FlushTimedOut, Producer, Publish};
+pub use producer::{ConnectError, FlushTimedOut, Producer};
+pub use publish::Publish;
 pub use stats::{ProducerState, Stats};
 
 pub use nsq_conn::{ConfigError, ConnConfig, ConnConfigBuilder, ConnError};

@@ -1,10 +1,8 @@
 //! The user-facing handle.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,9 +12,11 @@ use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot, watch};
 use tokio::task::unconstrained;
 use tokio::time::Instant;
 
-use crate::completion::{Completion, timed_completion};
+use crate::completion::timed_completion;
 use crate::config::ProducerConfig;
 use crate::error::{NotSentReason, PingFailure, PublishError};
+use crate::gate::Gate;
+use crate::publish::{Publish, publish_span, record_outcome};
 use crate::request::{Control, Payload, Request};
 use crate::router::Router;
 use crate::stats::{Counters, ProducerState, Stats, Timer};
@@ -81,7 +81,7 @@ impl Producer {
         let shared = Arc::new(Shared {
             counters: Counters::new(&addr),
             state: watch::Sender::new(ProducerState::Idle),
-            queue_bytes: Semaphore::new(gate.size),
+            queue_bytes: Semaphore::new(gate.size()),
             closed: AtomicBool::new(false),
         });
         let router = Router::new(
@@ -373,10 +373,7 @@ impl Producer {
             permits,
             index: 0,
         });
-        Publish {
-            completion,
-            span: span.clone(),
-        }
+        Publish::new(completion, span.clone())
     }
 
     fn not_sent(&self, reason: NotSentReason) -> PublishError {
@@ -504,49 +501,6 @@ struct Waiting {
     have_permits: bool,
 }
 
-/// The sizes of the queue's admission gate: one semaphore of `size` permits bounds both the
-/// number of queued requests and their bytes.
-///
-/// A request holds its encoded size in permits, but at least `unit` (`size` over
-/// `queue_capacity`), so that no more than `queue_capacity` requests fit; and at most `size`,
-/// so that a request larger than the whole budget can still go, alone. `size` is
-/// `queue_capacity_bytes` rounded down to a multiple of `queue_capacity`.
-///
-/// One gate rather than one for the count and one for the bytes, so that a waiting publisher
-/// waits in one queue and is woken once: with two, a publisher first waited for bytes, then
-/// for a place in the channel, where the router freed places (and woke waiters) one request at
-/// a time.
-#[derive(Debug, Clone, Copy)]
-struct Gate {
-    unit: usize,
-    size: usize,
-}
-
-impl Gate {
-    fn new(queue_capacity: usize, queue_capacity_bytes: usize) -> Self {
-        if queue_capacity_bytes >= queue_capacity {
-            let unit = queue_capacity_bytes / queue_capacity;
-            Self {
-                unit,
-                size: unit * queue_capacity,
-            }
-        } else {
-            // Fewer bytes than requests: every request is at least a byte, so the bytes bound
-            // is the tighter one.
-            Self {
-                unit: 1,
-                size: queue_capacity_bytes,
-            }
-        }
-    }
-
-    /// The permits a request of `encoded_len` bytes holds while queued.
-    fn permits(self, encoded_len: usize) -> u32 {
-        // `size` fits in a u32: the configuration caps `queue_capacity_bytes`.
-        encoded_len.clamp(self.unit, self.size) as u32
-    }
-}
-
 /// Room for pings and close requests; callers wait when it is full.
 const CONTROL_CAPACITY: usize = 64;
 
@@ -567,108 +521,10 @@ pub enum ConnectError {
     Connect(#[from] PingFailure),
 }
 
-/// The result of one queued publish: resolves when nsqd answers, the connection fails, or the
-/// publish timeout passes (the router enforces the deadline, so this future holds no timer).
-///
-/// Like a task handle, it detaches when dropped: the message is still sent, and its outcome is
-/// only counted in [`Stats`]. [`cancel`](Self::cancel) withdraws a message that is not written
-/// yet.
-#[must_use = "dropping a Publish does not withdraw the message; await it for the outcome, or \
-              call cancel() to withdraw it"]
-#[derive(Debug)]
-pub struct Publish {
-    completion: Completion,
-    span: tracing::Span,
-}
-
-impl Publish {
-    /// Withdraws the message if it has not been written to nsqd yet, and says whether it did.
-    /// A withdrawn publish resolves to [`NotSentReason::Cancelled`] and is counted in
-    /// [`Stats::withdrawn`]. Once written, a message cannot be withdrawn: this returns `false`
-    /// and the publish resolves with nsqd's answer as usual.
-    pub fn cancel(&self) -> bool {
-        self.completion.cancel()
-    }
-
-    /// Makes dropping this handle withdraw the message if it is not written yet, for the
-    /// publish methods that await the outcome themselves: dropping *their* future is the
-    /// caller's way to cancel.
-    fn withdraw_on_drop(mut self) -> Self {
-        self.completion.withdraw_on_drop();
-        self
-    }
-}
-
-impl Future for Publish {
-    type Output = Result<(), PublishError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let result = std::task::ready!(Pin::new(&mut this.completion).poll(cx));
-        record_outcome(&this.span, &result);
-        Poll::Ready(result)
-    }
-}
-
-/// A debug-level span for one publish request: the producer's address, the command, topic and
-/// size, and later the outcome. Without a subscriber that wants it, this is a disabled span and
-/// costs next to nothing.
-fn publish_span(addr: &str, payload: &Payload) -> tracing::Span {
-    let command = payload.command();
-    tracing::debug_span!(
-        "publish",
-        addr,
-        command = command.name(),
-        topic = %payload.topic(),
-        bytes = command.encoded_len(),
-        outcome = tracing::field::Empty,
-    )
-}
-
-fn record_outcome(span: &tracing::Span, result: &Result<(), PublishError>) {
-    if span.is_disabled() {
-        return;
-    }
-    match result {
-        Ok(()) => span.record("outcome", "acknowledged"),
-        Err(err) => span.record("outcome", tracing::field::display(err)),
-    };
-    span.in_scope(|| tracing::debug!("publish resolved"));
-}
-
 /// Runs `future` until `deadline`; `None` if the deadline came first.
 async fn until<F: Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
     match deadline {
         Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
         None => Some(future.await),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Gate;
-
-    #[test]
-    fn the_gate_bounds_requests_and_bytes() {
-        // The defaults: 16,384 requests, 64 MiB.
-        let gate = Gate::new(16 * 1024, 64 * 1024 * 1024);
-        assert_eq!((gate.unit, gate.size), (4096, 64 * 1024 * 1024));
-        // Small requests count as a unit each: 16,384 of them fill the gate.
-        assert_eq!(gate.permits(114), 4096);
-        // Large ones count as their size; one above the budget takes all of it.
-        assert_eq!(gate.permits(100_000), 100_000);
-        assert_eq!(gate.permits(usize::MAX), 64 * 1024 * 1024);
-
-        // Bytes not a multiple of the count: rounded down, so that at most 3 small requests
-        // fit, and never more than the configured bytes.
-        let gate = Gate::new(3, 100);
-        assert_eq!((gate.unit, gate.size), (33, 99));
-        assert_eq!(gate.size / gate.permits(1) as usize, 3);
-
-        // Fewer bytes than requests: the byte bound is the tighter one.
-        let gate = Gate::new(1000, 10);
-        assert_eq!((gate.unit, gate.size), (1, 10));
-        assert_eq!(gate.permits(4), 4);
-        assert_eq!(gate.permits(50), 10);
     }
 }
