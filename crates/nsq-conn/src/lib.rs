@@ -69,6 +69,7 @@ mod codec;
 #[cfg(any(feature = "snappy", feature = "deflate"))]
 mod compress;
 mod config;
+mod config_error;
 mod connect;
 mod connection;
 mod error;
@@ -81,9 +82,10 @@ mod upgrade;
 
 pub use codec::NsqCodec;
 pub use config::{
-    ConfigError, ConnConfig, ConnConfigBuilder, DEFAULT_DIAL_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
+    ConnConfig, ConnConfigBuilder, DEFAULT_DIAL_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_MSG_SIZE, DEFAULT_WRITE_TIMEOUT, USER_AGENT,
 };
+pub use config_error::ConfigError;
 pub use connection::{Connection, ConnectionInfo};
 pub use error::ConnError;
 #[cfg(feature = "tls")]

@@ -11,7 +11,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 
 /// The lowest TLS version the client accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -170,7 +170,7 @@ impl ProducerConfig {
     /// | `output_buffer_size`, `output_buffer_timeout`, `msg_timeout`, `sample_rate` | consumer-side IDENTIFY values (sent only when set) |
     /// | `auth_secret` | secret for AUTH |
     /// | `tls_v1` | the TLS switch: off by default, and the only option that turns TLS on or off |
-    /// | `tls_root_ca_file`, `tls_cert`, `tls_key`, `tls_insecure_skip_verify`, `tls_min_version` | how TLS is set up, used once `tls_v1` is on; they edit the same settings as [`ConnConfigBuilder::tls_v1`] and [`ConnConfigBuilder::edit_tls`]. `tls_min_version` takes `tls1.2` or `tls1.3`; go-nsq's `ssl3.0`, `tls1.0` and `tls1.1` mean `tls1.2`, the lowest supported |
+    /// | `tls_root_ca_file`, `tls_cert`, `tls_key`, `tls_insecure_skip_verify`, `tls_min_version` | how TLS is set up, used once `tls_v1` is on; they edit the same settings as [`ConnConfigBuilder::tls_v1`](crate::ConnConfigBuilder::tls_v1) and [`ConnConfigBuilder::edit_tls`](crate::ConnConfigBuilder::edit_tls). `tls_min_version` takes `tls1.2` or `tls1.3`; go-nsq's `ssl3.0`, `tls1.0` and `tls1.1` mean `tls1.2`, the lowest supported |
     /// | `snappy`, `deflate`, `deflate_level` | compression |
     /// | `max_msg_size`, `max_body_size`, `max_defer` (or `max_req_timeout`) | publish limits (nsqd's `--max-msg-size`, `--max-body-size`, `--max-req-timeout`); `max_msg_size` `0` (go-nsq's "no limit") means nsqd's default, 1 MiB |
     /// | `queue_capacity`, `queue_capacity_bytes`, `max_pipelined`, `fail_fast` | queueing |
