@@ -685,17 +685,8 @@ async fn s48_request_timeout_then_connection_recycled() {
 /// connection error, and 20 callers are failed by one dial (they share one error).
 #[tokio::test]
 async fn s49_dead_server_at_start_fails_promptly() {
-    let addr = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().to_string()
-    };
-    let producer = Producer::new(addr, fail_fast()).unwrap();
-    let callers: Vec<_> = (0..20)
-        .map(|i| {
-            let producer = producer.clone();
-            tokio::spawn(async move { producer.publish(&topic(), format!("m{i}")).await })
-        })
-        .collect();
+    let producer = Producer::new(closed_port(), fail_fast()).unwrap();
+    let callers = spawn_publishes(&producer, 20);
     // The guard is shorter than the publish timeout: waiting for the deadline fails here.
     let mut causes = Vec::new();
     for caller in callers {

@@ -25,12 +25,6 @@ use common::*;
 /// anything else.
 const MARGIN: Duration = Duration::from_millis(50);
 
-/// An address where nothing listens: every dial is refused.
-fn closed_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
 /// Dials against a closed port back off from the first attempt, though the producer never
 /// connected: over ten seconds, with the default 100 ms to 10 s backoff, that is about eight
 /// attempts (100 ms, 200 ms, 400 ms, ... each jittered down by up to half), not one every

@@ -106,17 +106,8 @@ async fn close_now_fails_queued_and_in_flight_at_once() {
 /// once and they fail as not sent, instead of waiting for their deadlines.
 #[tokio::test(start_paused = true)]
 async fn close_now_while_nsqd_is_unreachable() {
-    let addr = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().to_string()
-    };
-    let producer = Producer::new(addr, unbatched()).unwrap();
-    let waiting: Vec<_> = (0..5)
-        .map(|i| {
-            let producer = producer.clone();
-            tokio::spawn(async move { producer.publish(&topic(), format!("m{i}")).await })
-        })
-        .collect();
+    let producer = Producer::new(closed_port(), unbatched()).unwrap();
+    let waiting = spawn_publishes(&producer, 5);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let started = Instant::now();
     let stats = within("close_now", producer.close_now()).await;

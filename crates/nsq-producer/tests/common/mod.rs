@@ -273,3 +273,19 @@ pub async fn batch_then_dpub(server: &FakeServer) -> (Producer, Vec<Publish>, Pu
     expect_abc_then_dpub(&mut nsqd).await;
     (producer, batched, deferred, nsqd)
 }
+
+/// An address where nothing listens: every dial is refused.
+pub fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// `n` publishes (`m0`, `m1`, ...) to [`TOPIC`], each from a task of its own.
+pub fn spawn_publishes(producer: &Producer, n: usize) -> Vec<JoinHandle<Result<(), PublishError>>> {
+    (0..n)
+        .map(|i| {
+            let producer = producer.clone();
+            tokio::spawn(async move { producer.publish(&topic(), format!("m{i}")).await })
+        })
+        .collect()
+}
