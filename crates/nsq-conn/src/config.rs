@@ -291,6 +291,12 @@ impl ConnConfigBuilder {
         self
     }
 
+    /// Removes the AUTH secret: nsqd that requires AUTH then refuses the connection.
+    pub fn clear_auth_secret(mut self) -> Self {
+        self.auth_secret = None;
+        self
+    }
+
     /// go-nsq `tls_v1` with its settings in one call: replaces the TLS settings with `tls` and
     /// turns TLS on ([`enable_tls`](Self::enable_tls)). If nsqd does not grant TLS the handshake
     /// fails; it never continues in plaintext.

@@ -168,7 +168,7 @@ impl ProducerConfig {
     /// | `heartbeat_interval` | duration, or `-1` to disable heartbeats |
     /// | `client_id`, `hostname`, `user_agent` | IDENTIFY identity |
     /// | `output_buffer_size`, `output_buffer_timeout`, `msg_timeout`, `sample_rate` | consumer-side IDENTIFY values (sent only when set) |
-    /// | `auth_secret` | secret for AUTH |
+    /// | `auth_secret` | secret for AUTH; empty (go-nsq's default) for none |
     /// | `tls_v1` | the TLS switch: off by default, and the only option that turns TLS on or off |
     /// | `tls_root_ca_file`, `tls_cert`, `tls_key`, `tls_insecure_skip_verify`, `tls_min_version` | how TLS is set up, used once `tls_v1` is on; they edit the same settings as [`ConnConfigBuilder::tls_v1`](crate::ConnConfigBuilder::tls_v1) and [`ConnConfigBuilder::edit_tls`](crate::ConnConfigBuilder::edit_tls). `tls_min_version` takes `tls1.2` or `tls1.3`; go-nsq's `ssl3.0`, `tls1.0` and `tls1.1` mean `tls1.2`, the lowest supported |
     /// | `snappy`, `deflate`, `deflate_level` | compression |
@@ -248,6 +248,8 @@ impl ProducerConfig {
             },
             "msg_timeout" => conn.msg_timeout(value.duration()?),
             "sample_rate" => conn.sample_rate(value.small("0 to 99")?),
+            // go-nsq's default is the empty string, meaning no secret.
+            "auth_secret" if text.is_empty() => conn.clear_auth_secret(),
             "auth_secret" => conn.auth_secret(text),
             "max_msg_size" => match value.uint()? {
                 0 => {

@@ -319,6 +319,26 @@ mod tests {
     ];
 
     #[test]
+    fn an_empty_auth_secret_means_none_as_in_go_nsq() {
+        let mut config = ProducerConfig::default();
+        config.set("auth_secret", "s3cret").unwrap();
+        assert!(
+            config
+                .conn_config("127.0.0.1:4150")
+                .unwrap()
+                .has_auth_secret()
+        );
+        config.set("auth_secret", "").unwrap();
+        config.validate().unwrap();
+        assert!(
+            !config
+                .conn_config("127.0.0.1:4150")
+                .unwrap()
+                .has_auth_secret()
+        );
+    }
+
+    #[test]
     fn every_go_nsq_option_is_accepted() {
         let mut config = ProducerConfig::default();
         for (option, value) in GO_NSQ_OPTIONS {
