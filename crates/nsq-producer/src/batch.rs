@@ -14,6 +14,7 @@ use nsq_proto::{Command, Topic};
 use tokio::time::Instant;
 
 use crate::completion::Responder;
+use crate::deadline_set::earlier;
 
 /// One request in a batch.
 #[derive(Debug)]
@@ -33,6 +34,8 @@ pub(crate) struct Batch {
     /// The MPUB body size so far: the count, then each size and body.
     size: u64,
     started: Option<Instant>,
+    /// The earliest deadline among the members.
+    earliest: Option<Instant>,
 }
 
 impl Batch {
@@ -63,6 +66,7 @@ impl Batch {
             self.topic = Some(topic);
         }
         self.size += 4 + body.len() as u64;
+        self.earliest = earlier(self.earliest, member.deadline);
         self.bodies.push(body);
         self.members.push(member);
     }
@@ -89,9 +93,9 @@ impl Batch {
         Some(Written { batch: self })
     }
 
-    /// The deadline of the oldest member.
-    pub(crate) fn first_deadline(&self) -> Option<Instant> {
-        self.members.first().and_then(|m| m.deadline)
+    /// The earliest deadline among the members.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.earliest
     }
 
     /// The queue index of the oldest member.
@@ -99,21 +103,28 @@ impl Batch {
         self.members.first().map(|m| m.index)
     }
 
-    /// Takes out the members whose deadline passed by `now` (the oldest ones) and hands each
-    /// to `expired`.
+    /// Takes out the members whose deadline passed by `now` and hands each to `expired`.
     pub(crate) fn expire(&mut self, now: Instant, mut expired: impl FnMut(Responder)) {
-        let n = self
-            .members
-            .iter()
-            .take_while(|m| m.deadline.is_some_and(|d| d <= now))
-            .count();
-        if n == 0 {
+        if self.earliest.is_none_or(|d| d > now) {
             return;
         }
-        for (member, body) in self.members.drain(..n).zip(self.bodies.drain(..n)) {
-            self.size -= 4 + body.len() as u64;
-            expired(member.responder);
+        let mut earliest = None;
+        let mut i = 0;
+        while i < self.members.len() {
+            match self.members[i].deadline {
+                Some(d) if d <= now => {
+                    let member = self.members.remove(i);
+                    let body = self.bodies.remove(i);
+                    self.size -= 4 + body.len() as u64;
+                    expired(member.responder);
+                }
+                deadline => {
+                    earliest = earlier(earliest, deadline);
+                    i += 1;
+                }
+            }
         }
+        self.earliest = earliest;
         if self.members.is_empty() {
             self.clear();
         }
@@ -132,6 +143,7 @@ impl Batch {
         self.members.clear();
         self.size = 0;
         self.started = None;
+        self.earliest = None;
     }
 }
 

@@ -405,6 +405,7 @@ mod backoff;
 mod batch;
 mod completion;
 mod config;
+mod deadline_set;
 mod error;
 mod gate;
 #[cfg(feature = "metrics")]
@@ -415,6 +416,7 @@ mod request;
 mod router;
 mod stats;
 mod transactions;
+mod unwritten;
 
 pub use config::ProducerConfig;
 pub use error::{Delivery, NotSentReason, PingFailure, PublishError};

@@ -14,6 +14,7 @@ use nsq_proto::{ErrorCode, Frame, Response, ServerError};
 use tokio::time::Instant;
 
 use crate::completion::Responder;
+use crate::deadline_set::{DeadlineSet, earlier};
 use crate::error::{NotSentReason, PublishError};
 
 /// One written request waiting for its reply.
@@ -24,8 +25,12 @@ use crate::error::{NotSentReason, PublishError};
 #[derive(Debug)]
 pub(crate) struct InFlight {
     pub(crate) responder: Responder,
-    /// When the caller stops waiting; past it the reply can no longer be trusted to come.
+    /// When the caller stops waiting and is told it timed out; the reply is still awaited.
     pub(crate) deadline: Option<Instant>,
+    /// When nsqd is late with the reply: the caller's deadline, or the configured publish
+    /// timeout after the write if that is later (`None`: never). Past it at the head of the
+    /// FIFO, nothing more is written, and after the stall grace the connection is dropped.
+    pub(crate) overdue_at: Option<Instant>,
     /// How many requests, from this one on, the next reply answers (0 for followers).
     pub(crate) group: u32,
     /// Its place in the queue (see `Request::index`).
@@ -34,10 +39,16 @@ pub(crate) struct InFlight {
 
 impl InFlight {
     /// A request that has a command of its own.
-    pub(crate) fn single(responder: Responder, deadline: Option<Instant>, index: u64) -> Self {
+    pub(crate) fn single(
+        responder: Responder,
+        deadline: Option<Instant>,
+        overdue_at: Option<Instant>,
+        index: u64,
+    ) -> Self {
         Self {
             responder,
             deadline,
+            overdue_at,
             group: 1,
             index,
         }
@@ -92,14 +103,20 @@ impl Violation {
 #[derive(Debug, Default)]
 pub(crate) struct Transactions {
     queue: VecDeque<InFlight>,
-    /// How many requests at the head have been told they timed out (they are in deadline
-    /// order, so these are always a prefix).
+    /// How many requests at the head the walk for timeouts has passed: each of them has been
+    /// told it timed out, or was answered first. Requests that arrive out of deadline order are
+    /// told through `deadlines`, possibly before the walk reaches them.
     timed_out: usize,
+    deadlines: DeadlineSet,
 }
 
 impl Transactions {
     pub(crate) fn push(&mut self, request: InFlight) {
+        self.deadlines.push(request.index, request.deadline);
         self.queue.push_back(request);
+        let (queue, timed_out) = (&self.queue, self.timed_out);
+        self.deadlines
+            .compact(queue.len(), |i| waiting(queue, timed_out, i));
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -115,16 +132,17 @@ impl Transactions {
         self.queue.front().map(|r| r.index)
     }
 
-    /// The earliest deadline among outstanding requests. Requests are written in order, and
-    /// deadlines are set at enqueue time, so the head's is the earliest only if all requests
-    /// share one timeout, which they do.
-    pub(crate) fn head_deadline(&self) -> Option<Instant> {
-        self.queue.front().and_then(|r| r.deadline)
+    /// When the oldest outstanding request is overdue (see [`InFlight::overdue_at`]).
+    pub(crate) fn head_overdue_at(&self) -> Option<Instant> {
+        self.queue.front().and_then(|r| r.overdue_at)
     }
 
-    /// The deadline of the oldest request whose caller has not been told it timed out.
-    pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        self.queue.get(self.timed_out).and_then(|r| r.deadline)
+    /// The earliest deadline among the requests whose callers have not been told they timed
+    /// out (it may have passed: then [`time_out`](Self::time_out) is due).
+    pub(crate) fn next_timeout(&mut self) -> Option<Instant> {
+        let walk = self.queue.get(self.timed_out).and_then(|r| r.deadline);
+        let (queue, timed_out) = (&self.queue, self.timed_out);
+        earlier(walk, self.deadlines.next_early(|i| waiting(queue, timed_out, i)))
     }
 
     /// Tells the callers of outstanding requests whose deadline passed by `now` that they
@@ -132,6 +150,8 @@ impl Transactions {
     /// Returns how many callers were told.
     pub(crate) fn time_out(&mut self, now: Instant) -> usize {
         let mut told = 0;
+        // In deadline order from the walk's position: no request behind the first one not due
+        // is due, except those that arrived early.
         while let Some(request) = self.queue.get(self.timed_out) {
             if request.deadline.is_none_or(|d| d > now) {
                 break;
@@ -139,12 +159,21 @@ impl Transactions {
             told += usize::from(request.responder.time_out());
             self.timed_out += 1;
         }
+        while let Some(index) = self.deadlines.pop_due(now) {
+            if let Some(request) = position(&self.queue, index).and_then(|at| self.queue.get(at)) {
+                // Telling twice is harmless: `time_out` tells a caller once.
+                told += usize::from(request.responder.time_out());
+            }
+        }
         told
     }
 
-    /// Keeps the timed-out prefix in step with requests leaving the head.
+    /// Keeps the walk in step with requests leaving the head.
     fn popped(&mut self, n: usize) {
         self.timed_out = self.timed_out.saturating_sub(n);
+        if self.queue.is_empty() {
+            self.deadlines.clear();
+        }
     }
 
     /// Resolves the head with `frame`.
@@ -214,6 +243,7 @@ impl Transactions {
                 .complete(Err(PublishError::NotSent(NotSentReason::Aborted)));
         }
         self.timed_out = 0;
+        self.deadlines.clear();
         resolved
     }
 
@@ -233,8 +263,19 @@ impl Transactions {
                 .complete(Err(PublishError::Unknown(cause.clone())));
         }
         self.timed_out = 0;
+        self.deadlines.clear();
         n
     }
+}
+
+/// Where the request `index` is in `queue` (indices increase along it).
+fn position(queue: &VecDeque<InFlight>, index: u64) -> Option<usize> {
+    queue.binary_search_by_key(&index, |r| r.index).ok()
+}
+
+/// Whether the request `index` is outstanding and not yet passed by the walk for timeouts.
+fn waiting(queue: &VecDeque<InFlight>, timed_out: usize, index: u64) -> bool {
+    position(queue, index).is_some_and(|at| at >= timed_out)
 }
 
 fn describe(frame: &Frame) -> String {
@@ -271,6 +312,7 @@ mod tests {
         let request = InFlight {
             responder,
             deadline: None,
+            overdue_at: None,
             group,
             index: 0,
         };
@@ -533,6 +575,37 @@ mod tests {
         }
         assert_eq!(result(&mut callers[2]), Some(Ok(())));
         assert_eq!(tx.next_timeout(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_out_of_order_are_each_kept() {
+        let mut tx = Transactions::default();
+        let start = Instant::now();
+        let at = |ms: u64| start + std::time::Duration::from_millis(ms);
+        let mut callers = Vec::new();
+        for (i, deadline) in [Some(3000), Some(1000), None, Some(2000)].into_iter().enumerate() {
+            let (mut request, completion) = written();
+            request.index = i as u64;
+            request.deadline = deadline.map(at);
+            tx.push(request);
+            callers.push(completion);
+        }
+        assert_eq!(tx.next_timeout(), Some(at(1000)));
+        assert_eq!(tx.time_out(at(1500)), 1);
+        assert_eq!(result(&mut callers[1]), Some(Err(PublishError::TimedOut)));
+        assert_eq!(result(&mut callers[0]), None);
+        assert_eq!(tx.next_timeout(), Some(at(2000)));
+        assert_eq!(tx.time_out(at(2500)), 1);
+        assert_eq!(result(&mut callers[3]), Some(Err(PublishError::TimedOut)));
+        assert_eq!(tx.next_timeout(), Some(at(3000)));
+        // The head is answered before its deadline; the one without a deadline never times out.
+        tx.resolve(Frame::Response(Response::Ok), |_| {}).unwrap();
+        assert_eq!(result(&mut callers[0]), Some(Ok(())));
+        // The walk passes the requests already told, without telling them twice.
+        assert_eq!(tx.time_out(at(3000)), 0);
+        assert_eq!(tx.next_timeout(), None);
+        assert_eq!(tx.time_out(at(60_000)), 0);
+        assert_eq!(result(&mut callers[2]), None);
     }
 
     #[derive(Debug, Clone)]

@@ -176,7 +176,7 @@ impl Router {
             return Poll::Pending;
         }
         if self.overdue(now) {
-            self.watch_oldest_queued(cx);
+            self.take_queued(cx);
         } else if let Err(err) = self.write_queued(cx, io, now) {
             return self.write_failed(cx, io, err);
         }
@@ -199,8 +199,8 @@ impl Router {
         //    stopped coming, and the close timeout.
         self.expire_in_flight(now, &mut io.timeout, cx);
         self.expire_queued(now, &mut io.expiry, cx);
-        if let Some(deadline) = self.transactions.head_deadline() {
-            if poll_timer(&mut io.stall, deadline + self.config.stall_grace, cx) {
+        if let Some(overdue_at) = self.transactions.head_overdue_at() {
+            if poll_timer(&mut io.stall, overdue_at + self.config.stall_grace, cx) {
                 return Poll::Ready(Exit::Stalled);
             }
         }
@@ -211,7 +211,7 @@ impl Router {
         }
 
         // 6. Done when nothing is left to write or to wait for.
-        let drained = self.carry.is_none() && self.batch.is_empty() && self.requests_done;
+        let drained = self.unwritten.is_empty() && self.batch.is_empty() && self.requests_done;
         let idle = drained && self.transactions.is_empty() && !io.needs_flush;
         if idle && (self.closing.is_some() || self.control_done) {
             return Poll::Ready(Exit::Finished);
@@ -219,23 +219,28 @@ impl Router {
         Poll::Pending
     }
 
-    /// Whether the oldest written request is past its deadline without a reply. Its caller has
-    /// been told it timed out; the reply may still come within the stall grace, or the
-    /// connection is dropped. Until then nothing more is written on it: what would be written
-    /// now would share that fate, while held back it goes out untouched on the next connection.
+    /// Whether the oldest written request is overdue: past its deadline without a reply, and
+    /// past the configured publish timeout since it was written. Its caller has been told it
+    /// timed out; the reply may still come within the stall grace, or the connection is
+    /// dropped. Until then nothing more is written on it: what would be written now would share
+    /// that fate, while held back it goes out untouched on the next connection.
     fn overdue(&self, now: Instant) -> bool {
         self.transactions
-            .head_deadline()
-            .is_some_and(|deadline| deadline <= now)
+            .head_overdue_at()
+            .is_some_and(|overdue_at| overdue_at <= now)
     }
 
-    /// While writing is held back, keeps the oldest queued request in `carry`, where its
-    /// deadline is watched.
-    fn watch_oldest_queued(&mut self, cx: &mut Context<'_>) {
-        if self.carry.is_none() && !self.requests_done {
+    /// Takes every request in the channel that cannot be written now, so that its deadline is
+    /// watched.
+    fn take_queued(&mut self, cx: &mut Context<'_>) {
+        while !self.requests_done {
             match self.requests.poll_recv(cx) {
-                Poll::Ready(request) => self.received(request),
-                Poll::Pending => {}
+                Poll::Ready(Some(request)) => {
+                    let request = self.dequeued(request);
+                    self.unwritten.push(request);
+                }
+                Poll::Ready(None) => self.requests_done = true,
+                Poll::Pending => break,
             }
         }
     }
@@ -264,7 +269,7 @@ impl Router {
                 Poll::Ready(Err(err)) => return Err(err),
                 Poll::Pending => break,
             }
-            let request = match self.carry.take() {
+            let request = match self.unwritten.pop_front() {
                 Some(request) => request,
                 None if self.requests_done => break,
                 None => match self.requests.poll_recv(cx) {
@@ -278,6 +283,8 @@ impl Router {
             };
             self.write(io, request, now)?;
         }
+        // What is left waits for room in the window or in the connection's buffer.
+        self.take_queued(cx);
         self.poll_batch(cx, io)
     }
 
@@ -328,6 +335,7 @@ impl Router {
 
     /// Writes one request, or adds it to the batch of PUBs being gathered.
     fn write(&mut self, io: &mut Io<'_>, request: Request, now: Instant) -> Result<(), ConnError> {
+        self.leaves_queue(&request);
         let Request {
             payload,
             responder,
@@ -368,8 +376,9 @@ impl Router {
         let command = payload.command();
         io.buffer(&command)?;
         self.counters().wrote(1, command.encoded_len());
+        let overdue_at = self.overdue_at(deadline, now);
         self.transactions
-            .push(InFlight::single(responder, deadline, index));
+            .push(InFlight::single(responder, deadline, overdue_at, index));
         Ok(())
     }
 
@@ -404,17 +413,42 @@ impl Router {
         let c = &self.shared.counters;
         c.wrote(requests, command.encoded_len());
         c.batched(requests);
+        let now = Instant::now();
+        let patience = self.config.publish_timeout;
         let transactions = &mut self.transactions;
         written.finish(|i, member| {
             let group = if i == 0 { requests as u32 } else { 0 };
             transactions.push(InFlight {
                 responder: member.responder,
                 deadline: member.deadline,
+                overdue_at: overdue_at(member.deadline, now, patience),
                 group,
                 index: member.index,
             });
         });
         Ok(())
+    }
+}
+
+impl Router {
+    fn overdue_at(&self, deadline: Option<Instant>, written: Instant) -> Option<Instant> {
+        overdue_at(deadline, written, self.config.publish_timeout)
+    }
+}
+
+/// When a request written at `written` with `deadline` is overdue: at its deadline, but not
+/// before the configured publish timeout (`patience`) has passed since the write, so that a
+/// short deadline of one caller's own does not judge nsqd slow. Never without both: a publish
+/// without a deadline waits as long as the connection lives, and without a configured timeout
+/// the producer leaves nsqd's health to the heartbeats.
+fn overdue_at(
+    deadline: Option<Instant>,
+    written: Instant,
+    patience: Option<Duration>,
+) -> Option<Instant> {
+    match (deadline, patience) {
+        (Some(deadline), Some(patience)) => Some(deadline.max(written + patience)),
+        _ => None,
     }
 }
 

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use tokio::time::{Instant, Sleep};
 
 use super::{Router, fail_request};
+use crate::deadline_set::earlier;
 
 impl Router {
     /// Fails queued requests whose deadline passed and arms `expiry` for the next one; for the
@@ -42,9 +43,8 @@ impl Router {
         }
     }
 
-    /// Fails the queued requests (batched, carried, then from the channel, oldest first) whose
-    /// deadline passed, and arms `timer` for the next one. Requests are queued in deadline order,
-    /// so watching the oldest is enough.
+    /// Fails the requests taken from the channel and not written (batched or unwritten) whose
+    /// deadline passed, and arms `timer` for the next such deadline.
     pub(super) fn expire_queued(
         &mut self,
         now: Instant,
@@ -52,32 +52,20 @@ impl Router {
         cx: &mut Context<'_>,
     ) {
         let reason = self.expiry_reason();
-        loop {
-            let counters = &self.shared.counters;
-            self.batch.expire(now, |responder| {
-                fail_request(responder, &reason, counters);
-            });
-            if let Some(request) = self.carry.take_if(|r| r.deadline.is_some_and(|d| d <= now)) {
-                fail_request(request.responder, &reason, self.counters());
-                if let Ok(next) = self.requests.try_recv() {
-                    self.carry = Some(self.dequeued(next));
-                    // Taken outside the write loop: make sure a turn comes to write it.
-                    cx.waker().wake_by_ref();
-                }
-                continue;
-            }
-            let next = self
-                .batch
-                .first_deadline()
-                .into_iter()
-                .chain(self.carry.as_ref().and_then(|r| r.deadline))
-                .min();
-            match next {
-                Some(deadline) if poll_timer(timer, deadline, cx) => {
-                    // Passed since `now` was read: go round again with the deadline as now.
-                    return self.expire_queued(deadline, timer, cx);
-                }
-                _ => return,
+        let counters = &self.shared.counters;
+        self.batch.expire(now, |responder| {
+            fail_request(responder, &reason, counters);
+        });
+        let permits = &mut self.permits_to_release;
+        self.unwritten.expire(now, |request| {
+            *permits += request.permits as usize;
+            fail_request(request.responder, &reason, counters);
+        });
+        let next = earlier(self.batch.next_deadline(), self.unwritten.next_deadline());
+        if let Some(deadline) = next {
+            if poll_timer(timer, deadline, cx) {
+                // Passed since `now` was read: go round again with the deadline as now.
+                self.expire_queued(deadline, timer, cx);
             }
         }
     }

@@ -24,7 +24,7 @@ impl Router {
             {
                 return Phase::Done;
             }
-            if self.carry.is_some() || !self.batch.is_empty() || !self.pings.is_empty() {
+            if !self.unwritten.is_empty() || !self.batch.is_empty() || !self.pings.is_empty() {
                 return Phase::Dial { at: Instant::now() };
             }
             tokio::select! {
@@ -61,8 +61,8 @@ impl Router {
     }
 
     /// Runs `step` (the backoff wait, or the dial and handshake) to completion while there is no
-    /// connection: queued requests expire at their deadlines, the oldest one is taken from the
-    /// queue so that its deadline is watched, and pings and close are taken in. `None` when the
+    /// connection: queued requests are taken from the channel, so that their deadlines are
+    /// watched, and expire at them; pings and close are taken in. `None` when the
     /// router is done instead: closing with nothing left to deliver, closing out of time, or
     /// every handle gone with nothing queued.
     async fn disconnected<F: Future>(
@@ -81,7 +81,7 @@ impl Router {
             tokio::select! {
                 biased;
                 control = self.control.recv(), if !self.control_done => self.on_control(control),
-                request = self.requests.recv(), if self.carry.is_none() && !self.requests_done => {
+                request = self.requests.recv(), if !self.requests_done => {
                     self.received(request);
                 }
                 () = &mut *expiry => {}

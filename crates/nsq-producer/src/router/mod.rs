@@ -33,6 +33,7 @@ use crate::producer::Shared;
 use crate::request::{Control, Request};
 use crate::stats::{Counters, Lost, ProducerState, Stats};
 use crate::transactions::Transactions;
+use crate::unwritten::Unwritten;
 
 pub(crate) struct Router {
     addr: String,
@@ -44,11 +45,13 @@ pub(crate) struct Router {
     transactions: Transactions,
     backoff: Backoff,
     jitter: Jitter,
-    /// A request taken from the queue but not written yet; written first.
-    carry: Option<Request>,
-    /// PUBs taken from the queue to go out together as one MPUB; written before `carry`.
+    /// Requests taken from the channel but not written yet; written first. They still hold
+    /// their queue permits.
+    unwritten: Unwritten,
+    /// PUBs taken from the queue to go out together as one MPUB; written before `unwritten`.
     batch: Batch,
-    /// Queue-byte permits of requests that left the queue, returned to publishers together.
+    /// Queue-byte permits of requests that left the queue (written or failed), returned to
+    /// publishers together.
     permits_to_release: usize,
     ever_connected: bool,
     /// Connection attempts that failed in a row since the last healthy connection (a
@@ -107,7 +110,7 @@ impl Router {
             shared,
             transactions: Transactions::default(),
             jitter: Jitter::seeded(seed),
-            carry: None,
+            unwritten: Unwritten::default(),
             batch: Batch::default(),
             permits_to_release: 0,
             ever_connected: false,
@@ -143,25 +146,29 @@ impl Router {
         self.shut_down();
     }
 
-    /// Bookkeeping for a request leaving the channel. Its queue bytes are returned to
-    /// publishers by [`release_permits`](Self::release_permits), once per loop turn rather
-    /// than once per request.
+    /// Bookkeeping for a request taken from the channel: it gets its place in the queue.
     fn dequeued(&mut self, mut request: Request) -> Request {
         self.counters().dequeued();
-        self.permits_to_release += request.permits as usize;
         request.index = self.taken;
         self.taken += 1;
         request
     }
 
+    /// Bookkeeping for a request leaving the queue, written or failed: its queue bytes are
+    /// returned to publishers by [`release_permits`](Self::release_permits), once per loop turn
+    /// rather than once per request.
+    fn leaves_queue(&mut self, request: &Request) {
+        self.permits_to_release += request.permits as usize;
+    }
+
     /// The queue index below which every request has its outcome. Requests are taken, written
     /// and answered in queue order, so the oldest one not settled is the first of: what is in
-    /// flight, then the batch, then the carried request, then the channel.
+    /// flight, then the batch, then the unwritten requests, then the channel.
     fn settled_below(&self) -> u64 {
         self.transactions
             .first_index()
             .or_else(|| self.batch.first_index())
-            .or_else(|| self.carry.as_ref().map(|r| r.index))
+            .or_else(|| self.unwritten.first_index())
             .unwrap_or(self.taken)
     }
 
@@ -182,25 +189,42 @@ impl Router {
         }
     }
 
-    /// Takes the next request into `carry` from a `recv` that returned `request`.
+    /// Takes `request`, which a `recv` returned, and whatever else the channel holds now.
     fn received(&mut self, request: Option<Request>) {
         match request {
             Some(request) => {
-                self.carry = Some(self.dequeued(request));
-                self.release_permits();
+                let request = self.dequeued(request);
+                self.unwritten.push(request);
+                self.take_available();
             }
             None => self.requests_done = true,
         }
     }
 
+    /// Takes every request the channel holds now, without waiting, so that their deadlines
+    /// are watched.
+    fn take_available(&mut self) {
+        while !self.requests_done {
+            match self.requests.try_recv() {
+                Ok(request) => {
+                    let request = self.dequeued(request);
+                    self.unwritten.push(request);
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => self.requests_done = true,
+            }
+        }
+        self.record_held();
+    }
+
     /// Publishes how many requests the router holds unwritten, for `stats().queued`.
     fn record_held(&self) {
-        let held = u64::from(self.carry.is_some()) + self.batch.len() as u64;
+        let held = self.unwritten.len() as u64 + self.batch.len() as u64;
         self.counters().set_held(held);
     }
 
-    /// Returns the queue bytes of requests that left the channel to publishers, and updates
-    /// how many the router holds.
+    /// Returns the queue bytes of requests that left the queue to publishers, and updates how
+    /// many the router holds.
     fn release_permits(&mut self) {
         if self.permits_to_release > 0 {
             self.shared
@@ -262,9 +286,9 @@ impl Router {
             .is_some_and(|c| Instant::now() >= c.deadline)
     }
 
-    /// Nothing queued, nothing carried and nothing in flight.
+    /// Nothing queued, nothing unwritten and nothing in flight.
     fn nothing_to_deliver(&mut self) -> bool {
-        if self.carry.is_some() || !self.batch.is_empty() || !self.transactions.is_empty() {
+        if !self.unwritten.is_empty() || !self.batch.is_empty() || !self.transactions.is_empty() {
             return false;
         }
         // Skip requests whose callers are gone; stop at the first live one.
@@ -273,9 +297,10 @@ impl Router {
                 Ok(request) => {
                     let request = self.dequeued(request);
                     if !request.responder.is_abandoned() {
-                        self.carry = Some(request);
+                        self.unwritten.push(request);
                         break true;
                     }
+                    self.leaves_queue(&request);
                     self.counters().withdrawn();
                 }
                 Err(_) => break false,
@@ -289,7 +314,7 @@ impl Router {
     fn finished_with_nothing_left(&mut self) -> bool {
         self.requests_done
             && self.control_done
-            && self.carry.is_none()
+            && self.unwritten.is_empty()
             && self.batch.is_empty()
             && self.transactions.is_empty()
     }
@@ -311,16 +336,19 @@ impl Router {
         }
     }
 
-    /// Fails the carried request and everything in the channel.
+    /// Fails the batch, the unwritten requests and everything in the channel.
     fn fail_queued(&mut self, reason: &NotSentReason) {
+        let counters = &self.shared.counters;
         for member in self.batch.drain_members() {
-            fail_request(member.responder, reason, self.counters());
+            fail_request(member.responder, reason, counters);
         }
-        if let Some(request) = self.carry.take() {
-            fail_request(request.responder, reason, self.counters());
+        for request in self.unwritten.drain() {
+            self.permits_to_release += request.permits as usize;
+            fail_request(request.responder, reason, counters);
         }
         while let Ok(request) = self.requests.try_recv() {
             let request = self.dequeued(request);
+            self.leaves_queue(&request);
             fail_request(request.responder, reason, self.counters());
         }
         self.release_permits();
