@@ -161,7 +161,11 @@ mod tests {
 
         /// Expires what is due by `now`, as the owner does: from the front, then from the heap.
         fn expire(&mut self, now: Instant) {
-            while self.entries.first().is_some_and(|&(_, d)| d.is_some_and(|d| d <= now)) {
+            while self
+                .entries
+                .first()
+                .is_some_and(|&(_, d)| d.is_some_and(|d| d <= now))
+            {
                 self.entries.remove(0);
             }
             while let Some(index) = self.set.pop_due(now) {
@@ -171,7 +175,8 @@ mod tests {
                 self.set.clear();
             }
             let entries = &self.entries;
-            self.set.compact(entries.len(), |i| Self::is_live(entries, i));
+            self.set
+                .compact(entries.len(), |i| Self::is_live(entries, i));
         }
     }
 

@@ -412,6 +412,7 @@ mod gate;
 mod metrics;
 mod producer;
 mod publish;
+mod publishing;
 mod request;
 mod router;
 mod stats;
@@ -422,6 +423,7 @@ pub use config::ProducerConfig;
 pub use error::{Delivery, NotSentReason, PingFailure, PublishError};
 pub use producer::{ConnectError, FlushTimedOut, Producer};
 pub use publish::Publish;
+pub use publishing::{Enqueuing, Publishing};
 pub use stats::{ProducerState, Stats};
 
 pub use nsq_conn::{ConfigError, ConnConfig, ConnConfigBuilder, ConnError};

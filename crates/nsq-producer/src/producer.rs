@@ -1,6 +1,7 @@
 //! The user-facing handle.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use crate::config::ProducerConfig;
 use crate::error::{NotSentReason, PingFailure, PublishError};
 use crate::gate::Gate;
 use crate::publish::{Publish, publish_span, record_outcome};
+use crate::publishing::{Enqueuing, Patience, Publishing};
 use crate::request::{Control, Payload, Request};
 use crate::router::Router;
 use crate::stats::{Counters, ProducerState, Stats, Timer};
@@ -132,6 +134,9 @@ impl Producer {
 
     /// Publishes one message and waits for nsqd's answer.
     ///
+    /// The returned [`Publishing`] future takes a deadline of its own:
+    /// `producer.publish(&topic, body).timeout(d).await`.
+    ///
     /// # Errors
     ///
     /// A [`PublishError`] that says whether the message may have been stored.
@@ -140,11 +145,8 @@ impl Producer {
     ///
     /// Dropping the future before the message is written withdraws it; after that, the message
     /// may still be published.
-    pub async fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Result<(), PublishError> {
-        self.publish_async(topic, body)
-            .await?
-            .withdraw_on_drop()
-            .await
+    pub fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Publishing<'_> {
+        Publishing::new(self, self.pub_payload(topic, body.into()))
     }
 
     /// Publishes several messages in one MPUB and waits for nsqd's answer, which covers them
@@ -153,15 +155,12 @@ impl Producer {
     /// # Errors
     ///
     /// As [`publish`](Self::publish); also [`InvalidPublish::NoMessages`](crate::InvalidPublish::NoMessages) for an empty batch.
-    pub async fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Result<(), PublishError>
+    pub fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_>
     where
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
-        self.multi_publish_async(topic, bodies)
-            .await?
-            .withdraw_on_drop()
-            .await
+        Publishing::new(self, self.mpub_payload(topic, bodies))
     }
 
     /// Publishes one message that nsqd delivers after `delay`, and waits for nsqd's answer.
@@ -170,34 +169,26 @@ impl Producer {
     ///
     /// As [`publish`](Self::publish); also [`InvalidPublish::DeferTooLong`](crate::InvalidPublish::DeferTooLong) for a delay above
     /// the configured maximum.
-    pub async fn deferred_publish(
+    pub fn deferred_publish(
         &self,
         topic: &Topic,
         delay: Duration,
         body: impl Into<Bytes>,
-    ) -> Result<(), PublishError> {
-        self.deferred_publish_async(topic, delay, body)
-            .await?
-            .withdraw_on_drop()
-            .await
+    ) -> Publishing<'_> {
+        Publishing::new(self, self.dpub_payload(topic, delay, body.into()))
     }
 
     /// Queues one message and returns once it is queued, with a [`Publish`] future for its
-    /// result. No I/O happens in the caller; waiting here is backpressure (a full queue).
+    /// result. No I/O happens in the caller; waiting here is backpressure (a full queue). The
+    /// returned [`Enqueuing`] future takes a deadline of its own, as [`publish`](Self::publish)
+    /// does.
     ///
     /// # Errors
     ///
     /// Errors found before queuing: invalid input, a closed producer, a full queue with
-    /// `fail_fast`, or the publish timeout passing while waiting for room.
-    pub async fn publish_async(
-        &self,
-        topic: &Topic,
-        body: impl Into<Bytes>,
-    ) -> Result<Publish, PublishError> {
-        let body = body.into();
-        self.inner.config.limits.check_pub(&body)?;
-        let topic = topic.clone();
-        self.enqueue(Payload::Pub { topic, body }).await
+    /// `fail_fast`, or the publish deadline passing while waiting for room.
+    pub fn publish_async(&self, topic: &Topic, body: impl Into<Bytes>) -> Enqueuing<'_> {
+        Enqueuing::new(self, self.pub_payload(topic, body.into()))
     }
 
     /// Queues one MPUB; see [`publish_async`](Self::publish_async).
@@ -205,19 +196,12 @@ impl Producer {
     /// # Errors
     ///
     /// As [`publish_async`](Self::publish_async).
-    pub async fn multi_publish_async<I>(
-        &self,
-        topic: &Topic,
-        bodies: I,
-    ) -> Result<Publish, PublishError>
+    pub fn multi_publish_async<I>(&self, topic: &Topic, bodies: I) -> Enqueuing<'_>
     where
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
-        let bodies: Vec<Bytes> = bodies.into_iter().map(Into::into).collect();
-        self.inner.config.limits.check_mpub(&bodies)?;
-        let topic = topic.clone();
-        self.enqueue(Payload::Mpub { topic, bodies }).await
+        Enqueuing::new(self, self.mpub_payload(topic, bodies))
     }
 
     /// Queues one DPUB; see [`publish_async`](Self::publish_async).
@@ -225,42 +209,85 @@ impl Producer {
     /// # Errors
     ///
     /// As [`publish_async`](Self::publish_async).
-    pub async fn deferred_publish_async(
+    pub fn deferred_publish_async(
         &self,
         topic: &Topic,
         delay: Duration,
         body: impl Into<Bytes>,
-    ) -> Result<Publish, PublishError> {
-        let body = body.into();
-        self.inner.config.limits.check_dpub(delay, &body)?;
-        let topic = topic.clone();
-        self.enqueue(Payload::Dpub { topic, delay, body }).await
+    ) -> Enqueuing<'_> {
+        Enqueuing::new(self, self.dpub_payload(topic, delay, body.into()))
     }
 
-    async fn enqueue(&self, payload: Payload) -> Result<Publish, PublishError> {
+    fn pub_payload(&self, topic: &Topic, body: Bytes) -> Result<Payload, PublishError> {
+        self.inner.config.limits.check_pub(&body)?;
+        let topic = topic.clone();
+        Ok(Payload::Pub { topic, body })
+    }
+
+    fn mpub_payload<I>(&self, topic: &Topic, bodies: I) -> Result<Payload, PublishError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Bytes>,
+    {
+        let bodies: Vec<Bytes> = bodies.into_iter().map(Into::into).collect();
+        self.inner.config.limits.check_mpub(&bodies)?;
+        let topic = topic.clone();
+        Ok(Payload::Mpub { topic, bodies })
+    }
+
+    fn dpub_payload(
+        &self,
+        topic: &Topic,
+        delay: Duration,
+        body: Bytes,
+    ) -> Result<Payload, PublishError> {
+        self.inner.config.limits.check_dpub(delay, &body)?;
+        let topic = topic.clone();
+        Ok(Payload::Dpub { topic, delay, body })
+    }
+
+    /// Starts queuing a checked request: queues it at once if there is room, or returns the
+    /// wait for room.
+    pub(crate) fn start(&self, payload: Payload, patience: Patience) -> Start<'_> {
         let span = publish_span(&self.inner.addr, &payload);
         let timer = self.inner.shared.counters.timer();
-        let result = match self.try_enqueue(payload, &span, &timer) {
-            Attempt::Done(result) => result,
+        match self.try_enqueue(payload, patience, &span, &timer) {
+            Attempt::Done(result) => {
+                if let Err(err) = &result {
+                    failed_to_queue(err, &span, &timer);
+                }
+                Start::Done(result)
+            }
             // The queue is full: wait for room. Boxed, so that the future of every publish
             // stays small (a large future is copied each time it moves).
-            Attempt::Wait(waiting) => Box::pin(self.enqueue_waiting(waiting, &span, &timer)).await,
-        };
-        if let Err(err) = &result {
-            timer.record(Some(err));
-            record_outcome(&span, &Err(err.clone()));
+            Attempt::Wait(waiting) => Start::Waiting(Box::pin(async move {
+                let result = self.enqueue_waiting(waiting, &span, &timer).await;
+                if let Err(err) = &result {
+                    failed_to_queue(err, &span, &timer);
+                }
+                result
+            })),
         }
-        result
     }
 
     /// Queues at once if there is room; otherwise says what to wait for.
-    fn try_enqueue(&self, payload: Payload, span: &tracing::Span, timer: &Timer) -> Attempt {
+    fn try_enqueue(
+        &self,
+        payload: Payload,
+        patience: Patience,
+        span: &tracing::Span,
+        timer: &Timer,
+    ) -> Attempt {
         let inner = &*self.inner;
         let shared = &inner.shared;
         if shared.closed.load(Ordering::Acquire) {
             return Attempt::Done(Err(PublishError::Closed));
         }
-        let deadline = inner.config.publish_timeout.map(|t| Instant::now() + t);
+        let now = Instant::now();
+        let deadline = patience.deadline(now, inner.config.publish_timeout);
+        if deadline.is_some_and(|d| d <= now) {
+            return Attempt::Done(Err(self.not_sent(NotSentReason::DeadlineExpired)));
+        }
         let permits = inner.gate.permits(payload.command().encoded_len());
         let waiting = |payload, have_permits| {
             if inner.config.fail_fast {
@@ -483,6 +510,20 @@ impl Producer {
     pub fn stats(&self) -> Stats {
         self.inner.shared.counters.snapshot()
     }
+}
+
+/// How queuing a request started.
+pub(crate) enum Start<'a> {
+    /// Queued, or failed.
+    Done(Result<Publish, PublishError>),
+    /// Waiting for room in the queue.
+    Waiting(Pin<Box<dyn Future<Output = Result<Publish, PublishError>> + Send + 'a>>),
+}
+
+/// A request that was not queued: its span and timer record why.
+fn failed_to_queue(err: &PublishError, span: &tracing::Span, timer: &Timer) {
+    timer.record(Some(err));
+    record_outcome(span, &Err(err.clone()));
 }
 
 /// The outcome of trying to queue a request without waiting.

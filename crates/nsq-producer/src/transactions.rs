@@ -142,7 +142,10 @@ impl Transactions {
     pub(crate) fn next_timeout(&mut self) -> Option<Instant> {
         let walk = self.queue.get(self.timed_out).and_then(|r| r.deadline);
         let (queue, timed_out) = (&self.queue, self.timed_out);
-        earlier(walk, self.deadlines.next_early(|i| waiting(queue, timed_out, i)))
+        earlier(
+            walk,
+            self.deadlines.next_early(|i| waiting(queue, timed_out, i)),
+        )
     }
 
     /// Tells the callers of outstanding requests whose deadline passed by `now` that they
@@ -583,7 +586,10 @@ mod tests {
         let start = Instant::now();
         let at = |ms: u64| start + std::time::Duration::from_millis(ms);
         let mut callers = Vec::new();
-        for (i, deadline) in [Some(3000), Some(1000), None, Some(2000)].into_iter().enumerate() {
+        for (i, deadline) in [Some(3000), Some(1000), None, Some(2000)]
+            .into_iter()
+            .enumerate()
+        {
             let (mut request, completion) = written();
             request.index = i as u64;
             request.deadline = deadline.map(at);
