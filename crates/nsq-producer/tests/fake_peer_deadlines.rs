@@ -23,12 +23,13 @@ const MARGIN: Duration = Duration::from_millis(50);
 
 type Outcome = Result<(), PublishError>;
 
+/// A publish under way: its kind, its timeout, and its task, which returns how long it took and
+/// how it ended.
+type Timed = (&'static str, Duration, JoinHandle<(Duration, Outcome)>);
+
 /// The six ways to publish, each with `timeout` of its own, as one future per kind, in the order
 /// PUB, MPUB, DPUB, then their `_async` forms (queued, then awaited through the handle).
-fn every_kind(
-    producer: &Producer,
-    timeouts: [Duration; 6],
-) -> Vec<(&'static str, Duration, JoinHandle<(Duration, Outcome)>)> {
+fn every_kind(producer: &Producer, timeouts: [Duration; 6]) -> Vec<Timed> {
     let kinds = [
         "publish",
         "multi_publish",
@@ -79,10 +80,7 @@ fn every_kind(
 }
 
 /// Checks that each publish resolved with `expected` at its own deadline.
-async fn resolved_at_their_deadlines(
-    publishes: Vec<(&'static str, Duration, JoinHandle<(Duration, Outcome)>)>,
-    expected: impl Fn(&Outcome) -> bool,
-) {
+async fn resolved_at_their_deadlines(publishes: Vec<Timed>, expected: impl Fn(&Outcome) -> bool) {
     for (kind, timeout, task) in publishes {
         let (elapsed, outcome) = within(kind, task).await.unwrap();
         assert!(expected(&outcome), "{kind}: {outcome:?}");
