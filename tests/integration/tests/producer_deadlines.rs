@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use nsq_producer::{Producer, PublishError};
@@ -146,4 +147,99 @@ async fn every_deadline_holds_while_nsqd_is_frozen() {
         depth <= acked + unknown,
         "nsqd holds {depth}, acked {acked}, unknown {unknown}"
     );
+}
+
+/// Deadlines of one's own, for every publish kind, while nsqd is frozen: with the configured
+/// timeout at 30 s, each of PUB, MPUB and DPUB and their `_async` forms given 700 ms resolves
+/// within 700 ms (plus scheduling), while a publish on the configured timeout still waits.
+/// Those short deadlines do not make the producer give up on the connection: after SIGCONT,
+/// nsqd's late replies arrive on it, the waiting publish is acknowledged, and nothing was
+/// redialled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_call_deadlines_hold_for_every_publish_kind() {
+    let nsqd = Nsqd::start();
+    let mut config = producer_config();
+    config.publish_timeout = Some(Duration::from_secs(30));
+    let producer = Producer::connect(nsqd.tcp_addr().to_string(), config)
+        .await
+        .unwrap();
+    let t = topic("own_deadlines");
+    within("a first publish", producer.publish(&t, "first"))
+        .await
+        .unwrap();
+
+    nsqd.pause();
+    let patient = {
+        let (producer, t) = (producer.clone(), t.clone());
+        tokio::spawn(async move { producer.publish(&t, "patient").await })
+    };
+    let own = Duration::from_millis(700);
+    let delay = Duration::from_millis(100);
+    let kinds: Vec<(&str, std::pin::Pin<Box<dyn Future<Output = _> + Send>>)> = {
+        let p = &producer;
+        vec![
+            ("publish", Box::pin(p.publish(&t, "a").timeout(own))),
+            (
+                "multi_publish",
+                Box::pin(p.multi_publish(&t, ["b", "c"]).timeout(own)),
+            ),
+            (
+                "deferred_publish",
+                Box::pin(p.deferred_publish(&t, delay, "d").timeout(own)),
+            ),
+            (
+                "publish_async",
+                Box::pin(async { p.publish_async(&t, "e").timeout(own).await?.await }),
+            ),
+            (
+                "multi_publish_async",
+                Box::pin(async {
+                    p.multi_publish_async(&t, ["f", "g"])
+                        .timeout(own)
+                        .await?
+                        .await
+                }),
+            ),
+            (
+                "deferred_publish_async",
+                Box::pin(async {
+                    p.deferred_publish_async(&t, delay, "h")
+                        .timeout(own)
+                        .await?
+                        .await
+                }),
+            ),
+        ]
+    };
+    let started = Instant::now();
+    let results = futures::future::join_all(kinds.into_iter().map(|(kind, publish)| async move {
+        let result = publish.await;
+        (kind, started.elapsed(), result)
+    }))
+    .await;
+    for (kind, elapsed, result) in &results {
+        assert!(
+            *elapsed <= own + MARGIN,
+            "{kind} with a {own:?} deadline took {elapsed:?}: {result:?}"
+        );
+        assert_eq!(
+            *result,
+            Err(PublishError::TimedOut),
+            "{kind} was written before the deadline"
+        );
+    }
+    assert!(!patient.is_finished(), "the configured 30 s is not up");
+    nsqd.resume();
+
+    assert_eq!(
+        within("the patient publish", patient).await.unwrap(),
+        Ok(())
+    );
+    let stats = producer.close().await;
+    assert_eq!(stats.timed_out, 6);
+    assert_eq!(
+        stats.acked, 8,
+        "the first, the patient one and six late replies"
+    );
+    assert_eq!(stats.reconnects, 0);
 }
