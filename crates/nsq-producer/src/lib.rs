@@ -63,17 +63,27 @@
 //! never merged, and the wire order is always the queue order.
 //!
 //! **Timeouts.** [`ProducerConfig::publish_timeout`] (default 30 s) bounds a publish from the
-//! call to nsqd's answer. If it passes while the publisher waits for room in the queue, or
-//! while the request waits for a connection, the request is withdrawn and the publish fails with
-//! [`NotSentReason::DeadlineExpired`]; a request queued behind a full in-flight window is
-//! checked when it reaches the window, and fails the same way if its time is up. If the request
-//! was already written, the publish fails with [`PublishError::TimedOut`] at its deadline. From
-//! then on nothing more is written on that connection: if nsqd's reply comes within
+//! call to nsqd's answer. One publish can have a deadline of its own instead, the same way for
+//! every kind: `producer.publish(&topic, body).timeout(d).await`, or
+//! [`deadline`](Publishing::deadline) or [`no_timeout`](Publishing::no_timeout), on the futures
+//! that [`Producer::publish`], [`Producer::multi_publish`], [`Producer::deferred_publish`]
+//! ([`Publishing`]) and their `_async` forms ([`Enqueuing`]) return. Either way the deadline
+//! holds in every state. If it passes while the publisher waits for room in the queue, while the
+//! request waits for a connection or behind a full in-flight window, the request is withdrawn
+//! and the publish fails with [`NotSentReason::DeadlineExpired`] (or
+//! [`NotSentReason::Unavailable`], see below). If the request was already written, the publish
+//! fails with [`PublishError::TimedOut`] at its deadline, and nsqd's late reply is still
+//! consumed. While dialling, handshaking or waiting to redial, queued requests fail at their
+//! deadline, not when the attempt ends. The router keeps these deadlines, so a pending publish
+//! holds no timer of its own.
+//!
+//! Whether nsqd is too slow is judged by the configured timeout alone. When the oldest written
+//! request is past its deadline and the configured timeout has passed since it was written,
+//! nothing more is written on that connection: if nsqd's reply comes within
 //! [`ProducerConfig::stall_grace`], writing resumes; if not, the connection is dropped and
 //! redialled, and the requests held back meanwhile, never written, go out on the next connection
-//! untouched. Deadlines hold in every state: while dialling, handshaking or waiting to redial,
-//! queued requests fail at their deadline, not when the attempt ends. The router keeps
-//! these deadlines, so a pending publish holds no timer of its own.
+//! untouched. A caller's short deadline of its own therefore never costs other publishes their
+//! connection, and a long one (or none) is waited for.
 //!
 //! **Fire and forget, and cancellation.** A [`Publish`] handle is like a task handle: dropping
 //! it detaches, and the message is still sent; its outcome is only counted in [`Stats`]. So

@@ -55,10 +55,14 @@ pub struct ProducerConfig {
     /// option is accepted by [`set`](Self::set) and ignored, so a configuration shared with
     /// consumers does not throttle the producer.
     pub max_pipelined: usize,
-    /// How long a publish may take, from the call to nsqd's answer; `None` waits for ever.
+    /// How long a publish may take, from the call to nsqd's answer; `None` waits for ever. One
+    /// publish can have its own instead ([`Publishing::timeout`](crate::Publishing::timeout)).
+    /// It is also how long nsqd may take to answer a written request before the connection is
+    /// judged stalled (see `stall_grace`).
     pub publish_timeout: Option<Duration>,
-    /// How long past the oldest request's deadline the router waits for its reply before it
-    /// drops the connection as stalled.
+    /// How long the router waits for the reply of the oldest written request once it is overdue
+    /// (past its deadline, and past `publish_timeout` since it was written) before it drops the
+    /// connection as stalled.
     pub stall_grace: Duration,
     /// The shortest delay between reconnect attempts.
     pub reconnect_backoff_min: Duration,
