@@ -186,6 +186,7 @@ impl Nsqd {
     /// When nsqd is not running or the signal cannot be sent.
     pub fn pause(&self) {
         self.signal("-STOP");
+        self.wait_until_stopped();
         self.log
             .note("--- nsq-test-support: nsqd paused (SIGSTOP) ---".to_owned());
     }
@@ -199,6 +200,33 @@ impl Nsqd {
         self.signal("-CONT");
         self.log
             .note("--- nsq-test-support: nsqd resumed (SIGCONT) ---".to_owned());
+    }
+
+    /// Waits until every thread of nsqd has stopped: `kill` returns once the signal is sent, and
+    /// a thread already running on another core may still answer a request before it stops.
+    /// Where `/proc` is missing, returns at once.
+    fn wait_until_stopped(&self) {
+        let Some(pid) = self.pid() else { return };
+        let tasks = std::path::PathBuf::from(format!("/proc/{pid}/task"));
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            let Ok(entries) = std::fs::read_dir(&tasks) else {
+                return;
+            };
+            let all_stopped = entries.flatten().all(|task| {
+                std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+                    // The state follows the command name, which is in parentheses.
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().next())
+                        .is_some_and(|state| state == "T" || state == "t")
+                })
+            });
+            if all_stopped {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("nsqd (pid {pid}) did not stop within 5 s of SIGSTOP");
     }
 
     /// Sends `signal` (a `kill` option such as `-STOP`) to the nsqd process this value started.
