@@ -23,6 +23,8 @@ pub(crate) struct Member {
     pub(crate) deadline: Option<Instant>,
     /// Its place in the queue (see `Request::index`).
     pub(crate) index: u64,
+    /// See `Request::tried`.
+    pub(crate) tried: u64,
 }
 
 /// PUBs taken from the queue and not yet written.
@@ -128,6 +130,23 @@ impl Batch {
         if self.members.is_empty() {
             self.clear();
         }
+    }
+
+    /// Takes every member out as the PUB it was, for handing back; the batch is empty
+    /// afterwards.
+    pub(crate) fn drain_requests(&mut self) -> Vec<(Topic, Bytes, Member)> {
+        let members = std::mem::take(&mut self.members);
+        let bodies = std::mem::take(&mut self.bodies);
+        let drained = match &self.topic {
+            Some(topic) => bodies
+                .into_iter()
+                .zip(members)
+                .map(|(body, member)| (topic.clone(), body, member))
+                .collect(),
+            None => Vec::new(),
+        };
+        self.clear();
+        drained
     }
 
     /// Takes every member out, for failing them; the batch is empty afterwards.

@@ -76,6 +76,48 @@ pub enum NotSentReason {
     /// The caller withdrew it with [`Publish::cancel`](crate::Publish::cancel) before it was
     /// written.
     Cancelled,
+    /// Its deadline passed while no node of a [`Pool`](crate::Pool) was up; each node's last
+    /// connection error.
+    NoNodeUp(NodesDown),
+}
+
+/// The nodes of a [`Pool`](crate::Pool) that were down, each with its last connection error.
+#[derive(Debug, Clone)]
+pub struct NodesDown(pub(crate) Arc<[NodeDown]>);
+
+impl NodesDown {
+    /// Each node that was down.
+    pub fn nodes(&self) -> &[NodeDown] {
+        &self.0
+    }
+}
+
+/// One node of a [`Pool`](crate::Pool) that was down.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NodeDown {
+    /// The node's nsqd address.
+    pub addr: String,
+    /// Why its last connection attempt failed or its last connection ended, if known.
+    pub last_error: Option<Arc<ConnError>>,
+}
+
+impl fmt::Display for NodesDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("the pool has no nodes");
+        }
+        for (i, node) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            match &node.last_error {
+                Some(err) => write!(f, "{}: {err}", node.addr)?,
+                None => write!(f, "{}: not connected", node.addr)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for NotSentReason {
@@ -89,6 +131,7 @@ impl fmt::Display for NotSentReason {
             Self::Unavailable(err) => write!(f, "nsqd is unavailable: {err}"),
             Self::Closed => f.write_str("the producer closed before it was written"),
             Self::Cancelled => f.write_str("cancelled by the caller before it was written"),
+            Self::NoNodeUp(nodes) => write!(f, "no nsqd of the pool is up ({nodes})"),
         }
     }
 }

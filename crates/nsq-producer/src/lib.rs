@@ -193,8 +193,9 @@
 //! |---|---|---|
 //! | `acked` | — | `Ok(())` |
 //! | `rejected` | `code`: nsqd's error code, such as `E_BAD_MESSAGE` | [`PublishError::Rejected`] |
-//! | `not_sent` | `reason`: `aborted`, `deadline_expired`, `queue_full`, `unavailable` or `closed`, after [`NotSentReason`] (`cancelled` stays at 0: withdrawn requests count as `withdrawn`) | [`PublishError::NotSent`] |
+//! | `not_sent` | `reason`: `aborted`, `deadline_expired`, `queue_full`, `unavailable`, `closed` or `no_node_up`, after [`NotSentReason`] (`cancelled` stays at 0: withdrawn requests count as `withdrawn`) | [`PublishError::NotSent`] |
 //! | `withdrawn` | — | [`NotSentReason::Cancelled`] after [`Publish::cancel`], or nothing (a dropped `publish` future) |
+//! | `handed_back` | — | none yet: a [`Pool`] moved the request to another node, where its outcome is counted ([`Stats::handed_back`]) |
 //! | `unknown` | `reason`: `connection_lost` (the connection failed or was dropped before the reply), `mpub_failed` (nsqd answered `E_MPUB_FAILED`) or `closed` (the close timeout passed before the reply) | [`PublishError::Unknown`], or [`PublishError::MaybeStored`] for `mpub_failed` |
 //!
 //! The `rejected` series of a code is registered at the first rejection with that code; all the
@@ -420,6 +421,7 @@ mod error;
 mod gate;
 #[cfg(feature = "metrics")]
 mod metrics;
+mod pool;
 mod producer;
 mod publish;
 mod publishing;
@@ -430,7 +432,8 @@ mod transactions;
 mod unwritten;
 
 pub use config::ProducerConfig;
-pub use error::{Delivery, NotSentReason, PingFailure, PublishError};
+pub use error::{Delivery, NodeDown, NodesDown, NotSentReason, PingFailure, PublishError};
+pub use pool::{NodeStatus, Pool, PoolConfig, Strategy};
 pub use producer::{ConnectError, FlushTimedOut, Producer};
 pub use publish::Publish;
 pub use publishing::{Enqueuing, Publishing};

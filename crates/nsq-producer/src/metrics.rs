@@ -26,13 +26,14 @@ const RECONNECTS: &str = "nsq_producer_reconnects_total";
 const CONNECT_FAILURES: &str = "nsq_producer_connect_failures_total";
 
 /// The `reason` label of a request that was not sent, in [`NotSentReason`]'s order.
-const NOT_SENT_REASONS: [&str; 6] = [
+const NOT_SENT_REASONS: [&str; 7] = [
     "aborted",
     "deadline_expired",
     "queue_full",
     "unavailable",
     "closed",
     "cancelled",
+    "no_node_up",
 ];
 
 /// The `reason` label of a request whose outcome is unknown, in [`Lost`]'s order.
@@ -43,6 +44,7 @@ pub(crate) struct Metrics {
     addr: SharedString,
     acked: Counter,
     withdrawn: Counter,
+    handed_back: Counter,
     not_sent: [Counter; NOT_SENT_REASONS.len()],
     unknown: [Counter; UNKNOWN_REASONS.len()],
     timed_out: Counter,
@@ -81,6 +83,7 @@ impl Metrics {
         Self {
             acked: metrics::counter!(PUBLISHES, "addr" => a(), "outcome" => "acked"),
             withdrawn: metrics::counter!(PUBLISHES, "addr" => a(), "outcome" => "withdrawn"),
+            handed_back: metrics::counter!(PUBLISHES, "addr" => a(), "outcome" => "handed_back"),
             not_sent: NOT_SENT_REASONS.map(|reason| publishes("not_sent", reason)),
             unknown: UNKNOWN_REASONS.map(|reason| publishes("unknown", reason)),
             timed_out: metrics::counter!(TIMED_OUT, "addr" => a()),
@@ -109,6 +112,10 @@ impl Metrics {
         self.withdrawn.increment(1);
     }
 
+    pub(crate) fn handed_back(&self) {
+        self.handed_back.increment(1);
+    }
+
     pub(crate) fn rejected(&self, code: &str, requests: u64) {
         metrics::counter!(
             PUBLISHES,
@@ -127,6 +134,7 @@ impl Metrics {
             NotSentReason::Unavailable(_) => 3,
             NotSentReason::Closed => 4,
             NotSentReason::Cancelled => 5,
+            NotSentReason::NoNodeUp(_) => 6,
         };
         self.not_sent[i].increment(requests);
     }

@@ -18,8 +18,8 @@ use crate::config::ProducerConfig;
 use crate::error::{NotSentReason, PingFailure, PublishError};
 use crate::gate::Gate;
 use crate::publish::{Publish, publish_span, record_outcome};
-use crate::publishing::{Enqueuing, Patience, Publishing};
-use crate::request::{Control, Payload, Request};
+use crate::publishing::{Enqueuing, Patience, Publishing, Target};
+use crate::request::{Checks, Control, HandBack, Payload, Request};
 use crate::router::Router;
 use crate::stats::{Counters, ProducerState, Stats, Timer};
 
@@ -66,6 +66,16 @@ impl Producer {
     ///
     /// When called outside a tokio runtime: the router task is spawned here.
     pub fn new(addr: impl Into<String>, config: ProducerConfig) -> Result<Self, ConfigError> {
+        Self::build(addr.into(), config, None)
+    }
+
+    /// A producer that hands what it cannot write to `hand_back` (a pool's node), or a
+    /// stand-alone one.
+    pub(crate) fn build(
+        addr: String,
+        config: ProducerConfig,
+        hand_back: Option<HandBack>,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         let ignored = config.ignored_options();
         if !ignored.is_empty() {
@@ -74,7 +84,6 @@ impl Producer {
                 "ignoring go-nsq options that do not apply to a producer"
             );
         }
-        let addr = addr.into();
         let conn_config = config.conn_config(&addr)?;
         let config = Arc::new(config);
         let gate = Gate::new(config.queue_capacity, config.queue_capacity_bytes);
@@ -93,6 +102,7 @@ impl Producer {
             requests_rx,
             control_rx,
             shared.clone(),
+            hand_back,
         );
         tokio::spawn(router.run());
         Ok(Self {
@@ -146,7 +156,10 @@ impl Producer {
     /// Dropping the future before the message is written withdraws it; after that, the message
     /// may still be published.
     pub fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Publishing<'_> {
-        Publishing::new(self, self.pub_payload(topic, body.into()))
+        Publishing::new(
+            Target::Producer(self),
+            self.limits().pub_payload(topic, body.into()),
+        )
     }
 
     /// Publishes several messages in one MPUB and waits for nsqd's answer, which covers them
@@ -160,7 +173,10 @@ impl Producer {
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
-        Publishing::new(self, self.mpub_payload(topic, bodies))
+        Publishing::new(
+            Target::Producer(self),
+            self.limits().mpub_payload(topic, bodies),
+        )
     }
 
     /// Publishes one message that nsqd delivers after `delay`, and waits for nsqd's answer.
@@ -175,7 +191,10 @@ impl Producer {
         delay: Duration,
         body: impl Into<Bytes>,
     ) -> Publishing<'_> {
-        Publishing::new(self, self.dpub_payload(topic, delay, body.into()))
+        Publishing::new(
+            Target::Producer(self),
+            self.limits().dpub_payload(topic, delay, body.into()),
+        )
     }
 
     /// Queues one message and returns once it is queued, with a [`Publish`] future for its
@@ -188,7 +207,10 @@ impl Producer {
     /// Errors found before queuing: invalid input, a closed producer, a full queue with
     /// `fail_fast`, or the publish deadline passing while waiting for room.
     pub fn publish_async(&self, topic: &Topic, body: impl Into<Bytes>) -> Enqueuing<'_> {
-        Enqueuing::new(self, self.pub_payload(topic, body.into()))
+        Enqueuing::new(
+            Target::Producer(self),
+            self.limits().pub_payload(topic, body.into()),
+        )
     }
 
     /// Queues one MPUB; see [`publish_async`](Self::publish_async).
@@ -201,7 +223,10 @@ impl Producer {
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
-        Enqueuing::new(self, self.mpub_payload(topic, bodies))
+        Enqueuing::new(
+            Target::Producer(self),
+            self.limits().mpub_payload(topic, bodies),
+        )
     }
 
     /// Queues one DPUB; see [`publish_async`](Self::publish_async).
@@ -215,40 +240,19 @@ impl Producer {
         delay: Duration,
         body: impl Into<Bytes>,
     ) -> Enqueuing<'_> {
-        Enqueuing::new(self, self.dpub_payload(topic, delay, body.into()))
+        Enqueuing::new(
+            Target::Producer(self),
+            self.limits().dpub_payload(topic, delay, body.into()),
+        )
     }
 
-    fn pub_payload(&self, topic: &Topic, body: Bytes) -> Result<Payload, PublishError> {
-        self.inner.config.limits.check_pub(&body)?;
-        let topic = topic.clone();
-        Ok(Payload::Pub { topic, body })
-    }
-
-    fn mpub_payload<I>(&self, topic: &Topic, bodies: I) -> Result<Payload, PublishError>
-    where
-        I: IntoIterator,
-        I::Item: Into<Bytes>,
-    {
-        let bodies: Vec<Bytes> = bodies.into_iter().map(Into::into).collect();
-        self.inner.config.limits.check_mpub(&bodies)?;
-        let topic = topic.clone();
-        Ok(Payload::Mpub { topic, bodies })
-    }
-
-    fn dpub_payload(
-        &self,
-        topic: &Topic,
-        delay: Duration,
-        body: Bytes,
-    ) -> Result<Payload, PublishError> {
-        self.inner.config.limits.check_dpub(delay, &body)?;
-        let topic = topic.clone();
-        Ok(Payload::Dpub { topic, delay, body })
+    fn limits(&self) -> Checks<'_> {
+        Checks(&self.inner.config.limits)
     }
 
     /// Starts queuing a checked request: queues it at once if there is room, or returns the
     /// wait for room.
-    pub(crate) fn start(&self, payload: Payload, patience: Patience) -> Start<'_> {
+    pub(crate) fn start(&self, payload: Payload, patience: Patience) -> Start<'static> {
         let span = publish_span(&self.inner.addr, &payload);
         let timer = self.inner.shared.counters.timer();
         match self.try_enqueue(payload, patience, &span, &timer) {
@@ -260,13 +264,16 @@ impl Producer {
             }
             // The queue is full: wait for room. Boxed, so that the future of every publish
             // stays small (a large future is copied each time it moves).
-            Attempt::Wait(waiting) => Start::Waiting(Box::pin(async move {
-                let result = self.enqueue_waiting(waiting, &span, &timer).await;
-                if let Err(err) = &result {
-                    failed_to_queue(err, &span, &timer);
-                }
-                result
-            })),
+            Attempt::Wait(waiting) => {
+                let producer = self.clone();
+                Start::Waiting(Box::pin(async move {
+                    let result = producer.enqueue_waiting(waiting, &span, &timer).await;
+                    if let Err(err) = &result {
+                        failed_to_queue(err, &span, &timer);
+                    }
+                    result
+                }))
+            }
         }
     }
 
@@ -399,8 +406,42 @@ impl Producer {
             deadline,
             permits,
             index: 0,
+            tried: 0,
         });
         Publish::new(completion, span.clone())
+    }
+
+    /// Queues a request another node of a pool handed back, if there is room now; gives it
+    /// back if not (or if this producer is closed).
+    pub(crate) fn requeue(&self, mut request: Request) -> Result<(), Request> {
+        let inner = &*self.inner;
+        let shared = &inner.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(request);
+        }
+        let permits = inner.gate.permits(request.payload.command().encoded_len());
+        match shared.queue_bytes.try_acquire_many(permits) {
+            Ok(permit) => permit.forget(),
+            Err(_) => return Err(request),
+        }
+        match inner.requests.try_reserve() {
+            Ok(place) => {
+                request.permits = permits;
+                request.index = 0;
+                shared.counters.enqueued();
+                place.send(request);
+                Ok(())
+            }
+            Err(_) => {
+                shared.queue_bytes.add_permits(permits as usize);
+                Err(request)
+            }
+        }
+    }
+
+    /// Requests queued or in flight: what a pool balances on.
+    pub(crate) fn outstanding(&self) -> u64 {
+        self.inner.shared.counters.outstanding()
     }
 
     fn not_sent(&self, reason: NotSentReason) -> PublishError {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::PublishError;
+use crate::pool::Pool;
 use crate::producer::{Producer, Start};
 use crate::publish::Publish;
 use crate::request::Payload;
@@ -61,8 +62,33 @@ impl Patience {
 /// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Enqueuing<'a> {
-    producer: &'a Producer,
+    target: Target<'a>,
     stage: Stage<'a>,
+}
+
+/// What a publish goes to.
+#[derive(Clone, Copy)]
+pub(crate) enum Target<'a> {
+    Producer(&'a Producer),
+    Pool(&'a Pool),
+}
+
+impl<'a> Target<'a> {
+    fn start(self, payload: Payload, patience: Patience) -> Start<'a> {
+        match self {
+            Self::Producer(producer) => producer.start(payload, patience),
+            Self::Pool(pool) => pool.start(payload, patience),
+        }
+    }
+}
+
+impl fmt::Debug for Target<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Producer(producer) => f.debug_tuple("Producer").field(&producer.addr()).finish(),
+            Self::Pool(_) => f.write_str("Pool"),
+        }
+    }
 }
 
 enum Stage<'a> {
@@ -77,9 +103,9 @@ enum Stage<'a> {
 }
 
 impl<'a> Enqueuing<'a> {
-    pub(crate) fn new(producer: &'a Producer, payload: Result<Payload, PublishError>) -> Self {
+    pub(crate) fn new(target: Target<'a>, payload: Result<Payload, PublishError>) -> Self {
         Self {
-            producer,
+            target,
             stage: Stage::Start {
                 payload,
                 patience: Patience::Configured,
@@ -127,7 +153,7 @@ impl Future for Enqueuing<'_> {
                         Ok(payload) => payload,
                         Err(err) => return Poll::Ready(Err(err)),
                     };
-                    match this.producer.start(payload, patience) {
+                    match this.target.start(payload, patience) {
                         Start::Done(result) => return Poll::Ready(result),
                         Start::Waiting(waiting) => this.stage = Stage::Waiting(waiting),
                     }
@@ -153,7 +179,7 @@ impl fmt::Debug for Enqueuing<'_> {
             Stage::Done => "done",
         };
         f.debug_struct("Enqueuing")
-            .field("addr", &self.producer.addr())
+            .field("target", &self.target)
             .field("stage", &stage)
             .finish()
     }
@@ -197,9 +223,9 @@ enum Outcome<'a> {
 }
 
 impl<'a> Publishing<'a> {
-    pub(crate) fn new(producer: &'a Producer, payload: Result<Payload, PublishError>) -> Self {
+    pub(crate) fn new(target: Target<'a>, payload: Result<Payload, PublishError>) -> Self {
         Self {
-            stage: Outcome::Enqueuing(Enqueuing::new(producer, payload)),
+            stage: Outcome::Enqueuing(Enqueuing::new(target, payload)),
         }
     }
 

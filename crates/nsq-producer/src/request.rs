@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use nsq_proto::{Command, Topic};
+use nsq_proto::{Command, PublishLimits, Topic};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::completion::Responder;
-use crate::error::PingFailure;
+use crate::error::{PingFailure, PublishError};
 use crate::stats::Stats;
 
 /// One publish, validated by the caller and encoded by the router straight into the
@@ -24,6 +24,18 @@ pub(crate) struct Request {
     /// Its place in the queue, counted from 0 by the router as it takes requests out (0 until
     /// then). Requests are written and resolved in this order; `flush` waits on it.
     pub(crate) index: u64,
+    /// The pool nodes this request was queued on, one bit per node slot (0 outside a pool).
+    pub(crate) tried: u64,
+}
+
+/// Where a producer that belongs to a pool hands back requests it cannot write: when its
+/// connection is lost or a connection attempt fails, what is queued goes to the pool at once,
+/// to be queued on another node, instead of waiting for this one.
+#[derive(Debug, Clone)]
+pub(crate) struct HandBack {
+    /// This node's bit in [`Request::tried`].
+    pub(crate) bit: u64,
+    pub(crate) to: tokio::sync::mpsc::UnboundedSender<Request>,
 }
 
 /// The command a request carries.
@@ -42,6 +54,40 @@ pub(crate) enum Payload {
         delay: Duration,
         body: Bytes,
     },
+}
+
+/// Builds requests from a caller's arguments, refusing locally what nsqd would refuse.
+#[derive(Clone, Copy)]
+pub(crate) struct Checks<'a>(pub(crate) &'a PublishLimits);
+
+impl Checks<'_> {
+    pub(crate) fn pub_payload(self, topic: &Topic, body: Bytes) -> Result<Payload, PublishError> {
+        self.0.check_pub(&body)?;
+        let topic = topic.clone();
+        Ok(Payload::Pub { topic, body })
+    }
+
+    pub(crate) fn mpub_payload<I>(self, topic: &Topic, bodies: I) -> Result<Payload, PublishError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Bytes>,
+    {
+        let bodies: Vec<Bytes> = bodies.into_iter().map(Into::into).collect();
+        self.0.check_mpub(&bodies)?;
+        let topic = topic.clone();
+        Ok(Payload::Mpub { topic, bodies })
+    }
+
+    pub(crate) fn dpub_payload(
+        self,
+        topic: &Topic,
+        delay: Duration,
+        body: Bytes,
+    ) -> Result<Payload, PublishError> {
+        self.0.check_dpub(delay, &body)?;
+        let topic = topic.clone();
+        Ok(Payload::Dpub { topic, delay, body })
+    }
 }
 
 impl Payload {

@@ -137,7 +137,8 @@ impl fmt::Display for Due {
 /// request.
 ///
 /// Every request that leaves the queue ends in exactly one of `acked`, `rejected`, `not_sent`,
-/// `unknown` and `withdrawn`. `timed_out` is a separate view: callers that stopped
+/// `unknown` and `withdrawn`, or, in a [`Pool`](crate::Pool), is `handed_back` to be queued on
+/// another node. `timed_out` is a separate view: callers that stopped
 /// waiting after their request was written. Such a request is counted there *and* under the
 /// outcome it still reaches (`acked` if nsqd's reply came within the stall grace, `unknown`
 /// if the connection was dropped waiting for it).
@@ -161,6 +162,10 @@ pub struct Stats {
     /// [`Publish::cancel`](crate::Publish::cancel) or by dropping the future of
     /// [`publish`](crate::Producer::publish) (or its MPUB and DPUB forms). Never sent.
     pub withdrawn: u64,
+    /// Requests a [`Pool`](crate::Pool) moved from this node to another before they were
+    /// written, because this node's connection was lost or could not be made. Their outcome is
+    /// counted where they end.
+    pub handed_back: u64,
     /// Requests whose caller stopped waiting after they were written (also counted under their
     /// wire outcome).
     pub timed_out: u64,
@@ -203,6 +208,7 @@ pub(crate) struct Counters {
     not_sent: AtomicU64,
     unknown: AtomicU64,
     withdrawn: AtomicU64,
+    handed_back: AtomicU64,
     /// Requests ever put in the queue; `flush` waits for the ones before its call.
     accepted: AtomicU64,
     timed_out: AtomicU64,
@@ -226,6 +232,7 @@ impl Counters {
             not_sent: AtomicU64::new(0),
             unknown: AtomicU64::new(0),
             withdrawn: AtomicU64::new(0),
+            handed_back: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
@@ -246,6 +253,18 @@ impl Counters {
     #[cfg(not(feature = "metrics"))]
     pub(crate) fn timer(&self) -> Timer {
         Timer
+    }
+
+    /// A request left the queue for another node of its pool.
+    pub(crate) fn handed_back(&self) {
+        self.handed_back.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.handed_back();
+    }
+
+    /// Requests queued or written and not answered: the load a pool balances on.
+    pub(crate) fn outstanding(&self) -> u64 {
+        self.queued.load(Relaxed) + self.held.load(Relaxed) + self.in_flight.load(Relaxed)
     }
 
     /// A request entered the queue.
@@ -398,6 +417,7 @@ impl Counters {
             not_sent: self.not_sent.load(Relaxed),
             unknown: self.unknown.load(Relaxed),
             withdrawn: self.withdrawn.load(Relaxed),
+            handed_back: self.handed_back.load(Relaxed),
             timed_out: self.timed_out.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             connect_failures: self.connect_failures.load(Relaxed),

@@ -114,6 +114,7 @@ impl Router {
             counters.unknown(Lost::Connection, failed);
         });
         self.last_error = cause;
+        self.hand_back_queued();
         self.settle_flushes();
         if self.done_without_connection() {
             return Phase::Done;
@@ -341,6 +342,7 @@ impl Router {
             responder,
             deadline,
             index,
+            tried,
             ..
         } = request;
         if deadline.is_some_and(|d| d <= now) {
@@ -360,6 +362,7 @@ impl Router {
                     responder,
                     deadline,
                     index,
+                    tried,
                 };
                 self.batch.push(topic, body, member);
                 return Ok(());

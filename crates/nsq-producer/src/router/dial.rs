@@ -105,10 +105,10 @@ impl Router {
         for ping in self.pings.drain(..) {
             let _ = ping.send(Err(PingFailure::Connection(err.clone())));
         }
-        if self.config.fail_fast {
-            self.fail_queued(&NotSentReason::Unavailable(err.clone()));
+        self.last_error = Some(err.clone());
+        if !self.hand_back_queued() && self.config.fail_fast {
+            self.fail_queued(&NotSentReason::Unavailable(err));
         }
-        self.last_error = Some(err);
         self.retry_later()
     }
 

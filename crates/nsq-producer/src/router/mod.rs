@@ -30,7 +30,7 @@ use crate::completion::Responder;
 use crate::config::ProducerConfig;
 use crate::error::{NotSentReason, PingFailure, PublishError};
 use crate::producer::Shared;
-use crate::request::{Control, Request};
+use crate::request::{Control, HandBack, Payload, Request};
 use crate::stats::{Counters, Lost, ProducerState, Stats};
 use crate::transactions::Transactions;
 use crate::unwritten::Unwritten;
@@ -66,6 +66,8 @@ pub(crate) struct Router {
     /// Flushes waiting for every request below their index to have its outcome.
     flushes: Vec<(u64, oneshot::Sender<()>)>,
     closing: Option<Closing>,
+    /// In a pool: where queued requests go when this node cannot write them.
+    hand_back: Option<HandBack>,
     /// Requests channel closed and drained (every handle dropped, or close).
     requests_done: bool,
     control_done: bool,
@@ -95,6 +97,7 @@ impl Router {
         requests: mpsc::Receiver<Request>,
         control: mpsc::Receiver<Control>,
         shared: Arc<Shared>,
+        hand_back: Option<HandBack>,
     ) -> Self {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -120,6 +123,7 @@ impl Router {
             taken: 0,
             flushes: Vec::new(),
             closing: None,
+            hand_back,
             requests_done: false,
             control_done: false,
         }
@@ -352,6 +356,58 @@ impl Router {
             fail_request(request.responder, reason, self.counters());
         }
         self.release_permits();
+    }
+
+    /// In a pool, and not closing: hands every queued request (batched, unwritten, in the
+    /// channel) to the pool, to be queued on another node at once. Returns whether it did.
+    fn hand_back_queued(&mut self) -> bool {
+        let Some(hand_back) = self.hand_back.clone() else {
+            return false;
+        };
+        if self.closing.is_some() {
+            return false;
+        }
+        let mut queued: Vec<Request> = Vec::new();
+        for (topic, body, member) in self.batch.drain_requests() {
+            queued.push(Request {
+                payload: Payload::Pub { topic, body },
+                responder: member.responder,
+                deadline: member.deadline,
+                // Its permits were returned when it joined the batch.
+                permits: 0,
+                index: member.index,
+                tried: member.tried,
+            });
+        }
+        queued.extend(self.unwritten.drain());
+        while let Ok(request) = self.requests.try_recv() {
+            queued.push(self.dequeued(request));
+        }
+        let handed = queued.len();
+        for mut request in queued {
+            self.leaves_queue(&request);
+            if request.responder.is_abandoned() {
+                self.counters().withdrawn();
+                continue;
+            }
+            request.tried |= hand_back.bit;
+            match hand_back.to.send(request) {
+                Ok(()) => self.counters().handed_back(),
+                // The pool is gone: nowhere else to go.
+                Err(returned) => {
+                    fail_request(
+                        returned.0.responder,
+                        &NotSentReason::Closed,
+                        self.counters(),
+                    );
+                }
+            }
+        }
+        if handed > 0 {
+            tracing::debug!(addr = %self.addr, requests = handed, "handed queued requests back to the pool");
+        }
+        self.release_permits();
+        true
     }
 
     fn shut_down(&mut self) {

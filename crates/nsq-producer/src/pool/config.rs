@@ -1,0 +1,74 @@
+//! How a pool is built: its nodes, how it routes, and the producer configuration each node
+//! gets.
+
+use std::time::Duration;
+
+use crate::config::ProducerConfig;
+
+/// How a [`Pool`](crate::Pool) picks the node for each publish, among the nodes that are up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Each node in turn (the default).
+    #[default]
+    RoundRobin,
+    /// Always the first node, in the order given, that is up. A node that comes back gets
+    /// traffic again once it has been up for `fail_back_after`, so that a node flapping up and
+    /// down does not pull traffic back and forth.
+    Failover {
+        /// How long a node that came back must stay up before it is preferred again.
+        fail_back_after: Duration,
+    },
+    /// The less loaded of two nodes picked at random, load being the requests queued and in
+    /// flight on each ("power of two choices"): a slow node gets less traffic without the pool
+    /// having to measure latency.
+    LeastOutstanding,
+}
+
+/// The configuration of a [`Pool`](crate::Pool).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PoolConfig {
+    /// The configuration of every node's producer: timeouts, queue sizes, TLS, AUTH. Its
+    /// `publish_timeout` (or a publish's own deadline) bounds a publish across every node it
+    /// is tried on.
+    pub producer: ProducerConfig,
+    /// How publishes are spread over the nodes that are up.
+    pub strategy: Strategy,
+    /// How many nodes one publish may be queued on, counting the first, when nodes go down
+    /// before it is written. At least 1.
+    pub max_attempts: u32,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            producer: ProducerConfig::default(),
+            strategy: Strategy::default(),
+            max_attempts: 3,
+        }
+    }
+}
+
+impl PoolConfig {
+    /// A pool configuration with `producer` for every node and the other settings at their
+    /// defaults.
+    pub fn new(producer: ProducerConfig) -> Self {
+        Self {
+            producer,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the strategy.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Sets the number of nodes one publish may be queued on.
+    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+}

@@ -1,0 +1,584 @@
+//! A pool of nsqd: one [`Producer`] per node, publishes spread over the nodes that are up, and
+//! failover that never duplicates a message.
+//!
+//! Each node keeps its own queue. A publish goes to one node picked by the [`Strategy`]; when a
+//! node's connection is lost or cannot be made, the node hands back everything it has not
+//! written, and the pool queues it on another node at once (`rebalance.rs`). Only requests that
+//! were never written move, so failover cannot store a message twice; what was written to the
+//! node that failed ends as it would on a lone producer (unknown, or timed out).
+
+mod config;
+mod node;
+mod rebalance;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use nsq_conn::ConfigError;
+use nsq_proto::Topic;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+pub use config::{PoolConfig, Strategy};
+pub use node::NodeStatus;
+
+use self::node::Node;
+use crate::error::{NodeDown, NodesDown, NotSentReason, PublishError};
+use crate::producer::{ConnectError, FlushTimedOut, Start};
+use crate::publish::Publish;
+use crate::publishing::{Enqueuing, Patience, Publishing, Target};
+use crate::request::{Checks, Payload, Request};
+use crate::stats::{Counters, ProducerState, Stats};
+
+/// A pool of nsqd: publishes go to the nodes that are up, and what a node that goes down has
+/// not written moves to another node at once.
+///
+/// It has the publish API of [`Producer`](crate::Producer): a program moves from one nsqd to a
+/// pool by changing how it is built. Cheap to clone: clones share the nodes.
+///
+/// **What failover guarantees.** A publish is queued on one node. If that node's connection is
+/// lost, or cannot be made, before the request is written, the request moves to another node
+/// that is up, within the publish's deadline and up to [`PoolConfig::max_attempts`] nodes: a
+/// request that was never written cannot be stored twice. A request already written when its
+/// node fails is not sent again: it ends [`Unknown`](PublishError::Unknown) or
+/// [`TimedOut`](PublishError::TimedOut) as on a lone producer, since nsqd may have stored it.
+/// When no node is up, publishes wait for one until their deadline, then fail with
+/// [`NotSentReason::NoNodeUp`] listing each node's last error. Order across nodes is not kept
+/// (NSQ does not promise order anyway).
+#[derive(Debug, Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    rebalancer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// State shared by the pool's handles, its node watchers and the rebalancer.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    nodes: RwLock<Arc<[Arc<Node>]>>,
+    config: PoolConfig,
+    /// The next node for round-robin.
+    next: AtomicUsize,
+    /// State of the generator that picks nodes for `LeastOutstanding`.
+    random: AtomicU64,
+    epoch: Instant,
+    /// Bumped each time a node goes up or down.
+    health: watch::Sender<u64>,
+    closed: AtomicBool,
+    /// Outcomes the pool decides itself: requests it holds that fail, or publishes that found
+    /// no node up.
+    counters: Counters,
+    /// Requests the rebalancer holds, waiting for a node with room.
+    parked: AtomicU64,
+    /// Where nodes hand back requests; dropped at close, so that the rebalancer ends once the
+    /// nodes have closed.
+    hand_back: Mutex<Option<mpsc::UnboundedSender<Request>>>,
+}
+
+impl Pool {
+    /// Creates a pool of the nsqd at `nsqd` (`host:port` of each TCP port) and returns at once;
+    /// each node connects at its first publish.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the configuration is invalid or no address is given.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime: the nodes' tasks are spawned here.
+    pub fn new<I>(nsqd: I, config: PoolConfig) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        config.producer.validate()?;
+        if config.max_attempts == 0 {
+            return Err(ConfigError::InvalidValue {
+                option: "max_attempts",
+                value: "0".to_owned(),
+                expected: "at least 1",
+            });
+        }
+        let addrs: Vec<String> = nsqd.into_iter().map(Into::into).collect();
+        if addrs.is_empty() {
+            return Err(ConfigError::Conflict {
+                option: "nsqd",
+                reason: "a pool needs at least one nsqd address",
+            });
+        }
+        let (hand_back, handed) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            nodes: RwLock::new(Arc::from(Vec::new())),
+            next: AtomicUsize::new(0),
+            random: AtomicU64::new(seed()),
+            epoch: Instant::now(),
+            health: watch::Sender::new(0),
+            closed: AtomicBool::new(false),
+            counters: Counters::new("pool"),
+            parked: AtomicU64::new(0),
+            hand_back: Mutex::new(Some(hand_back.clone())),
+            config,
+        });
+        let mut nodes = Vec::with_capacity(addrs.len());
+        for (slot, addr) in addrs.into_iter().enumerate() {
+            let node = Node::new(
+                addr,
+                slot,
+                shared.config.producer.clone(),
+                hand_back.clone(),
+            )?;
+            let state = node.producer.watch_state();
+            let watch = Node::watch(
+                Arc::downgrade(&node),
+                state,
+                shared.epoch,
+                shared.health.clone(),
+            );
+            tokio::spawn(watch);
+            nodes.push(node);
+        }
+        drop(hand_back);
+        *shared.nodes.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(nodes);
+        let rebalancer = tokio::spawn(rebalance::run(shared.clone(), handed));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                shared,
+                rebalancer: Mutex::new(Some(rebalancer)),
+            }),
+        })
+    }
+
+    /// Creates a pool and connects every node before returning; succeeds when at least one
+    /// node connected, so that a wrong address, TLS or AUTH setting shared by every node fails
+    /// here rather than at the first publish.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError`] for an invalid configuration, or the first node's error when no node
+    /// could be connected.
+    pub async fn connect<I>(nsqd: I, config: PoolConfig) -> Result<Self, ConnectError>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let pool = Self::new(nsqd, config)?;
+        let nodes = pool.inner.shared.nodes();
+        let pings = futures::future::join_all(nodes.iter().map(|n| n.producer.ping())).await;
+        if pings.iter().any(Result::is_ok) {
+            return Ok(pool);
+        }
+        pool.close_now().await;
+        match pings.into_iter().next() {
+            Some(Err(err)) => Err(ConnectError::Connect(err)),
+            _ => unreachable!("a pool has at least one node"),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.shared.config
+    }
+
+    /// Publishes one message on a node that is up and waits for nsqd's answer; see
+    /// [`Producer::publish`](crate::Producer::publish).
+    ///
+    /// # Errors
+    ///
+    /// A [`PublishError`] that says whether the message may have been stored.
+    pub fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Publishing<'_> {
+        Publishing::new(
+            Target::Pool(self),
+            self.checks().pub_payload(topic, body.into()),
+        )
+    }
+
+    /// Publishes several messages in one MPUB on a node that is up; see
+    /// [`Producer::multi_publish`](crate::Producer::multi_publish).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish).
+    pub fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_>
+    where
+        I: IntoIterator,
+        I::Item: Into<Bytes>,
+    {
+        Publishing::new(
+            Target::Pool(self),
+            self.checks().mpub_payload(topic, bodies),
+        )
+    }
+
+    /// Publishes one deferred message on a node that is up; see
+    /// [`Producer::deferred_publish`](crate::Producer::deferred_publish).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish).
+    pub fn deferred_publish(
+        &self,
+        topic: &Topic,
+        delay: Duration,
+        body: impl Into<Bytes>,
+    ) -> Publishing<'_> {
+        let payload = self.checks().dpub_payload(topic, delay, body.into());
+        Publishing::new(Target::Pool(self), payload)
+    }
+
+    /// Queues one message on a node that is up; see
+    /// [`Producer::publish_async`](crate::Producer::publish_async).
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::publish_async`](crate::Producer::publish_async).
+    pub fn publish_async(&self, topic: &Topic, body: impl Into<Bytes>) -> Enqueuing<'_> {
+        Enqueuing::new(
+            Target::Pool(self),
+            self.checks().pub_payload(topic, body.into()),
+        )
+    }
+
+    /// Queues one MPUB on a node that is up; see [`publish_async`](Self::publish_async).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_async`](Self::publish_async).
+    pub fn multi_publish_async<I>(&self, topic: &Topic, bodies: I) -> Enqueuing<'_>
+    where
+        I: IntoIterator,
+        I::Item: Into<Bytes>,
+    {
+        Enqueuing::new(
+            Target::Pool(self),
+            self.checks().mpub_payload(topic, bodies),
+        )
+    }
+
+    /// Queues one DPUB on a node that is up; see [`publish_async`](Self::publish_async).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_async`](Self::publish_async).
+    pub fn deferred_publish_async(
+        &self,
+        topic: &Topic,
+        delay: Duration,
+        body: impl Into<Bytes>,
+    ) -> Enqueuing<'_> {
+        let payload = self.checks().dpub_payload(topic, delay, body.into());
+        Enqueuing::new(Target::Pool(self), payload)
+    }
+
+    fn checks(&self) -> Checks<'_> {
+        Checks(&self.inner.shared.config.producer.limits)
+    }
+
+    /// Queues a checked request on the node the strategy picks, or waits for a node to come up.
+    pub(crate) fn start(&self, payload: Payload, patience: Patience) -> Start<'_> {
+        let shared = &self.inner.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Start::Done(Err(PublishError::Closed));
+        }
+        // One deadline for the publish, wherever it goes.
+        let now = Instant::now();
+        let deadline = patience.deadline(now, shared.config.producer.publish_timeout);
+        let patience = deadline.map_or(Patience::Unbounded, Patience::Until);
+        match shared.pick(0) {
+            Some(node) => node.producer.start(payload, patience),
+            None => Start::Waiting(Box::pin(self.wait_for_a_node(payload, deadline))),
+        }
+    }
+
+    /// No node is up: waits for one until `deadline`.
+    async fn wait_for_a_node(
+        &self,
+        payload: Payload,
+        deadline: Option<Instant>,
+    ) -> Result<Publish, PublishError> {
+        let shared = &self.inner.shared;
+        let mut health = shared.health.subscribe();
+        loop {
+            if shared.closed.load(Ordering::Acquire) {
+                return Err(PublishError::Closed);
+            }
+            if let Some(node) = shared.pick(0) {
+                let patience = deadline.map_or(Patience::Unbounded, Patience::Until);
+                return match node.producer.start(payload, patience) {
+                    Start::Done(result) => result,
+                    Start::Waiting(waiting) => waiting.await,
+                };
+            }
+            let expired = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = health.changed() => {
+                    if changed.is_err() {
+                        return Err(PublishError::Closed);
+                    }
+                }
+                () = expired => {
+                    let reason = NotSentReason::NoNodeUp(shared.nodes_down(u64::MAX));
+                    shared.counters.not_sent(&reason);
+                    return Err(PublishError::NotSent(reason));
+                }
+            }
+        }
+    }
+
+    /// Waits until every publish queued before this call has its outcome, on whichever node
+    /// it ended up; see [`Producer::flush`](crate::Producer::flush). Publishes that moved
+    /// between nodes meanwhile are waited for too, so this may also wait for some publishes
+    /// made after the call.
+    pub async fn flush(&self) {
+        let shared = &self.inner.shared;
+        loop {
+            let moved = shared.handed_back();
+            let nodes = shared.nodes();
+            futures::future::join_all(nodes.iter().map(|n| n.producer.flush())).await;
+            if shared.parked.load(Ordering::Relaxed) == 0 && shared.handed_back() == moved {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// [`flush`](Self::flush), giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushTimedOut`] when some publishes have no outcome yet after `timeout`.
+    pub async fn flush_timeout(&self, timeout: Duration) -> Result<(), FlushTimedOut> {
+        tokio::time::timeout(timeout, self.flush())
+            .await
+            .map_err(|_| FlushTimedOut)
+    }
+
+    /// Closes every node (see [`Producer::close`](crate::Producer::close)) and returns the
+    /// pool's totals.
+    pub async fn close(&self) -> Stats {
+        self.close_with(false).await
+    }
+
+    /// Closes every node without waiting (see
+    /// [`Producer::close_now`](crate::Producer::close_now)) and returns the pool's totals.
+    pub async fn close_now(&self) -> Stats {
+        self.close_with(true).await
+    }
+
+    async fn close_with(&self, now: bool) -> Stats {
+        let shared = &self.inner.shared;
+        shared.closed.store(true, Ordering::Release);
+        let nodes = shared.nodes();
+        futures::future::join_all(nodes.iter().map(|n| async move {
+            if now {
+                n.producer.close_now().await
+            } else {
+                n.producer.close().await
+            }
+        }))
+        .await;
+        // The nodes are closed and have dropped their senders; with the pool's own gone, the
+        // rebalancer fails what it holds and ends.
+        shared
+            .hand_back
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let rebalancer = self
+            .inner
+            .rebalancer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(rebalancer) = rebalancer {
+            let _ = rebalancer.await;
+        }
+        self.stats()
+    }
+
+    /// The pool's totals: every node's counters added up, plus the requests the pool holds
+    /// between nodes (under `queued`) and the outcomes it decided itself. `handed_back` counts
+    /// moves between nodes; a request moved ends in one outcome, counted where it ended.
+    pub fn stats(&self) -> Stats {
+        let shared = &self.inner.shared;
+        let mut total = shared.counters.snapshot();
+        total.queued += shared.parked.load(Ordering::Relaxed);
+        for node in shared.nodes().iter() {
+            add(&mut total, &node.producer.stats());
+        }
+        total
+    }
+
+    /// Each node: its address, whether it is up, its connection state and its counters.
+    pub fn nodes(&self) -> Vec<NodeStatus> {
+        self.inner
+            .shared
+            .nodes()
+            .iter()
+            .map(|n| n.status())
+            .collect()
+    }
+
+    /// The pool's state: `Connected` while any node is connected, `Closed` once closed, and
+    /// otherwise the first node's state.
+    pub fn state(&self) -> ProducerState {
+        let shared = &self.inner.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return ProducerState::Closed;
+        }
+        let nodes = shared.nodes();
+        let states: Vec<ProducerState> = nodes.iter().map(|n| n.producer.state()).collect();
+        if states.contains(&ProducerState::Connected) {
+            return ProducerState::Connected;
+        }
+        states.into_iter().next().unwrap_or(ProducerState::Idle)
+    }
+}
+
+impl Drop for Inner {
+    /// The last handle is gone without `close`: the nodes' producers are let go, so that each
+    /// delivers what it holds and ends, as a lone producer does when its handles are gone.
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        shared.closed.store(true, Ordering::Release);
+        *shared.nodes.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(Vec::new());
+        shared
+            .hand_back
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+    }
+}
+
+impl Shared {
+    pub(crate) fn nodes(&self) -> Arc<[Arc<Node>]> {
+        self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The node for the next publish among those up and not in `avoid` (node bits).
+    pub(crate) fn pick(&self, avoid: u64) -> Option<Arc<Node>> {
+        let nodes = self.nodes();
+        let n = nodes.len();
+        if n == 0 {
+            return None;
+        }
+        let usable = |node: &Arc<Node>| node.is_up() && node.bit & avoid == 0;
+        match self.config.strategy {
+            Strategy::RoundRobin => {
+                let start = self.next.fetch_add(1, Ordering::Relaxed);
+                (0..n)
+                    .map(|i| &nodes[(start + i) % n])
+                    .find(|node| usable(node))
+                    .cloned()
+            }
+            Strategy::Failover { fail_back_after } => {
+                let settled = self
+                    .epoch
+                    .elapsed()
+                    .saturating_sub(fail_back_after)
+                    .as_millis() as u64;
+                nodes
+                    .iter()
+                    .find(|node| usable(node) && node.up_before(settled))
+                    .or_else(|| nodes.iter().find(|node| usable(node)))
+                    .cloned()
+            }
+            Strategy::LeastOutstanding => {
+                let a = self.random_usable(&nodes, &usable)?;
+                let b = self.random_usable(&nodes, &usable)?;
+                let lighter = if nodes[b].producer.outstanding() < nodes[a].producer.outstanding() {
+                    b
+                } else {
+                    a
+                };
+                Some(nodes[lighter].clone())
+            }
+        }
+    }
+
+    /// A usable node, starting the search at a random place.
+    fn random_usable(
+        &self,
+        nodes: &[Arc<Node>],
+        usable: &impl Fn(&Arc<Node>) -> bool,
+    ) -> Option<usize> {
+        let n = nodes.len();
+        let start = (self.next_random() % n as u64) as usize;
+        (0..n).map(|i| (start + i) % n).find(|&i| usable(&nodes[i]))
+    }
+
+    fn next_random(&self) -> u64 {
+        // xorshift64: plenty for spreading load; a lost update under a race only repeats a
+        // number.
+        let mut x = self.random.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.random.store(x, Ordering::Relaxed);
+        x
+    }
+
+    /// Requests moved between nodes so far.
+    fn handed_back(&self) -> u64 {
+        self.nodes()
+            .iter()
+            .map(|n| n.producer.stats().handed_back)
+            .sum()
+    }
+
+    /// The nodes in `which` (node bits) that are down, with their last errors.
+    pub(crate) fn nodes_down(&self, which: u64) -> NodesDown {
+        let down: Vec<NodeDown> = self
+            .nodes()
+            .iter()
+            .filter(|n| n.bit & which != 0)
+            .map(|n| n.down())
+            .collect();
+        NodesDown(Arc::from(down))
+    }
+
+    /// Why a request the pool holds failed at its deadline.
+    pub(crate) fn expiry_reason(&self, tried: u64) -> NotSentReason {
+        if self.nodes().iter().any(|n| n.is_up()) {
+            NotSentReason::DeadlineExpired
+        } else {
+            NotSentReason::NoNodeUp(self.nodes_down(tried | u64::MAX))
+        }
+    }
+}
+
+/// Adds a node's counters to the pool's totals.
+fn add(total: &mut Stats, node: &Stats) {
+    total.queued += node.queued;
+    total.in_flight += node.in_flight;
+    total.acked += node.acked;
+    for (code, n) in &node.rejected {
+        *total.rejected.entry(code.clone()).or_default() += n;
+    }
+    total.not_sent += node.not_sent;
+    total.unknown += node.unknown;
+    total.withdrawn += node.withdrawn;
+    total.handed_back += node.handed_back;
+    total.timed_out += node.timed_out;
+    total.reconnects += node.reconnects;
+    total.connect_failures += node.connect_failures;
+    total.bytes_written += node.bytes_written;
+}
+
+fn seed() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (now.as_nanos() as u64) | 1
+}

@@ -1,0 +1,132 @@
+//! One nsqd of a pool: its producer, and whether it is up.
+//!
+//! A node is up unless its producer is waiting to redial after a failure (or closed): its
+//! state is watched by a small task, so that routing reads one atomic per node. A node that
+//! has never been tried counts as up; its first publish dials it. A node that is down comes
+//! back by itself: its producer keeps redialling with backoff in the background.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::ProducerConfig;
+use crate::error::NodeDown;
+use crate::producer::Producer;
+use crate::request::{HandBack, Request};
+use crate::stats::{ProducerState, Stats};
+
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) addr: String,
+    /// Its place in the pool: its bit in `Request::tried`.
+    pub(crate) bit: u64,
+    pub(crate) producer: Producer,
+    up: AtomicBool,
+    /// When it last came up, in milliseconds since the pool's epoch.
+    up_since: AtomicU64,
+}
+
+impl Node {
+    pub(crate) fn new(
+        addr: String,
+        slot: usize,
+        config: ProducerConfig,
+        hand_back: tokio::sync::mpsc::UnboundedSender<Request>,
+    ) -> Result<Arc<Self>, nsq_conn::ConfigError> {
+        let bit = 1u64 << (slot % 64);
+        let producer =
+            Producer::build(addr.clone(), config, Some(HandBack { bit, to: hand_back }))?;
+        Ok(Arc::new(Self {
+            addr,
+            bit,
+            producer,
+            up: AtomicBool::new(true),
+            up_since: AtomicU64::new(0),
+        }))
+    }
+
+    pub(crate) fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    /// Whether it has been up since at least `since_ms` (milliseconds since the pool's epoch).
+    pub(crate) fn up_before(&self, since_ms: u64) -> bool {
+        self.is_up() && self.up_since.load(Ordering::Acquire) <= since_ms
+    }
+
+    /// Follows the producer's state until it closes or the node is gone, telling `changed`
+    /// each time the node goes up or down. Holds the node weakly, so that a pool dropped
+    /// without `close` lets its producers go.
+    pub(crate) async fn watch(
+        node: Weak<Self>,
+        mut state: watch::Receiver<ProducerState>,
+        epoch: Instant,
+        changed: watch::Sender<u64>,
+    ) {
+        loop {
+            let closed = {
+                let Some(node) = node.upgrade() else { return };
+                let state = state.borrow_and_update();
+                let up = match &*state {
+                    ProducerState::Idle | ProducerState::Connected => true,
+                    // A dial under way: as it was (a fresh node's first dial, or a redial).
+                    ProducerState::Connecting => node.is_up(),
+                    ProducerState::Reconnecting { .. } | ProducerState::Closed => false,
+                };
+                if up != node.is_up() {
+                    if up {
+                        let now = epoch.elapsed().as_millis() as u64;
+                        node.up_since.store(now, Ordering::Release);
+                    }
+                    node.up.store(up, Ordering::Release);
+                    tracing::info!(addr = %node.addr, up, "pool node went {}", if up { "up" } else { "down" });
+                    changed.send_modify(|n| *n += 1);
+                }
+                *state == ProducerState::Closed
+            };
+            if closed || state.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Why it is down, for a publish that found no node up.
+    pub(crate) fn down(&self) -> NodeDown {
+        let last_error = match self.producer.state() {
+            ProducerState::Reconnecting { last_error, .. } => last_error,
+            _ => None,
+        };
+        NodeDown {
+            addr: self.addr.clone(),
+            last_error,
+        }
+    }
+
+    /// Its status, for [`Pool::nodes`](crate::Pool::nodes).
+    pub(crate) fn status(&self) -> NodeStatus {
+        NodeStatus {
+            addr: self.addr.clone(),
+            up: self.is_up(),
+            state: self.producer.state(),
+            stats: self.producer.stats(),
+        }
+    }
+}
+
+/// One node of a [`Pool`](crate::Pool), as [`Pool::nodes`](crate::Pool::nodes) reports it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NodeStatus {
+    /// Its nsqd address.
+    pub addr: String,
+    /// Whether the pool sends it publishes: false while its producer waits to redial after a
+    /// failure.
+    pub up: bool,
+    /// Its producer's connection state: the attempt, last error and next attempt while it is
+    /// down.
+    pub state: ProducerState,
+    /// Its producer's counters.
+    pub stats: Stats,
+}
