@@ -15,9 +15,10 @@ use crate::http::{self, HttpResponse};
 use crate::{NsqTool, Nsqd};
 
 /// How long [`Nsqlookupd::wait_for_nsqd`] and [`Nsqlookupd::wait_for_topic`] wait. nsqd
-/// registers at once when it starts, but after an nsqlookupd restart it only reconnects at its
-/// next ping, up to 15 seconds later.
-const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// registers at once when it starts, but it pings each nsqlookupd only every 15 seconds: after
+/// an nsqlookupd restart one ping finds the old connection dead and the next one reconnects,
+/// up to 30 seconds later.
+const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// How to run nsqlookupd: a builder over the few flags tests need.
 ///
@@ -217,7 +218,7 @@ impl Nsqlookupd {
 
     /// Starts nsqlookupd again on the same TCP and HTTP ports (killing it first if it runs) and
     /// waits until it answers `GET /ping`. It starts empty: each registered nsqd registers again
-    /// when it next pings it, within 15 seconds.
+    /// once its pings (every 15 seconds) notice, which takes up to 30 seconds.
     ///
     /// # Panics
     ///
@@ -271,7 +272,7 @@ impl Nsqlookupd {
     ///
     /// # Panics
     ///
-    /// When it is not within 30 seconds.
+    /// When it is not within 45 seconds.
     pub fn wait_for_nsqd(&self, nsqd: &Nsqd) -> Value {
         self.wait_for_node(nsqd, "to register", |_| true)
     }
@@ -280,7 +281,7 @@ impl Nsqlookupd {
     ///
     /// # Panics
     ///
-    /// When it has not within 30 seconds.
+    /// When it has not within 45 seconds.
     pub fn wait_for_topic(&self, nsqd: &Nsqd, topic: &str) {
         self.wait_for_node(nsqd, &format!("to register topic {topic:?}"), |node| {
             topic_index(node, topic).is_some()
