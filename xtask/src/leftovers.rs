@@ -1,9 +1,9 @@
-//! Finding and killing nsqd processes that a test run left behind.
+//! Finding and killing nsqd and nsqlookupd processes that a test run left behind.
 //!
-//! The `Nsqd` harness in `nsq-test-support` writes `<root>/target/nsqd/pids/<pid>` when it
-//! starts nsqd and removes it when it stops it. A file that is still there after the tests
-//! belongs to a process nobody stopped, for example because a test process aborted. Its
-//! contents are `key=value` lines:
+//! The `Nsqd` and `Nsqlookupd` harnesses in `nsq-test-support` write
+//! `<root>/target/nsqd/pids/<pid>` when they start their process and remove it when they stop
+//! it. A file that is still there after the tests belongs to a process nobody stopped, for
+//! example because a test process aborted. Its contents are `key=value` lines:
 //!
 //! ```text
 //! pid=4242
@@ -11,8 +11,12 @@
 //! data_path=/tmp/nsqd-test-Ab12Cd
 //! ```
 //!
-//! `owner` is the test process that started nsqd. A process whose owner is still alive belongs
-//! to a test run that is still going (another `cargo xtask test`, say) and is left alone.
+//! An nsqlookupd has no data directory; its record has `marker=<arg>` instead, an argument of
+//! its command line that no other process has. Either one guards against a recycled pid.
+//!
+//! `owner` is the test process that started the server. A process whose owner is still alive
+//! belongs to a test run that is still going (another `cargo xtask test`, say) and is left
+//! alone.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,17 +33,18 @@ const DATA_DIR_PREFIX: &str = "nsqd-test-";
 /// What a clean-up found.
 #[derive(Debug, Default)]
 pub(crate) struct CleanUp {
-    /// nsqd processes that were killed.
+    /// Server processes that were killed.
     pub(crate) killed: Vec<u32>,
-    /// nsqd processes that could not be killed.
+    /// Server processes that could not be killed.
     pub(crate) survivors: Vec<u32>,
-    /// nsqd processes left alone because the test process that started them is still running.
+    /// Server processes left alone because the test process that started them is still running.
     pub(crate) still_owned: Vec<u32>,
     /// Pid files whose process had already gone.
     pub(crate) stale_files: usize,
 }
 
-/// Kills every nsqd recorded in the pid directory whose owning test process has exited.
+/// Kills every nsqd and nsqlookupd recorded in the pid directory whose owning test process has
+/// exited.
 pub(crate) fn clean_up() -> CleanUp {
     let mut report = CleanUp::default();
     let dir = pid_dir();
@@ -57,7 +62,7 @@ pub(crate) fn clean_up() -> CleanUp {
             continue;
         };
         let record = Record::read(&file);
-        if !is_our_nsqd(pid, record.data_path.as_deref()) {
+        if !is_our_server(pid, &record) {
             // Gone already (or the pid now belongs to something else).
             report.stale_files += 1;
             if !record.owner.is_some_and(is_alive) {
@@ -71,11 +76,11 @@ pub(crate) fn clean_up() -> CleanUp {
             continue;
         }
         eprintln!(
-            "killing leftover nsqd (pid {pid}, data dir {})",
+            "killing leftover server process (pid {pid}, data dir {})",
             record
                 .data_path
                 .as_deref()
-                .map_or_else(|| "unknown".into(), |path| path.display().to_string())
+                .map_or_else(|| "none".into(), |path| path.display().to_string())
         );
         if kill(pid) {
             report.killed.push(pid);
@@ -98,6 +103,7 @@ pub(crate) fn pid_dir() -> PathBuf {
 struct Record {
     owner: Option<u32>,
     data_path: Option<PathBuf>,
+    marker: Option<String>,
 }
 
 impl Record {
@@ -110,6 +116,7 @@ impl Record {
             match line.split_once('=') {
                 Some(("owner", value)) => record.owner = value.trim().parse().ok(),
                 Some(("data_path", value)) => record.data_path = Some(PathBuf::from(value)),
+                Some(("marker", value)) => record.marker = Some(value.to_owned()),
                 _ => {}
             }
         }
@@ -117,20 +124,27 @@ impl Record {
     }
 }
 
-/// Whether `pid` is a live nsqd, started with `data_path` when that is known. Matching the data
-/// path guards against a recycled pid.
-fn is_our_nsqd(pid: u32, data_path: Option<&Path>) -> bool {
+/// Whether `pid` is a live nsqd or nsqlookupd, started with the record's data path and marker
+/// when those are known. Matching them guards against a recycled pid.
+fn is_our_server(pid: u32, record: &Record) -> bool {
     let Some(command_line) = command_line(pid) else {
         return false;
     };
-    if !command_line.iter().any(|arg| arg.contains("nsqd")) {
+    if !command_line
+        .iter()
+        .any(|arg| arg.contains("nsqd") || arg.contains("nsqlookupd"))
+    {
         return false;
     }
-    match data_path {
-        Some(path) => {
-            let expected = format!("--data-path={}", path.display());
-            command_line.contains(&expected)
+    if let Some(path) = &record.data_path {
+        let expected = format!("--data-path={}", path.display());
+        if !command_line.contains(&expected) {
+            return false;
         }
+    }
+    match &record.marker {
+        // `ps` splits the command line at spaces, so compare without surrounding blanks.
+        Some(marker) => command_line.iter().any(|arg| arg.trim() == marker.trim()),
         None => true,
     }
 }
@@ -207,19 +221,27 @@ mod tests {
         let file = std::env::temp_dir().join(format!("xtask-pid-record-{}", process::id()));
         fs::write(&file, "pid=42\nowner=7\ndata_path=/tmp/nsqd-test-x\n").unwrap();
         let record = Record::read(&file);
-        fs::remove_file(&file).unwrap();
         assert_eq!(record.owner, Some(7));
         assert_eq!(record.data_path, Some(PathBuf::from("/tmp/nsqd-test-x")));
+        assert_eq!(record.marker, None);
+
+        fs::write(&file, "pid=43\nowner=8\nmarker=--log-prefix=[x-1] \n").unwrap();
+        let record = Record::read(&file);
+        fs::remove_file(&file).unwrap();
+        assert_eq!(record.owner, Some(8));
+        assert_eq!(record.data_path, None);
+        assert_eq!(record.marker.as_deref(), Some("--log-prefix=[x-1] "));
         assert!(Record::read(&file).owner.is_none());
     }
 
     #[test]
-    fn this_process_is_alive_but_not_an_nsqd() {
+    fn this_process_is_alive_but_not_a_server() {
         assert!(is_alive(process::id()));
-        assert!(!is_our_nsqd(
-            process::id(),
-            Some(Path::new("/tmp/nsqd-test-x"))
-        ));
+        let record = Record {
+            data_path: Some(PathBuf::from("/tmp/nsqd-test-x")),
+            ..Record::default()
+        };
+        assert!(!is_our_server(process::id(), &record));
         assert!(!is_alive(u32::MAX - 1));
     }
 

@@ -25,7 +25,8 @@ commands:
                                   and the published crates built and tested from their packages
   package                         package the published crates, then build and test them from
                                   the packages (the last step of `test`)
-  nsqd                            print the path of an nsqd v1.3.0 binary, installing it if needed
+  nsqd                            print the path of an nsqd v1.3.0 binary; installs nsqd,
+                                  nsqlookupd, to_nsq and nsq_tail v1.3.0 if needed
   fuzz <target> [--seconds N]     run a cargo-fuzz target of nsq-proto on nightly (default 60 s)
   demo [--nsqd HOST:PORT] [...]   publish 1,000,000 messages, show the rate, verify nsqd's count
   bench [--quick] [...]           benchmark the producer against go-nsq, tokio-nsq and the raw

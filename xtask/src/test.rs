@@ -50,53 +50,56 @@ fn clippy() -> Result<(), Failure> {
     ]))
 }
 
-/// Runs the whole test suite against a real nsqd, then kills whatever nsqd the tests left
-/// running. A leftover process fails the run even when the tests passed.
+/// Runs the whole test suite against a real nsqd and nsqlookupd, then kills whatever server
+/// processes the tests left running. A leftover process fails the run even when the tests passed.
 fn tests(extra_args: &[String]) -> Result<(), Failure> {
-    cmd::header("finding nsqd v1.3.0 (cargo xtask nsqd)");
-    let nsqd = nsqd::find_or_install()?;
-    eprintln!("using {}", nsqd.display());
+    cmd::header("finding nsqd, nsqlookupd, to_nsq and nsq_tail v1.3.0 (cargo xtask nsqd)");
+    let tools = nsqd::find_or_install_all()?;
+    for (tool, path) in &tools {
+        eprintln!("using {} {}", tool.name(), path.display());
+    }
 
     // Leftovers of an earlier, aborted run are not this run's leaks: clear them first.
     let earlier = leftovers::clean_up();
     if !earlier.killed.is_empty() {
         eprintln!(
-            "note: killed {} nsqd process(es) left behind by an earlier test run: {:?}",
+            "note: killed {} nsqd/nsqlookupd process(es) left behind by an earlier test run: {:?}",
             earlier.killed.len(),
             earlier.killed
         );
     }
 
     let mut command = cmd::cargo();
-    command
-        .env("NSQD", &nsqd)
-        .args(["test", "--workspace", "--all-features"]);
+    for (tool, path) in &tools {
+        command.env(tool.env_var(), path);
+    }
+    command.args(["test", "--workspace", "--all-features"]);
     if !extra_args.is_empty() {
         command.arg("--").args(extra_args);
     }
     let outcome = step(&mut command);
 
-    cmd::header("checking for nsqd processes left behind by the tests");
+    cmd::header("checking for nsqd and nsqlookupd processes left behind by the tests");
     let report = leftovers::clean_up();
     if report.stale_files > 0 {
         eprintln!(
-            "removed {} stale pid file(s) of nsqd processes that had already exited",
+            "removed {} stale pid file(s) of nsqd/nsqlookupd processes that had already exited",
             report.stale_files
         );
     }
     if !report.still_owned.is_empty() {
         eprintln!(
-            "left alone {} nsqd process(es) whose test process is still running: {:?}",
+            "left alone {} nsqd/nsqlookupd process(es) whose test process is still running: {:?}",
             report.still_owned.len(),
             report.still_owned
         );
     }
     let leaked = report.killed.len() + report.survivors.len();
     if leaked == 0 {
-        eprintln!("killed 0 nsqd processes: nothing was left behind");
+        eprintln!("killed 0 nsqd/nsqlookupd processes: nothing was left behind");
     } else {
         eprintln!(
-            "killed {} leftover nsqd process(es): {:?}",
+            "killed {} leftover nsqd/nsqlookupd process(es): {:?}",
             report.killed.len(),
             report.killed
         );
@@ -105,14 +108,14 @@ fn tests(extra_args: &[String]) -> Result<(), Failure> {
     outcome?;
     if !report.survivors.is_empty() {
         return Err(Failure::new(format!(
-            "nsqd process(es) {:?} left behind by the tests could not be killed",
+            "nsqd/nsqlookupd process(es) {:?} left behind by the tests could not be killed",
             report.survivors
         )));
     }
     if leaked > 0 {
         return Err(Failure::new(format!(
-            "{leaked} nsqd process(es) had been leaked by test processes that exited without \
-             dropping their `Nsqd` (pid files are in {})",
+            "{leaked} nsqd/nsqlookupd process(es) had been leaked by test processes that exited without \
+             dropping their `Nsqd` or `Nsqlookupd` (pid files are in {})",
             leftovers::pid_dir().display()
         )));
     }

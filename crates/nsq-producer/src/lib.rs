@@ -409,6 +409,7 @@
 //! | `deflate` | yes | deflate compression |
 //! | `serde` | no | `Deserialize` for [`ProducerConfig`], from a map of go-nsq option names |
 //! | `metrics` | no | reporting through the `metrics` facade (see [Metrics](#metrics)) |
+//! | `lookupd` | no | the nsqlookupd client (hyper) that discovery of nsqd nodes will use; no public API yet |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -419,6 +420,8 @@ mod config;
 mod deadline_set;
 mod error;
 mod gate;
+#[cfg(feature = "lookupd")]
+mod lookupd;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod pool;
@@ -446,6 +449,16 @@ pub use nsq_conn::{TlsConfig, TlsVersion};
 pub use nsq_proto::{
     Channel, ErrorCode, InvalidName, InvalidPublish, PublishLimits, ServerError, Topic,
 };
+
+/// The nsqlookupd client behind the `lookupd` feature, reachable for the workspace's
+/// integration tests. Not a stable API: hidden from the documentation and free to change.
+#[cfg(feature = "lookupd")]
+#[doc(hidden)]
+pub mod __lookupd {
+    pub use crate::lookupd::{
+        LookupdError, Node, NodeTopic, fetch_nodes, merge_nodes, parse_nodes,
+    };
+}
 
 /// The examples of the crate's README, compiled as doc tests.
 #[cfg(doctest)]

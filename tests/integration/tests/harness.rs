@@ -1,4 +1,5 @@
-//! Self-tests of the `Nsqd` harness against the real nsqd v1.3.0.
+//! Self-tests of the `Nsqd` and `Nsqlookupd` harnesses against the real nsqd and nsqlookupd
+//! v1.3.0, and of the `to_nsq` and `nsq_tail` binaries the harness finds.
 //!
 //! They talk to nsqd with hand-written bytes rather than the workspace's crates, so that a bug
 //! in the harness cannot hide behind a bug in the client, or the other way round.
@@ -6,9 +7,11 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use nsq_test_support::{Nsqd, NsqdOptions};
+use nsq_test_support::{NsqTool, Nsqd, NsqdOptions, Nsqlookupd};
 
 /// The response frame nsqd sends for a successful PUB: size 6, frame type 0, `OK`.
 const OK_FRAME: [u8; 10] = [0, 0, 0, 6, 0, 0, 0, 0, b'O', b'K'];
@@ -229,4 +232,173 @@ fn a_bad_option_panics_with_nsqd_s_log() {
     assert!(message.contains("exited during start-up"), "{message}");
     assert!(message.contains("--tls-required=true"), "{message}");
     assert!(message.contains("nsqd's log"), "{message}");
+}
+
+/// Sends `GET /ping` over a raw connection and returns whatever arrives within `wait`.
+fn raw_ping(addr: SocketAddr, wait: Duration) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(wait))?;
+    stream.write_all(b"GET /ping HTTP/1.0\r\n\r\n")?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[test]
+fn nsqlookupd_starts_on_ephemeral_loopback_ports() {
+    let a = Nsqlookupd::start();
+    let b = Nsqlookupd::start();
+    for lookupd in [&a, &b] {
+        assert!(lookupd.is_running());
+        assert!(lookupd.tcp_addr().ip().is_loopback());
+        assert!(lookupd.http_addr().ip().is_loopback());
+        assert_ne!(lookupd.tcp_addr().port(), 4160);
+        assert_ne!(lookupd.http_addr().port(), 4161);
+        assert!(pid_file(lookupd.pid().unwrap()).exists());
+        assert!(lookupd.log_tail().contains("TCP: listening on"));
+    }
+    assert_ne!(a.tcp_addr(), b.tcp_addr());
+    assert_ne!(a.http_addr(), b.http_addr());
+
+    let info = a.http_request("GET", "/info", b"");
+    assert_eq!(info.status, 200);
+    assert!(info.text().contains(r#""version":"1.3.0""#), "{info:?}");
+    assert!(a.nodes().is_empty(), "no nsqd registered yet");
+}
+
+#[test]
+fn nsqd_registers_with_two_lookupds_and_a_tombstone_stays_with_one() {
+    let a = Nsqlookupd::start();
+    let b = Nsqlookupd::start();
+    let nsqd = Nsqd::start_with(NsqdOptions::new().lookupd(&a).lookupd(&b));
+
+    for lookupd in [&a, &b] {
+        let node = lookupd.wait_for_nsqd(&nsqd);
+        assert_eq!(node["broadcast_address"], "127.0.0.1");
+        assert_eq!(node["tcp_port"], nsqd.tcp_addr().port());
+        assert_eq!(node["http_port"], nsqd.http_addr().port());
+        assert_eq!(node["version"], "1.3.0");
+    }
+
+    nsqd.create_topic("registered");
+    for lookupd in [&a, &b] {
+        lookupd.wait_for_topic(&nsqd, "registered");
+        assert_eq!(lookupd.is_tombstoned(&nsqd, "registered"), Some(false));
+    }
+    assert_eq!(a.is_tombstoned(&nsqd, "never_created"), None);
+
+    a.tombstone_topic("registered", &nsqd);
+    assert_eq!(a.is_tombstoned(&nsqd, "registered"), Some(true));
+    assert_eq!(b.is_tombstoned(&nsqd, "registered"), Some(false));
+}
+
+#[test]
+fn nsqlookupd_pause_resume_stop_and_restart() {
+    let mut lookupd = Nsqlookupd::start();
+    let nsqd = Nsqd::start_with(NsqdOptions::new().lookupd(&lookupd));
+    lookupd.wait_for_nsqd(&nsqd);
+    let (tcp, http) = (lookupd.tcp_addr(), lookupd.http_addr());
+    let first_pid = lookupd.pid().unwrap();
+
+    lookupd.pause();
+    let answer = raw_ping(http, Duration::from_millis(300));
+    assert!(answer.is_err(), "a paused nsqlookupd answered: {answer:?}");
+    lookupd.resume();
+    assert!(
+        raw_ping(http, Duration::from_secs(5))
+            .unwrap()
+            .ends_with("OK")
+    );
+
+    lookupd.stop();
+    assert!(!lookupd.is_running());
+    assert!(!pid_file(first_pid).exists());
+    assert!(
+        TcpStream::connect(http).is_err(),
+        "nothing listens while stopped"
+    );
+
+    lookupd.restart();
+    assert_ne!(lookupd.pid(), Some(first_pid));
+    assert_eq!((lookupd.tcp_addr(), lookupd.http_addr()), (tcp, http));
+    assert!(lookupd.log_tail().contains("restarting nsqlookupd"));
+    // The new process knows nothing until nsqd's pings (every 15 s) notice and reconnect.
+    let node = lookupd.wait_for_nsqd(&nsqd);
+    assert_eq!(node["tcp_port"], nsqd.tcp_addr().port());
+}
+
+#[test]
+fn nsqlookupd_drop_kills_the_process() {
+    let lookupd = Nsqlookupd::start();
+    let pid = lookupd.pid().unwrap();
+    let http = lookupd.http_addr();
+    assert!(process_exists(pid));
+    drop(lookupd);
+    assert!(!process_exists(pid), "nsqlookupd {pid} still runs");
+    assert!(!pid_file(pid).exists());
+    assert!(TcpStream::connect(http).is_err());
+}
+
+/// Waits up to 30 seconds for `child` to exit and returns its output.
+fn finish(mut child: Child, what: &str) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "{what} did not exit within 30 s; stderr: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn to_nsq_publishes_and_nsq_tail_reads_through_nsqlookupd() {
+    let lookupd = Nsqlookupd::start();
+    let nsqd = Nsqd::start_with(NsqdOptions::new().lookupd(&lookupd));
+
+    let mut to_nsq = Command::new(NsqTool::ToNsq.path())
+        .arg("--topic=tools")
+        .arg(format!("--nsqd-tcp-address={}", nsqd.tcp_addr()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    to_nsq
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"one\ntwo\nthree\n")
+        .unwrap();
+    let output = finish(to_nsq, "to_nsq");
+    assert!(
+        output.status.success(),
+        "to_nsq: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(nsqd.topic_message_count("tools"), Some(3));
+    lookupd.wait_for_topic(&nsqd, "tools");
+
+    // nsq_tail finds the nsqd through nsqlookupd's /lookup and exits after three messages.
+    let nsq_tail = Command::new(NsqTool::NsqTail.path())
+        .arg("--topic=tools")
+        .arg(format!("--lookupd-http-address={}", lookupd.http_addr()))
+        .arg("-n=3")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = finish(nsq_tail, "nsq_tail");
+    assert!(
+        output.status.success(),
+        "nsq_tail: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "one\ntwo\nthree\n");
 }

@@ -3,6 +3,9 @@
 //! - [`Nsqd`] runs a real nsqd v1.3.0 on ephemeral loopback ports with a temporary data
 //!   directory, exposes its addresses and statistics, restarts it on the same ports, and cleans
 //!   up after itself. The integration tests in `tests/integration` use it.
+//! - [`Nsqlookupd`] does the same for nsqlookupd v1.3.0; [`NsqdOptions::lookupd`] registers an
+//!   nsqd with one or more of them.
+//! - [`NsqTool`] finds the nsq v1.3.0 binaries, among them `to_nsq` and `nsq_tail`.
 //! - [`FakeNsqd`] plays nsqd's side of one connection over an in-memory pipe, scripted step by
 //!   step (including snappy, deflate and TLS), for tests of what a real nsqd never sends.
 //! - [`TestPki`] generates a CA, server and client certificates at run time.
@@ -12,10 +15,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod daemon;
 mod fake;
+mod http;
 mod nsqd;
+mod nsqlookupd;
 mod tls;
+mod tools;
 
 pub use fake::{FakeCompression, FakeNsqd};
-pub use nsqd::{HttpResponse, Nsqd, NsqdOptions, topic_depth_at};
+pub use http::HttpResponse;
+pub use nsqd::{Nsqd, NsqdOptions, topic_depth_at};
+pub use nsqlookupd::{Nsqlookupd, NsqlookupdOptions};
 pub use tls::TestPki;
+pub use tools::NsqTool;

@@ -1,36 +1,30 @@
 //! [`Nsqd`]: a real nsqd process on ephemeral loopback ports, for integration tests.
 
-mod binary;
-mod http;
-mod log;
 mod options;
-mod pid_file;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::Value;
 use tempfile::TempDir;
 
-pub use self::http::HttpResponse;
-use self::log::{Log, WaitError};
+use crate::NsqTool;
+use crate::daemon::{Daemon, Deadline, Identity};
+use crate::http::{self, HttpResponse};
+
 pub use self::options::NsqdOptions;
-use self::pid_file::PidFile;
 
 /// A real nsqd v1.3.0, started on ephemeral ports of 127.0.0.1 with a temporary data directory.
 ///
-/// The binary comes from `$NSQD`, else `<workspace>/target/nsqd/bin/nsqd` (what
+/// The binary is [`NsqTool::Nsqd`]: `$NSQD`, else `<workspace>/target/nsqd/bin/nsqd` (what
 /// `cargo xtask nsqd` installs), else `nsqd` on `PATH`; each candidate must report v1.3.0.
 /// The listening ports are read from nsqd's own log, and the harness waits until `GET /ping`
 /// answers before returning, so the server is ready for clients.
 ///
-/// Everything is blocking and uses only the standard library, so it works from plain tests and
-/// from inside `#[tokio::test]` alike (the calls are short).
+/// Everything is blocking, so it works from plain tests and from inside `#[tokio::test]` alike
+/// (the calls are short; each HTTP request runs on a thread of its own).
 ///
 /// Dropping the value kills nsqd, waits for it and deletes the data directory. While nsqd runs,
 /// `<workspace>/target/nsqd/pids/<pid>` records it, so that `cargo xtask test` can kill it if
@@ -46,23 +40,11 @@ use self::pid_file::PidFile;
 /// assert_eq!(nsqd.topic_depth("orders"), None);
 /// ```
 pub struct Nsqd {
-    binary: PathBuf,
+    daemon: Daemon,
     options: NsqdOptions,
     data_dir: Option<TempDir>,
-    process: Mutex<Option<Process>>,
     /// `None` only until the first start has read them.
     addrs: Option<Addrs>,
-    log: Arc<Log>,
-    /// The log was already printed by a start-up panic; the drop need not print it again.
-    log_printed: bool,
-}
-
-/// One nsqd process and what belongs to it.
-#[derive(Debug)]
-struct Process {
-    child: Child,
-    stderr_reader: Option<JoinHandle<()>>,
-    _pid_file: Option<PidFile>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,19 +72,16 @@ impl Nsqd {
     /// during start-up (for example because of a bad option), or when it does not answer within
     /// [`NsqdOptions::start_timeout`]. The message includes nsqd's command line and log.
     pub fn start_with(options: NsqdOptions) -> Self {
-        let binary = binary::nsqd_binary();
+        let binary = NsqTool::Nsqd.path();
         let data_dir = tempfile::Builder::new()
             .prefix("nsqd-test-")
             .tempdir()
             .unwrap_or_else(|err| panic!("cannot create a data directory for nsqd: {err}"));
         let mut nsqd = Self {
-            binary,
+            daemon: Daemon::new("nsqd", binary),
             options,
             data_dir: Some(data_dir),
-            process: Mutex::new(None),
             addrs: None,
-            log: Arc::default(),
-            log_printed: false,
         };
         // A panic in here unwinds through `nsqd`'s drop, which kills the process.
         nsqd.launch();
@@ -122,7 +101,7 @@ impl Nsqd {
     /// The address of the HTTPS API; `Some` when nsqd was given a TLS certificate.
     pub fn https_addr(&self) -> Option<SocketAddr> {
         // Also catches a certificate passed through `NsqdOptions::arg` in an unusual spelling.
-        self.addrs().https.or_else(|| self.log.listening().https)
+        self.addrs().https.or_else(|| self.daemon.listening().https)
     }
 
     /// The temporary data directory (`--data-path`). It survives [`stop`](Self::stop) and
@@ -135,45 +114,37 @@ impl Nsqd {
 
     /// The nsqd binary in use.
     pub fn binary(&self) -> &Path {
-        &self.binary
+        self.daemon.binary()
     }
 
     /// The process id, while nsqd runs.
     pub fn pid(&self) -> Option<u32> {
-        let mut process = self.lock_process();
-        let process = process.as_mut()?;
-        matches!(process.child.try_wait(), Ok(None)).then(|| process.child.id())
+        self.daemon.pid()
     }
 
     /// Whether the nsqd process is running: `false` after [`stop`](Self::stop) and after nsqd
     /// exited on its own.
     pub fn is_running(&self) -> bool {
-        self.pid().is_some()
+        self.daemon.is_running()
     }
 
     /// The last lines (up to 200) nsqd wrote to its log, across restarts.
     pub fn log_tail(&self) -> String {
-        self.log.tail()
+        self.daemon.log_tail()
     }
 
     /// Kills nsqd (SIGKILL, like a crash: messages still in memory are lost) and waits for it
     /// to exit. The ports and the data directory are kept for [`restart`](Self::restart).
     /// Does nothing if nsqd is not running.
     pub fn stop(&mut self) {
-        if self.end_process(false).is_some() {
-            self.log
-                .note("--- nsq-test-support: nsqd killed ---".to_owned());
-        }
+        self.daemon.kill();
     }
 
     /// Asks nsqd to exit (SIGTERM) and waits up to ten seconds for it, then kills it. nsqd
     /// writes its in-memory messages to the data directory on the way out, so they are there
     /// again after [`restart`](Self::restart). Does nothing if nsqd is not running.
     pub fn shutdown(&mut self) {
-        if self.end_process(true).is_some() {
-            self.log
-                .note("--- nsq-test-support: nsqd shut down ---".to_owned());
-        }
+        self.daemon.shutdown();
     }
 
     /// Freezes nsqd (SIGSTOP to the process this value started): its sockets stay open and the
@@ -185,10 +156,7 @@ impl Nsqd {
     ///
     /// When nsqd is not running or the signal cannot be sent.
     pub fn pause(&self) {
-        self.signal("-STOP");
-        self.wait_until_stopped();
-        self.log
-            .note("--- nsq-test-support: nsqd paused (SIGSTOP) ---".to_owned());
+        self.daemon.pause();
     }
 
     /// Thaws nsqd after [`pause`](Self::pause) (SIGCONT).
@@ -197,50 +165,7 @@ impl Nsqd {
     ///
     /// When nsqd is not running or the signal cannot be sent.
     pub fn resume(&self) {
-        self.signal("-CONT");
-        self.log
-            .note("--- nsq-test-support: nsqd resumed (SIGCONT) ---".to_owned());
-    }
-
-    /// Waits until every thread of nsqd has stopped: `kill` returns once the signal is sent, and
-    /// a thread already running on another core may still answer a request before it stops.
-    /// Where `/proc` is missing, returns at once.
-    fn wait_until_stopped(&self) {
-        let Some(pid) = self.pid() else { return };
-        let tasks = std::path::PathBuf::from(format!("/proc/{pid}/task"));
-        let started = std::time::Instant::now();
-        while started.elapsed() < Duration::from_secs(5) {
-            let Ok(entries) = std::fs::read_dir(&tasks) else {
-                return;
-            };
-            let all_stopped = entries.flatten().all(|task| {
-                std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
-                    // The state follows the command name, which is in parentheses.
-                    stat.rsplit_once(')')
-                        .and_then(|(_, rest)| rest.split_whitespace().next())
-                        .is_some_and(|state| state == "T" || state == "t")
-                })
-            });
-            if all_stopped {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        panic!("nsqd (pid {pid}) did not stop within 5 s of SIGSTOP");
-    }
-
-    /// Sends `signal` (a `kill` option such as `-STOP`) to the nsqd process this value started.
-    fn signal(&self, signal: &str) {
-        let pid = self
-            .pid()
-            .unwrap_or_else(|| panic!("nsqd is not running; cannot send {signal}"));
-        let status = Command::new("kill")
-            .arg(signal)
-            .arg(pid.to_string())
-            .stdin(Stdio::null())
-            .status()
-            .unwrap_or_else(|err| panic!("cannot run kill {signal} {pid}: {err}"));
-        assert!(status.success(), "kill {signal} {pid} failed: {status}");
+        self.daemon.resume();
     }
 
     /// Starts nsqd again on the same TCP, HTTP (and HTTPS) ports with the same data directory
@@ -253,8 +178,7 @@ impl Nsqd {
     /// meantime.
     pub fn restart(&mut self) {
         self.stop();
-        self.log
-            .note("--- nsq-test-support: restarting nsqd ---".to_owned());
+        self.daemon.note("restarting nsqd");
         self.launch();
     }
 
@@ -383,10 +307,6 @@ impl Nsqd {
             .expect("the addresses are known once `start_with` has returned")
     }
 
-    fn lock_process(&self) -> std::sync::MutexGuard<'_, Option<Process>> {
-        self.process.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn get_json(&self, target: &str) -> Value {
         let response = self.http_request("GET", target, b"");
         if !response.is_success() {
@@ -406,43 +326,16 @@ impl Nsqd {
 
     /// Spawns nsqd (on the known ports after the first start) and waits until it is ready.
     fn launch(&mut self) {
-        let started = Instant::now();
-        let deadline = started + self.options.start_timeout_value();
+        let deadline = Deadline::after(self.options.start_timeout_value());
         let mut command = self.command();
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot run {}: {err}", self.binary.display()));
-        let pid = child.id();
-        let pid_file = PidFile::create(pid, self.data_dir());
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let stderr_reader = self.log.follow(stderr, pid);
-        *self
-            .process
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Process {
-            child,
-            stderr_reader: Some(stderr_reader),
-            _pid_file: pid_file,
-        });
+        let data_dir = self.data_dir().to_path_buf();
+        self.daemon
+            .spawn(&mut command, Identity::DataPath(&data_dir));
 
         let expect_https = self.options.has_tls();
-        let listening = match self.log.wait_for_listeners(expect_https, deadline) {
-            Ok(listening) => listening,
-            Err(WaitError::Exited) => {
-                let status = self.end_process(false);
-                self.fail(
-                    &command,
-                    &format!("nsqd exited during start-up ({})", describe(status)),
-                );
-            }
-            Err(WaitError::TimedOut) => self.fail(
-                &command,
-                &format!(
-                    "nsqd did not log its listening addresses within {:?}",
-                    self.options.start_timeout_value()
-                ),
-            ),
-        };
+        let listening = self
+            .daemon
+            .wait_for_listeners(&command, expect_https, deadline);
         let (Some(tcp), Some(http)) = (listening.tcp, listening.http) else {
             unreachable!("wait_for_listeners returns both addresses");
         };
@@ -453,14 +346,19 @@ impl Nsqd {
         };
         if let Some(previous) = self.addrs {
             if previous != addrs {
-                self.fail(
+                self.daemon.fail(
                     &command,
-                    &format!("nsqd came back on {addrs:?} instead of {previous:?}"),
+                    &format!("came back on {addrs:?} instead of {previous:?}"),
                 );
             }
         }
         self.addrs = Some(addrs);
-        self.wait_for_ping(&command, deadline);
+        self.daemon
+            .wait_for_ping(&command, http, deadline, |response| {
+                (response.status == 200 && response.text().trim() == "OK")
+                    // `--tls-required=true`: the plain HTTP API refuses everything, but it is up.
+                    || (response.status == 403 && response.text().contains("TLS_REQUIRED"))
+            });
     }
 
     fn command(&self) -> Command {
@@ -478,7 +376,7 @@ impl Nsqd {
                 "127.0.0.1:0".to_owned(),
             ),
         };
-        let mut command = Command::new(&self.binary);
+        let mut command = self.daemon.command();
         // Options first, so that the harness's own flags below win over an `arg` that repeats
         // them (Go's flag package keeps the last value).
         command
@@ -488,103 +386,18 @@ impl Nsqd {
             .arg(format!("--http-address={http}"))
             // Only used when TLS is configured; never the fixed default port 4152.
             .arg(format!("--https-address={https}"))
-            .arg(format!("--data-path={}", self.data_dir().display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .arg(format!("--data-path={}", self.data_dir().display()));
         command
-    }
-
-    fn wait_for_ping(&mut self, command: &Command, deadline: Instant) {
-        let http = self.http_addr();
-        loop {
-            let last_answer = match http::request(http, "GET", "/ping", b"") {
-                Ok(response) if response.status == 200 && response.text().trim() == "OK" => return,
-                // `--tls-required=true`: the plain HTTP API refuses everything, but it is up.
-                Ok(response)
-                    if response.status == 403 && response.text().contains("TLS_REQUIRED") =>
-                {
-                    return;
-                }
-                Ok(response) => format!("{response:?}"),
-                Err(err) => err.to_string(),
-            };
-            if !self.is_running() {
-                let status = self.end_process(false);
-                self.fail(
-                    command,
-                    &format!("nsqd exited during start-up ({})", describe(status)),
-                );
-            }
-            if Instant::now() >= deadline {
-                self.fail(
-                    command,
-                    &format!(
-                        "nsqd did not answer GET /ping on {http} within {:?}; last answer: {last_answer}",
-                        self.options.start_timeout_value()
-                    ),
-                );
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Stops the process, then panics with everything needed to see why it did not start.
-    fn fail(&mut self, command: &Command, reason: &str) -> ! {
-        // Stopping first makes the log complete: the reader thread has seen every line.
-        self.end_process(false);
-        self.log_printed = true;
-        let args: Vec<String> = command
-            .get_args()
-            .map(|arg| arg.to_string_lossy().into_owned())
-            .collect();
-        panic!(
-            "{reason}\ncommand: {} {}\n--- nsqd's log (last lines) ---\n{}--- end of nsqd's log ---",
-            self.binary.display(),
-            args.join(" "),
-            self.log.tail()
-        );
-    }
-
-    /// Ends the process (gracefully or not), reaps it, waits for the log reader and removes the
-    /// pid file. Never panics: it also runs in `drop`.
-    fn end_process(&mut self, graceful: bool) -> Option<Option<ExitStatus>> {
-        let mut process = self
-            .process
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()?;
-        if graceful {
-            // A paused nsqd would not act on SIGTERM until thawed.
-            let _ = Command::new("kill")
-                .arg("-CONT")
-                .arg(process.child.id().to_string())
-                .stdin(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            terminate(&mut process.child, Duration::from_secs(10));
-        }
-        let _ = process.child.kill();
-        let status = process.child.wait().ok();
-        if let Some(reader) = process.stderr_reader.take() {
-            // The pipe closed with the process, so the reader is at its end.
-            let _ = reader.join();
-        }
-        Some(status)
     }
 }
 
 impl Drop for Nsqd {
     fn drop(&mut self) {
-        // Stopping first makes the log complete before it is printed.
-        self.end_process(false);
-        if thread::panicking() && !self.log_printed && self.addrs.is_some() {
-            eprintln!(
-                "--- log of the nsqd on tcp {} (last lines) ---\n{}--- end of nsqd's log ---",
-                self.tcp_addr(),
-                self.log.tail()
-            );
-        }
+        let label = match self.addrs {
+            Some(addrs) => format!("on tcp {}", addrs.tcp),
+            None => "that did not start".to_owned(),
+        };
+        self.daemon.end_for_drop(&label);
         if let Some(data_dir) = self.data_dir.take() {
             let _ = data_dir.close();
         }
@@ -601,36 +414,6 @@ impl fmt::Debug for Nsqd {
             .field("data_dir", &self.data_dir())
             .field("options", &self.options)
             .finish_non_exhaustive()
-    }
-}
-
-/// Sends SIGTERM (through `kill`, to stay free of `unsafe`) and waits up to `timeout` for the
-/// process to exit.
-fn terminate(child: &mut Child, timeout: Duration) {
-    let sent = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !sent {
-        return;
-    }
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if !matches!(child.try_wait(), Ok(None)) {
-            return;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn describe(status: Option<Option<ExitStatus>>) -> String {
-    match status.flatten() {
-        Some(status) => status.to_string(),
-        None => "exit status unknown".to_owned(),
     }
 }
 
@@ -695,11 +478,5 @@ mod tests {
         let stats = json!({"version": "1.3.0", "topics": null, "producers": null});
         assert!(find_named(&stats["topics"], "topic_name", "a").is_none());
         assert!(find_named(&json!({})["topics"], "topic_name", "a").is_none());
-    }
-
-    #[test]
-    fn describes_unknown_exit_status() {
-        assert_eq!(describe(None), "exit status unknown");
-        assert_eq!(describe(Some(None)), "exit status unknown");
     }
 }

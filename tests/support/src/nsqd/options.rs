@@ -1,7 +1,10 @@
 //! Command-line options for the nsqd under test.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::Nsqlookupd;
 
 /// How to run nsqd: a builder over its command-line flags.
 ///
@@ -35,6 +38,7 @@ pub struct NsqdOptions {
     tls_required: Option<String>,
     tls_min_version: Option<String>,
     auth_http_addresses: Vec<String>,
+    lookupd_tcp_addresses: Vec<SocketAddr>,
     snappy: Option<bool>,
     deflate: Option<bool>,
     max_deflate_level: Option<u8>,
@@ -57,6 +61,7 @@ impl Default for NsqdOptions {
             tls_required: None,
             tls_min_version: None,
             auth_http_addresses: Vec::new(),
+            lookupd_tcp_addresses: Vec::new(),
             snappy: None,
             deflate: None,
             max_deflate_level: None,
@@ -156,6 +161,24 @@ impl NsqdOptions {
         self
     }
 
+    /// `--lookupd-tcp-address`: an nsqlookupd's TCP address to register with. May be called
+    /// more than once; each call adds one nsqlookupd. nsqd then announces itself as
+    /// `127.0.0.1` (the harness always passes `--broadcast-address=127.0.0.1`) with its TCP and
+    /// HTTP ports, and each of its topics and channels as they are created.
+    ///
+    /// The registration happens in the background after nsqd has started; see
+    /// [`Nsqlookupd::wait_for_nsqd`](crate::Nsqlookupd::wait_for_nsqd).
+    pub fn lookupd_tcp_address(mut self, address: SocketAddr) -> Self {
+        self.lookupd_tcp_addresses.push(address);
+        self
+    }
+
+    /// Registers with `lookupd`: [`lookupd_tcp_address`](Self::lookupd_tcp_address) with its
+    /// TCP address.
+    pub fn lookupd(self, lookupd: &Nsqlookupd) -> Self {
+        self.lookupd_tcp_address(lookupd.tcp_addr())
+    }
+
     /// `--snappy`: whether clients may negotiate snappy compression (nsqd's default: yes).
     pub fn snappy(mut self, enabled: bool) -> Self {
         self.snappy = Some(enabled);
@@ -246,6 +269,9 @@ impl NsqdOptions {
         for address in &self.auth_http_addresses {
             push("auth-http-address", address.clone());
         }
+        for address in &self.lookupd_tcp_addresses {
+            push("lookupd-tcp-address", address.to_string());
+        }
         if let Some(enabled) = self.snappy {
             push("snappy", enabled.to_string());
         }
@@ -296,6 +322,8 @@ mod tests {
             .tls_min_version("tls1.2")
             .auth_http_address("127.0.0.1:1")
             .auth_http_address("http://127.0.0.1:2/auth")
+            .lookupd_tcp_address("127.0.0.1:3".parse().unwrap())
+            .lookupd_tcp_address("127.0.0.1:4".parse().unwrap())
             .snappy(false)
             .deflate(true)
             .max_deflate_level(9)
@@ -317,6 +345,8 @@ mod tests {
                 "--tls-min-version=tls1.2",
                 "--auth-http-address=127.0.0.1:1",
                 "--auth-http-address=http://127.0.0.1:2/auth",
+                "--lookupd-tcp-address=127.0.0.1:3",
+                "--lookupd-tcp-address=127.0.0.1:4",
                 "--snappy=false",
                 "--deflate=true",
                 "--max-deflate-level=9",

@@ -1,5 +1,5 @@
-//! nsqd's log: drained from its stderr by a background thread, the recent lines kept, the
-//! listening addresses picked out.
+//! A server's log (nsqd's or nsqlookupd's): drained from its stderr by a background thread, the
+//! recent lines kept, the listening addresses picked out.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -11,7 +11,7 @@ use std::time::Instant;
 /// How many of the most recent log lines are kept for error messages.
 const KEEP_LINES: usize = 200;
 
-/// The addresses nsqd reported in its `listening on` lines.
+/// The addresses the server reported in its `listening on` lines.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Listening {
     pub(crate) tcp: Option<SocketAddr>,
@@ -19,7 +19,7 @@ pub(crate) struct Listening {
     pub(crate) https: Option<SocketAddr>,
 }
 
-/// The log of one `Nsqd`, shared with the thread that reads the current process's stderr.
+/// The log of one server, shared with the thread that reads the current process's stderr.
 #[derive(Debug, Default)]
 pub(crate) struct Log {
     state: Mutex<State>,
@@ -52,6 +52,7 @@ impl Log {
     pub(crate) fn follow(
         self: &Arc<Self>,
         stderr: impl Read + Send + 'static,
+        name: &str,
         pid: u32,
     ) -> JoinHandle<()> {
         {
@@ -61,12 +62,14 @@ impl Log {
         }
         let log = Arc::clone(self);
         thread::Builder::new()
-            .name(format!("nsqd-{pid}-stderr"))
+            .name(format!("{name}-{pid}-stderr"))
             .spawn(move || log.read_until_closed(stderr))
-            .expect("cannot spawn the thread that reads nsqd's stderr")
+            .unwrap_or_else(|err| {
+                panic!("cannot spawn the thread that reads {name}'s stderr: {err}")
+            })
     }
 
-    /// Records a line written by the harness itself, e.g. that nsqd was killed.
+    /// Records a line written by the harness itself, e.g. that the server was killed.
     pub(crate) fn note(&self, line: String) {
         self.lock().push(line);
     }
@@ -155,7 +158,8 @@ impl State {
 }
 
 /// Picks the address out of a line such as
-/// `[nsqd] 2026/11/21 09:00:00.000000 INFO: TCP: listening on 127.0.0.1:40123`.
+/// `[nsqd] 2026/11/21 09:00:00.000000 INFO: TCP: listening on 127.0.0.1:40123` (nsqlookupd
+/// writes the same, with its own prefix).
 fn record_listener(listening: &mut Listening, line: &str) {
     let Some((before, address)) = line.rsplit_once(" listening on ") else {
         return;
@@ -202,6 +206,22 @@ mod tests {
     }
 
     #[test]
+    fn reads_nsqlookupd_lines_with_their_own_prefix() {
+        let startup = "\
+[nsqlookupd-7-1] 2026/12/02 01:07:41.512265 INFO: nsqlookupd v1.3.0 (built w/go1.26.8)
+[nsqlookupd-7-1] 2026/12/02 01:07:41.513546 INFO: HTTP: listening on 127.0.0.1:40831
+[nsqlookupd-7-1] 2026/12/02 01:07:41.513681 INFO: TCP: listening on 127.0.0.1:42575
+";
+        let mut listening = Listening::default();
+        for line in startup.lines() {
+            record_listener(&mut listening, line);
+        }
+        assert_eq!(listening.tcp, Some("127.0.0.1:42575".parse().unwrap()));
+        assert_eq!(listening.http, Some("127.0.0.1:40831".parse().unwrap()));
+        assert_eq!(listening.https, None);
+    }
+
+    #[test]
     fn ignores_other_lines() {
         let mut listening = Listening::default();
         record_listener(&mut listening, "[nsqd] INFO: TCP: new client(127.0.0.1:5)");
@@ -216,7 +236,7 @@ mod tests {
     #[test]
     fn follows_a_stream_and_notices_when_it_closes() {
         let log = Arc::new(Log::default());
-        let reader = log.follow(STARTUP.as_bytes(), 1);
+        let reader = log.follow(STARTUP.as_bytes(), "nsqd", 1);
         let deadline = Instant::now() + Duration::from_secs(5);
         let listening = log.wait_for_listeners(true, deadline).unwrap();
         assert_eq!(listening.tcp, Some("127.0.0.1:45989".parse().unwrap()));
@@ -227,7 +247,7 @@ mod tests {
         );
 
         // A second process that exits before it listens.
-        let reader = log.follow(&b"[nsqd] FATAL: listen failed\n"[..], 2);
+        let reader = log.follow(&b"[nsqd] FATAL: listen failed\n"[..], "nsqd", 2);
         reader.join().unwrap();
         assert_eq!(
             log.wait_for_listeners(false, deadline),
@@ -243,7 +263,7 @@ mod tests {
         let text: String = (0..KEEP_LINES + 50)
             .map(|i| format!("line {i}\n"))
             .collect();
-        log.follow(std::io::Cursor::new(text.into_bytes()), 1)
+        log.follow(std::io::Cursor::new(text.into_bytes()), "nsqd", 1)
             .join()
             .unwrap();
         let tail = log.tail();
