@@ -254,7 +254,10 @@ impl Daemon {
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        panic!("{} (pid {pid}) did not stop within 5 s of SIGSTOP", self.name);
+        panic!(
+            "{} (pid {pid}) did not stop within 5 s of SIGSTOP",
+            self.name
+        );
     }
 
     /// Thaws the process with SIGCONT.

@@ -73,10 +73,15 @@ impl Nsqd {
     /// [`NsqdOptions::start_timeout`]. The message includes nsqd's command line and log.
     pub fn start_with(options: NsqdOptions) -> Self {
         let binary = NsqTool::Nsqd.path();
-        let data_dir = tempfile::Builder::new()
-            .prefix("nsqd-test-")
-            .tempdir()
-            .unwrap_or_else(|err| panic!("cannot create a data directory for nsqd: {err}"));
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("nsqd-test-");
+        let memory = Path::new("/dev/shm");
+        let data_dir = if options.data_in_memory_value() && memory.is_dir() {
+            builder.tempdir_in(memory)
+        } else {
+            builder.tempdir()
+        }
+        .unwrap_or_else(|err| panic!("cannot create a data directory for nsqd: {err}"));
         let mut nsqd = Self {
             daemon: Daemon::new("nsqd", binary),
             options,

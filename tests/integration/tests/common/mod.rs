@@ -210,6 +210,23 @@ pub async fn read_exactly(nsqd: &Nsqd, topic: &str, channel: &str, n: usize) -> 
     bodies
 }
 
+/// Reads from a fresh channel consumer until no message has come for `quiet`; returns the
+/// bodies in arrival order. For a topic whose size is not known in advance.
+pub async fn read_until_quiet(
+    nsqd: &Nsqd,
+    topic: &str,
+    channel: &str,
+    quiet: Duration,
+) -> Vec<Bytes> {
+    let mut consumer = Consumer::subscribe(nsqd.tcp_addr(), topic, channel, 2500).await;
+    let mut bodies = Vec::new();
+    while let Ok(message) = tokio::time::timeout(quiet, consumer.next()).await {
+        bodies.push(message.body);
+    }
+    consumer.flush().await;
+    bodies
+}
+
 /// xorshift64*: a small seeded random source, so a failing run can be repeated with its seed.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);

@@ -44,6 +44,7 @@ pub struct NsqdOptions {
     max_deflate_level: Option<u8>,
     extra_args: Vec<String>,
     start_timeout: Duration,
+    data_in_memory: bool,
 }
 
 impl Default for NsqdOptions {
@@ -67,6 +68,7 @@ impl Default for NsqdOptions {
             max_deflate_level: None,
             extra_args: Vec::new(),
             start_timeout: Duration::from_secs(10),
+            data_in_memory: false,
         }
     }
 }
@@ -213,6 +215,19 @@ impl NsqdOptions {
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = timeout;
         self
+    }
+
+    /// Keeps the data directory in memory (`/dev/shm`, where it exists), so that
+    /// `--sync-every=1` costs no disk flush per message. The data still outlives a SIGKILL, which
+    /// is what a test that kills nsqd needs; only a machine crash would lose it.
+    pub fn data_in_memory(mut self, in_memory: bool) -> Self {
+        self.data_in_memory = in_memory;
+        self
+    }
+
+    /// Whether the data directory is to be kept in memory.
+    pub(crate) fn data_in_memory_value(&self) -> bool {
+        self.data_in_memory
     }
 
     /// The start timeout in effect.
