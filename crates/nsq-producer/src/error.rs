@@ -278,4 +278,7 @@ pub enum PingFailure {
     /// The producer is closed.
     #[error("the producer is closed")]
     Closed,
+    /// A [`Pool`](crate::Pool) has no node to connect to: nsqlookupd listed none.
+    #[error("the pool has no nsqd node")]
+    NoNode,
 }

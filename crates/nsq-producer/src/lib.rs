@@ -1,6 +1,8 @@
 //! An NSQ producer for tokio: pipelined, bounded, with typed delivery outcomes.
 //!
-//! A [`Producer`] publishes to one nsqd over one connection. Clones share that connection; many
+//! A [`Pool`] publishes to many nsqd, given by address or found through nsqlookupd, and fails
+//! over without storing a message twice: the way to deploy against more than one nsqd (see
+//! [Pools](#pools)). A [`Producer`] publishes to one nsqd over one connection. Clones share that connection; many
 //! tasks can publish at once. Each publish resolves exactly once, and its error says what is
 //! known about delivery: [`PublishError::delivery`] and [`PublishError::is_retry_safe`].
 //!
@@ -30,6 +32,52 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Pools
+//!
+//! ```no_run
+//! use nsq_producer::{Pool, PoolConfig, ProducerConfig, Strategy, Topic};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = PoolConfig::new(ProducerConfig::default()).strategy(Strategy::RoundRobin);
+//! let pool = Pool::connect(["10.0.0.1:4150", "10.0.0.2:4150"], config).await?;
+//! let topic = Topic::new("events")?;
+//! pool.publish(&topic, "hello").await?; // the same API as a Producer
+//! pool.close().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A pool runs one [`Producer`] per nsqd and sends each publish to one node that is up, picked
+//! by its [`Strategy`]: round-robin, ordered failover (the first node that is up, failing back
+//! to a recovered node once it has stayed up for a while), or the less loaded of two nodes
+//! picked at random. A node is down while its producer waits to redial after a failure; it
+//! redials in the background with the producer's backoff, and gets publishes again once
+//! connected.
+//!
+//! What failover guarantees, precisely:
+//!
+//! - A publish that was never written to nsqd is never lost to a node's failure: when a node's
+//!   connection is lost or cannot be made, every request it has not written moves at once to
+//!   another node that is up, within the publish's deadline and up to
+//!   [`PoolConfig::max_attempts`] nodes. Such a request cannot be stored twice: no nsqd saw it.
+//! - A publish already written when its node fails is not sent again: nsqd may have stored it.
+//!   It ends [`PublishError::Unknown`] (or [`PublishError::TimedOut`]), as on a lone producer.
+//! - With no node up, publishes wait for one until their deadline, then fail with
+//!   [`NotSentReason::NoNodeUp`], which lists each node's last connection error.
+//! - Order across nodes is not kept; NSQ does not promise order anyway.
+//!
+//! With the `lookupd` feature, `PoolConfig::lookupd` names nsqlookupd HTTP addresses whose
+//! `/nodes` are polled (`PoolConfig::lookupd_poll_interval`, with jitter). The lists of all
+//! nsqlookupds are merged (a node is known by its broadcast address and TCP port); nodes that
+//! appear join the pool, nodes no longer listed leave it (what they have not written moves, what
+//! is in flight is answered, then they close), a topic that any nsqlookupd lists as tombstoned
+//! on a node is not sent there, and while every nsqlookupd fails the last good list is kept.
+//! Addresses given to the pool directly stay in it whatever nsqlookupd says.
+//!
+//! [`Pool::nodes`] shows each node: its address, whether it is up, its connection state and its
+//! counters; [`Pool::stats`] adds them up ([`Stats::handed_back`] counts requests moved between
+//! nodes). Each node's metrics and tracing events carry its address.
 //!
 //! # Behavior
 //!
@@ -409,7 +457,7 @@
 //! | `deflate` | yes | deflate compression |
 //! | `serde` | no | `Deserialize` for [`ProducerConfig`], from a map of go-nsq option names |
 //! | `metrics` | no | reporting through the `metrics` facade (see [Metrics](#metrics)) |
-//! | `lookupd` | no | the nsqlookupd client (hyper) that discovery of nsqd nodes will use; no public API yet |
+//! | `lookupd` | no | discovery of a [`Pool`]'s nodes through nsqlookupd (`PoolConfig::lookupd`), over hyper |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

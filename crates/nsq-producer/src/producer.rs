@@ -521,6 +521,28 @@ impl Producer {
         self.close_by(Instant::now()).await
     }
 
+    /// Leaves a pool: hands what is queued back to the pool, then closes, waiting for what is
+    /// in flight (at most the close timeout).
+    pub(crate) async fn retire(&self) -> Stats {
+        let shared = &self.inner.shared;
+        shared.closed.store(true, Ordering::Release);
+        let (reply, stats) = oneshot::channel();
+        if self
+            .inner
+            .control
+            .send(Control::Retire { reply })
+            .await
+            .is_ok()
+        {
+            if let Ok(stats) = stats.await {
+                return stats;
+            }
+        }
+        let mut state = shared.state.subscribe();
+        let _ = state.wait_for(|s| *s == ProducerState::Closed).await;
+        shared.counters.snapshot()
+    }
+
     async fn close_by(&self, deadline: Instant) -> Stats {
         let shared = &self.inner.shared;
         shared.closed.store(true, Ordering::Release);

@@ -122,6 +122,9 @@ pub(crate) enum Control {
         /// unknown.
         deadline: Instant,
     },
+    /// Leave a pool: hand what is queued to the pool, then close as `Close` does, waiting for
+    /// the replies of what is in flight (at most the close timeout).
+    Retire { reply: oneshot::Sender<Stats> },
     /// Answer once every request among the first `before` ever queued has its outcome.
     Flush {
         before: u64,

@@ -38,6 +38,16 @@ pub struct PoolConfig {
     /// How many nodes one publish may be queued on, counting the first, when nodes go down
     /// before it is written. At least 1.
     pub max_attempts: u32,
+    /// nsqlookupd HTTP addresses (`host:port`) whose `/nodes` are polled for nsqd nodes, in
+    /// addition to the addresses given to the pool.
+    #[cfg(feature = "lookupd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
+    pub lookupd: Vec<String>,
+    /// How often the nsqlookupds are polled; each wait is shortened by a random part of up to a
+    /// fifth, so that many pools started together do not poll in step.
+    #[cfg(feature = "lookupd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
+    pub lookupd_poll_interval: Duration,
 }
 
 impl Default for PoolConfig {
@@ -46,6 +56,10 @@ impl Default for PoolConfig {
             producer: ProducerConfig::default(),
             strategy: Strategy::default(),
             max_attempts: 3,
+            #[cfg(feature = "lookupd")]
+            lookupd: Vec::new(),
+            #[cfg(feature = "lookupd")]
+            lookupd_poll_interval: Duration::from_secs(30),
         }
     }
 }
@@ -63,6 +77,26 @@ impl PoolConfig {
     /// Sets the strategy.
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
+        self
+    }
+
+    /// Discovers nodes through the nsqlookupds at `lookupd` (HTTP addresses).
+    #[cfg(feature = "lookupd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
+    pub fn lookupd<I>(mut self, lookupd: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.lookupd = lookupd.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets how often the nsqlookupds are polled.
+    #[cfg(feature = "lookupd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
+    pub fn lookupd_poll_interval(mut self, interval: Duration) -> Self {
+        self.lookupd_poll_interval = interval;
         self
     }
 

@@ -8,6 +8,8 @@
 //! node that failed ends as it would on a lone producer (unknown, or timed out).
 
 mod config;
+#[cfg(feature = "lookupd")]
+mod discover;
 mod node;
 mod rebalance;
 
@@ -80,6 +82,12 @@ pub(crate) struct Shared {
     /// Where nodes hand back requests; dropped at close, so that the rebalancer ends once the
     /// nodes have closed.
     hand_back: Mutex<Option<mpsc::UnboundedSender<Request>>>,
+    /// The next node's slot: its bit in `Request::tried`.
+    next_slot: AtomicUsize,
+    /// Nodes removed from the pool (no longer listed by nsqlookupd) that are still closing.
+    retiring: Mutex<Vec<Arc<Node>>>,
+    /// The final counters of nodes that left the pool.
+    retired: Mutex<Stats>,
 }
 
 impl Pool {
@@ -107,10 +115,10 @@ impl Pool {
             });
         }
         let addrs: Vec<String> = nsqd.into_iter().map(Into::into).collect();
-        if addrs.is_empty() {
+        if addrs.is_empty() && !config.discovers() {
             return Err(ConfigError::Conflict {
                 option: "nsqd",
-                reason: "a pool needs at least one nsqd address",
+                reason: "a pool needs at least one nsqd or nsqlookupd address",
             });
         }
         let (hand_back, handed) = mpsc::unbounded_channel();
@@ -123,30 +131,20 @@ impl Pool {
             closed: AtomicBool::new(false),
             counters: Counters::new("pool"),
             parked: AtomicU64::new(0),
-            hand_back: Mutex::new(Some(hand_back.clone())),
+            hand_back: Mutex::new(Some(hand_back)),
+            next_slot: AtomicUsize::new(0),
+            retiring: Mutex::new(Vec::new()),
+            retired: Mutex::new(Stats::default()),
             config,
         });
-        let mut nodes = Vec::with_capacity(addrs.len());
-        for (slot, addr) in addrs.into_iter().enumerate() {
-            let node = Node::new(
-                addr,
-                slot,
-                shared.config.producer.clone(),
-                hand_back.clone(),
-            )?;
-            let state = node.producer.watch_state();
-            let watch = Node::watch(
-                Arc::downgrade(&node),
-                state,
-                shared.epoch,
-                shared.health.clone(),
-            );
-            tokio::spawn(watch);
-            nodes.push(node);
+        for addr in addrs {
+            shared.add_node(addr, false)?;
         }
-        drop(hand_back);
-        *shared.nodes.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(nodes);
         let rebalancer = tokio::spawn(rebalance::run(shared.clone(), handed));
+        #[cfg(feature = "lookupd")]
+        if shared.config.discovers() {
+            tokio::spawn(discover::run(Arc::downgrade(&shared)));
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 shared,
@@ -169,6 +167,10 @@ impl Pool {
         I::Item: Into<String>,
     {
         let pool = Self::new(nsqd, config)?;
+        #[cfg(feature = "lookupd")]
+        if pool.inner.shared.config.discovers() {
+            discover::poll(&pool.inner.shared).await;
+        }
         let nodes = pool.inner.shared.nodes();
         let pings = futures::future::join_all(nodes.iter().map(|n| n.producer.ping())).await;
         if pings.iter().any(Result::is_ok) {
@@ -177,7 +179,7 @@ impl Pool {
         pool.close_now().await;
         match pings.into_iter().next() {
             Some(Err(err)) => Err(ConnectError::Connect(err)),
-            _ => unreachable!("a pool has at least one node"),
+            _ => Err(ConnectError::Connect(crate::error::PingFailure::NoNode)),
         }
     }
 
@@ -290,7 +292,7 @@ impl Pool {
         let now = Instant::now();
         let deadline = patience.deadline(now, shared.config.producer.publish_timeout);
         let patience = deadline.map_or(Patience::Unbounded, Patience::Until);
-        match shared.pick(0) {
+        match shared.pick(0, payload.topic()) {
             Some(node) => node.producer.start(payload, patience),
             None => Start::Waiting(Box::pin(self.wait_for_a_node(payload, deadline))),
         }
@@ -308,7 +310,7 @@ impl Pool {
             if shared.closed.load(Ordering::Acquire) {
                 return Err(PublishError::Closed);
             }
-            if let Some(node) = shared.pick(0) {
+            if let Some(node) = shared.pick(0, payload.topic()) {
                 let patience = deadline.map_or(Patience::Unbounded, Patience::Until);
                 return match node.producer.start(payload, patience) {
                     Start::Done(result) => result,
@@ -344,7 +346,7 @@ impl Pool {
         let shared = &self.inner.shared;
         loop {
             let moved = shared.handed_back();
-            let nodes = shared.nodes();
+            let nodes = shared.all_nodes();
             futures::future::join_all(nodes.iter().map(|n| n.producer.flush())).await;
             if shared.parked.load(Ordering::Relaxed) == 0 && shared.handed_back() == moved {
                 return;
@@ -379,7 +381,7 @@ impl Pool {
     async fn close_with(&self, now: bool) -> Stats {
         let shared = &self.inner.shared;
         shared.closed.store(true, Ordering::Release);
-        let nodes = shared.nodes();
+        let nodes = shared.all_nodes();
         futures::future::join_all(nodes.iter().map(|n| async move {
             if now {
                 n.producer.close_now().await
@@ -414,7 +416,11 @@ impl Pool {
         let shared = &self.inner.shared;
         let mut total = shared.counters.snapshot();
         total.queued += shared.parked.load(Ordering::Relaxed);
-        for node in shared.nodes().iter() {
+        add(
+            &mut total,
+            &shared.retired.lock().unwrap_or_else(|p| p.into_inner()),
+        );
+        for node in shared.all_nodes().iter() {
             add(&mut total, &node.producer.stats());
         }
         total
@@ -466,14 +472,107 @@ impl Shared {
         self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The node for the next publish among those up and not in `avoid` (node bits).
-    pub(crate) fn pick(&self, avoid: u64) -> Option<Arc<Node>> {
+    /// The nodes in the pool and those leaving it.
+    fn all_nodes(&self) -> Vec<Arc<Node>> {
+        let mut all: Vec<Arc<Node>> = self.nodes().iter().cloned().collect();
+        all.extend(
+            self.retiring
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned(),
+        );
+        all
+    }
+
+    /// Adds a node for the nsqd at `addr`, unless the pool has one, and starts following its
+    /// health. Returns the node, or `None` once the pool is closed.
+    pub(crate) fn add_node(
+        &self,
+        addr: String,
+        discovered: bool,
+    ) -> Result<Option<Arc<Node>>, ConfigError> {
+        let hand_back = self
+            .hand_back
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(hand_back) = hand_back else {
+            return Ok(None);
+        };
+        let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = nodes.iter().find(|n| n.addr == addr) {
+            return Ok(Some(existing.clone()));
+        }
+        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let node = Node::new(
+            addr,
+            slot,
+            discovered,
+            self.config.producer.clone(),
+            hand_back,
+        )?;
+        let state = node.producer.watch_state();
+        let watch = Node::watch(
+            Arc::downgrade(&node),
+            state,
+            self.epoch,
+            self.health.clone(),
+        );
+        tokio::spawn(watch);
+        let mut list: Vec<Arc<Node>> = nodes.iter().cloned().collect();
+        list.push(node.clone());
+        *nodes = Arc::from(list);
+        drop(nodes);
+        self.health.send_modify(|n| *n += 1);
+        Ok(Some(node))
+    }
+
+    /// Takes the node at `addr` out of the pool: no publish goes to it any more, what it has
+    /// not written moves to other nodes, and it closes once what is in flight is answered. Its
+    /// final counters stay in the pool's totals.
+    #[cfg_attr(not(feature = "lookupd"), allow(dead_code))]
+    pub(crate) fn remove_node(self: &Arc<Self>, addr: &str) {
+        let removed = {
+            let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
+            let (gone, kept): (Vec<Arc<Node>>, Vec<Arc<Node>>) =
+                nodes.iter().cloned().partition(|n| n.addr == addr);
+            *nodes = Arc::from(kept);
+            gone
+        };
+        for node in removed {
+            tracing::info!(addr = %node.addr, "removing a node from the pool");
+            self.retiring
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(node.clone());
+            let shared = self.clone();
+            tokio::spawn(async move {
+                let stats = node.producer.retire().await;
+                shared
+                    .retiring
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|n| !Arc::ptr_eq(n, &node));
+                add(
+                    &mut shared.retired.lock().unwrap_or_else(|p| p.into_inner()),
+                    &stats,
+                );
+            });
+        }
+        self.health.send_modify(|n| *n += 1);
+    }
+
+    /// The node for the next publish to `topic` among those up, taking the topic and not in
+    /// `avoid` (node bits).
+    pub(crate) fn pick(&self, avoid: u64, topic: &Topic) -> Option<Arc<Node>> {
         let nodes = self.nodes();
         let n = nodes.len();
         if n == 0 {
             return None;
         }
-        let usable = |node: &Arc<Node>| node.is_up() && node.bit & avoid == 0;
+        let usable =
+            |node: &Arc<Node>| node.is_up() && node.bit & avoid == 0 && node.takes(topic.as_str());
         match self.config.strategy {
             Strategy::RoundRobin => {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);
@@ -529,9 +628,14 @@ impl Shared {
         x
     }
 
+    #[cfg_attr(not(feature = "lookupd"), allow(dead_code))]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// Requests moved between nodes so far.
     fn handed_back(&self) -> u64 {
-        self.nodes()
+        self.all_nodes()
             .iter()
             .map(|n| n.producer.stats().handed_back)
             .sum()
@@ -558,6 +662,20 @@ impl Shared {
     }
 }
 
+impl PoolConfig {
+    /// Whether nodes are discovered through nsqlookupd.
+    fn discovers(&self) -> bool {
+        #[cfg(feature = "lookupd")]
+        {
+            !self.lookupd.is_empty()
+        }
+        #[cfg(not(feature = "lookupd"))]
+        {
+            false
+        }
+    }
+}
+
 /// Adds a node's counters to the pool's totals.
 fn add(total: &mut Stats, node: &Stats) {
     total.queued += node.queued;
@@ -576,7 +694,7 @@ fn add(total: &mut Stats, node: &Stats) {
     total.bytes_written += node.bytes_written;
 }
 
-fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

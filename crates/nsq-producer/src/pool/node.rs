@@ -6,7 +6,7 @@
 //! back by itself: its producer keeps redialling with backoff in the background.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, RwLock, Weak};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -26,12 +26,18 @@ pub(crate) struct Node {
     up: AtomicBool,
     /// When it last came up, in milliseconds since the pool's epoch.
     up_since: AtomicU64,
+    /// Found through nsqlookupd (and removed when it is no longer listed), rather than given.
+    pub(crate) discovered: bool,
+    /// Topics nsqlookupd lists as tombstoned on this node: none of their publishes go here.
+    tombstoned: RwLock<Vec<String>>,
+    any_tombstoned: AtomicBool,
 }
 
 impl Node {
     pub(crate) fn new(
         addr: String,
         slot: usize,
+        discovered: bool,
         config: ProducerConfig,
         hand_back: tokio::sync::mpsc::UnboundedSender<Request>,
     ) -> Result<Arc<Self>, nsq_conn::ConfigError> {
@@ -44,7 +50,29 @@ impl Node {
             producer,
             up: AtomicBool::new(true),
             up_since: AtomicU64::new(0),
+            discovered,
+            tombstoned: RwLock::new(Vec::new()),
+            any_tombstoned: AtomicBool::new(false),
         }))
+    }
+
+    /// Whether publishes to `topic` may go here: nsqlookupd does not list it as tombstoned.
+    pub(crate) fn takes(&self, topic: &str) -> bool {
+        !self.any_tombstoned.load(Ordering::Acquire)
+            || !self
+                .tombstoned
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .any(|t| t == topic)
+    }
+
+    /// Replaces the topics tombstoned on this node.
+    #[cfg_attr(not(feature = "lookupd"), allow(dead_code))]
+    pub(crate) fn set_tombstoned(&self, topics: Vec<String>) {
+        let any = !topics.is_empty();
+        *self.tombstoned.write().unwrap_or_else(|p| p.into_inner()) = topics;
+        self.any_tombstoned.store(any, Ordering::Release);
     }
 
     pub(crate) fn is_up(&self) -> bool {
@@ -108,6 +136,7 @@ impl Node {
     pub(crate) fn status(&self) -> NodeStatus {
         NodeStatus {
             addr: self.addr.clone(),
+            discovered: self.discovered,
             up: self.is_up(),
             state: self.producer.state(),
             stats: self.producer.stats(),
@@ -121,6 +150,9 @@ impl Node {
 pub struct NodeStatus {
     /// Its nsqd address.
     pub addr: String,
+    /// Whether it was found through nsqlookupd (and leaves the pool when no longer listed),
+    /// rather than given by address.
+    pub discovered: bool,
     /// Whether the pool sends it publishes: false while its producer waits to redial after a
     /// failure.
     pub up: bool,

@@ -89,7 +89,7 @@ fn place(shared: &Shared, request: Request) -> Result<(), Request> {
     let mut request = request;
     for avoid in [request.tried, 0] {
         let mut full = 0;
-        while let Some(node) = shared.pick(avoid | full) {
+        while let Some(node) = shared.pick(avoid | full, request.payload.topic()) {
             match node.producer.requeue(request) {
                 Ok(()) => return Ok(()),
                 Err(back) => {

@@ -242,6 +242,11 @@ impl Router {
         match control {
             Some(Control::Ping(reply)) => self.pings.push(reply),
             Some(Control::Close { reply, deadline }) => self.begin_close(reply, deadline),
+            Some(Control::Retire { reply }) => {
+                self.hand_back_queued();
+                let deadline = Instant::now() + self.config.close_timeout;
+                self.begin_close(reply, deadline);
+            }
             Some(Control::Flush { before, reply }) => {
                 self.flushes.push((before, reply));
                 self.settle_flushes();
@@ -434,7 +439,7 @@ impl Router {
                 Control::Flush { reply, .. } => {
                     let _ = reply.send(());
                 }
-                Control::Close { reply, .. } => self
+                Control::Close { reply, .. } | Control::Retire { reply } => self
                     .closing
                     .get_or_insert_with(|| Closing {
                         deadline: Instant::now(),

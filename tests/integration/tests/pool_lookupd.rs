@@ -1,0 +1,174 @@
+//! A pool that finds its nodes through a real nsqlookupd v1.3.0, with real nsqds registered
+//! with it: a node that registers later gets traffic within a poll, a node that tombstones the
+//! topic stops getting it, and a pool whose nsqlookupd is gone keeps publishing to the nodes it
+//! knows.
+
+mod common;
+
+use std::time::Duration;
+
+use nsq_producer::{Pool, PoolConfig};
+use nsq_test_support::{Nsqd, NsqdOptions, Nsqlookupd};
+
+use common::{blocking, eventually, producer_config, topic, within};
+
+const POLL: Duration = Duration::from_millis(300);
+
+fn registered(lookupd: &Nsqlookupd) -> Nsqd {
+    let nsqd = Nsqd::start_with(NsqdOptions::new().lookupd(lookupd));
+    blocking(|| lookupd.wait_for_nsqd(&nsqd));
+    nsqd
+}
+
+fn discovering(lookupd: &Nsqlookupd) -> PoolConfig {
+    PoolConfig::new(producer_config())
+        .lookupd([lookupd.http_addr().to_string()])
+        .lookupd_poll_interval(POLL)
+}
+
+/// Acknowledged publishes per node address.
+fn acked(pool: &Pool, addr: &str) -> u64 {
+    pool.nodes()
+        .iter()
+        .find(|n| n.addr == addr)
+        .map_or(0, |n| n.stats.acked)
+}
+
+/// Three nsqd registered before the pool starts are found at once; a fourth that registers
+/// later is in the pool within a poll interval (plus scheduling) and gets publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_registers_later_gets_traffic() {
+    let lookupd = Nsqlookupd::start();
+    let nodes: Vec<Nsqd> = (0..3).map(|_| registered(&lookupd)).collect();
+    let pool = Pool::connect(Vec::<String>::new(), discovering(&lookupd))
+        .await
+        .unwrap();
+    assert_eq!(pool.nodes().len(), 3);
+    assert!(pool.nodes().iter().all(|n| n.discovered));
+    let t = topic("discovered");
+    for i in 0..30 {
+        within("a publish", pool.publish(&t, format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    for node in &nodes {
+        assert_eq!(acked(&pool, &node.tcp_addr().to_string()), 10);
+    }
+
+    let late = registered(&lookupd);
+    let late_addr = late.tcp_addr().to_string();
+    let found = eventually(true, || pool.nodes().iter().any(|n| n.addr == late_addr)).await;
+    assert!(found, "the late node joined the pool");
+    for i in 0..40 {
+        within("a publish", pool.publish(&t, format!("n{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(acked(&pool, &late_addr), 10, "round-robin over four nodes");
+    assert_eq!(late.topic_depth("discovered"), Some(10));
+    let stats = pool.close().await;
+    assert_eq!(stats.acked, 70);
+}
+
+/// A topic tombstoned on one node through nsqlookupd is no longer sent there; the other node
+/// takes all of it, and other topics still go to both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tombstoned_topic_stops_going_to_that_node() {
+    let lookupd = Nsqlookupd::start();
+    let nodes: Vec<Nsqd> = (0..2).map(|_| registered(&lookupd)).collect();
+    let pool = Pool::connect(Vec::<String>::new(), discovering(&lookupd))
+        .await
+        .unwrap();
+    let t = topic("tombstoned");
+    for i in 0..10 {
+        within("a publish", pool.publish(&t, format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    blocking(|| lookupd.wait_for_topic(&nodes[0], "tombstoned"));
+    blocking(|| lookupd.tombstone_topic("tombstoned", &nodes[0]));
+    // Two polls: the pool has seen the tombstone.
+    tokio::time::sleep(POLL * 3).await;
+    let first = nodes[0].tcp_addr().to_string();
+    let second = nodes[1].tcp_addr().to_string();
+    let (before_first, before_second) = (acked(&pool, &first), acked(&pool, &second));
+    for i in 0..20 {
+        within("a publish", pool.publish(&t, format!("n{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        acked(&pool, &first),
+        before_first,
+        "nothing more to the tombstoned node"
+    );
+    assert_eq!(acked(&pool, &second), before_second + 20);
+    let other = topic("other");
+    for i in 0..4 {
+        within("a publish", pool.publish(&other, format!("o{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        acked(&pool, &first),
+        before_first + 2,
+        "other topics still go there"
+    );
+    pool.close().await;
+}
+
+/// With nsqlookupd killed, the pool keeps the nodes it knows and goes on publishing to all of
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_nsqlookupd_the_last_known_nodes_are_kept() {
+    let mut lookupd = Nsqlookupd::start();
+    let nodes: Vec<Nsqd> = (0..2).map(|_| registered(&lookupd)).collect();
+    let pool = Pool::connect(Vec::<String>::new(), discovering(&lookupd))
+        .await
+        .unwrap();
+    blocking(|| lookupd.stop());
+    tokio::time::sleep(POLL * 4).await;
+    assert_eq!(pool.nodes().len(), 2, "the last good list is kept");
+    let t = topic("no_lookupd");
+    for i in 0..20 {
+        within("a publish", pool.publish(&t, format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    for node in &nodes {
+        assert_eq!(node.topic_depth("no_lookupd"), Some(10));
+    }
+    pool.close().await;
+}
+
+/// A node that leaves nsqlookupd (its nsqd shut down, which unregisters it) leaves the pool;
+/// what it acknowledged stays in the pool's totals, and publishing goes on to the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_no_longer_listed_leaves_the_pool() {
+    let lookupd = Nsqlookupd::start();
+    let mut nodes: Vec<Nsqd> = (0..3).map(|_| registered(&lookupd)).collect();
+    let pool = Pool::connect(Vec::<String>::new(), discovering(&lookupd))
+        .await
+        .unwrap();
+    let t = topic("leaving");
+    for i in 0..30 {
+        within("a publish", pool.publish(&t, format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    let leaving = nodes[2].tcp_addr().to_string();
+    blocking(|| nodes[2].shutdown());
+    let left = eventually(true, || pool.nodes().iter().all(|n| n.addr != leaving)).await;
+    assert!(left, "the node left the pool");
+    for i in 0..20 {
+        within("a publish", pool.publish(&t, format!("n{i}")))
+            .await
+            .unwrap();
+    }
+    let stats = pool.close().await;
+    assert_eq!(
+        stats.acked, 50,
+        "the departed node's acknowledgements are still counted"
+    );
+    assert_eq!((stats.not_sent, stats.unknown), (0, 0));
+}
