@@ -52,6 +52,10 @@ pub(crate) struct Shared {
     /// their bytes; a publisher that has its permits always finds a place in the channel.
     pub(crate) queue_bytes: Semaphore,
     pub(crate) closed: AtomicBool,
+    /// In a pool: false from a lost connection or a failed attempt until the next connection,
+    /// while everything queued is handed back to the pool. Set by the router where the state
+    /// changes, so the pool never routes to a node that would hold a publish for a redial.
+    pub(crate) up: AtomicBool,
 }
 
 impl Producer {
@@ -94,6 +98,7 @@ impl Producer {
             state: watch::Sender::new(ProducerState::Idle),
             queue_bytes: Semaphore::new(gate.size()),
             closed: AtomicBool::new(false),
+            up: AtomicBool::new(true),
         });
         let router = Router::new(
             addr.clone(),
@@ -437,6 +442,13 @@ impl Producer {
                 Err(request)
             }
         }
+    }
+
+    /// Whether a pool may send this node publishes: not closed, and not between a failure and
+    /// the next connection.
+    pub(crate) fn is_up(&self) -> bool {
+        let shared = &self.inner.shared;
+        shared.up.load(Ordering::Acquire) && !shared.closed.load(Ordering::Acquire)
     }
 
     /// Requests queued or in flight: what a pool balances on.

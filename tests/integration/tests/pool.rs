@@ -237,3 +237,74 @@ async fn with_every_node_down_publishes_wait_for_one_to_come_back() {
     let stats = pool.close().await;
     assert_eq!(stats.acked, 2);
 }
+
+/// One of three nsqd frozen (SIGSTOP) for longer than the publish timeout while 8 tasks publish:
+/// the pool drops the stalled node's connection once its oldest request is overdue, what it
+/// had not written moves to the other nodes, and only requests already written to it end
+/// `TimedOut` or `Unknown`. Nothing is `NotSent`, and once the node thaws it gets traffic again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_node_loses_only_what_was_written_to_it() {
+    let nodes: Vec<Nsqd> = (0..3).map(|_| Nsqd::start()).collect();
+    let mut config = producer_config();
+    config.publish_timeout = Some(Duration::from_secs(2));
+    config.stall_grace = Duration::from_millis(500);
+    config.conn = config.conn.handshake_timeout(Duration::from_secs(2));
+    let pool = Pool::connect(addrs(&nodes), PoolConfig::new(config))
+        .await
+        .unwrap();
+    let t = topic("stalled");
+    let frozen = nodes[1].tcp_addr().to_string();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tasks: Vec<_> = (0..8)
+        .map(|k| {
+            let (pool, t, stop) = (pool.clone(), t.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    outcomes.push(pool.publish(&t, format!("t{k}m{i}")).await);
+                    i += 1;
+                }
+                outcomes
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    nodes[1].pause();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let up_while_frozen = pool.nodes().iter().find(|n| n.addr == frozen).map(|n| n.up);
+    nodes[1].resume();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.extend(within("a publishing task", task).await.unwrap());
+    }
+    let node = pool.nodes().into_iter().find(|n| n.addr == frozen).unwrap();
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.is_err()).collect();
+    for outcome in &failed {
+        assert!(
+            matches!(
+                outcome,
+                Err(PublishError::TimedOut | PublishError::Unknown(_))
+            ),
+            "only what was written to the frozen node fails: {outcome:?}"
+        );
+    }
+    assert!(
+        failed.len() as u64 <= node.stats.timed_out + node.stats.unknown,
+        "every failure is the frozen node's"
+    );
+    assert!(outcomes.iter().filter(|o| o.is_ok()).count() > failed.len() * 10);
+    assert_eq!(
+        up_while_frozen,
+        Some(false),
+        "the frozen node was taken out of rotation"
+    );
+    let stats = pool.close().await;
+    assert_eq!(stats.not_sent, 0);
+    assert!(
+        node.stats.reconnects >= 1,
+        "the thawed node is connected again"
+    );
+}

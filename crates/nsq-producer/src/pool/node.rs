@@ -23,6 +23,8 @@ pub(crate) struct Node {
     /// Its place in the pool: its bit in `Request::tried`.
     pub(crate) bit: u64,
     pub(crate) producer: Producer,
+    /// Whether it was up when its state last changed (the producer's flag is the truth; this
+    /// tells a change).
     up: AtomicBool,
     /// When it last came up, in milliseconds since the pool's epoch.
     up_since: AtomicU64,
@@ -76,7 +78,7 @@ impl Node {
     }
 
     pub(crate) fn is_up(&self) -> bool {
-        self.up.load(Ordering::Acquire)
+        self.producer.is_up()
     }
 
     /// Whether it has been up since at least `since_ms` (milliseconds since the pool's epoch).
@@ -97,19 +99,17 @@ impl Node {
             let closed = {
                 let Some(node) = node.upgrade() else { return };
                 let state = state.borrow_and_update();
-                let up = match &*state {
-                    ProducerState::Idle | ProducerState::Connected => true,
-                    // A dial under way: as it was (a fresh node's first dial, or a redial).
-                    ProducerState::Connecting => node.is_up(),
-                    ProducerState::Reconnecting { .. } | ProducerState::Closed => false,
-                };
-                if up != node.is_up() {
+                // The producer sets its flag where its state changes; here only the change is
+                // announced, and when the node came up noted.
+                let up = node.is_up();
+                if up != node.up.load(Ordering::Acquire) {
                     if up {
                         let now = epoch.elapsed().as_millis() as u64;
                         node.up_since.store(now, Ordering::Release);
                     }
                     node.up.store(up, Ordering::Release);
-                    tracing::info!(addr = %node.addr, up, "pool node went {}", if up { "up" } else { "down" });
+                    let went = if up { "up" } else { "down" };
+                    tracing::info!(addr = %node.addr, "pool node went {went}");
                     changed.send_modify(|n| *n += 1);
                 }
                 *state == ProducerState::Closed

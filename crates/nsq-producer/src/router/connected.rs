@@ -114,6 +114,7 @@ impl Router {
             counters.unknown(Lost::Connection, failed);
         });
         self.last_error = cause;
+        self.set_down(true);
         self.hand_back_queued();
         self.settle_flushes();
         if self.done_without_connection() {

@@ -52,6 +52,7 @@ impl Router {
                 }
                 self.ever_connected = true;
                 self.last_error = None;
+                self.set_down(false);
                 tracing::info!(addr = %self.addr, "connected to nsqd");
                 self.set_state(ProducerState::Connected);
                 Phase::Connected(Box::new(conn))
@@ -83,6 +84,8 @@ impl Router {
                 control = self.control.recv(), if !self.control_done => self.on_control(control),
                 request = self.requests.recv(), if !self.requests_done => {
                     self.received(request);
+                    // A node of a pool that is down does not keep publishes for its redial.
+                    self.hand_back_queued();
                 }
                 () = &mut *expiry => {}
                 () = sleep_until_opt(close_at) => {}
@@ -106,6 +109,7 @@ impl Router {
             let _ = ping.send(Err(PingFailure::Connection(err.clone())));
         }
         self.last_error = Some(err.clone());
+        self.set_down(true);
         if !self.hand_back_queued() && self.config.fail_fast {
             self.fail_queued(&NotSentReason::Unavailable(err));
         }

@@ -68,6 +68,9 @@ pub(crate) struct Router {
     closing: Option<Closing>,
     /// In a pool: where queued requests go when this node cannot write them.
     hand_back: Option<HandBack>,
+    /// In a pool: between a failure (a lost connection, a failed attempt) and the next
+    /// connection, when every request that arrives is handed back at once.
+    down: bool,
     /// Requests channel closed and drained (every handle dropped, or close).
     requests_done: bool,
     control_done: bool,
@@ -124,6 +127,7 @@ impl Router {
             flushes: Vec::new(),
             closing: None,
             hand_back,
+            down: false,
             requests_done: false,
             control_done: false,
         }
@@ -243,6 +247,7 @@ impl Router {
             Some(Control::Ping(reply)) => self.pings.push(reply),
             Some(Control::Close { reply, deadline }) => self.begin_close(reply, deadline),
             Some(Control::Retire { reply }) => {
+                self.set_down(true);
                 self.hand_back_queued();
                 let deadline = Instant::now() + self.config.close_timeout;
                 self.begin_close(reply, deadline);
@@ -369,6 +374,9 @@ impl Router {
         let Some(hand_back) = self.hand_back.clone() else {
             return false;
         };
+        if !self.down {
+            return false;
+        }
         if self.closing.is_some() {
             return false;
         }
@@ -413,6 +421,15 @@ impl Router {
         }
         self.release_permits();
         true
+    }
+
+    /// In a pool, marks the node down (after a lost connection or a failed attempt) or up
+    /// again (connected), where the pool reads it.
+    fn set_down(&mut self, down: bool) {
+        if self.hand_back.is_some() {
+            self.down = down;
+            self.shared.up.store(!down, Ordering::Release);
+        }
     }
 
     fn shut_down(&mut self) {
