@@ -192,9 +192,16 @@ impl Written<'_> {
 
     /// Hands each member out in order, then empties the batch (its buffers are kept for the
     /// next one).
-    pub(crate) fn finish(self, mut each: impl FnMut(usize, Member)) {
-        for (i, member) in self.batch.members.drain(..).enumerate() {
-            each(i, member);
+    pub(crate) fn finish(self, mut each: impl FnMut(usize, Member, &Topic, Bytes)) {
+        let topic = self
+            .batch
+            .topic
+            .take()
+            .expect("a batch with members has a topic");
+        let members = self.batch.members.drain(..);
+        let bodies = self.batch.bodies.drain(..);
+        for (i, (member, body)) in members.zip(bodies).enumerate() {
+            each(i, member, &topic, body);
         }
         self.batch.clear();
     }

@@ -101,6 +101,20 @@ impl Responder {
         }
     }
 
+    /// Makes a written request queued again, for a pool to send it to another node: nsqd did
+    /// not execute it. False (and nothing changes) unless it is written and its caller still
+    /// waits for it (not told it timed out).
+    pub(crate) fn rewind(&self) -> bool {
+        let Some(slot) = &self.slot else { return false };
+        let mut state = slot.lock();
+        if matches!(*state, State::Written) {
+            *state = State::Queued;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Whether the caller withdrew the request before its bytes were written.
     pub(crate) fn is_abandoned(&self) -> bool {
         self.slot

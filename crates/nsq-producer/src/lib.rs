@@ -61,8 +61,17 @@
 //!   connection is lost or cannot be made, every request it has not written moves at once to
 //!   another node that is up, within the publish's deadline and up to
 //!   [`PoolConfig::max_attempts`] nodes. Such a request cannot be stored twice: no nsqd saw it.
-//! - A publish already written when its node fails is not sent again: nsqd may have stored it.
-//!   It ends [`PublishError::Unknown`] (or [`PublishError::TimedOut`]), as on a lone producer.
+//! - A publish nsqd certainly did not store after it was written is sent again on another
+//!   node: one nsqd aborted behind a rejected request (nsqd stops reading at its first error),
+//!   and one nsqd failed with a transient `E_PUB_FAILED` or `E_DPUB_FAILED`. A rejection of the
+//!   message itself is returned. Sending written publishes again spends a [`RetryBudget`]
+//!   (filled by acknowledgements and time), so that failover during a broad outage cannot
+//!   multiply traffic; without a token a publish ends with the outcome it had.
+//! - A publish whose outcome is unknown (written, then the node failed before its reply, or
+//!   part of an MPUB nsqd answered `E_MPUB_FAILED`) is not sent again: nsqd may have stored it.
+//!   It ends [`PublishError::Unknown`] (or [`PublishError::TimedOut`], or
+//!   [`PublishError::MaybeStored`]), as on a lone producer. [`PoolConfig::retry_unknown`] sends
+//!   those again too, for at-least-once delivery where a message may be stored twice.
 //! - With no node up, publishes wait for one until their deadline, then fail with
 //!   [`NotSentReason::NoNodeUp`], which lists each node's last connection error.
 //! - Order across nodes is not kept; NSQ does not promise order anyway.
@@ -484,7 +493,7 @@ mod unwritten;
 
 pub use config::ProducerConfig;
 pub use error::{Delivery, NodeDown, NodesDown, NotSentReason, PingFailure, PublishError};
-pub use pool::{NodeStatus, Pool, PoolConfig, Strategy};
+pub use pool::{NodeStatus, Pool, PoolConfig, RetryBudget, Strategy};
 pub use producer::{ConnectError, FlushTimedOut, Producer};
 pub use publish::Publish;
 pub use publishing::{Enqueuing, Publishing};

@@ -412,6 +412,7 @@ impl Producer {
             permits,
             index: 0,
             tried: 0,
+            failed: None,
         });
         Publish::new(completion, span.clone())
     }

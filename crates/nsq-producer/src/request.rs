@@ -26,6 +26,10 @@ pub(crate) struct Request {
     pub(crate) index: u64,
     /// The pool nodes this request was queued on, one bit per node slot (0 outside a pool).
     pub(crate) tried: u64,
+    /// For a request a pool sends again after it was written and certainly not stored (nsqd
+    /// aborted it, or failed it with a transient error), or after an unknown outcome with
+    /// `retry_unknown`: that outcome, which it ends with if it cannot be sent again.
+    pub(crate) failed: Option<Box<crate::error::PublishError>>,
 }
 
 /// Where a producer that belongs to a pool hands back requests it cannot write: when its
@@ -35,6 +39,8 @@ pub(crate) struct Request {
 pub(crate) struct HandBack {
     /// This node's bit in [`Request::tried`].
     pub(crate) bit: u64,
+    /// Written requests whose outcome is unknown are handed back too (at least once).
+    pub(crate) retry_unknown: bool,
     pub(crate) to: tokio::sync::mpsc::UnboundedSender<Request>,
 }
 

@@ -9,9 +9,7 @@ use std::time::Instant;
 
 use nsq_conn::ConnError;
 
-use crate::error::NotSentReason;
-#[cfg(not(feature = "metrics"))]
-use crate::error::PublishError;
+use crate::error::{NotSentReason, PublishError};
 #[cfg(feature = "metrics")]
 pub(crate) use crate::metrics::Timer;
 
@@ -262,6 +260,15 @@ impl Counters {
         self.metrics.handed_back();
     }
 
+    /// `requests` written requests left this node of a pool to be sent again on another: nsqd
+    /// did not execute them (or their outcome is unknown and the pool sends those again too).
+    pub(crate) fn handed_back_written(&self, requests: usize) {
+        self.answered(requests as u64);
+        for _ in 0..requests {
+            self.handed_back();
+        }
+    }
+
     /// Requests queued or written and not answered: the load a pool balances on.
     pub(crate) fn outstanding(&self) -> u64 {
         self.queued.load(Relaxed) + self.held.load(Relaxed) + self.in_flight.load(Relaxed)
@@ -360,6 +367,36 @@ impl Counters {
         #[cfg(feature = "metrics")]
         self.metrics.not_sent(&NotSentReason::Aborted, requests);
         self.answered(requests);
+    }
+
+    /// A request a pool held between nodes, after nsqd did not execute it, ended with
+    /// `outcome` without being sent again (it is in flight nowhere).
+    pub(crate) fn ended(&self, outcome: &PublishError) {
+        match outcome {
+            PublishError::Rejected(err) => {
+                let code = err.code().as_str();
+                {
+                    let mut map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+                    *map.entry(code.to_owned()).or_default() += 1;
+                }
+                #[cfg(feature = "metrics")]
+                self.metrics.rejected(code, 1);
+            }
+            PublishError::MaybeStored(_) | PublishError::Unknown(_) | PublishError::TimedOut => {
+                self.unknown.fetch_add(1, Relaxed);
+                #[cfg(feature = "metrics")]
+                {
+                    let lost = if matches!(outcome, PublishError::MaybeStored(_)) {
+                        Lost::MpubFailed
+                    } else {
+                        Lost::Connection
+                    };
+                    self.metrics.unknown(lost, 1);
+                }
+            }
+            PublishError::NotSent(reason) => self.not_sent(reason),
+            _ => self.not_sent(&NotSentReason::Closed),
+        }
     }
 
     /// A request that was never written failed.

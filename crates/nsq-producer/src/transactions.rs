@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::completion::Responder;
 use crate::deadline_set::{DeadlineSet, earlier};
 use crate::error::{NotSentReason, PublishError};
+use crate::request::Payload;
 
 /// One written request waiting for its reply.
 ///
@@ -35,6 +36,11 @@ pub(crate) struct InFlight {
     pub(crate) group: u32,
     /// Its place in the queue (see `Request::index`).
     pub(crate) index: u64,
+    /// In a pool: the command it carried, kept to send it again elsewhere if nsqd does not
+    /// execute it (`None` outside a pool).
+    pub(crate) payload: Option<Payload>,
+    /// See `Request::tried`.
+    pub(crate) tried: u64,
 }
 
 impl InFlight {
@@ -51,6 +57,8 @@ impl InFlight {
             overdue_at,
             group: 1,
             index,
+            payload: None,
+            tried: 0,
         }
     }
 }
@@ -71,6 +79,15 @@ pub(crate) enum Resolved {
         code: ErrorCode,
         maybe_stored: bool,
     },
+}
+
+/// Requests a pool may send again: written, but certainly not stored (nsqd aborted them behind
+/// a rejection, or failed them with a transient error), or with an unknown outcome when the pool
+/// sends those again too. Each keeps the outcome it would have had.
+#[derive(Debug)]
+pub(crate) struct Resend {
+    pub(crate) request: InFlight,
+    pub(crate) outcome: PublishError,
 }
 
 /// A frame that cannot be a reply to anything on this connection.
@@ -102,6 +119,10 @@ impl Violation {
 
 #[derive(Debug, Default)]
 pub(crate) struct Transactions {
+    /// In a pool: which outcomes are sent again elsewhere (`None` outside a pool).
+    resend_policy: Option<ResendPolicy>,
+    /// Requests taken out to be sent again, for the router to hand back.
+    resend: Vec<Resend>,
     queue: VecDeque<InFlight>,
     /// How many requests at the head the walk for timeouts has passed: each of them has been
     /// told it timed out, or was answered first. Requests that arrive out of deadline order are
@@ -110,7 +131,45 @@ pub(crate) struct Transactions {
     deadlines: DeadlineSet,
 }
 
+/// Which outcomes of written requests a pool sends again on another node.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResendPolicy {
+    /// Also those that may be stored: at least once, with possible duplicates.
+    pub(crate) unknown: bool,
+}
+
 impl Transactions {
+    /// The FIFO of a pool's node: requests nsqd did not execute are taken out for sending again.
+    pub(crate) fn for_pool(policy: ResendPolicy) -> Self {
+        Self {
+            resend_policy: Some(policy),
+            ..Self::default()
+        }
+    }
+
+    /// The requests taken out to be sent again since the last call.
+    pub(crate) fn take_resend(&mut self) -> Vec<Resend> {
+        std::mem::take(&mut self.resend)
+    }
+
+    /// Takes `request` out to be sent again when `resend` allows it, it carries its command and
+    /// its caller still waits; otherwise adds it to `done`, to be completed with `outcome`.
+    /// Returns whether it was taken out.
+    fn sort(
+        &mut self,
+        request: InFlight,
+        outcome: PublishError,
+        resend: bool,
+        done: &mut Vec<(InFlight, PublishError)>,
+    ) -> bool {
+        if resend && request.payload.is_some() && request.responder.rewind() {
+            self.resend.push(Resend { request, outcome });
+            return true;
+        }
+        done.push((request, outcome));
+        false
+    }
+
     pub(crate) fn push(&mut self, request: InFlight) {
         self.deadlines.push(request.index, request.deadline);
         self.queue.push_back(request);
@@ -223,27 +282,42 @@ impl Transactions {
         // that fails, so the ones before it are stored. Any other error means nothing of the
         // command was stored.
         let maybe_stored = err.code() == &ErrorCode::MpubFailed;
-        // nsqd stopped reading at the error: nothing behind it was executed.
-        let resolved = Resolved::Rejected {
-            requests,
-            aborted: self.queue.len() - requests,
-            code: err.code().clone(),
-            maybe_stored,
-        };
-        count(&resolved);
+        // In a pool: what nsqd did not execute goes to another node; so does what failed for a
+        // transient reason (nsqd could not store it now), and with `retry_unknown` what may be
+        // stored.
+        let policy = self.resend_policy;
+        let transient = matches!(err.code(), ErrorCode::PubFailed | ErrorCode::DpubFailed);
+        let resend_head = policy.is_some_and(|p| transient || (maybe_stored && p.unknown));
+        let resend_rest = policy.is_some();
+        let head: Vec<InFlight> = self.queue.drain(..requests).collect();
+        let rest: Vec<InFlight> = self.queue.drain(..).collect();
+        let aborted = rest.len();
+        let mut done = Vec::with_capacity(requests + aborted);
+        let mut resent_head = 0;
+        let mut resent_rest = 0;
         // nsqd answers an MPUB once: every request in the command shares its fate.
-        for request in self.queue.drain(..requests) {
+        for request in head {
             let outcome = if maybe_stored {
                 PublishError::MaybeStored(err.clone())
             } else {
                 PublishError::Rejected(err.clone())
             };
-            request.responder.complete(Err(outcome));
+            resent_head += usize::from(self.sort(request, outcome, resend_head, &mut done));
         }
-        for request in self.queue.drain(..) {
-            request
-                .responder
-                .complete(Err(PublishError::NotSent(NotSentReason::Aborted)));
+        // nsqd stopped reading at the error: nothing behind it was executed.
+        for request in rest {
+            let outcome = PublishError::NotSent(NotSentReason::Aborted);
+            resent_rest += usize::from(self.sort(request, outcome, resend_rest, &mut done));
+        }
+        let resolved = Resolved::Rejected {
+            requests: requests - resent_head,
+            aborted: aborted - resent_rest,
+            code: err.code().clone(),
+            maybe_stored,
+        };
+        count(&resolved);
+        for (request, outcome) in done {
+            request.responder.complete(Err(outcome));
         }
         self.timed_out = 0;
         self.deadlines.clear();
@@ -258,12 +332,17 @@ impl Transactions {
         cause: Option<Arc<ConnError>>,
         count: impl FnOnce(usize),
     ) -> usize {
-        let n = self.queue.len();
+        let resend = self.resend_policy.is_some_and(|p| p.unknown);
+        let mut done = Vec::with_capacity(self.queue.len());
+        let requests: Vec<InFlight> = self.queue.drain(..).collect();
+        for request in requests {
+            let outcome = PublishError::Unknown(cause.clone());
+            self.sort(request, outcome, resend, &mut done);
+        }
+        let n = done.len();
         count(n);
-        for request in self.queue.drain(..) {
-            request
-                .responder
-                .complete(Err(PublishError::Unknown(cause.clone())));
+        for (request, outcome) in done {
+            request.responder.complete(Err(outcome));
         }
         self.timed_out = 0;
         self.deadlines.clear();
@@ -318,6 +397,8 @@ mod tests {
             overdue_at: None,
             group,
             index: 0,
+            payload: None,
+            tried: 0,
         };
         (request, completion)
     }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::budget::RetryBudget;
 use crate::config::ProducerConfig;
 
 /// How a [`Pool`](crate::Pool) picks the node for each publish, among the nodes that are up.
@@ -36,8 +37,16 @@ pub struct PoolConfig {
     /// How publishes are spread over the nodes that are up.
     pub strategy: Strategy,
     /// How many nodes one publish may be queued on, counting the first, when nodes go down
-    /// before it is written. At least 1.
+    /// before it is written or nsqd does not execute it. At least 1.
     pub max_attempts: u32,
+    /// Also send again, on another node, publishes whose outcome is unknown (written, then the
+    /// connection was lost before the reply, or part of an MPUB that nsqd answered
+    /// `E_MPUB_FAILED`): at-least-once delivery, where a message may be stored twice. Off by
+    /// default: such publishes end [`Unknown`](crate::PublishError::Unknown) or
+    /// [`MaybeStored`](crate::PublishError::MaybeStored).
+    pub retry_unknown: bool,
+    /// How many written publishes may be sent again (see [`RetryBudget`]).
+    pub retry_budget: RetryBudget,
     /// nsqlookupd HTTP addresses (`host:port`) whose `/nodes` are polled for nsqd nodes, in
     /// addition to the addresses given to the pool.
     #[cfg(feature = "lookupd")]
@@ -56,6 +65,8 @@ impl Default for PoolConfig {
             producer: ProducerConfig::default(),
             strategy: Strategy::default(),
             max_attempts: 3,
+            retry_unknown: false,
+            retry_budget: RetryBudget::default(),
             #[cfg(feature = "lookupd")]
             lookupd: Vec::new(),
             #[cfg(feature = "lookupd")]
@@ -97,6 +108,19 @@ impl PoolConfig {
     #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
     pub fn lookupd_poll_interval(mut self, interval: Duration) -> Self {
         self.lookupd_poll_interval = interval;
+        self
+    }
+
+    /// Sends publishes whose outcome is unknown again on another node (at least once, with
+    /// possible duplicates).
+    pub fn retry_unknown(mut self, retry_unknown: bool) -> Self {
+        self.retry_unknown = retry_unknown;
+        self
+    }
+
+    /// Sets the retry budget.
+    pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
+        self.retry_budget = budget;
         self
     }
 

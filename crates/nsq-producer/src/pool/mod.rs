@@ -7,6 +7,7 @@
 //! were never written move, so failover cannot store a message twice; what was written to the
 //! node that failed ends as it would on a lone producer (unknown, or timed out).
 
+mod budget;
 mod config;
 #[cfg(feature = "lookupd")]
 mod discover;
@@ -24,9 +25,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use budget::RetryBudget;
 pub use config::{PoolConfig, Strategy};
 pub use node::NodeStatus;
 
+use self::budget::Bucket;
 use self::node::Node;
 use crate::error::{NodeDown, NodesDown, NotSentReason, PublishError};
 use crate::producer::{ConnectError, FlushTimedOut, Start};
@@ -88,6 +91,8 @@ pub(crate) struct Shared {
     retiring: Mutex<Vec<Arc<Node>>>,
     /// The final counters of nodes that left the pool.
     retired: Mutex<Stats>,
+    /// Tokens for sending written requests again.
+    budget: Bucket,
 }
 
 impl Pool {
@@ -135,6 +140,7 @@ impl Pool {
             next_slot: AtomicUsize::new(0),
             retiring: Mutex::new(Vec::new()),
             retired: Mutex::new(Stats::default()),
+            budget: Bucket::new(config.retry_budget),
             config,
         });
         for addr in addrs {
@@ -505,13 +511,9 @@ impl Shared {
             return Ok(Some(existing.clone()));
         }
         let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
-        let node = Node::new(
-            addr,
-            slot,
-            discovered,
-            self.config.producer.clone(),
-            hand_back,
-        )?;
+        let producer = self.config.producer.clone();
+        let retry_unknown = self.config.retry_unknown;
+        let node = Node::new(addr, slot, discovered, retry_unknown, producer, hand_back)?;
         let state = node.producer.watch_state();
         let watch = Node::watch(
             Arc::downgrade(&node),
@@ -631,6 +633,16 @@ impl Shared {
     #[cfg_attr(not(feature = "lookupd"), allow(dead_code))]
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Takes a token to send a written request again.
+    pub(crate) fn may_resend(&self) -> bool {
+        let acked = self
+            .all_nodes()
+            .iter()
+            .map(|n| n.producer.stats().acked)
+            .sum();
+        self.budget.try_spend(acked)
     }
 
     /// Requests moved between nodes so far.

@@ -40,12 +40,20 @@ impl Node {
         addr: String,
         slot: usize,
         discovered: bool,
+        retry_unknown: bool,
         config: ProducerConfig,
         hand_back: tokio::sync::mpsc::UnboundedSender<Request>,
     ) -> Result<Arc<Self>, nsq_conn::ConfigError> {
         let bit = 1u64 << (slot % 64);
-        let producer =
-            Producer::build(addr.clone(), config, Some(HandBack { bit, to: hand_back }))?;
+        let producer = Producer::build(
+            addr.clone(),
+            config,
+            Some(HandBack {
+                bit,
+                retry_unknown,
+                to: hand_back,
+            }),
+        )?;
         Ok(Arc::new(Self {
             addr,
             bit,

@@ -29,7 +29,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed: mpsc::UnboundedReceiver
         tokio::select! {
             request = handed.recv() => match request {
                 Some(request) => {
-                    if let Err(request) = place(&shared, request) {
+                    // A request nsqd did not execute was written: sending it again spends the
+                    // retry budget.
+                    if request.failed.is_some() && !shared.may_resend() {
+                        tracing::debug!("retry budget spent: a publish ends with its outcome on its node");
+                        shared.fail(request, NotSentReason::Closed);
+                    } else if let Err(request) = place(&shared, request) {
                         parked.push_back(request);
                     }
                 }
@@ -66,7 +71,7 @@ fn retry(shared: &Shared, parked: &mut VecDeque<Request>) {
 /// Queues `request` on a node that is up and has room, preferring nodes it was not queued on
 /// before; gives it back when there is none. Requests whose caller withdrew them, whose deadline
 /// passed, or that were already queued on as many nodes as allowed, end here.
-fn place(shared: &Shared, request: Request) -> Result<(), Request> {
+fn place(shared: &Shared, mut request: Request) -> Result<(), Request> {
     if request.responder.is_abandoned() {
         shared.counters.withdrawn();
         return Ok(());
@@ -86,7 +91,6 @@ fn place(shared: &Shared, request: Request) -> Result<(), Request> {
         return Ok(());
     }
     // Nodes not tried yet first, then any node that is up.
-    let mut request = request;
     for avoid in [request.tried, 0] {
         let mut full = 0;
         while let Some(node) = shared.pick(avoid | full, request.payload.topic()) {
@@ -103,15 +107,18 @@ fn place(shared: &Shared, request: Request) -> Result<(), Request> {
 }
 
 impl Shared {
-    /// Ends a request the pool holds with `reason`, counted in the pool's own counters.
+    /// Ends a request the pool holds, counted in the pool's own counters: with the outcome it
+    /// had on its last node if it was written there, else as not sent for `reason`.
     pub(crate) fn fail(&self, request: Request, reason: NotSentReason) {
         if request.responder.is_abandoned() {
             self.counters.withdrawn();
             return;
         }
-        self.counters.not_sent(&reason);
-        request
-            .responder
-            .complete(Err(PublishError::NotSent(reason)));
+        let outcome = match request.failed {
+            Some(outcome) => *outcome,
+            None => PublishError::NotSent(reason),
+        };
+        self.counters.ended(&outcome);
+        request.responder.complete(Err(outcome));
     }
 }

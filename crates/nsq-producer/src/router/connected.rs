@@ -113,6 +113,7 @@ impl Router {
         self.transactions.fail_all(cause.clone(), |failed| {
             counters.unknown(Lost::Connection, failed);
         });
+        self.hand_back_resend();
         self.last_error = cause;
         self.set_down(true);
         self.hand_back_queued();
@@ -311,6 +312,7 @@ impl Router {
                 c.aborted(*aborted);
             }
         });
+        self.hand_back_resend();
         match resolved {
             Ok(Resolved::Acked { .. }) => None,
             Ok(Resolved::Rejected { .. }) => Some(Exit::Rejected),
@@ -381,8 +383,13 @@ impl Router {
         io.buffer(&command)?;
         self.counters().wrote(1, command.encoded_len());
         let overdue_at = self.overdue_at(deadline, now);
-        self.transactions
-            .push(InFlight::single(responder, deadline, overdue_at, index));
+        let mut in_flight = InFlight::single(responder, deadline, overdue_at, index);
+        if self.hand_back.is_some() {
+            // Kept to be sent again elsewhere if nsqd does not execute it.
+            in_flight.payload = Some(payload);
+            in_flight.tried = tried;
+        }
+        self.transactions.push(in_flight);
         Ok(())
     }
 
@@ -420,9 +427,15 @@ impl Router {
         let now = Instant::now();
         let patience = self.config.publish_timeout;
         let transactions = &mut self.transactions;
-        written.finish(|i, member| {
+        let keep = self.hand_back.is_some();
+        written.finish(|i, member, topic, body| {
             let group = if i == 0 { requests as u32 } else { 0 };
             transactions.push(InFlight {
+                payload: keep.then(|| Payload::Pub {
+                    topic: topic.clone(),
+                    body,
+                }),
+                tried: member.tried,
                 responder: member.responder,
                 deadline: member.deadline,
                 overdue_at: overdue_at(member.deadline, now, patience),

@@ -32,7 +32,7 @@ use crate::error::{NotSentReason, PingFailure, PublishError};
 use crate::producer::Shared;
 use crate::request::{Control, HandBack, Payload, Request};
 use crate::stats::{Counters, Lost, ProducerState, Stats};
-use crate::transactions::Transactions;
+use crate::transactions::{ResendPolicy, Transactions};
 use crate::unwritten::Unwritten;
 
 pub(crate) struct Router {
@@ -114,7 +114,12 @@ impl Router {
             requests,
             control,
             shared,
-            transactions: Transactions::default(),
+            transactions: match &hand_back {
+                Some(hand_back) => Transactions::for_pool(ResendPolicy {
+                    unknown: hand_back.retry_unknown,
+                }),
+                None => Transactions::default(),
+            },
             jitter: Jitter::seeded(seed),
             unwritten: Unwritten::default(),
             batch: Batch::default(),
@@ -390,6 +395,7 @@ impl Router {
                 permits: 0,
                 index: member.index,
                 tried: member.tried,
+                failed: None,
             });
         }
         queued.extend(self.unwritten.drain());
@@ -423,6 +429,40 @@ impl Router {
         true
     }
 
+    /// In a pool: hands the written requests nsqd did not execute (or, with `retry_unknown`,
+    /// whose outcome is unknown) to the pool, to be sent again on another node.
+    fn hand_back_resend(&mut self) {
+        let resend = self.transactions.take_resend();
+        if resend.is_empty() {
+            return;
+        }
+        let Some(hand_back) = self.hand_back.clone() else {
+            return;
+        };
+        self.counters().handed_back_written(resend.len());
+        tracing::debug!(addr = %self.addr, requests = resend.len(), "handing written requests back to the pool");
+        for resend in resend {
+            let request = resend.request;
+            let Some(payload) = request.payload else {
+                continue;
+            };
+            let request = Request {
+                payload,
+                responder: request.responder,
+                deadline: request.deadline,
+                permits: 0,
+                index: 0,
+                tried: request.tried | hand_back.bit,
+                failed: Some(Box::new(resend.outcome)),
+            };
+            if let Err(returned) = hand_back.to.send(request) {
+                let request = returned.0;
+                let outcome = request.failed.map_or(PublishError::Closed, |e| *e);
+                request.responder.complete(Err(outcome));
+            }
+        }
+    }
+
     /// In a pool, marks the node down (after a lost connection or a failed attempt) or up
     /// again (connected), where the pool reads it.
     fn set_down(&mut self, down: bool) {
@@ -437,6 +477,9 @@ impl Router {
         let counters = &self.shared.counters;
         self.transactions
             .fail_all(None, |failed| counters.unknown(Lost::Closed, failed));
+        // With `retry_unknown`, what was in flight goes to the pool, which ends it as unknown
+        // if no other node takes it.
+        self.hand_back_resend();
         self.fail_queued(&NotSentReason::Closed);
         self.shared.closed.store(true, Ordering::Release);
         self.set_state(ProducerState::Closed);
