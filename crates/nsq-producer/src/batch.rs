@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::completion::Responder;
 use crate::deadline_set::earlier;
+use crate::request::Route;
 
 /// One request in a batch.
 #[derive(Debug)]
@@ -23,8 +24,8 @@ pub(crate) struct Member {
     pub(crate) deadline: Option<Instant>,
     /// Its place in the queue (see `Request::index`).
     pub(crate) index: u64,
-    /// See `Request::tried`.
-    pub(crate) tried: u64,
+    /// See `Request::route`.
+    pub(crate) route: Option<Box<Route>>,
 }
 
 /// PUBs taken from the queue and not yet written.

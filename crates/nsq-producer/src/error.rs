@@ -56,6 +56,49 @@ pub enum PublishError {
     /// The producer was closed before this request.
     #[error("the producer is closed")]
     Closed,
+    /// A [`Pool`](crate::Pool) with [`Strategy::FanOut`](crate::Strategy::FanOut) sent the
+    /// message to several nodes and not every copy was acknowledged: each node's outcome.
+    #[error("{}", describe_copies(.0))]
+    Copies(Copies),
+}
+
+/// Each node's outcome of a message a fan-out [`Pool`](crate::Pool) sent to several nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Copies(pub(crate) Arc<[(String, Result<(), PublishError>)]>);
+
+impl Copies {
+    /// Each copy: the node's address and its outcome there.
+    pub fn copies(&self) -> &[(String, Result<(), PublishError>)] {
+        &self.0
+    }
+
+    /// How many copies nsqd acknowledged.
+    pub fn acknowledged(&self) -> usize {
+        self.0.iter().filter(|(_, r)| r.is_ok()).count()
+    }
+}
+
+fn describe_copies(copies: &Copies) -> String {
+    let total = copies.copies().len();
+    format!(
+        "{} of {total} copies acknowledged ({copies})",
+        copies.acknowledged()
+    )
+}
+
+impl fmt::Display for Copies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (addr, result)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            match result {
+                Ok(()) => write!(f, "{addr}: acknowledged")?,
+                Err(err) => write!(f, "{addr}: {err}")?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why a request was not sent.
@@ -150,6 +193,18 @@ impl PublishError {
     pub fn delivery(&self) -> Delivery {
         match self {
             Self::MaybeStored(_) | Self::Unknown(_) | Self::TimedOut => Delivery::Unknown,
+            // Stored if any copy was acknowledged, maybe if any copy's outcome is unknown.
+            Self::Copies(copies) => {
+                let stored = copies.copies().iter().any(|(_, r)| {
+                    r.as_ref()
+                        .map_or_else(|e| e.delivery() == Delivery::Unknown, |()| true)
+                });
+                if stored {
+                    Delivery::Unknown
+                } else {
+                    Delivery::NotStored
+                }
+            }
             Self::Invalid(_)
             | Self::InvalidTopic(_)
             | Self::Rejected(_)
@@ -175,6 +230,10 @@ impl PublishError {
             Self::Rejected(err) => {
                 matches!(err.code(), ErrorCode::PubFailed | ErrorCode::DpubFailed)
             }
+            Self::Copies(copies) => copies
+                .copies()
+                .iter()
+                .all(|(_, r)| r.as_ref().is_err_and(Self::is_retry_safe)),
             _ => false,
         }
     }
@@ -198,6 +257,7 @@ impl PartialEq for PublishError {
             (Self::NotSent(a), Self::NotSent(b)) => a == b,
             (Self::Unknown(a), Self::Unknown(b)) => same_cause(a.as_ref(), b.as_ref()),
             (Self::TimedOut, Self::TimedOut) | (Self::Closed, Self::Closed) => true,
+            (Self::Copies(a), Self::Copies(b)) => a == b,
             _ => false,
         }
     }

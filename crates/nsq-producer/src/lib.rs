@@ -51,7 +51,9 @@
 //! A pool runs one [`Producer`] per nsqd and sends each publish to one node that is up, picked
 //! by its [`Strategy`]: round-robin, ordered failover (the first node that is up, failing back
 //! to a recovered node once it has stayed up for a while), or the less loaded of two nodes
-//! picked at random. A node is down while its producer waits to redial after a failure; it
+//! picked at random. `Strategy::FanOut { copies }` sends each message to that many distinct
+//! nodes instead, for durability (nsqd does not replicate): `Ok` when every copy is
+//! acknowledged, else [`PublishError::Copies`] with each node's outcome. A node is down while its producer waits to redial after a failure; it
 //! redials in the background with the producer's backoff, and gets publishes again once
 //! connected.
 //!
@@ -492,7 +494,7 @@ mod transactions;
 mod unwritten;
 
 pub use config::ProducerConfig;
-pub use error::{Delivery, NodeDown, NodesDown, NotSentReason, PingFailure, PublishError};
+pub use error::{Copies, Delivery, NodeDown, NodesDown, NotSentReason, PingFailure, PublishError};
 pub use pool::{NodeStatus, Pool, PoolConfig, RetryBudget, Strategy};
 pub use producer::{ConnectError, FlushTimedOut, Producer};
 pub use publish::Publish;

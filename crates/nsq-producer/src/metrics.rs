@@ -215,8 +215,12 @@ impl Timer {
             Some(PublishError::NotSent(_)) => &latency.not_sent,
             Some(PublishError::Unknown(_) | PublishError::MaybeStored(_)) => &latency.unknown,
             Some(PublishError::TimedOut) => &latency.timed_out,
+            // Each copy of a fan-out publish is timed on its own node.
             Some(
-                PublishError::Closed | PublishError::Invalid(_) | PublishError::InvalidTopic(_),
+                PublishError::Closed
+                | PublishError::Invalid(_)
+                | PublishError::InvalidTopic(_)
+                | PublishError::Copies(_),
             ) => {
                 return;
             }

@@ -19,7 +19,7 @@ use crate::error::{NotSentReason, PingFailure, PublishError};
 use crate::gate::Gate;
 use crate::publish::{Publish, publish_span, record_outcome};
 use crate::publishing::{Enqueuing, Patience, Publishing, Target};
-use crate::request::{Checks, Control, HandBack, Payload, Request};
+use crate::request::{Checks, Control, HandBack, Payload, Request, Route};
 use crate::router::Router;
 use crate::stats::{Counters, ProducerState, Stats, Timer};
 
@@ -258,9 +258,20 @@ impl Producer {
     /// Starts queuing a checked request: queues it at once if there is room, or returns the
     /// wait for room.
     pub(crate) fn start(&self, payload: Payload, patience: Patience) -> Start<'static> {
+        self.start_avoiding(payload, patience, 0)
+    }
+
+    /// [`start`](Self::start) for one copy of a fan-out pool's message: `avoid` holds the
+    /// nodes of the other copies, where this one must never move.
+    pub(crate) fn start_avoiding(
+        &self,
+        payload: Payload,
+        patience: Patience,
+        avoid: u64,
+    ) -> Start<'static> {
         let span = publish_span(&self.inner.addr, &payload);
         let timer = self.inner.shared.counters.timer();
-        match self.try_enqueue(payload, patience, &span, &timer) {
+        match self.try_enqueue(payload, patience, avoid, &span, &timer) {
             Attempt::Done(result) => {
                 if let Err(err) = &result {
                     failed_to_queue(err, &span, &timer);
@@ -287,6 +298,7 @@ impl Producer {
         &self,
         payload: Payload,
         patience: Patience,
+        avoid: u64,
         span: &tracing::Span,
         timer: &Timer,
     ) -> Attempt {
@@ -310,6 +322,7 @@ impl Producer {
             } else {
                 Attempt::Wait(Waiting {
                     payload,
+                    avoid,
                     deadline,
                     permits,
                     have_permits,
@@ -323,7 +336,8 @@ impl Producer {
         }
         match inner.requests.try_reserve() {
             Ok(place) => {
-                Attempt::Done(Ok(self.send(place, payload, deadline, permits, span, timer)))
+                let request = (payload, deadline, permits, avoid);
+                Attempt::Done(Ok(self.send(place, request, span, timer)))
             }
             // Not expected: see `Gate`.
             Err(mpsc::error::TrySendError::Full(())) => waiting(payload, true),
@@ -354,6 +368,7 @@ impl Producer {
     ) -> Result<Publish, PublishError> {
         let Waiting {
             payload,
+            avoid,
             deadline,
             permits,
             have_permits,
@@ -379,7 +394,10 @@ impl Producer {
             }
         };
         match place {
-            Some(Ok(place)) => Ok(self.send(place, payload, deadline, permits, span, timer)),
+            Some(Ok(place)) => {
+                let request = (payload, deadline, permits, avoid);
+                Ok(self.send(place, request, span, timer))
+            }
             Some(Err(())) => {
                 shared.queue_bytes.add_permits(permits as usize);
                 Err(PublishError::Closed)
@@ -392,15 +410,16 @@ impl Producer {
     }
 
     /// Puts the request in its reserved place and returns the caller's half.
+    /// `request`: the payload, the deadline, the permits it holds, and the nodes it must never
+    /// move to (see [`Route::avoid`]).
     fn send(
         &self,
         place: mpsc::Permit<'_, Request>,
-        payload: Payload,
-        deadline: Option<Instant>,
-        permits: u32,
+        request: (Payload, Option<Instant>, u32, u64),
         span: &tracing::Span,
         timer: &Timer,
     ) -> Publish {
+        let (payload, deadline, permits, avoid) = request;
         let shared = &self.inner.shared;
         let (responder, completion) = timed_completion(timer.clone());
         // Counted before the request is in the channel, where the router may take it at once.
@@ -411,8 +430,12 @@ impl Producer {
             deadline,
             permits,
             index: 0,
-            tried: 0,
-            failed: None,
+            route: (avoid != 0).then(|| {
+                Box::new(Route {
+                    avoid,
+                    ..Route::default()
+                })
+            }),
         });
         Publish::new(completion, span.clone())
     }
@@ -611,6 +634,8 @@ enum Attempt {
 /// A request waiting for room in the queue.
 struct Waiting {
     payload: Payload,
+    /// See [`Route::avoid`].
+    avoid: u64,
     deadline: Option<Instant>,
     permits: u32,
     /// Its permits are already taken; only a place in the channel is missing (not expected,

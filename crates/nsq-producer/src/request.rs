@@ -25,11 +25,41 @@ pub(crate) struct Request {
     /// then). Requests are written and resolved in this order; `flush` waits on it.
     pub(crate) index: u64,
     /// The pool nodes this request was queued on, one bit per node slot (0 outside a pool).
+    /// Where a pool has sent this request, where it must not go, and how it ended on a node
+    /// that did not execute it; `None` for a request no pool has moved (boxed, so that the
+    /// common request stays small).
+    pub(crate) route: Option<Box<Route>>,
+}
+
+/// A request's way through a pool.
+#[derive(Debug, Default)]
+pub(crate) struct Route {
+    /// The nodes it was queued on and handed back from, one bit per node slot.
     pub(crate) tried: u64,
-    /// For a request a pool sends again after it was written and certainly not stored (nsqd
-    /// aborted it, or failed it with a transient error), or after an unknown outcome with
-    /// `retry_unknown`: that outcome, which it ends with if it cannot be sent again.
-    pub(crate) failed: Option<Box<crate::error::PublishError>>,
+    /// The nodes it must never be queued on: those holding the other copies of a fan-out
+    /// pool's message.
+    pub(crate) avoid: u64,
+    /// For a request written to a node that did not store it (nsqd aborted it, or failed it
+    /// with a transient error), or whose outcome is unknown with `retry_unknown`: that outcome,
+    /// which it ends with if it cannot be sent again.
+    pub(crate) failed: Option<crate::error::PublishError>,
+}
+
+impl Request {
+    /// See [`Route::tried`].
+    pub(crate) fn tried(&self) -> u64 {
+        self.route.as_ref().map_or(0, |r| r.tried)
+    }
+
+    /// See [`Route::avoid`].
+    pub(crate) fn avoid(&self) -> u64 {
+        self.route.as_ref().map_or(0, |r| r.avoid)
+    }
+
+    /// The route, made if there is none yet.
+    pub(crate) fn route_mut(&mut self) -> &mut Route {
+        self.route.get_or_insert_with(Box::default)
+    }
 }
 
 /// Where a producer that belongs to a pool hands back requests it cannot write: when its
@@ -37,7 +67,7 @@ pub(crate) struct Request {
 /// to be queued on another node, instead of waiting for this one.
 #[derive(Debug, Clone)]
 pub(crate) struct HandBack {
-    /// This node's bit in [`Request::tried`].
+    /// This node's bit in [`Route::tried`].
     pub(crate) bit: u64,
     /// Written requests whose outcome is unknown are handed back too (at least once).
     pub(crate) retry_unknown: bool,
@@ -45,7 +75,7 @@ pub(crate) struct HandBack {
 }
 
 /// The command a request carries.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Payload {
     Pub {
         topic: Topic,

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::completion::Responder;
 use crate::deadline_set::{DeadlineSet, earlier};
 use crate::error::{NotSentReason, PublishError};
-use crate::request::Payload;
+use crate::request::{Payload, Route};
 
 /// One written request waiting for its reply.
 ///
@@ -39,8 +39,8 @@ pub(crate) struct InFlight {
     /// In a pool: the command it carried, kept to send it again elsewhere if nsqd does not
     /// execute it (`None` outside a pool).
     pub(crate) payload: Option<Payload>,
-    /// See `Request::tried`.
-    pub(crate) tried: u64,
+    /// See `Request::route`.
+    pub(crate) route: Option<Box<Route>>,
 }
 
 impl InFlight {
@@ -58,7 +58,7 @@ impl InFlight {
             group: 1,
             index,
             payload: None,
-            tried: 0,
+            route: None,
         }
     }
 }
@@ -398,7 +398,7 @@ mod tests {
             group,
             index: 0,
             payload: None,
-            tried: 0,
+            route: None,
         };
         (request, completion)
     }

@@ -144,3 +144,34 @@ async fn unknown_outcomes_are_sent_again_only_when_asked() {
         pool.close_now().await;
     }
 }
+
+/// Fan-out of 2: one copy acknowledged, the other rejected. The publish fails with each node's
+/// outcome; the message is stored (on one node), so it is not safe to publish again.
+#[tokio::test]
+async fn a_fan_out_reports_each_copy() {
+    let config = PoolConfig::new(unbatched()).strategy(Strategy::FanOut { copies: 2 });
+    let (pool, mut a, mut b, second) = two_nodes(config).await;
+    let publish = pool.publish_async(&topic(), "twice").await.unwrap();
+    assert_eq!(expect_pub(&mut a).await, "twice");
+    assert_eq!(expect_pub(&mut b).await, "twice");
+    a.send_ok().await;
+    b.send_error("E_BAD_MESSAGE PUB invalid message body size 0")
+        .await;
+    let outcome = within("the publish", publish).await;
+    let Err(PublishError::Copies(copies)) = &outcome else {
+        panic!("expected each copy's outcome, got {outcome:?}");
+    };
+    assert_eq!(copies.acknowledged(), 1);
+    assert_eq!(copies.copies().len(), 2);
+    let rejected = copies
+        .copies()
+        .iter()
+        .find(|(addr, _)| *addr == second.addr());
+    assert!(
+        matches!(rejected, Some((_, Err(PublishError::Rejected(_))))),
+        "{copies}"
+    );
+    let err = outcome.unwrap_err();
+    assert_eq!(err.delivery(), nsq_producer::Delivery::Unknown);
+    assert!(!err.is_retry_safe());
+}

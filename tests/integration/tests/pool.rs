@@ -308,3 +308,42 @@ async fn a_stalled_node_loses_only_what_was_written_to_it() {
         "the thawed node is connected again"
     );
 }
+
+/// Fan-out of 2 over three nsqd: 3,000 publishes from 8 tasks are all `Ok`, each acknowledged
+/// by two distinct nodes, and read back from the three nodes every message is there exactly
+/// twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_stores_every_message_on_two_nodes() {
+    const N: u64 = 3_000;
+    let nodes: Vec<Nsqd> = (0..3).map(|_| Nsqd::start()).collect();
+    let config = PoolConfig::new(producer_config()).strategy(Strategy::FanOut { copies: 2 });
+    let pool = Pool::connect(addrs(&nodes), config).await.unwrap();
+    let t = topic("fan_out");
+    let tasks: Vec<_> = (0..8)
+        .map(|k| {
+            let (pool, t) = (pool.clone(), t.clone());
+            tokio::spawn(async move {
+                for i in (k..N).step_by(8) {
+                    pool.publish(&t, format!("m{i}")).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        within("a publishing task", task).await.unwrap();
+    }
+    let stats = pool.close().await;
+    assert_eq!(stats.acked, 2 * N, "two acknowledged copies per message");
+    let mut stored: HashMap<Bytes, u32> = HashMap::new();
+    for node in &nodes {
+        let bodies = read_until_quiet(node, "fan_out", "readback", Duration::from_secs(2)).await;
+        for body in bodies {
+            *stored.entry(body).or_default() += 1;
+        }
+    }
+    assert_eq!(stored.len() as u64, N);
+    assert!(
+        stored.values().all(|&copies| copies == 2),
+        "every message on two nodes"
+    );
+}

@@ -24,6 +24,15 @@ pub enum Strategy {
     /// flight on each ("power of two choices"): a slow node gets less traffic without the pool
     /// having to measure latency.
     LeastOutstanding,
+    /// Each message to `copies` distinct nodes (taken in turn), for durability: nsqd does not
+    /// replicate. A publish is `Ok` when every copy is acknowledged; otherwise it fails with
+    /// [`PublishError::Copies`](crate::PublishError::Copies), each node's outcome. It waits,
+    /// until its deadline, for `copies` nodes to be up. A copy moves only to a node holding no
+    /// other copy. Consumers read every copy: deduplicate downstream.
+    FanOut {
+        /// How many distinct nodes get each message (at least 1).
+        copies: usize,
+    },
 }
 
 /// The configuration of a [`Pool`](crate::Pool).

@@ -119,6 +119,13 @@ impl Pool {
                 expected: "at least 1",
             });
         }
+        if let Strategy::FanOut { copies: 0 } = config.strategy {
+            return Err(ConfigError::InvalidValue {
+                option: "strategy",
+                value: "FanOut { copies: 0 }".to_owned(),
+                expected: "at least one copy",
+            });
+        }
         let addrs: Vec<String> = nsqd.into_iter().map(Into::into).collect();
         if addrs.is_empty() && !config.discovers() {
             return Err(ConfigError::Conflict {
@@ -298,6 +305,12 @@ impl Pool {
         let now = Instant::now();
         let deadline = patience.deadline(now, shared.config.producer.publish_timeout);
         let patience = deadline.map_or(Patience::Unbounded, Patience::Until);
+        if let Strategy::FanOut { copies } = shared.config.strategy {
+            return match shared.pick_distinct(copies, payload.topic()) {
+                Some(nodes) => start_copies(nodes, payload, patience),
+                None => Start::Waiting(Box::pin(self.wait_for_a_node(payload, deadline))),
+            };
+        }
         match shared.pick(0, payload.topic()) {
             Some(node) => node.producer.start(payload, patience),
             None => Start::Waiting(Box::pin(self.wait_for_a_node(payload, deadline))),
@@ -316,9 +329,17 @@ impl Pool {
             if shared.closed.load(Ordering::Acquire) {
                 return Err(PublishError::Closed);
             }
-            if let Some(node) = shared.pick(0, payload.topic()) {
-                let patience = deadline.map_or(Patience::Unbounded, Patience::Until);
-                return match node.producer.start(payload, patience) {
+            let patience = deadline.map_or(Patience::Unbounded, Patience::Until);
+            let start = match shared.config.strategy {
+                Strategy::FanOut { copies } => shared
+                    .pick_distinct(copies, payload.topic())
+                    .map(|nodes| start_copies(nodes, payload.clone(), patience)),
+                _ => shared
+                    .pick(0, payload.topic())
+                    .map(|node| node.producer.start(payload.clone(), patience)),
+            };
+            if let Some(start) = start {
+                return match start {
                     Start::Done(result) => result,
                     Start::Waiting(waiting) => waiting.await,
                 };
@@ -576,7 +597,7 @@ impl Shared {
         let usable =
             |node: &Arc<Node>| node.is_up() && node.bit & avoid == 0 && node.takes(topic.as_str());
         match self.config.strategy {
-            Strategy::RoundRobin => {
+            Strategy::RoundRobin | Strategy::FanOut { .. } => {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);
                 (0..n)
                     .map(|i| &nodes[(start + i) % n])
@@ -606,6 +627,19 @@ impl Shared {
                 Some(nodes[lighter].clone())
             }
         }
+    }
+
+    /// `copies` distinct nodes that are up and take `topic`, in turn; `None` if there are not
+    /// that many.
+    pub(crate) fn pick_distinct(&self, copies: usize, topic: &Topic) -> Option<Vec<Arc<Node>>> {
+        let mut chosen: Vec<Arc<Node>> = Vec::with_capacity(copies);
+        let mut avoid = 0;
+        while chosen.len() < copies {
+            let node = self.pick(avoid, topic)?;
+            avoid |= node.bit;
+            chosen.push(node);
+        }
+        Some(chosen)
     }
 
     /// A usable node, starting the search at a random place.
@@ -686,6 +720,42 @@ impl PoolConfig {
             false
         }
     }
+}
+
+/// Queues a copy of `payload` on each of `nodes`, each copy kept off the other copies' nodes,
+/// and returns one handle for them all.
+fn start_copies(nodes: Vec<Arc<Node>>, payload: Payload, patience: Patience) -> Start<'static> {
+    let all = nodes.iter().fold(0, |bits, n| bits | n.bit);
+    let starts: Vec<(String, Start<'static>)> = nodes
+        .iter()
+        .map(|node| {
+            let start = node
+                .producer
+                .start_avoiding(payload.clone(), patience, all & !node.bit);
+            (node.addr.clone(), start)
+        })
+        .collect();
+    if starts.iter().all(|(_, s)| matches!(s, Start::Done(_))) {
+        let copies = starts
+            .into_iter()
+            .map(|(addr, start)| match start {
+                Start::Done(result) => (addr, result),
+                Start::Waiting(_) => unreachable!("every copy was queued at once"),
+            })
+            .collect();
+        return Start::Done(Ok(Publish::copies(copies)));
+    }
+    Start::Waiting(Box::pin(async move {
+        let mut copies = Vec::with_capacity(starts.len());
+        for (addr, start) in starts {
+            let queued = match start {
+                Start::Done(result) => result,
+                Start::Waiting(waiting) => waiting.await,
+            };
+            copies.push((addr, queued));
+        }
+        Ok(Publish::copies(copies))
+    }))
 }
 
 /// Adds a node's counters to the pool's totals.

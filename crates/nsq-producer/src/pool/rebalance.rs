@@ -31,7 +31,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed: mpsc::UnboundedReceiver
                 Some(request) => {
                     // A request nsqd did not execute was written: sending it again spends the
                     // retry budget.
-                    if request.failed.is_some() && !shared.may_resend() {
+                    let written = request.route.as_ref().is_some_and(|r| r.failed.is_some());
+                    if written && !shared.may_resend() {
                         tracing::debug!("retry budget spent: a publish ends with its outcome on its node");
                         shared.fail(request, NotSentReason::Closed);
                     } else if let Err(request) = place(&shared, request) {
@@ -81,17 +82,18 @@ fn place(shared: &Shared, mut request: Request) -> Result<(), Request> {
         return Ok(());
     }
     if request.deadline.is_some_and(|d| d <= Instant::now()) {
-        let reason = shared.expiry_reason(request.tried);
+        let reason = shared.expiry_reason(request.tried());
         shared.fail(request, reason);
         return Ok(());
     }
-    if request.tried.count_ones() >= shared.config.max_attempts {
-        let reason = NotSentReason::NoNodeUp(shared.nodes_down(request.tried));
+    if request.tried().count_ones() >= shared.config.max_attempts {
+        let reason = NotSentReason::NoNodeUp(shared.nodes_down(request.tried()));
         shared.fail(request, reason);
         return Ok(());
     }
-    // Nodes not tried yet first, then any node that is up.
-    for avoid in [request.tried, 0] {
+    // Nodes not tried yet first, then any node that is up, but never one that holds another
+    // copy of the message.
+    for avoid in [request.tried() | request.avoid(), request.avoid()] {
         let mut full = 0;
         while let Some(node) = shared.pick(avoid | full, request.payload.topic()) {
             match node.producer.requeue(request) {
@@ -114,8 +116,8 @@ impl Shared {
             self.counters.withdrawn();
             return;
         }
-        let outcome = match request.failed {
-            Some(outcome) => *outcome,
+        let outcome = match request.route.and_then(|r| r.failed) {
+            Some(outcome) => outcome,
             None => PublishError::NotSent(reason),
         };
         self.counters.ended(&outcome);

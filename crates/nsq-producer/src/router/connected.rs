@@ -345,7 +345,7 @@ impl Router {
             responder,
             deadline,
             index,
-            tried,
+            route,
             ..
         } = request;
         if deadline.is_some_and(|d| d <= now) {
@@ -365,7 +365,7 @@ impl Router {
                     responder,
                     deadline,
                     index,
-                    tried,
+                    route,
                 };
                 self.batch.push(topic, body, member);
                 return Ok(());
@@ -387,7 +387,7 @@ impl Router {
         if self.hand_back.is_some() {
             // Kept to be sent again elsewhere if nsqd does not execute it.
             in_flight.payload = Some(payload);
-            in_flight.tried = tried;
+            in_flight.route = route;
         }
         self.transactions.push(in_flight);
         Ok(())
@@ -435,7 +435,7 @@ impl Router {
                     topic: topic.clone(),
                     body,
                 }),
-                tried: member.tried,
+                route: member.route,
                 responder: member.responder,
                 deadline: member.deadline,
                 overdue_at: overdue_at(member.deadline, now, patience),

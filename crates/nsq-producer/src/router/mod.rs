@@ -394,8 +394,7 @@ impl Router {
                 // Its permits were returned when it joined the batch.
                 permits: 0,
                 index: member.index,
-                tried: member.tried,
-                failed: None,
+                route: member.route,
             });
         }
         queued.extend(self.unwritten.drain());
@@ -409,7 +408,7 @@ impl Router {
                 self.counters().withdrawn();
                 continue;
             }
-            request.tried |= hand_back.bit;
+            request.route_mut().tried |= hand_back.bit;
             match hand_back.to.send(request) {
                 Ok(()) => self.counters().handed_back(),
                 // The pool is gone: nowhere else to go.
@@ -442,22 +441,27 @@ impl Router {
         self.counters().handed_back_written(resend.len());
         tracing::debug!(addr = %self.addr, requests = resend.len(), "handing written requests back to the pool");
         for resend in resend {
-            let request = resend.request;
-            let Some(payload) = request.payload else {
+            let in_flight = resend.request;
+            let Some(payload) = in_flight.payload else {
                 continue;
             };
+            let mut route = in_flight.route.unwrap_or_default();
+            route.tried |= hand_back.bit;
+            route.failed = Some(resend.outcome);
             let request = Request {
                 payload,
-                responder: request.responder,
-                deadline: request.deadline,
+                responder: in_flight.responder,
+                deadline: in_flight.deadline,
                 permits: 0,
                 index: 0,
-                tried: request.tried | hand_back.bit,
-                failed: Some(Box::new(resend.outcome)),
+                route: Some(route),
             };
             if let Err(returned) = hand_back.to.send(request) {
                 let request = returned.0;
-                let outcome = request.failed.map_or(PublishError::Closed, |e| *e);
+                let outcome = request
+                    .route
+                    .and_then(|r| r.failed)
+                    .unwrap_or(PublishError::Closed);
                 request.responder.complete(Err(outcome));
             }
         }
