@@ -12,7 +12,9 @@ mod config;
 #[cfg(feature = "lookupd")]
 mod discover;
 mod node;
+mod pick;
 mod rebalance;
+mod send;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -31,11 +33,10 @@ pub use node::NodeStatus;
 
 use self::budget::Bucket;
 use self::node::Node;
-use crate::error::{NodeDown, NodesDown, NotSentReason, PublishError};
-use crate::producer::{ConnectError, FlushTimedOut, Start};
-use crate::publish::Publish;
-use crate::publishing::{Enqueuing, Patience, Publishing, Target};
-use crate::request::{Checks, Payload, Request};
+use crate::error::{NodeDown, NodesDown, NotSentReason};
+use crate::producer::{ConnectError, FlushTimedOut};
+use crate::publishing::{Enqueuing, Publishing, Target};
+use crate::request::{Checks, Request};
 use crate::stats::{Counters, ProducerState, Stats};
 
 /// A pool of nsqd: publishes go to the nodes that are up, and what a node that goes down has
@@ -44,15 +45,9 @@ use crate::stats::{Counters, ProducerState, Stats};
 /// It has the publish API of [`Producer`](crate::Producer): a program moves from one nsqd to a
 /// pool by changing how it is built. Cheap to clone: clones share the nodes.
 ///
-/// **What failover guarantees.** A publish is queued on one node. If that node's connection is
-/// lost, or cannot be made, before the request is written, the request moves to another node
-/// that is up, within the publish's deadline and up to [`PoolConfig::max_attempts`] nodes: a
-/// request that was never written cannot be stored twice. A request already written when its
-/// node fails is not sent again: it ends [`Unknown`](PublishError::Unknown) or
-/// [`TimedOut`](PublishError::TimedOut) as on a lone producer, since nsqd may have stored it.
-/// When no node is up, publishes wait for one until their deadline, then fail with
-/// [`NotSentReason::NoNodeUp`] listing each node's last error. Order across nodes is not kept
-/// (NSQ does not promise order anyway).
+/// What failover guarantees is stated precisely in the [crate documentation](crate#pools):
+/// in short, a publish moves to another node only when nsqd certainly did not store it, so
+/// failover never stores a message twice, and order across nodes is not kept.
 #[derive(Debug, Clone)]
 pub struct Pool {
     inner: Arc<Inner>,
@@ -206,7 +201,7 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// A [`PublishError`] that says whether the message may have been stored.
+    /// A [`PublishError`](crate::PublishError) that says whether the message may have been stored.
     pub fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Publishing<'_> {
         Publishing::new(
             Target::Pool(self),
@@ -293,76 +288,6 @@ impl Pool {
 
     fn checks(&self) -> Checks<'_> {
         Checks(&self.inner.shared.config.producer.limits)
-    }
-
-    /// Queues a checked request on the node the strategy picks, or waits for a node to come up.
-    pub(crate) fn start(&self, payload: Payload, patience: Patience) -> Start<'_> {
-        let shared = &self.inner.shared;
-        if shared.closed.load(Ordering::Acquire) {
-            return Start::Done(Err(PublishError::Closed));
-        }
-        // One deadline for the publish, wherever it goes.
-        let now = Instant::now();
-        let deadline = patience.deadline(now, shared.config.producer.publish_timeout);
-        let patience = deadline.map_or(Patience::Unbounded, Patience::Until);
-        if let Strategy::FanOut { copies } = shared.config.strategy {
-            return match shared.pick_distinct(copies, payload.topic()) {
-                Some(nodes) => start_copies(nodes, payload, patience),
-                None => Start::Waiting(Box::pin(self.wait_for_a_node(payload, deadline))),
-            };
-        }
-        match shared.pick(0, payload.topic()) {
-            Some(node) => node.producer.start(payload, patience),
-            None => Start::Waiting(Box::pin(self.wait_for_a_node(payload, deadline))),
-        }
-    }
-
-    /// No node is up: waits for one until `deadline`.
-    async fn wait_for_a_node(
-        &self,
-        payload: Payload,
-        deadline: Option<Instant>,
-    ) -> Result<Publish, PublishError> {
-        let shared = &self.inner.shared;
-        let mut health = shared.health.subscribe();
-        loop {
-            if shared.closed.load(Ordering::Acquire) {
-                return Err(PublishError::Closed);
-            }
-            let patience = deadline.map_or(Patience::Unbounded, Patience::Until);
-            let start = match shared.config.strategy {
-                Strategy::FanOut { copies } => shared
-                    .pick_distinct(copies, payload.topic())
-                    .map(|nodes| start_copies(nodes, payload.clone(), patience)),
-                _ => shared
-                    .pick(0, payload.topic())
-                    .map(|node| node.producer.start(payload.clone(), patience)),
-            };
-            if let Some(start) = start {
-                return match start {
-                    Start::Done(result) => result,
-                    Start::Waiting(waiting) => waiting.await,
-                };
-            }
-            let expired = async {
-                match deadline {
-                    Some(deadline) => tokio::time::sleep_until(deadline).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                changed = health.changed() => {
-                    if changed.is_err() {
-                        return Err(PublishError::Closed);
-                    }
-                }
-                () = expired => {
-                    let reason = NotSentReason::NoNodeUp(shared.nodes_down(u64::MAX));
-                    shared.counters.not_sent(&reason);
-                    return Err(PublishError::NotSent(reason));
-                }
-            }
-        }
     }
 
     /// Waits until every publish queued before this call has its outcome, on whichever node
@@ -586,84 +511,6 @@ impl Shared {
         self.health.send_modify(|n| *n += 1);
     }
 
-    /// The node for the next publish to `topic` among those up, taking the topic and not in
-    /// `avoid` (node bits).
-    pub(crate) fn pick(&self, avoid: u64, topic: &Topic) -> Option<Arc<Node>> {
-        let nodes = self.nodes();
-        let n = nodes.len();
-        if n == 0 {
-            return None;
-        }
-        let usable =
-            |node: &Arc<Node>| node.is_up() && node.bit & avoid == 0 && node.takes(topic.as_str());
-        match self.config.strategy {
-            Strategy::RoundRobin | Strategy::FanOut { .. } => {
-                let start = self.next.fetch_add(1, Ordering::Relaxed);
-                (0..n)
-                    .map(|i| &nodes[(start + i) % n])
-                    .find(|node| usable(node))
-                    .cloned()
-            }
-            Strategy::Failover { fail_back_after } => {
-                let settled = self
-                    .epoch
-                    .elapsed()
-                    .saturating_sub(fail_back_after)
-                    .as_millis() as u64;
-                nodes
-                    .iter()
-                    .find(|node| usable(node) && node.up_before(settled))
-                    .or_else(|| nodes.iter().find(|node| usable(node)))
-                    .cloned()
-            }
-            Strategy::LeastOutstanding => {
-                let a = self.random_usable(&nodes, &usable)?;
-                let b = self.random_usable(&nodes, &usable)?;
-                let lighter = if nodes[b].producer.outstanding() < nodes[a].producer.outstanding() {
-                    b
-                } else {
-                    a
-                };
-                Some(nodes[lighter].clone())
-            }
-        }
-    }
-
-    /// `copies` distinct nodes that are up and take `topic`, in turn; `None` if there are not
-    /// that many.
-    pub(crate) fn pick_distinct(&self, copies: usize, topic: &Topic) -> Option<Vec<Arc<Node>>> {
-        let mut chosen: Vec<Arc<Node>> = Vec::with_capacity(copies);
-        let mut avoid = 0;
-        while chosen.len() < copies {
-            let node = self.pick(avoid, topic)?;
-            avoid |= node.bit;
-            chosen.push(node);
-        }
-        Some(chosen)
-    }
-
-    /// A usable node, starting the search at a random place.
-    fn random_usable(
-        &self,
-        nodes: &[Arc<Node>],
-        usable: &impl Fn(&Arc<Node>) -> bool,
-    ) -> Option<usize> {
-        let n = nodes.len();
-        let start = (self.next_random() % n as u64) as usize;
-        (0..n).map(|i| (start + i) % n).find(|&i| usable(&nodes[i]))
-    }
-
-    fn next_random(&self) -> u64 {
-        // xorshift64: plenty for spreading load; a lost update under a race only repeats a
-        // number.
-        let mut x = self.random.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.random.store(x, Ordering::Relaxed);
-        x
-    }
-
     #[cfg_attr(not(feature = "lookupd"), allow(dead_code))]
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
@@ -720,42 +567,6 @@ impl PoolConfig {
             false
         }
     }
-}
-
-/// Queues a copy of `payload` on each of `nodes`, each copy kept off the other copies' nodes,
-/// and returns one handle for them all.
-fn start_copies(nodes: Vec<Arc<Node>>, payload: Payload, patience: Patience) -> Start<'static> {
-    let all = nodes.iter().fold(0, |bits, n| bits | n.bit);
-    let starts: Vec<(String, Start<'static>)> = nodes
-        .iter()
-        .map(|node| {
-            let start = node
-                .producer
-                .start_avoiding(payload.clone(), patience, all & !node.bit);
-            (node.addr.clone(), start)
-        })
-        .collect();
-    if starts.iter().all(|(_, s)| matches!(s, Start::Done(_))) {
-        let copies = starts
-            .into_iter()
-            .map(|(addr, start)| match start {
-                Start::Done(result) => (addr, result),
-                Start::Waiting(_) => unreachable!("every copy was queued at once"),
-            })
-            .collect();
-        return Start::Done(Ok(Publish::copies(copies)));
-    }
-    Start::Waiting(Box::pin(async move {
-        let mut copies = Vec::with_capacity(starts.len());
-        for (addr, start) in starts {
-            let queued = match start {
-                Start::Done(result) => result,
-                Start::Waiting(waiting) => waiting.await,
-            };
-            copies.push((addr, queued));
-        }
-        Ok(Publish::copies(copies))
-    }))
 }
 
 /// Adds a node's counters to the pool's totals.

@@ -1,0 +1,290 @@
+//! Queuing a publish: at once when the queue has room, else waiting for room until the
+//! publish's deadline; and queuing a request a pool moves here from another node.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::{TryAcquireError, mpsc};
+use tokio::task::unconstrained;
+use tokio::time::Instant;
+
+use super::Producer;
+use crate::completion::timed_completion;
+use crate::error::{NotSentReason, PublishError};
+use crate::publish::{Publish, publish_span, record_outcome};
+use crate::publishing::Patience;
+use crate::request::{Payload, Request, Route};
+use crate::stats::Timer;
+
+impl Producer {
+    /// Starts queuing a checked request: queues it at once if there is room, or returns the
+    /// wait for room.
+    pub(crate) fn start(&self, payload: Payload, patience: Patience) -> Start<'static> {
+        self.start_avoiding(payload, patience, 0)
+    }
+
+    /// [`start`](Self::start) for one copy of a fan-out pool's message: `avoid` holds the
+    /// nodes of the other copies, where this one must never move.
+    pub(crate) fn start_avoiding(
+        &self,
+        payload: Payload,
+        patience: Patience,
+        avoid: u64,
+    ) -> Start<'static> {
+        let span = publish_span(&self.inner.addr, &payload);
+        let timer = self.inner.shared.counters.timer();
+        match self.try_enqueue(payload, patience, avoid, &span, &timer) {
+            Attempt::Done(result) => {
+                if let Err(err) = &result {
+                    failed_to_queue(err, &span, &timer);
+                }
+                Start::Done(result)
+            }
+            // The queue is full: wait for room. Boxed, so that the future of every publish
+            // stays small (a large future is copied each time it moves).
+            Attempt::Wait(waiting) => {
+                let producer = self.clone();
+                Start::Waiting(Box::pin(async move {
+                    let result = producer.enqueue_waiting(waiting, &span, &timer).await;
+                    if let Err(err) = &result {
+                        failed_to_queue(err, &span, &timer);
+                    }
+                    result
+                }))
+            }
+        }
+    }
+
+    /// Queues at once if there is room; otherwise says what to wait for.
+    fn try_enqueue(
+        &self,
+        payload: Payload,
+        patience: Patience,
+        avoid: u64,
+        span: &tracing::Span,
+        timer: &Timer,
+    ) -> Attempt {
+        let inner = &*self.inner;
+        let shared = &inner.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Attempt::Done(Err(PublishError::Closed));
+        }
+        let now = Instant::now();
+        let deadline = patience.deadline(now, inner.config.publish_timeout);
+        if deadline.is_some_and(|d| d <= now) {
+            return Attempt::Done(Err(self.not_sent(NotSentReason::DeadlineExpired)));
+        }
+        let permits = inner.gate.permits(payload.command().encoded_len());
+        let waiting = |payload, have_permits| {
+            if inner.config.fail_fast {
+                if have_permits {
+                    shared.queue_bytes.add_permits(permits as usize);
+                }
+                Attempt::Done(Err(self.not_sent(NotSentReason::QueueFull)))
+            } else {
+                Attempt::Wait(Waiting {
+                    payload,
+                    avoid,
+                    deadline,
+                    permits,
+                    have_permits,
+                })
+            }
+        };
+        match shared.queue_bytes.try_acquire_many(permits) {
+            Ok(permit) => permit.forget(),
+            Err(TryAcquireError::NoPermits) => return waiting(payload, false),
+            Err(TryAcquireError::Closed) => return Attempt::Done(Err(PublishError::Closed)),
+        }
+        match inner.requests.try_reserve() {
+            Ok(place) => {
+                let request = (payload, deadline, permits, avoid);
+                Attempt::Done(Ok(self.send(place, request, span, timer)))
+            }
+            // Not expected: see `Gate`.
+            Err(mpsc::error::TrySendError::Full(())) => waiting(payload, true),
+            Err(mpsc::error::TrySendError::Closed(())) => {
+                shared.queue_bytes.add_permits(permits as usize);
+                Attempt::Done(Err(PublishError::Closed))
+            }
+        }
+    }
+
+    /// Waits for room in the queue, at most until the publish deadline.
+    ///
+    /// The wait is one semaphore acquisition: callers are admitted in the order they started
+    /// waiting, and the router returns room for many at once. It runs outside tokio's
+    /// cooperative budget, as the path that finds room at once does (it never awaits), so that
+    /// a caller whose room has come goes on at its next poll. Under the budget, one task driving
+    /// many waiting publishes (a `FuturesUnordered` of them) used it up after about a hundred
+    /// admissions; tokio then turned each further woken publish away with a wake-up deferred to
+    /// the end of the task's turn, which `FuturesUnordered` does not see as a yield, so it
+    /// polled every woken publish in vain before yielding. Admissions per turn stayed at about
+    /// a hundred whatever the number woken, and the publishes put off entered the queue behind
+    /// later ones.
+    async fn enqueue_waiting(
+        &self,
+        waiting: Waiting,
+        span: &tracing::Span,
+        timer: &Timer,
+    ) -> Result<Publish, PublishError> {
+        let Waiting {
+            payload,
+            avoid,
+            deadline,
+            permits,
+            have_permits,
+        } = waiting;
+        let shared = &self.inner.shared;
+        if !have_permits {
+            let room = shared.queue_bytes.acquire_many(permits);
+            match unconstrained(until(deadline, room)).await {
+                Some(Ok(permit)) => permit.forget(),
+                Some(Err(_closed)) => return Err(PublishError::Closed),
+                None => return Err(self.not_sent(NotSentReason::DeadlineExpired)),
+            }
+        }
+        // Holding the permits, a place in the channel is free (see `Gate`): this does not wait.
+        let place = match self.inner.requests.try_reserve() {
+            Ok(place) => Some(Ok(place)),
+            Err(mpsc::error::TrySendError::Closed(())) => Some(Err(())),
+            Err(mpsc::error::TrySendError::Full(())) => {
+                let place = self.inner.requests.reserve();
+                unconstrained(until(deadline, place))
+                    .await
+                    .map(|place| place.map_err(drop))
+            }
+        };
+        match place {
+            Some(Ok(place)) => {
+                let request = (payload, deadline, permits, avoid);
+                Ok(self.send(place, request, span, timer))
+            }
+            Some(Err(())) => {
+                shared.queue_bytes.add_permits(permits as usize);
+                Err(PublishError::Closed)
+            }
+            None => {
+                shared.queue_bytes.add_permits(permits as usize);
+                Err(self.not_sent(NotSentReason::DeadlineExpired))
+            }
+        }
+    }
+
+    /// Puts the request in its reserved place and returns the caller's half.
+    /// `request`: the payload, the deadline, the permits it holds, and the nodes it must never
+    /// move to (see [`Route::avoid`]).
+    fn send(
+        &self,
+        place: mpsc::Permit<'_, Request>,
+        request: (Payload, Option<Instant>, u32, u64),
+        span: &tracing::Span,
+        timer: &Timer,
+    ) -> Publish {
+        let (payload, deadline, permits, avoid) = request;
+        let shared = &self.inner.shared;
+        let (responder, completion) = timed_completion(timer.clone());
+        // Counted before the request is in the channel, where the router may take it at once.
+        shared.counters.enqueued();
+        place.send(Request {
+            payload,
+            responder,
+            deadline,
+            permits,
+            index: 0,
+            route: (avoid != 0).then(|| {
+                Box::new(Route {
+                    avoid,
+                    ..Route::default()
+                })
+            }),
+        });
+        Publish::new(completion, span.clone())
+    }
+
+    /// Queues a request another node of a pool handed back, if there is room now; gives it
+    /// back if not (or if this producer is closed).
+    pub(crate) fn requeue(&self, mut request: Request) -> Result<(), Request> {
+        let inner = &*self.inner;
+        let shared = &inner.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(request);
+        }
+        let permits = inner.gate.permits(request.payload.command().encoded_len());
+        match shared.queue_bytes.try_acquire_many(permits) {
+            Ok(permit) => permit.forget(),
+            Err(_) => return Err(request),
+        }
+        match inner.requests.try_reserve() {
+            Ok(place) => {
+                request.permits = permits;
+                request.index = 0;
+                shared.counters.enqueued();
+                place.send(request);
+                Ok(())
+            }
+            Err(_) => {
+                shared.queue_bytes.add_permits(permits as usize);
+                Err(request)
+            }
+        }
+    }
+
+    /// Whether a pool may send this node publishes: not closed, and not between a failure and
+    /// the next connection.
+    pub(crate) fn is_up(&self) -> bool {
+        let shared = &self.inner.shared;
+        shared.up.load(Ordering::Acquire) && !shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Requests queued or in flight: what a pool balances on.
+    pub(crate) fn outstanding(&self) -> u64 {
+        self.inner.shared.counters.outstanding()
+    }
+
+    fn not_sent(&self, reason: NotSentReason) -> PublishError {
+        self.inner.shared.counters.not_sent(&reason);
+        PublishError::NotSent(reason)
+    }
+}
+
+/// How queuing a request started.
+pub(crate) enum Start<'a> {
+    /// Queued, or failed.
+    Done(Result<Publish, PublishError>),
+    /// Waiting for room in the queue.
+    Waiting(Pin<Box<dyn Future<Output = Result<Publish, PublishError>> + Send + 'a>>),
+}
+
+/// A request that was not queued: its span and timer record why.
+fn failed_to_queue(err: &PublishError, span: &tracing::Span, timer: &Timer) {
+    timer.record(Some(err));
+    record_outcome(span, &Err(err.clone()));
+}
+
+/// The outcome of trying to queue a request without waiting.
+enum Attempt {
+    Done(Result<Publish, PublishError>),
+    Wait(Waiting),
+}
+
+/// A request waiting for room in the queue.
+struct Waiting {
+    payload: Payload,
+    /// See [`Route::avoid`].
+    avoid: u64,
+    deadline: Option<Instant>,
+    permits: u32,
+    /// Its permits are already taken; only a place in the channel is missing (not expected,
+    /// see [`Gate`]).
+    have_permits: bool,
+}
+
+/// Runs `future` until `deadline`; `None` if the deadline came first.
+async fn until<F: Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
+        None => Some(future.await),
+    }
+}
