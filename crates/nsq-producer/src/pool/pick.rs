@@ -13,6 +13,11 @@ impl Shared {
     /// `avoid` (node bits).
     pub(crate) fn pick(&self, avoid: u64, topic: &Topic) -> Option<Arc<Node>> {
         let nodes = self.nodes();
+        self.pick_in(&nodes, avoid, topic).map(|i| nodes[i].clone())
+    }
+
+    /// [`pick`](Self::pick) among `nodes`: the index of the node.
+    pub(crate) fn pick_in(&self, nodes: &[Arc<Node>], avoid: u64, topic: &Topic) -> Option<usize> {
         let n = nodes.len();
         if n == 0 {
             return None;
@@ -22,10 +27,7 @@ impl Shared {
         match self.config.strategy {
             Strategy::RoundRobin | Strategy::FanOut { .. } => {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);
-                (0..n)
-                    .map(|i| &nodes[(start + i) % n])
-                    .find(|node| usable(node))
-                    .cloned()
+                (0..n).map(|i| (start + i) % n).find(|&i| usable(&nodes[i]))
             }
             Strategy::Failover { fail_back_after } => {
                 let settled = self
@@ -33,21 +35,19 @@ impl Shared {
                     .elapsed()
                     .saturating_sub(fail_back_after)
                     .as_millis() as u64;
-                nodes
-                    .iter()
-                    .find(|node| usable(node) && node.up_before(settled))
-                    .or_else(|| nodes.iter().find(|node| usable(node)))
-                    .cloned()
+                (0..n)
+                    .find(|&i| usable(&nodes[i]) && nodes[i].up_before(settled))
+                    .or_else(|| (0..n).find(|&i| usable(&nodes[i])))
             }
             Strategy::LeastOutstanding => {
-                let a = self.random_usable(&nodes, &usable)?;
-                let b = self.random_usable(&nodes, &usable)?;
+                let a = self.random_usable(nodes, &usable)?;
+                let b = self.random_usable(nodes, &usable)?;
                 let lighter = if nodes[b].producer.outstanding() < nodes[a].producer.outstanding() {
                     b
                 } else {
                     a
                 };
-                Some(nodes[lighter].clone())
+                Some(lighter)
             }
         }
     }

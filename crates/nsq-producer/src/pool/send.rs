@@ -21,20 +21,24 @@ impl Pool {
         if shared.closed.load(Ordering::Acquire) {
             return Start::Done(Err(PublishError::Closed));
         }
+        if !matches!(shared.config.strategy, Strategy::FanOut { .. }) {
+            // The common path: one node, queued under the read lock of the node list (queuing
+            // never waits), with the patience as given: every node has the pool's producer
+            // configuration, so it sets the deadline the pool would.
+            let nodes = shared.nodes.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = shared.pick_in(&nodes, 0, payload.topic()) {
+                return nodes[i].producer.start(payload, patience);
+            }
+        }
         // One deadline for the publish, wherever it goes.
-        let now = Instant::now();
-        let deadline = patience.deadline(now, shared.config.producer.publish_timeout);
-        let patience = deadline.map_or(Patience::Unbounded, Patience::Until);
+        let deadline = patience.deadline(Instant::now(), shared.config.producer.publish_timeout);
         if let Strategy::FanOut { copies } = shared.config.strategy {
-            return match shared.pick_distinct(copies, payload.topic()) {
-                Some(nodes) => start_copies(nodes, payload, patience),
-                None => Start::Waiting(Box::pin(self.wait_for_a_node(payload, deadline))),
-            };
+            if let Some(nodes) = shared.pick_distinct(copies, payload.topic()) {
+                let patience = deadline.map_or(Patience::Unbounded, Patience::Until);
+                return start_copies(nodes, payload, patience);
+            }
         }
-        match shared.pick(0, payload.topic()) {
-            Some(node) => node.producer.start(payload, patience),
-            None => Start::Waiting(Box::pin(self.wait_for_a_node(payload, deadline))),
-        }
+        Start::Waiting(Box::pin(self.wait_for_a_node(payload, deadline)))
     }
 
     /// No node is up: waits for one until `deadline`.
