@@ -126,6 +126,10 @@ func failover(o options) (result, error) {
 	}
 	nodeAcked := make([]atomic.Uint64, len(addrs))
 	var acked, next atomic.Uint64
+	// Nanoseconds from the start to the kill, and to the first ack by the killed node more than
+	// a second after it (acks the nsqd sent before it died may still be read for a moment; one
+	// a second later comes from the restarted nsqd); 0 until then.
+	var killNanos, backNanos atomic.Int64
 
 	// The kill, in a goroutine of its own started by the caller whose ack is the third-th.
 	var killWg sync.WaitGroup
@@ -162,6 +166,11 @@ func failover(o options) (result, error) {
 						now := time.Now()
 						run.ackAt(now.Sub(start))
 						nodeAcked[node].Add(1)
+						if kill && node == o.killIndex && backNanos.Load() == 0 {
+							if k := killNanos.Load(); k > 0 && int64(now.Sub(start))-k > int64(time.Second) {
+								backNanos.CompareAndSwap(0, int64(now.Sub(start)))
+							}
+						}
 						if maybeWritten {
 							run.out.Resent++
 						}
@@ -173,6 +182,7 @@ func failover(o options) (result, error) {
 									killErr = syscall.Kill(o.killPid, syscall.SIGKILL)
 								}
 								killAt = time.Since(start)
+								killNanos.Store(int64(killAt))
 								nodeAckedAtKill = make([]uint64, len(nodeAcked))
 								for i := range nodeAcked {
 									nodeAckedAtKill[i] = nodeAcked[i].Load()
@@ -265,6 +275,10 @@ func failover(o options) (result, error) {
 		res.KillAtS = &at
 		res.Killed = kill
 		res.NodeAckedAtKill = nodeAckedAtKill
+		if back := backNanos.Load(); back > 0 {
+			s := time.Duration(back).Seconds()
+			res.BackAtS = &s
+		}
 	}
 	if len(t.latencies) > 0 {
 		sortDurations(t.latencies)

@@ -51,6 +51,7 @@ type result struct {
 	KillIndex       *int      `json:"kill_index,omitempty"`
 	NodeAcked       []uint64  `json:"node_acked,omitempty"`
 	NodeAckedAtKill []uint64  `json:"node_acked_at_kill,omitempty"`
+	BackAtS         *float64  `json:"back_at_s,omitempty"`
 }
 
 type options struct {

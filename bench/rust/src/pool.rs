@@ -14,7 +14,7 @@
 
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
@@ -122,7 +122,16 @@ struct KillMark {
     node_acked: Vec<u64>,
     /// Why the kill failed, if it did.
     failure: Option<String>,
+    /// The first acknowledgement by the killed node more than [`STALE`] after the kill.
+    back_at: Option<Duration>,
 }
+
+/// After the kill, acknowledgements the killed nsqd sent before it died may still be read for
+/// a moment; one this long after it comes from the restarted nsqd (restarted 5 s later).
+const STALE: Duration = Duration::from_secs(1);
+
+/// How often the kill thread looks at the killed node's count, to see it acknowledge again.
+const SAMPLE: Duration = Duration::from_millis(5);
 
 /// Cases j and j0.
 async fn failover(options: &ClientOptions) -> Result<RunResult, String> {
@@ -151,18 +160,44 @@ async fn failover(options: &ClientOptions) -> Result<RunResult, String> {
     let started = Instant::now();
     // The caller whose acknowledgement is the `third`-th wakes this thread, which kills the
     // node (in j) and notes the moment; the `kill` command is not run on a runtime worker.
+    // In j it then watches the killed node's count (the pool does not say which node
+    // acknowledged a publish) until the node acknowledges again or the run ends.
     let (trigger, triggered) = std_mpsc::channel::<()>();
+    let done = Arc::new(AtomicBool::new(false));
     let killer = {
-        let pool = pool.clone();
+        let (pool, done) = (pool.clone(), done.clone());
+        let index = options.kill_index;
         std::thread::spawn(move || -> Option<KillMark> {
             triggered.recv().ok()?;
             let failure = pid.and_then(|pid| sigkill(pid).err());
             let at = started.elapsed();
             let node_acked = pool.nodes().iter().map(|n| n.stats.acked).collect();
+            let mut back_at = None;
+            if pid.is_some() && failure.is_none() {
+                let acked = || pool.nodes().get(index).map_or(0, |n| n.stats.acked);
+                let mut baseline = None;
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::sleep(SAMPLE);
+                    let now = started.elapsed();
+                    if now < at + STALE {
+                        continue;
+                    }
+                    let count = acked();
+                    match baseline {
+                        None => baseline = Some(count),
+                        Some(before) if count > before => {
+                            back_at = Some(now);
+                            break;
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
             Some(KillMark {
                 at,
                 node_acked,
                 failure,
+                back_at,
             })
         })
     };
@@ -227,6 +262,7 @@ async fn failover(options: &ClientOptions) -> Result<RunResult, String> {
     }
     let elapsed = started.elapsed();
     let cpu_s = cpu.seconds();
+    done.store(true, Ordering::Relaxed);
     let node_acked: Vec<u64> = pool.nodes().iter().map(|n| n.stats.acked).collect();
     pool.close().await;
     let mark = killer
@@ -256,6 +292,7 @@ async fn failover(options: &ClientOptions) -> Result<RunResult, String> {
         result.kill_at_s = Some(mark.at.as_secs_f64());
         result.killed = kill;
         result.node_acked_at_kill = Some(mark.node_acked);
+        result.back_at_s = mark.back_at.map(|d| d.as_secs_f64());
     }
     Ok(result)
 }

@@ -97,6 +97,11 @@ pub(crate) struct RunResult {
     pub(crate) node_acked: Option<Vec<u64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) node_acked_at_kill: Option<Vec<u64>>,
+    /// Case j: seconds from the clock start to the first acknowledgement by the killed node
+    /// more than a second after the kill, that is by the restarted nsqd; absent when there was
+    /// none before the run ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) back_at_s: Option<f64>,
 }
 
 /// The final outcome of the messages of a failover run that were not acknowledged, with what

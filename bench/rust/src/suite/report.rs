@@ -156,6 +156,16 @@ const KILLED_NODE_ACKED_AFTER: Metric = Metric {
         Some(end.saturating_sub(at_kill) as f64)
     },
 };
+const RESTARTED: Metric = Metric {
+    name: "restarted_after_kill",
+    unit: "s",
+    read: |o, _, _| o.failover.as_ref()?.restarted_after_kill_s,
+};
+const BACK: Metric = Metric {
+    name: "killed_node_back_after_kill",
+    unit: "s",
+    read: |_, r, _| Some(r.back_at_s? - r.kill_at_s?),
+};
 const CLIENT_CPU: Metric = Metric {
     name: "client_cpu",
     unit: "% of one core",
@@ -192,6 +202,8 @@ fn metrics(case: Case) -> &'static [Metric] {
             RESENT,
             FAILED_ATTEMPTS,
             KILLED_NODE_ACKED_AFTER,
+            RESTARTED,
+            BACK,
         ],
     }
 }
@@ -756,15 +768,35 @@ impl<'a> Report<'a> {
             header,
             rows: Vec::new(),
         };
+        // Runs without the value (a node not back before the run ended) are counted next to
+        // the others.
         let cell = |case: Case, metric: &Metric, format: fn(f64) -> String| {
             clients
                 .iter()
                 .map(|&client| {
+                    let measured = self
+                        .runs(case, client)
+                        .iter()
+                        .filter(|o| o.measured().is_some())
+                        .count();
                     vec![match self.stat(case, client, metric) {
-                        Some(s) if s.min == s.max => format(s.median),
                         Some(s) => {
-                            format!("{} ({}-{})", format(s.median), format(s.min), format(s.max))
+                            let mut text = if s.min == s.max {
+                                format(s.median)
+                            } else {
+                                format!(
+                                    "{} ({}-{})",
+                                    format(s.median),
+                                    format(s.min),
+                                    format(s.max)
+                                )
+                            };
+                            if s.runs.len() < measured {
+                                text.push_str(&format!(", in {} of {measured} runs", s.runs.len()));
+                            }
+                            text
                         }
+                        None if measured > 0 => "none in the run".to_owned(),
                         None => "-".to_owned(),
                     }]
                 })
@@ -773,6 +805,7 @@ impl<'a> Report<'a> {
         let count = |v: f64| format!("{v:.0}");
         let millis = |v: f64| format!("{v:.0} ms");
         let percent = |v: f64| format!("{v:.0}%");
+        let seconds = |v: f64| format!("{v:.1} s");
         let mut row = |label: &str, cells: Vec<Vec<String>>| {
             table.rows.push((label.to_owned(), cells));
         };
@@ -841,6 +874,14 @@ impl<'a> Report<'a> {
         row(
             "j: failed attempts, retries included",
             cell(Case::J, &FAILED_ATTEMPTS, count),
+        );
+        row(
+            "j: killed nsqd restarted, after the kill",
+            cell(Case::J, &RESTARTED, seconds),
+        );
+        row(
+            "j: killed nsqd acking again, after the kill",
+            cell(Case::J, &BACK, seconds),
         );
         row(
             "j: acked by the killed nsqd after the kill",
