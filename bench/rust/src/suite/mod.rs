@@ -15,7 +15,7 @@ use nsq_test_support::{Nsqd, NsqdOptions};
 
 use self::execute::{Executor, Outcome};
 use self::facts::{Facts, utc_now};
-use self::plan::{Client, Plan};
+use self::plan::{Case, Client, Plan};
 use self::report::{Report, ResultsFile, Settings, render_goals};
 use crate::flags::Flags;
 
@@ -152,29 +152,39 @@ const FAILOVER_TITLE: &str = "Failover: 3 nsqd, one killed (SIGKILL) a third of 
 
 /// Every round runs every case, and within it every client; the order of the clients turns
 /// by one each round so that none always runs first. A client that says it cannot do a case
-/// is not asked again.
+/// is not asked again. j and j0 run together, client by client (j0 first), so that each kill
+/// run is compared with a run made just before it.
 fn run_rounds(plan: &Plan, executor: &mut Executor<'_>) -> Vec<Outcome> {
     let cases = plan.run_cases();
     let mut outcomes: Vec<Outcome> = Vec::new();
     for round in 1..=plan.runs {
         eprintln!("==> round {round} of {}", plan.runs);
         for &case in cases.iter().filter(|&&c| plan.runs_in_round(c, round)) {
+            let together: &[Case] = match case {
+                Case::J0 if cases.contains(&Case::J) => continue,
+                Case::J if cases.contains(&Case::J0) => &[Case::J0, Case::J],
+                _ => std::slice::from_ref(&case),
+            };
             let mut clients: Vec<Client> = plan.clients.clone();
             let turn = (round as usize - 1) % clients.len().max(1);
             clients.rotate_left(turn);
             for client in clients {
-                let earlier = outcomes.iter().find(|o| {
-                    o.case == case.id() && o.client == client.name() && o.unsupported().is_some()
-                });
-                let outcome = match earlier {
-                    Some(earlier) => Outcome {
-                        round,
-                        ..earlier.clone()
-                    },
-                    None => executor.run(round, case, client),
-                };
-                log(&outcome);
-                outcomes.push(outcome);
+                for &case in together {
+                    let earlier = outcomes.iter().find(|o| {
+                        o.case == case.id()
+                            && o.client == client.name()
+                            && o.unsupported().is_some()
+                    });
+                    let outcome = match earlier {
+                        Some(earlier) => Outcome {
+                            round,
+                            ..earlier.clone()
+                        },
+                        None => executor.run(round, case, client),
+                    };
+                    log(&outcome);
+                    outcomes.push(outcome);
+                }
             }
         }
     }
