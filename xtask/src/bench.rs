@@ -35,7 +35,7 @@ usage: cargo xtask bench [options]
   --allocs-n N         counted messages of case g (default N)
   --stall-n N          calls started against a stopped nsqd in cases h and i
                        (default 500,000, quick 200,000)
-  --failover-n N       messages of each failover run, cases j and j0 (default 600,000)
+  --failover-n N       messages of each failover run, cases j and j0 (default 1,000,000)
   --failover-runs K    rounds that run j and j0 (default 1: a failover run takes seconds)
   --callers N, --window N, --batch N   case b, c, d and j shapes (default 16, 1000, 100)
 

@@ -23,7 +23,7 @@ use crate::flags::Flags;
 pub(crate) const USAGE: &str = "\
   suite [--quick] [--n N] [--size BYTES] [--runs K] [--clients a,b] [--cases a,b,...]
         [--callers 16] [--window 1000] [--batch 100] [--rss-n 1000000] [--allocs-n N]
-        [--warmup N] [--stall-n N] [--failover-n 600000] [--failover-runs 1]
+        [--warmup N] [--stall-n N] [--failover-n 1000000] [--failover-runs 1]
         [--time-limit SECS] [--go-nsq-bin PATH] [--bench-writer-bin PATH]
         [--tokio-nsq-bin PATH] [--unavailable 'client=reason;...'] [--out PATH]
         [--out-md PATH] [--command TEXT]
