@@ -7,6 +7,11 @@
 // waiting for its acks), c (PublishAsync with at most -window unanswered), d (MultiPublish in
 // batches of -batch from one caller). Cases a, b and c also report latency percentiles, from
 // the call to the ack. go-nsq has no automatic batching, so cstar is reported as unsupported.
+//
+// Cases j and j0 (failover, see failover.go) publish over one go-nsq Producer per nsqd of
+// -addrs, and in j kill the nsqd at -addrs[-kill-index] (pid -kill-pid) a third of the way in:
+//
+//	go-nsq-bench -addrs 127.0.0.1:4150,127.0.0.1:4151,127.0.0.1:4152 -case j -kill-pid 1234
 package main
 
 import (
@@ -37,6 +42,16 @@ type result struct {
 	CPUSeconds  float64 `json:"cpu_s,omitempty"`
 	Unsupported string  `json:"unsupported,omitempty"`
 	FirstError  string  `json:"first_error,omitempty"`
+
+	// Failover cases only; see failover.go.
+	Outcomes        *outcomes `json:"outcomes,omitempty"`
+	AcksPerMs       []uint32  `json:"acks_per_ms,omitempty"`
+	KillAtS         *float64  `json:"kill_at_s,omitempty"`
+	Killed          bool      `json:"killed,omitempty"`
+	KillIndex       *int      `json:"kill_index,omitempty"`
+	NodeAcked       []uint64  `json:"node_acked,omitempty"`
+	NodeAckedAtKill []uint64  `json:"node_acked_at_kill,omitempty"`
+	BackAtS         *float64  `json:"back_at_s,omitempty"`
 }
 
 type options struct {
@@ -49,6 +64,9 @@ type options struct {
 	window    int
 	batch     int
 	timeLimit time.Duration
+	addrs     string
+	killPid   int
+	killIndex int
 }
 
 func main() {
@@ -62,6 +80,9 @@ func main() {
 	flag.IntVar(&o.window, "window", 1000, "most unanswered publishes for case c")
 	flag.IntVar(&o.batch, "batch", 100, "messages per MPUB for case d")
 	flag.DurationVar(&o.timeLimit, "time-limit", 0, "stop publishing after this long (0: never)")
+	flag.StringVar(&o.addrs, "addrs", "", "cases j and j0: the nsqd TCP addresses, comma-separated")
+	flag.IntVar(&o.killPid, "kill-pid", 0, "case j: the pid of the nsqd at -addrs[-kill-index]")
+	flag.IntVar(&o.killIndex, "kill-index", 1, "cases j and j0: the index in -addrs of the nsqd killed")
 	flag.Parse()
 	if o.n < 1 || o.size < 1 || o.callers < 1 || o.window < 1 || o.batch < 1 {
 		fatal(fmt.Errorf("-n, -size, -callers, -window and -batch must be at least 1"))
@@ -70,6 +91,14 @@ func main() {
 	res := result{Client: "go-nsq", Case: o.bench, N: o.n}
 	if o.bench == "cstar" {
 		res.Unsupported = "n/a (no batching)"
+		emit(res)
+		return
+	}
+	if o.bench == "j" || o.bench == "j0" {
+		res, err := failover(o)
+		if err != nil {
+			fatal(err)
+		}
 		emit(res)
 		return
 	}

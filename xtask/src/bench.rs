@@ -4,7 +4,7 @@
 //!
 //! | client | built from | with |
 //! |---|---|---|
-//! | producer, raw | `bench/rust` (package `nsq-bench`) | `cargo build --release` |
+//! | producer, pool, raw | `bench/rust` (package `nsq-bench`) | `cargo build --release` |
 //! | tokio-nsq | `bench/tokio-nsq` (a workspace of its own) | `cargo build --release` |
 //! | go-nsq | `bench/go-nsq` (go-nsq v1.1.0 pinned in its go.mod) | `go build` |
 //! | bench_writer | nsq v1.3.0's `bench/bench_writer` | `go install ...@v1.3.0`, else `go build` from `bench/go-nsq` |
@@ -21,25 +21,29 @@ use crate::{nsqd, workspace_root};
 const USAGE: &str = "\
 usage: cargo xtask bench [options]
 
-  --quick              N=20,000 messages, 1 run, without tokio-nsq unless --clients names it
+  --quick              N=20,000 messages, 1 run, without tokio-nsq unless --clients names it,
+                       failover runs of 200,000 messages
                        (default: N=200,000, 3 runs, every client)
   --n N                messages per run
   --size BYTES         message body size (default 100)
   --runs K             runs of every (case, client) pair, interleaved (default 3)
-  --clients LIST       among producer,go-nsq,tokio-nsq,raw,bench_writer (default: all)
-  --cases LIST         among a,b,c,c*,d,e,f,g,h,i (default: all; `cstar` may stand for c*)
+  --clients LIST       among producer,pool,go-nsq,tokio-nsq,raw,bench_writer (default: all)
+  --cases LIST         among a,b,c,c*,d,e,f,g,h,i,j,j0 (default: all; `cstar` may stand for c*;
+                       j runs j0 too)
   --time-limit SECS    longest a client may publish in one run (default 20, quick 10)
   --rss-n N            messages of the case f burst (default 1,000,000)
   --allocs-n N         counted messages of case g (default N)
   --stall-n N          calls started against a stopped nsqd in cases h and i
                        (default 500,000, quick 200,000)
-  --callers N, --window N, --batch N   case b, c and d shapes (default 16, 1000, 100)
+  --failover-n N       messages of each failover run, cases j and j0 (default 1,000,000)
+  --failover-runs K    rounds that run j and j0 (default 1: a failover run takes seconds)
+  --callers N, --window N, --batch N   case b, c, d and j shapes (default 16, 1000, 100)
 
 Prints the table and writes target/bench/results.json and target/bench/results.md.
 docs/performance.md describes the cases.";
 
 /// The clients of `--quick` when `--clients` is not given.
-const QUICK_CLIENTS: [&str; 4] = ["producer", "go-nsq", "raw", "bench_writer"];
+const QUICK_CLIENTS: [&str; 5] = ["producer", "pool", "go-nsq", "raw", "bench_writer"];
 
 /// The bench_writer release, the same as nsqd's.
 const BENCH_WRITER: &str = "github.com/nsqio/nsq/bench/bench_writer";
@@ -159,9 +163,16 @@ fn selected_clients(args: &[String]) -> Result<Vec<String>, Failure> {
         // A quick run leaves out tokio-nsq, whose dependency tree alone takes about two
         // minutes to build on a fresh clone; name it in --clients to include it.
         None if args.iter().any(|a| a == "--quick") => QUICK_CLIENTS.map(str::to_owned).to_vec(),
-        None => ["producer", "go-nsq", "tokio-nsq", "raw", "bench_writer"]
-            .map(str::to_owned)
-            .to_vec(),
+        None => [
+            "producer",
+            "pool",
+            "go-nsq",
+            "tokio-nsq",
+            "raw",
+            "bench_writer",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
     })
 }
 

@@ -93,15 +93,30 @@ pub(crate) struct ClientOptions {
     pub(crate) batch: usize,
     /// Stop publishing after this long; `None` runs to `n`.
     pub(crate) time_limit: Option<Duration>,
-    /// The pid of the nsqd at `addr`, which cases h and i stop and resume.
+    /// The pid of the nsqd at `addr`, which cases h and i stop and resume; in case j, the pid
+    /// of the nsqd at `addrs[kill_index]`, which is killed a third of the way in.
     pub(crate) nsqd_pid: Option<u32>,
+    /// The failover cases' nsqd (`--addrs a,b,c`); `[addr]` when not given.
+    pub(crate) addrs: Vec<String>,
+    /// The index in `addrs` of the nsqd killed in case j.
+    pub(crate) kill_index: usize,
 }
 
 impl ClientOptions {
     /// Reads the client options from `flags`, with the defaults of the issue.
     pub(crate) fn from_flags(flags: &mut Flags) -> Result<Self, String> {
+        let addr: String = flags.get("addr", "127.0.0.1:4150".to_owned())?;
+        let addrs = match flags.string("addrs") {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => vec![addr.clone()],
+        };
         let options = Self {
-            addr: flags.get("addr", "127.0.0.1:4150".to_owned())?,
+            addr,
             topic: flags.get("topic", "bench".to_owned())?,
             n: flags.get("n", 200_000)?,
             size: flags.get("size", 100)?,
@@ -116,6 +131,8 @@ impl ClientOptions {
             nsqd_pid: flags
                 .get("nsqd-pid", 0_u32)
                 .map(|pid| Some(pid).filter(|&p| p > 0))?,
+            addrs,
+            kill_index: flags.get("kill-index", 1)?,
         };
         if options.n == 0
             || options.size == 0
@@ -124,6 +141,9 @@ impl ClientOptions {
             || options.batch == 0
         {
             return Err("--n, --size, --callers, --window and --batch must be at least 1".into());
+        }
+        if options.addrs.is_empty() {
+            return Err("--addrs names no address".into());
         }
         Ok(options)
     }

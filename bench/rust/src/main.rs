@@ -8,6 +8,7 @@ mod allocs;
 mod cpu;
 mod flags;
 mod memory;
+mod pool;
 mod producer;
 mod raw;
 mod record;
@@ -26,6 +27,11 @@ usage: nsq-bench <command> [options]
 
 client commands print one JSON line with the result:
   producer --case a|b|c|cstar|d   this workspace's producer
+  pool --case a|b|c|cstar|d       the same loops through a Pool of one node (--addr)
+  pool --case j|j0 --addrs A,B,C [--kill-index 1] [--nsqd-pid PID]
+                                  failover: --callers callers publish --n messages over a
+                                  round-robin pool; in j the nsqd at --addrs[--kill-index]
+                                  (pid --nsqd-pid) is killed a third of the way in
   raw      --case a|c|d           a blocking loop on nsq-proto (the raw limit)
   rss                             case f: peak RSS of a burst of --n publish_async
   allocs [--warmup N]             case g: allocations per message, pipelined as case c
@@ -49,7 +55,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         "suite" => suite::run(rest),
-        "producer" | "rss" | "allocs" | "raw" | "stall" => client(command, rest),
+        "producer" | "pool" | "rss" | "allocs" | "raw" | "stall" => client(command, rest),
         other => Err(format!("unknown command `{other}`; try --help")),
     };
     match outcome {
@@ -80,6 +86,7 @@ fn client(command: &str, args: &[String]) -> Result<(), String> {
             let work = tokio::spawn(async move {
                 match command.as_str() {
                     "producer" => producer::run(&options).await,
+                    "pool" => pool::run(&options).await,
                     "rss" => memory::run(&options).await,
                     "stall" => stall::run(&options).await,
                     _ => allocs::run(&options, warmup).await,

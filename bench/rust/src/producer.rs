@@ -1,10 +1,14 @@
 //! `nsq-bench producer`: this workspace's `nsq_producer::Producer` in cases a, b, c, c* and d.
+//! The loops are generic over [`Publisher`], so that `nsq-bench pool` runs the same ones through
+//! a `Pool` of one node.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use nsq_producer::{Producer, ProducerConfig, PublishError, Topic};
+use nsq_producer::{
+    Enqueuing, Pool, Producer, ProducerConfig, PublishError, Publishing, Stats, Topic,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::cpu::CpuClock;
@@ -17,10 +21,70 @@ pub(crate) const CLIENT: &str = "producer";
 /// The option that turns automatic batching on, for case c*.
 const BATCHING_OPTION: &str = "batching";
 
-/// Runs one case and returns its result line.
+/// What the benchmark loops use of a [`Producer`] or a [`Pool`]: both have this publish API,
+/// with the same future types, so each loop compiles to the same code for either.
+pub(crate) trait Publisher: Clone + Send + Sync + 'static {
+    fn publish(&self, topic: &Topic, body: Bytes) -> Publishing<'_>;
+    fn publish_async(&self, topic: &Topic, body: Bytes) -> Enqueuing<'_>;
+    fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_>
+    where
+        I: IntoIterator<Item = Bytes>;
+    fn close(&self) -> impl Future<Output = Stats> + Send + '_;
+}
+
+impl Publisher for Producer {
+    fn publish(&self, topic: &Topic, body: Bytes) -> Publishing<'_> {
+        Self::publish(self, topic, body)
+    }
+    fn publish_async(&self, topic: &Topic, body: Bytes) -> Enqueuing<'_> {
+        Self::publish_async(self, topic, body)
+    }
+    fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_>
+    where
+        I: IntoIterator<Item = Bytes>,
+    {
+        Self::multi_publish(self, topic, bodies)
+    }
+    fn close(&self) -> impl Future<Output = Stats> + Send + '_ {
+        Self::close(self)
+    }
+}
+
+impl Publisher for Pool {
+    fn publish(&self, topic: &Topic, body: Bytes) -> Publishing<'_> {
+        Self::publish(self, topic, body)
+    }
+    fn publish_async(&self, topic: &Topic, body: Bytes) -> Enqueuing<'_> {
+        Self::publish_async(self, topic, body)
+    }
+    fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_>
+    where
+        I: IntoIterator<Item = Bytes>,
+    {
+        Self::multi_publish(self, topic, bodies)
+    }
+    fn close(&self) -> impl Future<Output = Stats> + Send + '_ {
+        Self::close(self)
+    }
+}
+
+/// Runs one case with a lone producer and returns its result line.
 pub(crate) async fn run(options: &ClientOptions) -> Result<RunResult, String> {
-    // c is measured without automatic batching and c* with it; the other cases use the
-    // default configuration.
+    let Some(config) = case_config(options)? else {
+        return Ok(RunResult::unsupported(
+            CLIENT,
+            &options.case,
+            options.n,
+            "n/a (not implemented)",
+        ));
+    };
+    let producer = connect(&options.addr, config).await?;
+    measure(CLIENT, &producer, options).await
+}
+
+/// The configuration of a case: c is measured without automatic batching and c* with it; the
+/// other cases use the default configuration. `None` when the producer has no batching option.
+pub(crate) fn case_config(options: &ClientOptions) -> Result<Option<ProducerConfig>, String> {
     let mut config = ProducerConfig::default();
     let batching = match options.case.as_str() {
         "c" => Some(false),
@@ -29,28 +93,31 @@ pub(crate) async fn run(options: &ClientOptions) -> Result<RunResult, String> {
     };
     if let Some(on) = batching {
         if !set_batching(&mut config, on)? && on {
-            return Ok(RunResult::unsupported(
-                CLIENT,
-                &options.case,
-                options.n,
-                "n/a (not implemented)",
-            ));
+            return Ok(None);
         }
     }
-    let producer = connect(&options.addr, config).await?;
+    Ok(Some(config))
+}
+
+/// Runs `options.case` through `publisher`, already connected, then closes it.
+pub(crate) async fn measure<P: Publisher>(
+    client: &str,
+    publisher: &P,
+    options: &ClientOptions,
+) -> Result<RunResult, String> {
     let topic = Topic::new(options.topic.clone()).map_err(|e| e.to_string())?;
     let body = Bytes::from(vec![b'x'; options.size]);
-    let mut result = RunResult::new(CLIENT, &options.case, options.n);
+    let mut result = RunResult::new(client, &options.case, options.n);
 
     let deadline = options.deadline();
     let cpu = CpuClock::start();
     let started = Instant::now();
     let tally = match options.case.as_str() {
-        "a" => serial(&producer, &topic, &body, options.n, deadline).await,
-        "b" => concurrent(&producer, &topic, &body, options, deadline).await,
+        "a" => serial(publisher, &topic, &body, options.n, deadline).await,
+        "b" => concurrent(publisher, &topic, &body, options, deadline).await,
         "c" | "cstar" => {
             pipelined(
-                &producer,
+                publisher,
                 &topic,
                 &body,
                 options.n,
@@ -59,12 +126,12 @@ pub(crate) async fn run(options: &ClientOptions) -> Result<RunResult, String> {
             )
             .await
         }
-        "d" => batches(&producer, &topic, &body, options.n, options.batch, deadline).await,
+        "d" => batches(publisher, &topic, &body, options.n, options.batch, deadline).await,
         other => return Err(format!("unknown case `{other}`")),
     };
     let elapsed = started.elapsed();
     let cpu_s = cpu.seconds();
-    producer.close().await;
+    publisher.close().await;
     result.fill(tally, elapsed);
     result.cpu_s = cpu_s;
     Ok(result)
@@ -96,8 +163,8 @@ pub(crate) async fn connect(addr: &str, config: ProducerConfig) -> Result<Produc
 }
 
 /// Case a: one caller publishes and waits for each acknowledgement.
-async fn serial(
-    producer: &Producer,
+async fn serial<P: Publisher>(
+    producer: &P,
     topic: &Topic,
     body: &Bytes,
     n: u64,
@@ -110,7 +177,7 @@ async fn serial(
             break;
         }
         let began = Instant::now();
-        let result = producer.publish(topic, body.clone()).await;
+        let result = Publisher::publish(producer, topic, body.clone()).await;
         tally.latency(began.elapsed());
         tally.record(result, 1);
     }
@@ -118,8 +185,8 @@ async fn serial(
 }
 
 /// Case b: `callers` tasks share the producer, each publishing its share as in case a.
-async fn concurrent(
-    producer: &Producer,
+async fn concurrent<P: Publisher>(
+    producer: &P,
     topic: &Topic,
     body: &Bytes,
     options: &ClientOptions,
@@ -144,8 +211,8 @@ async fn concurrent(
 }
 
 /// Case c: `publish_async` with at most `window` publishes unanswered.
-pub(crate) async fn pipelined(
-    producer: &Producer,
+pub(crate) async fn pipelined<P: Publisher>(
+    producer: &P,
     topic: &Topic,
     body: &Bytes,
     n: u64,
@@ -153,7 +220,7 @@ pub(crate) async fn pipelined(
     deadline: Option<Instant>,
 ) -> Tally {
     pipeline(n, window, deadline, || {
-        producer.publish_async(topic, body.clone())
+        Publisher::publish_async(producer, topic, body.clone())
     })
     .await
 }
@@ -217,8 +284,8 @@ where
 }
 
 /// Case d: one caller publishes MPUBs of `batch` messages and waits for each.
-async fn batches(
-    producer: &Producer,
+async fn batches<P: Publisher>(
+    producer: &P,
     topic: &Topic,
     body: &Bytes,
     n: u64,
@@ -235,7 +302,7 @@ async fn batches(
         let size = left.min(batch as u64);
         let bodies = (0..size).map(|_| body.clone());
         let began = Instant::now();
-        let result = producer.multi_publish(topic, bodies).await;
+        let result = Publisher::multi_publish(producer, topic, bodies).await;
         tally.latency(began.elapsed());
         tally.record(result, size);
         left -= size;

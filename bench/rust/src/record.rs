@@ -74,6 +74,56 @@ pub(crate) struct RunResult {
     /// return of the last one (`seconds`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) resolved_per_sec: Option<f64>,
+    /// Failover cases (j and j0): the final outcome of every message. `acked` counts the
+    /// acknowledged ones; these the others, by kind, so that `errors` is their sum.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) outcomes: Option<Outcomes>,
+    /// Failover cases: acknowledgements per millisecond since the clock started (index = ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) acks_per_ms: Option<Vec<u32>>,
+    /// Failover cases: seconds from the clock start to the kill (the moment the signal had been
+    /// sent), or in j0, where nothing is killed, to the moment it would have been sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) kill_at_s: Option<f64>,
+    /// Failover cases: whether the node was killed (j) or not (j0).
+    #[serde(skip_serializing_if = "is_false")]
+    pub(crate) killed: bool,
+    /// Failover cases: the index (in `--addrs`) of the node killed in j.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) kill_index: Option<usize>,
+    /// Failover cases: messages each node acknowledged, in `--addrs` order, over the whole run
+    /// and up to the kill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) node_acked: Option<Vec<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) node_acked_at_kill: Option<Vec<u64>>,
+    /// Case j: seconds from the clock start to the first acknowledgement by the killed node
+    /// more than a second after the kill, that is by the restarted nsqd; absent when there was
+    /// none before the run ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) back_at_s: Option<f64>,
+}
+
+/// The final outcome of the messages of a failover run that were not acknowledged, with what
+/// the callers saw on the way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct Outcomes {
+    /// The client cannot say whether nsqd stored the message (written, then the connection
+    /// was lost before the answer): `PublishError::Unknown` for the pool; for go-nsq,
+    /// `ErrNotConnected` from every producer tried.
+    pub(crate) unknown: u64,
+    /// The message was never sent: `PublishError::NotSent` for the pool; for go-nsq, a failed
+    /// connection from every producer tried.
+    pub(crate) not_sent: u64,
+    /// Any other error.
+    pub(crate) other: u64,
+    /// Messages the caller published again on another node after an error that does not say
+    /// whether the first node stored them, and that were then acknowledged: they may be stored
+    /// twice. go-nsq only (its callers retry on error); the pool never resends such a message.
+    pub(crate) resent: u64,
+    /// Failed attempts, by kind, including those followed by a successful retry.
+    pub(crate) attempt_errors: std::collections::BTreeMap<String, u64>,
 }
 
 fn is_false(value: &bool) -> bool {

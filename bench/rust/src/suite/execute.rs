@@ -6,9 +6,10 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nsq_test_support::Nsqd;
+use nsq_test_support::{Nsqd, NsqdOptions};
 use serde::Serialize;
 
+use super::failover::{FailoverRun, Figures};
 use super::plan::{Case, Client, Plan};
 use crate::cpu::process_cpu;
 use crate::record::RunResult;
@@ -19,6 +20,15 @@ pub(crate) const TOPIC: &str = "bench";
 /// How long a client may take beyond its time limit (start-up, connecting, closing) before it
 /// is killed.
 const GRACE: Duration = Duration::from_secs(120);
+
+/// The nsqd of the failover cases.
+const CLUSTER_SIZE: usize = 3;
+
+/// The index of the nsqd killed in case j.
+const KILL_INDEX: usize = 1;
+
+/// How long after the kill the killed nsqd is restarted.
+const RESTART_AFTER: Duration = Duration::from_secs(5);
 
 /// What one run of one client in one case gave.
 #[derive(Debug, Clone, Serialize)]
@@ -44,9 +54,29 @@ pub(crate) struct Outcome {
     pub(crate) nsqd_cpu_s: Option<f64>,
     /// Wall-clock seconds of the client process, start-up included.
     pub(crate) process_s: f64,
+    /// Cases j and j0: what the suite saw and computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) failover: Option<FailoverRun>,
 }
 
 impl Outcome {
+    /// An outcome with nothing measured yet.
+    fn new(round: u32, case: Case, client: Client) -> Self {
+        Self {
+            round,
+            case: case.id(),
+            client: client.name(),
+            result: None,
+            failure: None,
+            topic_depth: None,
+            backend_depth: None,
+            mismatch: None,
+            nsqd_cpu_s: None,
+            process_s: 0.0,
+            failover: None,
+        }
+    }
+
     /// The result, when the run succeeded and the client could do the case.
     pub(crate) fn measured(&self) -> Option<&RunResult> {
         self.result.as_ref().filter(|r| r.unsupported.is_none())
@@ -66,6 +96,8 @@ pub(crate) struct Executor<'a> {
     pub(crate) this: PathBuf,
     /// The best MPUB rate seen so far, to size bench_writer's run (it runs for a time).
     pub(crate) mpub_rate: Option<f64>,
+    /// The nsqd of the failover cases, started at the first failover run.
+    pub(crate) cluster: Vec<Nsqd>,
 }
 
 /// How a (case, client) pair is run, or why it is not.
@@ -77,18 +109,10 @@ enum Launch {
 impl Executor<'_> {
     /// Runs `client` in `case` once and checks the topic depth against its acknowledgements.
     pub(crate) fn run(&mut self, round: u32, case: Case, client: Client) -> Outcome {
-        let mut outcome = Outcome {
-            round,
-            case: case.id(),
-            client: client.name(),
-            result: None,
-            failure: None,
-            topic_depth: None,
-            backend_depth: None,
-            mismatch: None,
-            nsqd_cpu_s: None,
-            process_s: 0.0,
-        };
+        if matches!(case, Case::J | Case::J0) {
+            return self.run_failover(round, case, client);
+        }
+        let mut outcome = Outcome::new(round, case, client);
         let mut command = match self.launch(case, client) {
             Launch::Unsupported(why) => {
                 outcome.result = Some(RunResult::unsupported(
@@ -109,7 +133,7 @@ impl Executor<'_> {
         let nsqd_pid = self.nsqd.pid().map(|pid| pid.to_string());
         let nsqd_cpu_before = nsqd_pid.as_deref().and_then(process_cpu);
         let started = Instant::now();
-        let output = run_child(&mut command, self.plan.time_limit + GRACE);
+        let output = run_child(&mut command, self.plan.time_limit_of(case) + GRACE, || {});
         outcome.process_s = started.elapsed().as_secs_f64();
         if matches!(case, Case::H | Case::I) {
             // The client stops nsqd and resumes it; if it died in between, nsqd is resumed here.
@@ -154,12 +178,208 @@ impl Executor<'_> {
         outcome
     }
 
+    /// Runs `client` in case j (one nsqd of three killed a third of the way in, restarted 5 s
+    /// later) or j0 (no kill) against the cluster, and checks each node's topic depth.
+    fn run_failover(&mut self, round: u32, case: Case, client: Client) -> Outcome {
+        let mut outcome = Outcome::new(round, case, client);
+        let unsupported = |why: &str| {
+            Some(RunResult::unsupported(
+                client.name(),
+                case.arg(),
+                self.plan.failover_n,
+                why,
+            ))
+        };
+        let go_bin = self.plan.go_nsq_bin.clone();
+        if let Some(why) = self.plan.unavailable.get(&client) {
+            outcome.result = unsupported(why);
+            return outcome;
+        }
+        match client {
+            Client::Pool => {}
+            Client::GoNsq if go_bin.is_some() => {}
+            Client::GoNsq => {
+                outcome.result = unsupported("n/a (not built)");
+                return outcome;
+            }
+            _ => {
+                outcome.result = unsupported("n/a (pool and go-nsq only)");
+                return outcome;
+            }
+        }
+
+        self.start_cluster();
+        for node in &mut self.cluster {
+            if !node.is_running() {
+                node.restart();
+            }
+            node.delete_topic(TOPIC);
+            node.create_topic(TOPIC);
+        }
+        let kill = case == Case::J;
+        let Some(pid) = self.cluster[KILL_INDEX].pid() else {
+            outcome.failure = Some("the nsqd to kill has no pid".to_owned());
+            return outcome;
+        };
+        let addrs: Vec<String> = self
+            .cluster
+            .iter()
+            .map(|n| n.tcp_addr().to_string())
+            .collect();
+        let plan = self.plan;
+        let n = plan.failover_n.to_string();
+        let limit = plan.time_limit_of(case);
+        let mut command = match (client, &go_bin) {
+            (Client::GoNsq, Some(bin)) => {
+                let mut command = Command::new(bin);
+                command.args([
+                    format!("-addrs={}", addrs.join(",")),
+                    format!("-topic={TOPIC}"),
+                    format!("-n={n}"),
+                    format!("-size={}", plan.size),
+                    format!("-case={}", case.arg()),
+                    format!("-callers={}", plan.callers),
+                    format!("-kill-index={KILL_INDEX}"),
+                    format!("-time-limit={}ms", limit.as_millis()),
+                ]);
+                if kill {
+                    command.arg(format!("-kill-pid={pid}"));
+                }
+                command
+            }
+            _ => {
+                let mut command = Command::new(&self.this);
+                command.arg("pool").args([
+                    "--addrs",
+                    &addrs.join(","),
+                    "--topic",
+                    TOPIC,
+                    "--n",
+                    &n,
+                    "--size",
+                    &plan.size.to_string(),
+                    "--case",
+                    case.arg(),
+                    "--callers",
+                    &plan.callers.to_string(),
+                    "--kill-index",
+                    &KILL_INDEX.to_string(),
+                    "--time-limit",
+                    &limit.as_secs_f64().to_string(),
+                ]);
+                if kill {
+                    command.args(["--nsqd-pid", &pid.to_string()]);
+                }
+                command
+            }
+        };
+
+        // The client kills the nsqd when a third of its messages are acknowledged; the suite
+        // sees it gone and restarts it RESTART_AFTER later, while the client goes on.
+        let started = Instant::now();
+        let mut killed: Option<Instant> = None;
+        let mut restarted: Option<Instant> = None;
+        let victim = &mut self.cluster[KILL_INDEX];
+        let output = run_child(&mut command, limit + GRACE, || {
+            if !kill {
+                return;
+            }
+            match killed {
+                None if !victim.is_running() => killed = Some(Instant::now()),
+                Some(at) if restarted.is_none() && at.elapsed() >= RESTART_AFTER => {
+                    victim.restart();
+                    restarted = Some(Instant::now());
+                }
+                _ => {}
+            }
+        });
+        outcome.process_s = started.elapsed().as_secs_f64();
+        let restarted_during_run = restarted.is_some();
+        if kill && !victim.is_running() {
+            // The run ended first (or the client died): the next run needs the node back.
+            if let Some(at) = killed {
+                thread::sleep(RESTART_AFTER.saturating_sub(at.elapsed()));
+            }
+            victim.restart();
+            restarted = Some(Instant::now());
+        }
+
+        let node_depths: Vec<Option<u64>> = self
+            .cluster
+            .iter()
+            .map(|node| node.topic_stats(TOPIC).and_then(|s| s["depth"].as_u64()))
+            .collect();
+        for node in &self.cluster {
+            node.delete_topic(TOPIC);
+        }
+        let mut run = FailoverRun {
+            figures: None,
+            node_depths,
+            killed_after_s: killed.map(|at| (at - started).as_secs_f64()),
+            restarted_after_kill_s: killed.zip(restarted).map(|(k, r)| (r - k).as_secs_f64()),
+            restarted_during_run,
+        };
+        let parsed = output.and_then(|(stdout, stderr)| {
+            last_json_line(&stdout)
+                .ok_or_else(|| format!("no result line on stdout; stderr: {}", tail(&stderr)))
+        });
+        match parsed {
+            Ok(mut result) => {
+                if result.unsupported.is_none() {
+                    if let (Some(acks), Some(at), Some(seconds)) =
+                        (&result.acks_per_ms, result.kill_at_s, result.seconds)
+                    {
+                        run.figures = Figures::of(acks, at, seconds);
+                    }
+                    // The per-millisecond counts are summed into the figures' windows;
+                    // results.json keeps those.
+                    result.acks_per_ms = None;
+                    outcome.mismatch = check_node_depths(&result, &run.node_depths, kill);
+                    if kill && !result.killed {
+                        outcome.failure = Some(
+                            "the client did not kill the nsqd (too few acknowledgements?)".into(),
+                        );
+                    }
+                }
+                outcome.result = Some(result);
+            }
+            Err(failure) => outcome.failure = Some(failure),
+        }
+        outcome.failover = Some(run);
+        outcome
+    }
+
+    /// Starts the failover cases' nsqd, once.
+    fn start_cluster(&mut self) {
+        if !self.cluster.is_empty() {
+            return;
+        }
+        let queue = self.plan.failover_mem_queue_size();
+        eprintln!(
+            "==> starting {CLUSTER_SIZE} nsqd for the failover cases (--mem-queue-size={queue})"
+        );
+        self.cluster = (0..CLUSTER_SIZE)
+            .map(|_| Nsqd::start_with(NsqdOptions::new().mem_queue_size(queue)))
+            .collect();
+    }
+
     fn launch(&self, case: Case, client: Client) -> Launch {
         if let Some(why) = self.plan.unavailable.get(&client) {
             return Launch::Unsupported(why.clone());
         }
         let plan = self.plan;
         match (client, case) {
+            (_, Case::J | Case::J0) => {
+                unreachable!("the failover cases are launched by run_failover")
+            }
+            (Client::Pool, Case::B | Case::CStar) => {
+                let mut command = Command::new(&self.this);
+                command.arg("pool").args(self.common_args(plan.n, case));
+                Launch::Process(command)
+            }
+            (Client::Pool, Case::A | Case::C | Case::D | Case::E) => {
+                Launch::Unsupported("n/a (b, c* and j only)".to_owned())
+            }
             (Client::Producer, Case::F) => {
                 let mut command = Command::new(&self.this);
                 command.arg("rss").args(self.common_args(plan.rss_n, case));
@@ -230,7 +450,10 @@ impl Executor<'_> {
             ("--callers", plan.callers.to_string()),
             ("--window", plan.window.to_string()),
             ("--batch", plan.batch.to_string()),
-            ("--time-limit", plan.time_limit.as_secs_f64().to_string()),
+            (
+                "--time-limit",
+                plan.time_limit_of(case).as_secs_f64().to_string(),
+            ),
         ]
         .into_iter()
         .flat_map(|(flag, value)| [flag.to_owned(), value])
@@ -273,9 +496,14 @@ impl Executor<'_> {
     }
 }
 
-/// Runs `command` to completion with its output captured, killing it after `timeout`.
-/// Returns stdout and stderr, or why it failed.
-fn run_child(command: &mut Command, timeout: Duration) -> Result<(String, String), String> {
+/// Runs `command` to completion with its output captured, killing it after `timeout`, and
+/// calls `tick` every few milliseconds while it runs. Returns stdout and stderr, or why it
+/// failed.
+fn run_child(
+    command: &mut Command,
+    timeout: Duration,
+    mut tick: impl FnMut(),
+) -> Result<(String, String), String> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -295,7 +523,10 @@ fn run_child(command: &mut Command, timeout: Duration) -> Result<(String, String
                 let _ = child.wait();
                 break Err(format!("killed after {} s", timeout.as_secs()));
             }
-            Ok(None) => thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                tick();
+                thread::sleep(Duration::from_millis(2));
+            }
             Err(err) => break Err(format!("waiting for {program}: {err}")),
         }
     };
@@ -354,6 +585,33 @@ fn check_depth(result: &RunResult, depth: Option<u64>) -> Option<String> {
             result.errors
         ))
     }
+}
+
+/// Whether each nsqd's count agrees with what the client saw it acknowledge: as
+/// [`check_depth`], node by node, at most the run's failed messages besides. In j the killed
+/// nsqd is left out: what it held in memory went with it, and its depth counts only what it
+/// stored after the restart.
+fn check_node_depths(result: &RunResult, depths: &[Option<u64>], kill: bool) -> Option<String> {
+    let Some(acked) = &result.node_acked else {
+        return Some("the client reported no per-node counts".to_owned());
+    };
+    let problems: Vec<String> = acked
+        .iter()
+        .zip(depths)
+        .enumerate()
+        .filter(|&(i, _)| !(kill && i == KILL_INDEX))
+        .filter_map(|(i, (&acked, &depth))| {
+            let depth = depth.unwrap_or(0);
+            (depth < acked || depth > acked + result.errors).then(|| {
+                format!(
+                    "nsqd {i} holds {depth} messages, the client had {acked} acknowledged there \
+                     and {} failed in all",
+                    result.errors
+                )
+            })
+        })
+        .collect();
+    (!problems.is_empty()).then(|| problems.join("; "))
 }
 
 /// bench_writer prints no count, only `duration: 1.0004s - 106.191mb/s - 1113488.982ops/s -
@@ -471,6 +729,20 @@ mod tests {
         result.uncounted_acked = Some(5);
         assert_eq!(check_depth(&result, Some(15)), None);
         assert!(check_depth(&result, Some(12)).is_some());
+    }
+
+    #[test]
+    fn node_depth_checks() {
+        let mut result = RunResult::new("pool", "j", 30);
+        result.node_acked = Some(vec![10, 8, 10]);
+        result.errors = 2;
+        let depths = [Some(10), Some(3), Some(11)];
+        assert_eq!(check_node_depths(&result, &depths, true), None);
+        let mismatch = check_node_depths(&result, &depths, false).unwrap();
+        assert!(mismatch.starts_with("nsqd 1 holds 3"), "{mismatch}");
+        assert!(check_node_depths(&result, &[Some(9), None, Some(10)], true).is_some());
+        result.node_acked = None;
+        assert!(check_node_depths(&result, &depths, true).is_some());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod execute;
 mod facts;
+mod failover;
 mod plan;
 mod report;
 
@@ -14,7 +15,7 @@ use nsq_test_support::{Nsqd, NsqdOptions};
 
 use self::execute::{Executor, Outcome};
 use self::facts::{Facts, utc_now};
-use self::plan::{Client, Plan};
+use self::plan::{Case, Client, Plan};
 use self::report::{Report, ResultsFile, Settings, render_goals};
 use crate::flags::Flags;
 
@@ -22,11 +23,12 @@ use crate::flags::Flags;
 pub(crate) const USAGE: &str = "\
   suite [--quick] [--n N] [--size BYTES] [--runs K] [--clients a,b] [--cases a,b,...]
         [--callers 16] [--window 1000] [--batch 100] [--rss-n 1000000] [--allocs-n N]
-        [--warmup N] [--stall-n N] [--time-limit SECS] [--go-nsq-bin PATH] [--bench-writer-bin PATH]
+        [--warmup N] [--stall-n N] [--failover-n 1000000] [--failover-runs 1]
+        [--time-limit SECS] [--go-nsq-bin PATH] [--bench-writer-bin PATH]
         [--tokio-nsq-bin PATH] [--unavailable 'client=reason;...'] [--out PATH]
         [--out-md PATH] [--command TEXT]
-      clients: producer, go-nsq, tokio-nsq, raw, bench_writer
-      cases:   a, b, c, c* (or cstar), d, e, f, g, h, i";
+      clients: producer, pool, go-nsq, tokio-nsq, raw, bench_writer
+      cases:   a, b, c, c* (or cstar), d, e, f, g, h, i, j, j0";
 
 /// Runs the suite described by `args`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
@@ -53,6 +55,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         nsqd: &nsqd,
         this,
         mpub_rate: None,
+        cluster: Vec::new(),
     };
     let outcomes = run_rounds(&plan, &mut executor);
     drop(nsqd);
@@ -62,6 +65,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let cpu = report.cpu_table();
     let goals = report.goals();
     let (goals_text, goals_md) = render_goals(&goals);
+    let failover = report.failover_table();
+    let failover_notes = report.failover_notes();
     let wall_clock = began.elapsed().as_secs_f64();
     let date = utc_now();
 
@@ -75,6 +80,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     println!();
     println!("CPU time while publishing, % of one core (client / nsqd), over all runs:");
     println!("{}", cpu.render_text());
+    if let Some(failover) = &failover {
+        println!("{FAILOVER_TITLE}");
+        println!("{}", failover.render_text());
+        for note in &failover_notes {
+            println!("  {note}");
+        }
+        println!();
+    }
     if !goals.is_empty() {
         println!("goals (medians of this run):");
         println!("{goals_text}");
@@ -92,12 +105,19 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     };
     let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
     write(&plan.out_json, &json)?;
+    let failover_md = failover.as_ref().map_or_else(String::new, |table| {
+        let notes: String = failover_notes
+            .iter()
+            .map(|note| format!("- {note}\n"))
+            .collect();
+        format!("{FAILOVER_TITLE}\n\n{}\n{notes}\n", table.render_markdown())
+    });
     let markdown = format!(
         "Measured {date} with `{}` ({} run(s) of n={} messages of {} bytes; cells are \
          median (min-max); {:.0} s in all).\n\nMachine: {} cores{}, load average {} at the \
          start; {}, {}, {}.\n\n{}\n\
          CPU time while publishing, % of one core (client / nsqd), over all runs:\n\n{}\n\
-         Goals (medians of this run):\n\n{}",
+         {}Goals (medians of this run):\n\n{}",
         plan.command,
         plan.runs,
         plan.n,
@@ -114,6 +134,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         facts.rustc_version.as_deref().unwrap_or("rustc ?"),
         table.render_markdown(),
         cpu.render_markdown(),
+        failover_md,
         goals_md,
     );
     write(&plan.out_md, &markdown)?;
@@ -125,31 +146,45 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// The heading of the failover table.
+const FAILOVER_TITLE: &str = "Failover: 3 nsqd, one killed (SIGKILL) a third of the way in and \
+                              restarted 5 s later (j), and the same run without the kill (j0):";
+
 /// Every round runs every case, and within it every client; the order of the clients turns
 /// by one each round so that none always runs first. A client that says it cannot do a case
-/// is not asked again.
+/// is not asked again. j and j0 run together, client by client (j0 first), so that each kill
+/// run is compared with a run made just before it.
 fn run_rounds(plan: &Plan, executor: &mut Executor<'_>) -> Vec<Outcome> {
     let cases = plan.run_cases();
     let mut outcomes: Vec<Outcome> = Vec::new();
     for round in 1..=plan.runs {
         eprintln!("==> round {round} of {}", plan.runs);
-        for &case in &cases {
+        for &case in cases.iter().filter(|&&c| plan.runs_in_round(c, round)) {
+            let together: &[Case] = match case {
+                Case::J0 if cases.contains(&Case::J) => continue,
+                Case::J if cases.contains(&Case::J0) => &[Case::J0, Case::J],
+                _ => std::slice::from_ref(&case),
+            };
             let mut clients: Vec<Client> = plan.clients.clone();
             let turn = (round as usize - 1) % clients.len().max(1);
             clients.rotate_left(turn);
             for client in clients {
-                let earlier = outcomes.iter().find(|o| {
-                    o.case == case.id() && o.client == client.name() && o.unsupported().is_some()
-                });
-                let outcome = match earlier {
-                    Some(earlier) => Outcome {
-                        round,
-                        ..earlier.clone()
-                    },
-                    None => executor.run(round, case, client),
-                };
-                log(&outcome);
-                outcomes.push(outcome);
+                for &case in together {
+                    let earlier = outcomes.iter().find(|o| {
+                        o.case == case.id()
+                            && o.client == client.name()
+                            && o.unsupported().is_some()
+                    });
+                    let outcome = match earlier {
+                        Some(earlier) => Outcome {
+                            round,
+                            ..earlier.clone()
+                        },
+                        None => executor.run(round, case, client),
+                    };
+                    log(&outcome);
+                    outcomes.push(outcome);
+                }
             }
         }
     }
@@ -183,6 +218,22 @@ fn log(outcome: &Outcome) {
                 "{} waiting calls returned per second, {waiting} in {seconds:.2} s, {} acked",
                 report::rate(rate),
                 result.acked
+            ));
+        }
+        if let Some(out) = &result.outcomes {
+            text.push_str(&format!(
+                ", {} unknown, {} not sent, {} other, {} resent",
+                out.unknown, out.not_sent, out.other, out.resent
+            ));
+        }
+        if let Some(figures) = outcome.failover.as_ref().and_then(|f| f.figures.as_ref()) {
+            text.push_str(&format!(
+                ", gap {}, pause {} ms (kill at {:.2} s)",
+                figures
+                    .gap_ms
+                    .map_or_else(|| "not closed".to_owned(), |g| format!("{g} ms")),
+                figures.pause_ms,
+                result.kill_at_s.unwrap_or(f64::NAN)
             ));
         }
         if let Some(allocs) = result.allocs_per_msg {

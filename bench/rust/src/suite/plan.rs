@@ -11,6 +11,8 @@ use crate::flags::Flags;
 pub(crate) enum Client {
     /// This workspace's producer (`nsq-bench producer`).
     Producer,
+    /// This workspace's `Pool` (`nsq-bench pool`): of one node in b and c*, of three in j.
+    Pool,
     /// go-nsq v1.1.0 (`bench/go-nsq`).
     GoNsq,
     /// tokio-nsq 0.14 (`bench/tokio-nsq`).
@@ -22,8 +24,9 @@ pub(crate) enum Client {
 }
 
 impl Client {
-    pub(crate) const ALL: [Self; 5] = [
+    pub(crate) const ALL: [Self; 6] = [
         Self::Producer,
+        Self::Pool,
         Self::GoNsq,
         Self::TokioNsq,
         Self::Raw,
@@ -34,6 +37,7 @@ impl Client {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Producer => "producer",
+            Self::Pool => "pool",
             Self::GoNsq => "go-nsq",
             Self::TokioNsq => "tokio-nsq",
             Self::Raw => "raw",
@@ -65,10 +69,14 @@ pub(crate) enum Case {
     H,
     /// As h, every call driven from one `FuturesUnordered`.
     I,
+    /// Failover: three nsqd, one killed a third of the way in and restarted 5 s later.
+    J,
+    /// As j without the kill: j's reference.
+    J0,
 }
 
 impl Case {
-    pub(crate) const ALL: [Self; 10] = [
+    pub(crate) const ALL: [Self; 12] = [
         Self::A,
         Self::B,
         Self::C,
@@ -79,6 +87,8 @@ impl Case {
         Self::G,
         Self::H,
         Self::I,
+        Self::J,
+        Self::J0,
     ];
 
     /// The case's letter as the issue writes it.
@@ -94,6 +104,8 @@ impl Case {
             Self::G => "g",
             Self::H => "h",
             Self::I => "i",
+            Self::J => "j",
+            Self::J0 => "j0",
         }
     }
 
@@ -129,6 +141,10 @@ pub(crate) struct Plan {
     pub(crate) warmup: u64,
     /// Calls started against a stopped nsqd in cases h and i.
     pub(crate) stall_n: u64,
+    /// Messages of each failover run (cases j and j0).
+    pub(crate) failover_n: u64,
+    /// Rounds that run cases j and j0 (the first ones): a failover run takes seconds.
+    pub(crate) failover_runs: u32,
     /// Longest a client may publish in one run.
     pub(crate) time_limit: Duration,
     pub(crate) quick: bool,
@@ -190,6 +206,15 @@ impl Plan {
                     STALL_CALLS
                 },
             )?,
+            failover_n: flags.get(
+                "failover-n",
+                if quick {
+                    QUICK_FAILOVER_MESSAGES
+                } else {
+                    FAILOVER_MESSAGES
+                },
+            )?,
+            failover_runs: flags.get("failover-runs", 1)?,
             time_limit: Duration::from_secs_f64(
                 flags.get("time-limit", if quick { 10.0 } else { 20.0 })?,
             ),
@@ -220,9 +245,13 @@ impl Plan {
             || plan.batch == 0
             || plan.window == 0
             || plan.stall_n == 0
+            || plan.failover_n == 0
+            || plan.failover_runs == 0
         {
             return Err(
-                "--n, --size, --runs, --batch, --window and --stall-n must be at least 1".into(),
+                "--n, --size, --runs, --batch, --window, --stall-n, --failover-n and \
+                 --failover-runs must be at least 1"
+                    .into(),
             );
         }
         if plan.time_limit.is_zero() {
@@ -236,15 +265,38 @@ impl Plan {
         self.cases.contains(&case)
     }
 
-    /// The cases that are run: those asked for, with a and c added when e needs them.
+    /// The cases that are run: those asked for, with a and c added when e needs them, and j0
+    /// when j does.
     pub(crate) fn run_cases(&self) -> Vec<Case> {
         Case::ALL
             .into_iter()
             .filter(|&case| case != Case::E)
             .filter(|&case| {
-                self.wants(case) || (self.wants(Case::E) && matches!(case, Case::A | Case::C))
+                self.wants(case)
+                    || (self.wants(Case::E) && matches!(case, Case::A | Case::C))
+                    || (self.wants(Case::J) && case == Case::J0)
             })
             .collect()
+    }
+
+    /// Whether round `round` (from 1) runs `case`: the failover cases run in the first
+    /// `failover_runs` rounds only.
+    pub(crate) fn runs_in_round(&self, case: Case, round: u32) -> bool {
+        !matches!(case, Case::J | Case::J0) || round <= self.failover_runs
+    }
+
+    /// How long a client may publish in one run of `case`: failover runs publish over three
+    /// nsqd on the same cores and take longer than the others.
+    pub(crate) fn time_limit_of(&self, case: Case) -> Duration {
+        match case {
+            Case::J | Case::J0 => self.time_limit.max(FAILOVER_TIME_LIMIT),
+            _ => self.time_limit,
+        }
+    }
+
+    /// The memory queue of each nsqd of the failover cases.
+    pub(crate) fn failover_mem_queue_size(&self) -> u64 {
+        self.failover_n + 100_000
     }
 
     /// The memory queue nsqd needs so that no run spills to disk: the largest run, with room
@@ -270,6 +322,19 @@ const STALL_CALLS: u64 = 500_000;
 
 /// Calls of cases h and i in a quick run.
 const QUICK_STALL_CALLS: u64 = 200_000;
+
+/// Messages of a failover run: enough that the run of the faster client (the pool, about 80k
+/// msgs/s with two nodes left on the 2-core machine of docs/performance.md) goes on for a few
+/// seconds after the restart of the killed nsqd, 5 s after the kill; the slower one takes about
+/// 35 s.
+const FAILOVER_MESSAGES: u64 = 1_000_000;
+
+/// Messages of a failover run with `--quick`: the kill and the gap are measured, but the
+/// restart may come after the run.
+const QUICK_FAILOVER_MESSAGES: u64 = 200_000;
+
+/// The shortest time limit of a failover run.
+const FAILOVER_TIME_LIMIT: Duration = Duration::from_secs(120);
 
 fn parse_list<T: Ord>(
     list: &str,
@@ -307,8 +372,10 @@ mod tests {
         assert_eq!(full.clients, Client::ALL.to_vec());
         assert_eq!(full.cases, Case::ALL.to_vec());
         assert_eq!(full.stall_n, 500_000);
+        assert_eq!((full.failover_n, full.failover_runs), (1_000_000, 1));
         let quick = plan(&["--quick"]).unwrap();
         assert_eq!((quick.n, quick.runs, quick.stall_n), (20_000, 1, 200_000));
+        assert_eq!(quick.failover_n, 200_000);
         assert_eq!(plan(&["--quick", "--n", "5"]).unwrap().n, 5);
     }
 
@@ -320,7 +387,21 @@ mod tests {
         assert_eq!(p.run_cases(), vec![Case::A, Case::C, Case::CStar]);
         assert_eq!(plan(&["--cases", "c*"]).unwrap().cases, vec![Case::CStar]);
         assert!(plan(&["--clients", "rabbit"]).is_err());
+        let p = plan(&["--clients", "pool", "--cases", "j"]).unwrap();
+        assert_eq!(p.clients, vec![Client::Pool]);
+        assert_eq!(p.run_cases(), vec![Case::J, Case::J0]);
         assert!(plan(&["--cases", "z"]).is_err());
+    }
+
+    #[test]
+    fn failover_rounds_and_limits() {
+        let p = plan(&["--runs", "3", "--failover-runs", "2", "--time-limit", "5"]).unwrap();
+        assert!(p.runs_in_round(Case::J, 2));
+        assert!(!p.runs_in_round(Case::J0, 3));
+        assert!(p.runs_in_round(Case::A, 3));
+        assert_eq!(p.time_limit_of(Case::A), Duration::from_secs(5));
+        assert_eq!(p.time_limit_of(Case::J), FAILOVER_TIME_LIMIT);
+        assert!(plan(&["--failover-runs", "0"]).is_err());
     }
 
     #[test]

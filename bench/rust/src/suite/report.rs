@@ -96,6 +96,76 @@ const RESOLVED: Metric = Metric {
     unit: "calls/s",
     read: |_, r, _| r.resolved_per_sec,
 };
+const PRE_KILL_RATE: Metric = Metric {
+    name: "pre_kill_rate",
+    unit: "msgs/s",
+    read: |o, _, _| Some(o.failover.as_ref()?.figures.as_ref()?.pre_kill_rate),
+};
+const FAILOVER_GAP: Metric = Metric {
+    name: "failover_gap",
+    unit: "ms",
+    read: |o, _, _| Some(o.failover.as_ref()?.figures.as_ref()?.gap_ms? as f64),
+};
+const ACK_PAUSE: Metric = Metric {
+    name: "longest_pause",
+    unit: "ms",
+    read: |o, _, _| Some(o.failover.as_ref()?.figures.as_ref()?.pause_ms as f64),
+};
+const LOWEST_WINDOW: Metric = Metric {
+    name: "lowest_window",
+    unit: "% of the pre-kill rate",
+    read: |o, _, _| Some(o.failover.as_ref()?.figures.as_ref()?.lowest_window? * 100.0),
+};
+const ACKED: Metric = Metric {
+    name: "acked",
+    unit: "msgs",
+    read: |_, r, _| Some(r.acked as f64),
+};
+const UNKNOWN: Metric = Metric {
+    name: "unknown",
+    unit: "msgs",
+    read: |_, r, _| Some(r.outcomes.as_ref()?.unknown as f64),
+};
+const NOT_SENT: Metric = Metric {
+    name: "not_sent",
+    unit: "msgs",
+    read: |_, r, _| Some(r.outcomes.as_ref()?.not_sent as f64),
+};
+const OTHER: Metric = Metric {
+    name: "other",
+    unit: "msgs",
+    read: |_, r, _| Some(r.outcomes.as_ref()?.other as f64),
+};
+const RESENT: Metric = Metric {
+    name: "resent",
+    unit: "msgs",
+    read: |_, r, _| Some(r.outcomes.as_ref()?.resent as f64),
+};
+const FAILED_ATTEMPTS: Metric = Metric {
+    name: "failed_attempts",
+    unit: "attempts",
+    read: |_, r, _| Some(r.outcomes.as_ref()?.attempt_errors.values().sum::<u64>() as f64),
+};
+const KILLED_NODE_ACKED_AFTER: Metric = Metric {
+    name: "killed_node_acked_after_kill",
+    unit: "msgs",
+    read: |_, r, _| {
+        let index = r.kill_index?;
+        let end = *r.node_acked.as_ref()?.get(index)?;
+        let at_kill = *r.node_acked_at_kill.as_ref()?.get(index)?;
+        Some(end.saturating_sub(at_kill) as f64)
+    },
+};
+const RESTARTED: Metric = Metric {
+    name: "restarted_after_kill",
+    unit: "s",
+    read: |o, _, _| o.failover.as_ref()?.restarted_after_kill_s,
+};
+const BACK: Metric = Metric {
+    name: "killed_node_back_after_kill",
+    unit: "s",
+    read: |_, r, _| Some(r.back_at_s? - r.kill_at_s?),
+};
 const CLIENT_CPU: Metric = Metric {
     name: "client_cpu",
     unit: "% of one core",
@@ -117,6 +187,24 @@ fn metrics(case: Case) -> &'static [Metric] {
         Case::F => &[PEAK_RSS, THROUGHPUT, CLIENT_CPU, NSQD_CPU],
         Case::G => &[ALLOCS, ALLOC_BYTES, THROUGHPUT],
         Case::H | Case::I => &[RESOLVED, CLIENT_CPU, NSQD_CPU],
+        Case::J | Case::J0 => &[
+            THROUGHPUT,
+            MEGABYTES,
+            CLIENT_CPU,
+            PRE_KILL_RATE,
+            FAILOVER_GAP,
+            ACK_PAUSE,
+            LOWEST_WINDOW,
+            ACKED,
+            UNKNOWN,
+            NOT_SENT,
+            OTHER,
+            RESENT,
+            FAILED_ATTEMPTS,
+            KILLED_NODE_ACKED_AFTER,
+            RESTARTED,
+            BACK,
+        ],
     }
 }
 
@@ -136,6 +224,12 @@ pub(crate) struct Cell {
     /// This cell's median over go-nsq's in the same case and metric.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) ratio_to_go_nsq: Option<f64>,
+    /// The pool's cells: this cell's median over the producer's in the same case and metric.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ratio_to_producer: Option<f64>,
+    /// Case j: this cell's median over the same client's in j0 (no kill).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ratio_to_no_kill: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) notes: Vec<String>,
 }
@@ -266,6 +360,16 @@ impl<'a> Report<'a> {
                         }
                         _ => None,
                     };
+                    let versus = |other: Option<f64>| match (&stat, other) {
+                        (Some(s), Some(other)) if other > 0.0 => Some(s.median / other),
+                        _ => None,
+                    };
+                    let ratio_to_producer = (client == Client::Pool)
+                        .then(|| versus(self.median(source, Client::Producer, metric)))
+                        .flatten();
+                    let ratio_to_no_kill = (case == Case::J)
+                        .then(|| versus(self.median(Case::J0, client, metric)))
+                        .flatten();
                     let (status, reason) = match status {
                         Status::Ok => ("ok", None),
                         Status::Unsupported(why) => ("unsupported", Some(why)),
@@ -280,6 +384,8 @@ impl<'a> Report<'a> {
                         reason,
                         stat,
                         ratio_to_go_nsq: ratio,
+                        ratio_to_producer,
+                        ratio_to_no_kill,
                         notes: self.notes(source, client),
                     });
                 }
@@ -298,6 +404,11 @@ impl<'a> Report<'a> {
             if case == Case::E {
                 rows.push(("e(a)".to_owned(), Case::A, Case::E));
                 rows.push(("e(c)".to_owned(), Case::C, Case::E));
+            } else if case == Case::J {
+                rows.push(("j0".to_owned(), Case::J0, Case::J0));
+                rows.push(("j".to_owned(), Case::J, Case::J));
+            } else if case == Case::J0 && self.plan.wants(Case::J) {
+                // Shown before j, as its reference.
             } else {
                 rows.push((case.id().to_owned(), case, case));
             }
@@ -329,12 +440,18 @@ impl<'a> Report<'a> {
         }
         let marks = self.marks(source, client);
         let ratio = |metric: &Metric| -> String {
+            // The pool is compared with the producer: the difference is the pool's cost.
+            let (other, name) = if client == Client::Pool && !matches!(case, Case::J | Case::J0) {
+                (Client::Producer, "producer")
+            } else {
+                (Client::GoNsq, "go")
+            };
             match (
                 self.median(source, client, metric),
-                self.median(source, Client::GoNsq, metric),
+                self.median(source, other, metric),
             ) {
-                (Some(mine), Some(go)) if go > 0.0 && client != Client::GoNsq => {
-                    format!(" · {:.2}x go", mine / go)
+                (Some(mine), Some(theirs)) if theirs > 0.0 && client != other => {
+                    format!(" · {:.2}x {name}", mine / theirs)
                 }
                 _ => String::new(),
             }
@@ -361,6 +478,30 @@ impl<'a> Report<'a> {
                     self.median(source, client, &ALLOC_BYTES)
                         .map_or_else(String::new, |b| format!("{b:.0} B/msg")),
                 ],
+                None => vec!["?".to_owned()],
+            },
+            Case::J => match self.stat(source, client, &THROUGHPUT) {
+                Some(s) => {
+                    let no_kill = self
+                        .median(Case::J0, client, &THROUGHPUT)
+                        .filter(|&r| r > 0.0)
+                        .map_or_else(
+                            || "? no kill".to_owned(),
+                            |r| format!("{:.2}x no kill", s.median / r),
+                        );
+                    let gap = self
+                        .stat(source, client, &FAILOVER_GAP)
+                        .map_or_else(|| "?".to_owned(), |g| format!("{:.0}", g.median));
+                    vec![
+                        format!(
+                            "{} ({}-{}){marks}",
+                            rate(s.median),
+                            rate(s.min),
+                            rate(s.max)
+                        ),
+                        format!("{no_kill} · gap {gap} ms"),
+                    ]
+                }
                 None => vec!["?".to_owned()],
             },
             Case::H | Case::I => match self.stat(source, client, &RESOLVED) {
@@ -456,6 +597,8 @@ impl<'a> Report<'a> {
             Case::G,
             Case::H,
             Case::I,
+            Case::J0,
+            Case::J,
         ] {
             if !self.plan.run_cases().contains(&case) {
                 continue;
@@ -582,10 +725,221 @@ impl<'a> Report<'a> {
             STALL_GOAL,
             "",
         ));
+        for (case, id) in [(Case::B, "b"), (Case::CStar, "c*")] {
+            goals.push(Goal::at_least(
+                id,
+                "pool of 1 node / producer (pool costs at most 5%)",
+                ratio(tp(case, Client::Pool), tp(case, producer)),
+                POOL_COST_GOAL,
+                "x",
+            ));
+        }
         goals.retain(|g| self.plan.cases.iter().any(|c| c.id() == g.case));
         goals
     }
+
+    /// Cases j and j0 side by side for each client that ran them: rates, the failover gap and
+    /// the outcomes. `None` when neither ran.
+    pub(crate) fn failover_table(&self) -> Option<Table> {
+        if !(self.plan.wants(Case::J) || self.plan.wants(Case::J0)) {
+            return None;
+        }
+        let clients: Vec<Client> = self
+            .plan
+            .clients
+            .iter()
+            .copied()
+            .filter(|&c| {
+                [Case::J, Case::J0]
+                    .iter()
+                    .any(|&case| matches!(self.status(case, c), Status::Ok))
+            })
+            .collect();
+        if clients.is_empty() {
+            return None;
+        }
+        let mut header = vec!["failover (j, j0)".to_owned()];
+        header.extend(clients.iter().map(|c| match c {
+            Client::Pool => "pool (3 nsqd)".to_owned(),
+            Client::GoNsq => "go-nsq (3 Producers)".to_owned(),
+            other => other.name().to_owned(),
+        }));
+        let mut table = Table {
+            header,
+            rows: Vec::new(),
+        };
+        // Runs without the value (a node not back before the run ended) are counted next to
+        // the others.
+        let cell = |case: Case, metric: &Metric, format: fn(f64) -> String| {
+            clients
+                .iter()
+                .map(|&client| {
+                    let measured = self
+                        .runs(case, client)
+                        .iter()
+                        .filter(|o| o.measured().is_some())
+                        .count();
+                    vec![match self.stat(case, client, metric) {
+                        Some(s) => {
+                            let mut text = if s.min == s.max {
+                                format(s.median)
+                            } else {
+                                format!(
+                                    "{} ({}-{})",
+                                    format(s.median),
+                                    format(s.min),
+                                    format(s.max)
+                                )
+                            };
+                            if s.runs.len() < measured {
+                                text.push_str(&format!(", in {} of {measured} runs", s.runs.len()));
+                            }
+                            text
+                        }
+                        None if measured > 0 => "none in the run".to_owned(),
+                        None => "-".to_owned(),
+                    }]
+                })
+                .collect::<Vec<_>>()
+        };
+        let count = |v: f64| format!("{v:.0}");
+        let millis = |v: f64| format!("{v:.0} ms");
+        let percent = |v: f64| format!("{v:.0}%");
+        let seconds = |v: f64| format!("{v:.1} s");
+        let mut row = |label: &str, cells: Vec<Vec<String>>| {
+            table.rows.push((label.to_owned(), cells));
+        };
+        row("msgs/s, no kill (j0)", cell(Case::J0, &THROUGHPUT, rate));
+        row(
+            "msgs/s, one nsqd killed (j)",
+            cell(Case::J, &THROUGHPUT, rate),
+        );
+        row(
+            "ratio j / j0 (medians)",
+            clients
+                .iter()
+                .map(|&client| {
+                    vec![match (
+                        self.median(Case::J, client, &THROUGHPUT),
+                        self.median(Case::J0, client, &THROUGHPUT),
+                    ) {
+                        (Some(j), Some(j0)) if j0 > 0.0 => format!("{:.2}x", j / j0),
+                        _ => "-".to_owned(),
+                    }]
+                })
+                .collect(),
+        );
+        row(
+            "j: msgs/s before the kill",
+            cell(Case::J, &PRE_KILL_RATE, rate),
+        );
+        row(
+            "j: failover gap (to a 100 ms window at >= 90%)",
+            cell(Case::J, &FAILOVER_GAP, millis),
+        );
+        row(
+            "j: longest pause without acks, 1st s after the kill",
+            cell(Case::J, &ACK_PAUSE, millis),
+        );
+        row(
+            "j: lowest 100 ms window, 1st s after the kill",
+            cell(Case::J, &LOWEST_WINDOW, percent),
+        );
+        row(
+            "j0 at the same point: gap / pause / lowest",
+            clients
+                .iter()
+                .map(|&client| {
+                    let m = |metric: &Metric, f: fn(f64) -> String| {
+                        self.median(Case::J0, client, metric)
+                            .map_or_else(|| "-".to_owned(), f)
+                    };
+                    vec![format!(
+                        "{} / {} / {}",
+                        m(&FAILOVER_GAP, millis),
+                        m(&ACK_PAUSE, millis),
+                        m(&LOWEST_WINDOW, percent)
+                    )]
+                })
+                .collect(),
+        );
+        row("j: acked", cell(Case::J, &ACKED, count));
+        row("j: unknown", cell(Case::J, &UNKNOWN, count));
+        row("j: not sent", cell(Case::J, &NOT_SENT, count));
+        row("j: other errors", cell(Case::J, &OTHER, count));
+        row(
+            "j: acked after a resend (may be stored twice)",
+            cell(Case::J, &RESENT, count),
+        );
+        row(
+            "j: failed attempts, retries included",
+            cell(Case::J, &FAILED_ATTEMPTS, count),
+        );
+        row(
+            "j: killed nsqd restarted, after the kill",
+            cell(Case::J, &RESTARTED, seconds),
+        );
+        row(
+            "j: killed nsqd acking again, after the kill",
+            cell(Case::J, &BACK, seconds),
+        );
+        row(
+            "j: acked by the killed nsqd after the kill",
+            cell(Case::J, &KILLED_NODE_ACKED_AFTER, count),
+        );
+        Some(table)
+    }
+
+    /// Notes on the failover runs: the kinds of failed attempts, and restarts that came after
+    /// the run.
+    pub(crate) fn failover_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for &client in &self.plan.clients {
+            for outcome in self.runs(Case::J, client) {
+                let Some(result) = outcome.measured() else {
+                    continue;
+                };
+                let mut parts = Vec::new();
+                if let Some(out) = &result.outcomes {
+                    if !out.attempt_errors.is_empty() {
+                        let kinds: Vec<String> = out
+                            .attempt_errors
+                            .iter()
+                            .map(|(kind, n)| format!("{n} {kind}"))
+                            .collect();
+                        parts.push(format!("failed attempts: {}", kinds.join(", ")));
+                    }
+                }
+                if let Some(run) = &outcome.failover {
+                    match (run.killed_after_s, run.restarted_after_kill_s) {
+                        (Some(killed), Some(restarted)) => parts.push(format!(
+                            "killed {killed:.1} s into the run, back {restarted:.1} s later{}",
+                            if run.restarted_during_run {
+                                ""
+                            } else {
+                                ", after the run had ended"
+                            }
+                        )),
+                        _ => parts.push("the kill was not seen".to_owned()),
+                    }
+                }
+                if let Some(seconds) = result.seconds {
+                    parts.push(format!("the run took {seconds:.1} s"));
+                }
+                notes.push(format!(
+                    "{} j run {}: {}",
+                    client.name(),
+                    outcome.round,
+                    parts.join("; ")
+                ));
+            }
+        }
+        notes
+    }
 }
+
+/// The pool of one node must reach this share of the producer's rate in b and c*.
+const POOL_COST_GOAL: f64 = 0.95;
 
 /// Waiting calls that must return per second once nsqd is back, in cases h and i.
 const STALL_GOAL: f64 = 200_000.0;
@@ -796,6 +1150,8 @@ fn row_title(label: &str, plan: &Plan) -> String {
         "g" => "(g) allocations per message".to_owned(),
         "h" => "(h) after a stall, task per call".to_owned(),
         "i" => "(i) after a stall, FuturesUnordered".to_owned(),
+        "j0" => format!("(j0) 3 nsqd, {} callers, no kill", plan.callers),
+        "j" => "(j) as (j0), one nsqd killed".to_owned(),
         other => other.to_owned(),
     }
 }
@@ -863,6 +1219,10 @@ pub(crate) struct Settings {
     pub(crate) allocs_n: u64,
     pub(crate) allocs_warmup: u64,
     pub(crate) stall_n: u64,
+    pub(crate) failover_n: u64,
+    pub(crate) failover_runs: u32,
+    pub(crate) failover_time_limit_s: f64,
+    pub(crate) failover_mem_queue_size: u64,
     pub(crate) time_limit_s: f64,
     pub(crate) quick: bool,
     pub(crate) nsqd_mem_queue_size: u64,
@@ -883,6 +1243,10 @@ impl Settings {
             allocs_n: plan.allocs_n,
             allocs_warmup: plan.warmup,
             stall_n: plan.stall_n,
+            failover_n: plan.failover_n,
+            failover_runs: plan.failover_runs.min(plan.runs),
+            failover_time_limit_s: plan.time_limit_of(Case::J).as_secs_f64(),
+            failover_mem_queue_size: plan.failover_mem_queue_size(),
             time_limit_s: plan.time_limit.as_secs_f64(),
             quick: plan.quick,
             nsqd_mem_queue_size: plan.mem_queue_size(),
