@@ -59,10 +59,13 @@ async fn fetch_lists_both_nsqds_with_their_ports() {
     assert!(!first.topics[0].tombstoned);
     assert!(second.topics.is_empty());
 
-    // The `http://` form of the address works too.
-    let with_scheme = fetch_nodes(&format!("http://{}", lookupd.http_addr()), TIMEOUT)
+    // The `http://` form of the address works too. nsqlookupd lists nodes in no fixed order.
+    let mut with_scheme = fetch_nodes(&format!("http://{}", lookupd.http_addr()), TIMEOUT)
         .await
         .unwrap();
+    let mut nodes = nodes;
+    with_scheme.sort_by_key(|n| n.tcp_port);
+    nodes.sort_by_key(|n| n.tcp_port);
     assert_eq!(with_scheme, nodes);
 }
 
