@@ -926,6 +926,31 @@ impl<'a> Report<'a> {
                 if let Some(seconds) = result.seconds {
                     parts.push(format!("the run took {seconds:.1} s"));
                 }
+                // Each run's own gap and return, which the medians above do not show.
+                let figures = outcome.failover.as_ref().and_then(|f| f.figures.as_ref());
+                if let Some(figures) = figures {
+                    parts.push(match figures.gap_ms {
+                        Some(gap) => format!("gap {gap} ms"),
+                        None => "gap not closed in the run".to_owned(),
+                    });
+                }
+                match (result.kill_at_s, result.back_at_s, result.seconds) {
+                    (Some(kill), Some(back), _) => {
+                        parts.push(format!("acking again {:.1} s after the kill", back - kill));
+                    }
+                    (Some(kill), None, Some(seconds)) => {
+                        let restart = outcome
+                            .failover
+                            .as_ref()
+                            .and_then(|f| f.restarted_after_kill_s)
+                            .unwrap_or(f64::NAN);
+                        parts.push(format!(
+                            "not acking again before the run ended, {:.1} s after the restart",
+                            seconds - kill - restart
+                        ));
+                    }
+                    _ => {}
+                }
                 notes.push(format!(
                     "{} j run {}: {}",
                     client.name(),
