@@ -1040,8 +1040,16 @@ impl Goal {
     fn line(&self) -> [String; 4] {
         [
             format!("({}) {}", self.case, self.what),
-            self.value
-                .map_or("-".to_owned(), |v| format!("{v:.2}{}", self.unit)),
+            self.value.map_or("-".to_owned(), |v| {
+                // Within rounding of the target, two decimals could show a value that misses
+                // the target as equal to it.
+                let decimals = if (v - self.target).abs() < 0.005 {
+                    3
+                } else {
+                    2
+                };
+                format!("{v:.decimals$}{}", self.unit)
+            }),
             format!("{} {:.2}{}", self.comparison, self.target, self.unit),
             self.verdict.to_owned(),
         ]
@@ -1314,6 +1322,17 @@ mod tests {
         assert_eq!(
             Goal::at_most("f", "x", Some(1.0), f64::NAN, "").verdict,
             "n/a"
+        );
+    }
+
+    #[test]
+    fn goals_near_the_target_show_three_decimals() {
+        let near = Goal::at_least("c*", "x", Some(0.9459), 0.95, "x");
+        assert_eq!(near.verdict, "not met");
+        assert_eq!(near.line()[1], "0.946x");
+        assert_eq!(
+            Goal::at_least("b", "x", Some(0.98), 0.95, "x").line()[1],
+            "0.98x"
         );
     }
 
