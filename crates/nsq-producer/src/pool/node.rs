@@ -67,14 +67,18 @@ impl Node {
     }
 
     /// Whether publishes to `topic` may go here: nsqlookupd does not list it as tombstoned.
+    #[inline]
     pub(crate) fn takes(&self, topic: &str) -> bool {
-        !self.any_tombstoned.load(Ordering::Acquire)
-            || !self
-                .tombstoned
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .any(|t| t == topic)
+        !self.any_tombstoned.load(Ordering::Acquire) || !self.is_tombstoned(topic)
+    }
+
+    #[cold]
+    fn is_tombstoned(&self, topic: &str) -> bool {
+        self.tombstoned
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|t| t == topic)
     }
 
     /// Replaces the topics tombstoned on this node.
@@ -85,6 +89,7 @@ impl Node {
         self.any_tombstoned.store(any, Ordering::Release);
     }
 
+    #[inline]
     pub(crate) fn is_up(&self) -> bool {
         self.producer.is_up()
     }

@@ -17,6 +17,7 @@ impl Shared {
     }
 
     /// [`pick`](Self::pick) among `nodes`: the index of the node.
+    #[inline]
     pub(crate) fn pick_in(&self, nodes: &[Arc<Node>], avoid: u64, topic: &Topic) -> Option<usize> {
         let n = nodes.len();
         if n == 0 {
@@ -25,9 +26,13 @@ impl Shared {
         let usable =
             |node: &Arc<Node>| node.is_up() && node.bit & avoid == 0 && node.takes(topic.as_str());
         match self.config.strategy {
+            // One node has no turn to take.
+            Strategy::RoundRobin | Strategy::FanOut { .. } if n == 1 => {
+                usable(&nodes[0]).then_some(0)
+            }
             Strategy::RoundRobin | Strategy::FanOut { .. } => {
-                let start = self.next.fetch_add(1, Ordering::Relaxed);
-                (0..n).map(|i| (start + i) % n).find(|&i| usable(&nodes[i]))
+                let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+                (start..n).chain(0..start).find(|&i| usable(&nodes[i]))
             }
             Strategy::Failover { fail_back_after } => {
                 let settled = self

@@ -16,6 +16,7 @@ use crate::request::Payload;
 
 impl Pool {
     /// Queues a checked request on the node the strategy picks, or waits for a node to come up.
+    #[inline]
     pub(crate) fn start(&self, payload: Payload, patience: Patience) -> Start<'_> {
         let shared = &self.inner.shared;
         if shared.closed.load(Ordering::Acquire) {

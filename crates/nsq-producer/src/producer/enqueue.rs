@@ -233,6 +233,7 @@ impl Producer {
 
     /// Whether a pool may send this node publishes: not closed, and not between a failure and
     /// the next connection.
+    #[inline]
     pub(crate) fn is_up(&self) -> bool {
         let shared = &self.inner.shared;
         shared.up.load(Ordering::Acquire) && !shared.closed.load(Ordering::Acquire)
