@@ -98,8 +98,17 @@ impl Running {
     /// # Panics
     ///
     /// When it runs for longer than [`HANG`]; it is killed then.
-    pub fn wait(mut self) -> Finished {
-        let deadline = self.started + HANG;
+    pub fn wait(self) -> Finished {
+        self.wait_within(HANG)
+    }
+
+    /// Waits for the process to exit, at most `limit` from the spawn, and collects its output.
+    ///
+    /// # Panics
+    ///
+    /// When it runs for longer than `limit`; it is killed then.
+    pub fn wait_within(mut self, limit: Duration) -> Finished {
+        let deadline = self.started + limit;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 break status;
@@ -109,7 +118,7 @@ impl Running {
                 let _ = self.child.wait();
                 let stderr = join(self.stderr.take());
                 panic!(
-                    "{} still running after {HANG:?}; stderr:\n{}",
+                    "{} still running after {limit:?}; stderr:\n{}",
                     self.args,
                     String::from_utf8_lossy(&stderr)
                 );
