@@ -6,7 +6,7 @@
 //! nsq-proto, ...) at the sibling's unpacked package, since those versions are not on
 //! crates.io yet. The workspace's `Cargo.lock` is copied in, so the packages build against the
 //! dependency versions the workspace tests use, without the network. Builds go to
-//! `target/package-test/target`, which is kept between runs, so only the three crates are
+//! `target/package-test/target`, which is kept between runs, so only the published crates are
 //! rebuilt each time.
 
 use std::fs;
@@ -17,7 +17,7 @@ use crate::cmd::{self, Failure};
 use crate::workspace_root;
 
 /// The published crates, each after the crates it depends on.
-const CRATES: [&str; 3] = ["nsq-proto", "nsq-conn", "nsq-producer"];
+const CRATES: [&str; 4] = ["nsq-proto", "nsq-conn", "nsq-producer", "nsq-pub"];
 
 /// The license files every published crate carries, copies of the ones at the root.
 const LICENSE_FILES: [&str; 2] = ["LICENSE-APACHE", "LICENSE-MIT"];

@@ -46,6 +46,11 @@ pub(crate) struct Report {
     pub(crate) interrupted: bool,
     /// Reading the input failed part way.
     pub(crate) input_failed: bool,
+    /// After an interruption or a read error: the last record taken from the input, as
+    /// `source:record`. Every record up to it was acknowledged or is in an out file; to finish,
+    /// feed `--failed-out`, then the input after this record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) stopped_after: Option<String>,
     /// Each distinct error and how many messages it ended.
     pub(crate) errors: BTreeMap<String, u64>,
     /// For `--generate`: what nsqd counted (absent when it could not be asked).
@@ -98,6 +103,7 @@ impl Report {
             },
             interrupted,
             input_failed: end == End::InputFailed,
+            stopped_after: (end != End::Complete).then(|| tally.last_taken()).flatten(),
             errors: tally.errors.clone(),
             verified: None,
             exit_code,
@@ -177,6 +183,12 @@ impl fmt::Display for Report {
             count(self.read),
             count(self.skipped_empty)
         )?;
+        if let Some(place) = &self.stopped_after {
+            writeln!(
+                f,
+                "  stopped after {place}: the records after it were not read"
+            )?;
+        }
         if !self.errors.is_empty() {
             writeln!(f, "  errors:")?;
             let mut errors: Vec<_> = self.errors.iter().collect();

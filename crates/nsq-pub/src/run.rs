@@ -113,6 +113,7 @@ pub(crate) async fn publish_all(
             }
             Some(Chunk::Messages { msgs, skipped }) => {
                 tally.counters.skipped_empty.fetch_add(skipped, Relaxed);
+                tally.taken(&msgs);
                 msgs
             }
         };
@@ -159,6 +160,7 @@ pub(crate) async fn publish_all(
         while let Ok(chunk) = input.try_recv() {
             if let Chunk::Messages { msgs, skipped } = chunk {
                 tally.counters.skipped_empty.fetch_add(skipped, Relaxed);
+                tally.taken(&msgs);
                 for msg in &msgs {
                     tally.interrupted(msg);
                 }

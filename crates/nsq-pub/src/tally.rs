@@ -46,6 +46,8 @@ pub(crate) struct Tally {
     names: Vec<String>,
     /// Printed error lines, by kind.
     shown: BTreeMap<&'static str, u64>,
+    /// The last message taken from the input: every record up to it is accounted for.
+    last_taken: Option<(u32, u64)>,
 }
 
 impl Tally {
@@ -69,6 +71,7 @@ impl Tally {
             delimiter,
             names,
             shown: BTreeMap::new(),
+            last_taken: None,
         })
     }
 
@@ -130,6 +133,23 @@ impl Tally {
                 self.not_stored(msg);
             }
         }
+    }
+
+    /// Notes messages taken from the input (in input order).
+    pub(crate) fn taken(&mut self, msgs: &[Msg]) {
+        if let Some(last) = msgs.last() {
+            self.last_taken = Some((last.source, last.record));
+        }
+    }
+
+    /// Where the input was left: the place of the last message taken from it.
+    pub(crate) fn last_taken(&self) -> Option<String> {
+        let (source, record) = self.last_taken?;
+        let name = self
+            .names
+            .get(source as usize)
+            .map_or("input", String::as_str);
+        Some(format!("{name}:{record}"))
     }
 
     /// Records a message read but not handed over because the run was interrupted.
