@@ -11,13 +11,13 @@ use nsq_test_support::{Nsqd, NsqdOptions};
 
 use common::{
     HANG, READBACK, Running, assert_same_messages, count, multiset, nsq_pub, numbered_lines,
-    read_all, read_exactly, records, report, run,
+    read_all, read_at_least, records, report, run,
 };
 
 /// 60,000 distinct lines fed on stdin at `--rate 15000` to an nsqd that syncs every message to
 /// disk (`--mem-queue-size=0 --sync-every=1`), so what it acknowledged survives a SIGKILL. Once
-/// its depth passes 10,000, the test kills it (by the pid it started); nsq-pub runs on with
-/// `fail_fast` and finishes. Then:
+/// its depth passes 10,000, the test kills it (by the pid it started); nsq-pub runs on (with
+/// a 2 s publish timeout) and finishes. Then:
 ///
 /// - the exit code is 3 if the report counts unknown messages, else 1, and the report says the
 ///   same; `--failed-out` and `--unknown-out` hold as many lines as `not_stored` and `unknown`;
@@ -49,8 +49,6 @@ fn nsqd_killed_mid_run_loses_nothing_unaccounted() {
         &nsqd.tcp_addr().to_string(),
         "--rate",
         "15000",
-        "--producer-opt",
-        "fail_fast",
         "--producer-opt",
         "publish_timeout,2s",
         "--producer-opt",
@@ -162,7 +160,7 @@ fn nsqd_killed_mid_run_loses_nothing_unaccounted() {
         b"",
     );
     refeed.assert_code(0);
-    let refed = read_exactly(
+    let refed = read_at_least(
         &nsqd,
         "killed",
         READBACK,
