@@ -1,0 +1,130 @@
+//! Progress while publishing: a live line on a terminal, a plain line every few seconds
+//! otherwise (a log, a CI job), nothing with `--quiet`.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::task::JoinHandle;
+
+use crate::report::{bytes, count};
+use crate::tally::Counters;
+
+/// How often plain progress lines are printed.
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+/// A running progress display; [`finish`](Self::finish) removes it.
+pub(crate) struct Progress {
+    task: Option<(JoinHandle<()>, Option<ProgressBar>)>,
+}
+
+impl Progress {
+    /// Starts showing `counters` on standard error, unless `quiet`. `total` is the number of
+    /// messages expected, when known.
+    pub(crate) fn start(counters: Arc<Counters>, total: Option<u64>, quiet: bool) -> Self {
+        if quiet {
+            return Self { task: None };
+        }
+        let started = Instant::now();
+        if std::io::stderr().is_terminal() {
+            let bar = match total {
+                Some(total) => ProgressBar::new(total).with_style(
+                    ProgressStyle::with_template(
+                        "{elapsed_precise} [{bar:30}] {percent:>3}% {msg}",
+                    )
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+                ),
+                None => ProgressBar::new_spinner().with_style(
+                    ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                        .expect("a valid template"),
+                ),
+            };
+            bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+            let shown = bar.clone();
+            let task = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                loop {
+                    tick.tick().await;
+                    let line = Line::read(&counters, started);
+                    shown.set_position(line.done());
+                    shown.set_message(line.to_string());
+                }
+            });
+            Self {
+                task: Some((task, Some(bar))),
+            }
+        } else {
+            let task = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(PLAIN_EVERY);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let line = Line::read(&counters, started);
+                    eprintln!("nsq-pub: {:.0} s: {line}", started.elapsed().as_secs_f64());
+                }
+            });
+            Self {
+                task: Some((task, None)),
+            }
+        }
+    }
+
+    /// Stops the display and clears the live line.
+    pub(crate) fn finish(self) {
+        if let Some((task, bar)) = self.task {
+            task.abort();
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+        }
+    }
+}
+
+/// One progress reading.
+struct Line {
+    acknowledged: u64,
+    failed: u64,
+    unknown: u64,
+    bytes: u64,
+    rate: f64,
+}
+
+impl Line {
+    fn read(counters: &Counters, started: Instant) -> Self {
+        let acknowledged = counters.acknowledged.load(Relaxed);
+        let secs = started.elapsed().as_secs_f64();
+        Self {
+            acknowledged,
+            failed: counters.not_stored.load(Relaxed),
+            unknown: counters.unknown.load(Relaxed),
+            bytes: counters.bytes.load(Relaxed),
+            rate: if secs > 0.0 {
+                acknowledged as f64 / secs
+            } else {
+                0.0
+            },
+        }
+    }
+
+    /// Messages with an outcome.
+    fn done(&self) -> u64 {
+        self.acknowledged + self.failed + self.unknown
+    }
+}
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} acknowledged ({}, {}/s), {} not stored, {} unknown",
+            count(self.acknowledged),
+            bytes(self.bytes),
+            count(self.rate as u64),
+            count(self.failed),
+            count(self.unknown),
+        )
+    }
+}
