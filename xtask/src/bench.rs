@@ -8,6 +8,8 @@
 //! | tokio-nsq | `bench/tokio-nsq` (a workspace of its own) | `cargo build --release` |
 //! | go-nsq | `bench/go-nsq` (go-nsq v1.1.0 pinned in its go.mod) | `go build` |
 //! | bench_writer | nsq v1.3.0's `bench/bench_writer` | `go install ...@v1.3.0`, else `go build` from `bench/go-nsq` |
+//! | nsq-pub | `crates/nsq-pub` | `cargo build --release -p nsq-pub` |
+//! | to_nsq | nsq v1.3.0's `apps/to_nsq` | found or installed as `cargo xtask nsqd` does |
 //!
 //! A client that cannot be built is reported as unavailable in its cells; the others still run.
 
@@ -16,20 +18,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cmd::{self, Failure};
-use crate::{nsqd, workspace_root};
+use crate::nsqd::{self, Tool};
+use crate::workspace_root;
 
 const USAGE: &str = "\
 usage: cargo xtask bench [options]
 
   --quick              N=20,000 messages, 1 run, without tokio-nsq unless --clients names it,
-                       failover runs of 200,000 messages
+                       failover runs of 200,000 messages, case k of 100,000 lines
                        (default: N=200,000, 3 runs, every client)
   --n N                messages per run
   --size BYTES         message body size (default 100)
   --runs K             runs of every (case, client) pair, interleaved (default 3)
-  --clients LIST       among producer,pool,go-nsq,tokio-nsq,raw,bench_writer (default: all)
-  --cases LIST         among a,b,c,c*,d,e,f,g,h,i,j,j0 (default: all; `cstar` may stand for c*;
-                       j runs j0 too)
+  --clients LIST       among producer,pool,go-nsq,tokio-nsq,raw,bench_writer,nsq-pub,to_nsq
+                       (default: all)
+  --cases LIST         among a,b,c,c*,d,e,f,g,h,i,j,j0,k (default: all; `cstar` may stand for
+                       c*; j runs j0 too)
   --time-limit SECS    longest a client may publish in one run (default 20, quick 10)
   --rss-n N            messages of the case f burst (default 1,000,000)
   --allocs-n N         counted messages of case g (default N)
@@ -37,13 +41,23 @@ usage: cargo xtask bench [options]
                        (default 500,000, quick 200,000)
   --failover-n N       messages of each failover run, cases j and j0 (default 1,000,000)
   --failover-runs K    rounds that run j and j0 (default 1: a failover run takes seconds)
+  --cli-n N            lines of the file published in case k (default 1,000,000, quick 100,000)
+  --cli-runs K         rounds that run case k (default 1: to_nsq takes a minute for 1,000,000)
   --callers N, --window N, --batch N   case b, c, d and j shapes (default 16, 1000, 100)
 
 Prints the table and writes target/bench/results.json and target/bench/results.md.
 docs/performance.md describes the cases.";
 
 /// The clients of `--quick` when `--clients` is not given.
-const QUICK_CLIENTS: [&str; 5] = ["producer", "pool", "go-nsq", "raw", "bench_writer"];
+const QUICK_CLIENTS: [&str; 7] = [
+    "producer",
+    "pool",
+    "go-nsq",
+    "raw",
+    "bench_writer",
+    "nsq-pub",
+    "to_nsq",
+];
 
 /// The bench_writer release, the same as nsqd's.
 const BENCH_WRITER: &str = "github.com/nsqio/nsq/bench/bench_writer";
@@ -91,6 +105,31 @@ pub(crate) fn run(args: &[String]) -> Result<(), Failure> {
         match build_tokio_nsq(&root, &target) {
             Some(bin) => push_flag(&mut suite_args, "--tokio-nsq-bin", &bin),
             None => unavailable.push("tokio-nsq=n/a (build failed)".to_owned()),
+        }
+    }
+
+    if clients.iter().any(|c| c == "to_nsq") {
+        cmd::header(&format!(
+            "finding to_nsq {} (cargo xtask nsqd)",
+            nsqd::VERSION
+        ));
+        match nsqd::find_or_install_tool(Tool::ToNsq) {
+            Ok(bin) => {
+                eprintln!("using {}", bin.display());
+                push_flag(&mut suite_args, "--to-nsq-bin", &bin);
+            }
+            Err(failure) => {
+                failure.report();
+                eprintln!("warning: to_nsq is reported as unavailable");
+                unavailable.push("to_nsq=n/a (not found)".to_owned());
+            }
+        }
+    }
+
+    if clients.iter().any(|c| c == "nsq-pub") {
+        match build_nsq_pub(&root, &target) {
+            Ok(bin) => push_flag(&mut suite_args, "--nsq-pub-bin", &bin),
+            Err(why) => unavailable.push(format!("nsq-pub=n/a ({why})")),
         }
     }
 
@@ -157,7 +196,11 @@ fn selected_clients(args: &[String]) -> Result<Vec<String>, Failure> {
     Ok(match list {
         Some(list) => list
             .split(',')
-            .map(|s| s.trim().replace("bench-writer", "bench_writer"))
+            .map(|s| {
+                s.trim()
+                    .replace("bench-writer", "bench_writer")
+                    .replace("to-nsq", "to_nsq")
+            })
             .filter(|s| !s.is_empty())
             .collect(),
         // A quick run leaves out tokio-nsq, whose dependency tree alone takes about two
@@ -170,6 +213,8 @@ fn selected_clients(args: &[String]) -> Result<Vec<String>, Failure> {
             "tokio-nsq",
             "raw",
             "bench_writer",
+            "nsq-pub",
+            "to_nsq",
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -264,6 +309,37 @@ fn go_step(command: &mut Command) -> bool {
         Err(failure) => {
             failure.report();
             false
+        }
+    }
+}
+
+/// Builds the command-line publisher `nsq-pub` of this workspace in release mode; why not
+/// (for its cells) when the package is not in this tree or its build fails.
+fn build_nsq_pub(root: &Path, target: &Path) -> Result<PathBuf, &'static str> {
+    if !root
+        .join("crates")
+        .join("nsq-pub")
+        .join("Cargo.toml")
+        .is_file()
+    {
+        eprintln!(
+            "warning: crates/nsq-pub is not in this tree; nsq-pub is reported as unavailable"
+        );
+        return Err("not in this tree");
+    }
+    cmd::header("building nsq-pub (crates/nsq-pub) in release mode");
+    let mut build = cmd::cargo();
+    build
+        .current_dir(root)
+        .args(["build", "--release", "--package", "nsq-pub"]);
+    match cmd::run_step(&mut build) {
+        Ok(()) => Ok(target
+            .join("release")
+            .join(format!("nsq-pub{}", env::consts::EXE_SUFFIX))),
+        Err(failure) => {
+            failure.report();
+            eprintln!("warning: nsq-pub is reported as unavailable");
+            Err("build failed")
         }
     }
 }

@@ -92,7 +92,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), Failure> {
 /// Finds nsqd v1.3.0 (`$NSQD`, then the project-local install, then `PATH`), installing it into
 /// the project-local directory with Go when none of them qualifies.
 pub(crate) fn find_or_install() -> Result<PathBuf, Failure> {
-    let mut found = find_or_install_tools(&[Tool::Nsqd])?;
+    find_or_install_tool(Tool::Nsqd)
+}
+
+/// Finds `tool` v1.3.0 like [`find_or_install`] does nsqd, installing it when missing.
+pub(crate) fn find_or_install_tool(tool: Tool) -> Result<PathBuf, Failure> {
+    let mut found = find_or_install_tools(&[tool])?;
     Ok(found.remove(0).1)
 }
 

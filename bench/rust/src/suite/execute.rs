@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use nsq_test_support::{Nsqd, NsqdOptions};
 use serde::Serialize;
 
+use super::cli::{self, CliRun};
 use super::failover::{FailoverRun, Figures};
 use super::plan::{Case, Client, Plan};
 use crate::cpu::process_cpu;
@@ -19,7 +20,7 @@ pub(crate) const TOPIC: &str = "bench";
 
 /// How long a client may take beyond its time limit (start-up, connecting, closing) before it
 /// is killed.
-const GRACE: Duration = Duration::from_secs(120);
+pub(super) const GRACE: Duration = Duration::from_secs(120);
 
 /// The nsqd of the failover cases.
 const CLUSTER_SIZE: usize = 3;
@@ -57,11 +58,14 @@ pub(crate) struct Outcome {
     /// Cases j and j0: what the suite saw and computed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) failover: Option<FailoverRun>,
+    /// Case k: the topic, the command and nsq-pub's report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cli: Option<CliRun>,
 }
 
 impl Outcome {
     /// An outcome with nothing measured yet.
-    fn new(round: u32, case: Case, client: Client) -> Self {
+    pub(super) fn new(round: u32, case: Case, client: Client) -> Self {
         Self {
             round,
             case: case.id(),
@@ -74,6 +78,7 @@ impl Outcome {
             nsqd_cpu_s: None,
             process_s: 0.0,
             failover: None,
+            cli: None,
         }
     }
 
@@ -98,6 +103,8 @@ pub(crate) struct Executor<'a> {
     pub(crate) mpub_rate: Option<f64>,
     /// The nsqd of the failover cases, started at the first failover run.
     pub(crate) cluster: Vec<Nsqd>,
+    /// Case k's file of lines, written at its first run: its path, or why it could not be.
+    pub(crate) cli_input: Option<Result<PathBuf, String>>,
 }
 
 /// How a (case, client) pair is run, or why it is not.
@@ -111,6 +118,9 @@ impl Executor<'_> {
     pub(crate) fn run(&mut self, round: u32, case: Case, client: Client) -> Outcome {
         if matches!(case, Case::J | Case::J0) {
             return self.run_failover(round, case, client);
+        }
+        if case == Case::K {
+            return cli::run(self, round, client);
         }
         let mut outcome = Outcome::new(round, case, client);
         let mut command = match self.launch(case, client) {
@@ -369,9 +379,10 @@ impl Executor<'_> {
         }
         let plan = self.plan;
         match (client, case) {
-            (_, Case::J | Case::J0) => {
-                unreachable!("the failover cases are launched by run_failover")
+            (_, Case::J | Case::J0 | Case::K) => {
+                unreachable!("cases j, j0 and k are launched by run_failover and cli::run")
             }
+            (Client::NsqPub | Client::ToNsq, _) => Launch::Unsupported("n/a (k only)".to_owned()),
             (Client::Pool, Case::B | Case::CStar) => {
                 let mut command = Command::new(&self.this);
                 command.arg("pool").args(self.common_args(plan.n, case));
@@ -502,10 +513,20 @@ impl Executor<'_> {
 fn run_child(
     command: &mut Command,
     timeout: Duration,
+    tick: impl FnMut(),
+) -> Result<(String, String), String> {
+    run_child_with(command, Stdio::null(), timeout, tick)
+}
+
+/// [`run_child`] with `stdin` as the child's standard input.
+pub(super) fn run_child_with(
+    command: &mut Command,
+    stdin: Stdio,
+    timeout: Duration,
     mut tick: impl FnMut(),
 ) -> Result<(String, String), String> {
     command
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let program = command.get_program().to_string_lossy().into_owned();
@@ -553,7 +574,7 @@ fn read_all(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Stri
 }
 
 /// The last lines of `text`, for error messages.
-fn tail(text: &str) -> String {
+pub(super) fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let start = lines.len().saturating_sub(3);
     let tail = lines[start..].join(" | ");

@@ -2,6 +2,7 @@
 //! `runs` times interleaved (round by round, each client in its own process), then prints the
 //! table and writes `results.json` and `results.md`.
 
+mod cli;
 mod execute;
 mod facts;
 mod failover;
@@ -24,11 +25,12 @@ pub(crate) const USAGE: &str = "\
   suite [--quick] [--n N] [--size BYTES] [--runs K] [--clients a,b] [--cases a,b,...]
         [--callers 16] [--window 1000] [--batch 100] [--rss-n 1000000] [--allocs-n N]
         [--warmup N] [--stall-n N] [--failover-n 1000000] [--failover-runs 1]
-        [--time-limit SECS] [--go-nsq-bin PATH] [--bench-writer-bin PATH]
-        [--tokio-nsq-bin PATH] [--unavailable 'client=reason;...'] [--out PATH]
+        [--cli-n 1000000] [--cli-runs 1] [--time-limit SECS] [--go-nsq-bin PATH]
+        [--bench-writer-bin PATH] [--tokio-nsq-bin PATH] [--nsq-pub-bin PATH]
+        [--to-nsq-bin PATH] [--unavailable 'client=reason;...'] [--out PATH]
         [--out-md PATH] [--command TEXT]
-      clients: producer, pool, go-nsq, tokio-nsq, raw, bench_writer
-      cases:   a, b, c, c* (or cstar), d, e, f, g, h, i, j, j0";
+      clients: producer, pool, go-nsq, tokio-nsq, raw, bench_writer, nsq-pub, to_nsq
+      cases:   a, b, c, c* (or cstar), d, e, f, g, h, i, j, j0, k";
 
 /// Runs the suite described by `args`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
@@ -56,6 +58,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         this,
         mpub_rate: None,
         cluster: Vec::new(),
+        cli_input: None,
     };
     let outcomes = run_rounds(&plan, &mut executor);
     drop(nsqd);

@@ -21,16 +21,22 @@ pub(crate) enum Client {
     Raw,
     /// nsq's own `bench_writer` v1.3.0.
     BenchWriter,
+    /// This workspace's command-line publisher `nsq-pub` (case k).
+    NsqPub,
+    /// nsq's own command-line publisher `to_nsq` v1.3.0 (case k).
+    ToNsq,
 }
 
 impl Client {
-    pub(crate) const ALL: [Self; 6] = [
+    pub(crate) const ALL: [Self; 8] = [
         Self::Producer,
         Self::Pool,
         Self::GoNsq,
         Self::TokioNsq,
         Self::Raw,
         Self::BenchWriter,
+        Self::NsqPub,
+        Self::ToNsq,
     ];
 
     /// The name on the command line, in results and in the table.
@@ -42,14 +48,18 @@ impl Client {
             Self::TokioNsq => "tokio-nsq",
             Self::Raw => "raw",
             Self::BenchWriter => "bench_writer",
+            Self::NsqPub => "nsq-pub",
+            Self::ToNsq => "to_nsq",
         }
     }
 
     fn parse(name: &str) -> Option<Self> {
         let name = name.trim();
-        Self::ALL
-            .into_iter()
-            .find(|c| c.name() == name || (name == "bench-writer" && *c == Self::BenchWriter))
+        Self::ALL.into_iter().find(|&c| {
+            c.name() == name
+                || (name == "bench-writer" && c == Self::BenchWriter)
+                || (name == "to-nsq" && c == Self::ToNsq)
+        })
     }
 }
 
@@ -73,10 +83,12 @@ pub(crate) enum Case {
     J,
     /// As j without the kill: j's reference.
     J0,
+    /// The command-line publishers: one file of lines published to one topic.
+    K,
 }
 
 impl Case {
-    pub(crate) const ALL: [Self; 12] = [
+    pub(crate) const ALL: [Self; 13] = [
         Self::A,
         Self::B,
         Self::C,
@@ -89,6 +101,7 @@ impl Case {
         Self::I,
         Self::J,
         Self::J0,
+        Self::K,
     ];
 
     /// The case's letter as the issue writes it.
@@ -106,6 +119,7 @@ impl Case {
             Self::I => "i",
             Self::J => "j",
             Self::J0 => "j0",
+            Self::K => "k",
         }
     }
 
@@ -145,6 +159,10 @@ pub(crate) struct Plan {
     pub(crate) failover_n: u64,
     /// Rounds that run cases j and j0 (the first ones): a failover run takes seconds.
     pub(crate) failover_runs: u32,
+    /// Lines of the file the command-line publishers publish in case k.
+    pub(crate) cli_n: u64,
+    /// Rounds that run case k (the first ones): to_nsq takes a minute for 1,000,000 lines.
+    pub(crate) cli_runs: u32,
     /// Longest a client may publish in one run.
     pub(crate) time_limit: Duration,
     pub(crate) quick: bool,
@@ -155,6 +173,8 @@ pub(crate) struct Plan {
     pub(crate) go_nsq_bin: Option<PathBuf>,
     pub(crate) bench_writer_bin: Option<PathBuf>,
     pub(crate) tokio_nsq_bin: Option<PathBuf>,
+    pub(crate) nsq_pub_bin: Option<PathBuf>,
+    pub(crate) to_nsq_bin: Option<PathBuf>,
     /// Clients that could not be built, with the reason for their cells.
     pub(crate) unavailable: BTreeMap<Client, String>,
     pub(crate) out_json: PathBuf,
@@ -215,6 +235,8 @@ impl Plan {
                 },
             )?,
             failover_runs: flags.get("failover-runs", 1)?,
+            cli_n: flags.get("cli-n", if quick { QUICK_CLI_LINES } else { CLI_LINES })?,
+            cli_runs: flags.get("cli-runs", 1)?,
             time_limit: Duration::from_secs_f64(
                 flags.get("time-limit", if quick { 10.0 } else { 20.0 })?,
             ),
@@ -224,6 +246,8 @@ impl Plan {
             go_nsq_bin: flags.string("go-nsq-bin").map(PathBuf::from),
             bench_writer_bin: flags.string("bench-writer-bin").map(PathBuf::from),
             tokio_nsq_bin: flags.string("tokio-nsq-bin").map(PathBuf::from),
+            nsq_pub_bin: flags.string("nsq-pub-bin").map(PathBuf::from),
+            to_nsq_bin: flags.string("to-nsq-bin").map(PathBuf::from),
             unavailable,
             out_json: PathBuf::from(
                 flags
@@ -247,10 +271,12 @@ impl Plan {
             || plan.stall_n == 0
             || plan.failover_n == 0
             || plan.failover_runs == 0
+            || plan.cli_n == 0
+            || plan.cli_runs == 0
         {
             return Err(
-                "--n, --size, --runs, --batch, --window, --stall-n, --failover-n and \
-                 --failover-runs must be at least 1"
+                "--n, --size, --runs, --batch, --window, --stall-n, --failover-n, \
+                 --failover-runs, --cli-n and --cli-runs must be at least 1"
                     .into(),
             );
         }
@@ -280,16 +306,25 @@ impl Plan {
     }
 
     /// Whether round `round` (from 1) runs `case`: the failover cases run in the first
-    /// `failover_runs` rounds only.
+    /// `failover_runs` rounds only, case k in the first `cli_runs`.
     pub(crate) fn runs_in_round(&self, case: Case, round: u32) -> bool {
-        !matches!(case, Case::J | Case::J0) || round <= self.failover_runs
+        match case {
+            Case::J | Case::J0 => round <= self.failover_runs,
+            Case::K => round <= self.cli_runs,
+            _ => true,
+        }
     }
 
     /// How long a client may publish in one run of `case`: failover runs publish over three
-    /// nsqd on the same cores and take longer than the others.
+    /// nsqd on the same cores and take longer than the others. The command-line publishers
+    /// have no time limit of their own and run to the end of their input: theirs is the time
+    /// of the whole file at `CLI_SLOWEST_RATE`, after which the process is killed.
     pub(crate) fn time_limit_of(&self, case: Case) -> Duration {
         match case {
             Case::J | Case::J0 => self.time_limit.max(FAILOVER_TIME_LIMIT),
+            Case::K => self
+                .time_limit
+                .max(Duration::from_secs(self.cli_n.div_ceil(CLI_SLOWEST_RATE))),
             _ => self.time_limit,
         }
     }
@@ -312,6 +347,9 @@ impl Plan {
         if self.wants(Case::H) || self.wants(Case::I) {
             largest = largest.max(self.stall_n);
         }
+        if self.wants(Case::K) {
+            largest = largest.max(self.cli_n);
+        }
         largest + 100_000
     }
 }
@@ -332,6 +370,16 @@ const FAILOVER_MESSAGES: u64 = 1_000_000;
 /// Messages of a failover run with `--quick`: the kill and the gap are measured, but the
 /// restart may come after the run.
 const QUICK_FAILOVER_MESSAGES: u64 = 200_000;
+
+/// Lines of the case k file: to_nsq, one synchronous PUB per line, takes about a minute.
+const CLI_LINES: u64 = 1_000_000;
+
+/// Lines of the case k file with `--quick`.
+const QUICK_CLI_LINES: u64 = 100_000;
+
+/// The rate (lines per second) below which a run of case k is killed: a seventh of to_nsq's
+/// usual rate, so 500 s for 1,000,000 lines.
+const CLI_SLOWEST_RATE: u64 = 2_000;
 
 /// The shortest time limit of a failover run.
 const FAILOVER_TIME_LIMIT: Duration = Duration::from_secs(120);
@@ -373,9 +421,11 @@ mod tests {
         assert_eq!(full.cases, Case::ALL.to_vec());
         assert_eq!(full.stall_n, 500_000);
         assert_eq!((full.failover_n, full.failover_runs), (1_000_000, 1));
+        assert_eq!((full.cli_n, full.cli_runs), (1_000_000, 1));
         let quick = plan(&["--quick"]).unwrap();
         assert_eq!((quick.n, quick.runs, quick.stall_n), (20_000, 1, 200_000));
         assert_eq!(quick.failover_n, 200_000);
+        assert_eq!(quick.cli_n, 100_000);
         assert_eq!(plan(&["--quick", "--n", "5"]).unwrap().n, 5);
     }
 
@@ -391,6 +441,9 @@ mod tests {
         assert_eq!(p.clients, vec![Client::Pool]);
         assert_eq!(p.run_cases(), vec![Case::J, Case::J0]);
         assert!(plan(&["--cases", "z"]).is_err());
+        let p = plan(&["--clients", "nsq-pub,to-nsq", "--cases", "k"]).unwrap();
+        assert_eq!(p.clients, vec![Client::NsqPub, Client::ToNsq]);
+        assert_eq!(p.run_cases(), vec![Case::K]);
     }
 
     #[test]
@@ -402,6 +455,13 @@ mod tests {
         assert_eq!(p.time_limit_of(Case::A), Duration::from_secs(5));
         assert_eq!(p.time_limit_of(Case::J), FAILOVER_TIME_LIMIT);
         assert!(plan(&["--failover-runs", "0"]).is_err());
+        let p = plan(&["--runs", "3", "--cli-runs", "1", "--cli-n", "10000"]).unwrap();
+        assert!(p.runs_in_round(Case::K, 1));
+        assert!(!p.runs_in_round(Case::K, 2));
+        assert_eq!(p.time_limit_of(Case::K), Duration::from_secs(20));
+        let p = plan(&[]).unwrap();
+        assert_eq!(p.time_limit_of(Case::K), Duration::from_secs(500));
+        assert!(plan(&["--cli-runs", "0"]).is_err());
     }
 
     #[test]
@@ -423,5 +483,7 @@ mod tests {
         assert_eq!(p.mem_queue_size(), 104_000);
         let p = plan(&["--cases", "i", "--stall-n", "2000000"]).unwrap();
         assert_eq!(p.mem_queue_size(), 2_100_000);
+        let p = plan(&["--cases", "k", "--n", "1000", "--cli-n", "3000000"]).unwrap();
+        assert_eq!(p.mem_queue_size(), 3_100_000);
     }
 }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::cli::thousands;
 use super::execute::Outcome;
 use super::facts::Facts;
 use super::plan::{Case, Client, Plan};
@@ -180,7 +181,7 @@ const NSQD_CPU: Metric = Metric {
 /// The metrics reported for each case (e is reported as e(a) and e(c), from those runs).
 fn metrics(case: Case) -> &'static [Metric] {
     match case {
-        Case::A | Case::B | Case::C | Case::CStar | Case::D => {
+        Case::A | Case::B | Case::C | Case::CStar | Case::D | Case::K => {
             &[THROUGHPUT, MEGABYTES, CLIENT_CPU, NSQD_CPU]
         }
         Case::E => &[P50, P99, P999],
@@ -230,6 +231,9 @@ pub(crate) struct Cell {
     /// Case j: this cell's median over the same client's in j0 (no kill).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) ratio_to_no_kill: Option<f64>,
+    /// Case k, nsq-pub's cells: this cell's median over to_nsq's in the same metric.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ratio_to_to_nsq: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) notes: Vec<String>,
 }
@@ -370,6 +374,9 @@ impl<'a> Report<'a> {
                     let ratio_to_no_kill = (case == Case::J)
                         .then(|| versus(self.median(Case::J0, client, metric)))
                         .flatten();
+                    let ratio_to_to_nsq = (case == Case::K && client == Client::NsqPub)
+                        .then(|| versus(self.median(source, Client::ToNsq, metric)))
+                        .flatten();
                     let (status, reason) = match status {
                         Status::Ok => ("ok", None),
                         Status::Unsupported(why) => ("unsupported", Some(why)),
@@ -386,6 +393,7 @@ impl<'a> Report<'a> {
                         ratio_to_go_nsq: ratio,
                         ratio_to_producer,
                         ratio_to_no_kill,
+                        ratio_to_to_nsq,
                         notes: self.notes(source, client),
                     });
                 }
@@ -440,9 +448,12 @@ impl<'a> Report<'a> {
         }
         let marks = self.marks(source, client);
         let ratio = |metric: &Metric| -> String {
-            // The pool is compared with the producer: the difference is the pool's cost.
+            // The pool is compared with the producer: the difference is the pool's cost; nsq-pub
+            // with to_nsq.
             let (other, name) = if client == Client::Pool && !matches!(case, Case::J | Case::J0) {
                 (Client::Producer, "producer")
+            } else if case == Case::K {
+                (Client::ToNsq, "to_nsq")
             } else {
                 (Client::GoNsq, "go")
             };
@@ -599,6 +610,7 @@ impl<'a> Report<'a> {
             Case::I,
             Case::J0,
             Case::J,
+            Case::K,
         ] {
             if !self.plan.run_cases().contains(&case) {
                 continue;
@@ -734,6 +746,13 @@ impl<'a> Report<'a> {
                 "x",
             ));
         }
+        goals.push(Goal::at_least(
+            "k",
+            "nsq-pub / to_nsq lines per second",
+            ratio(tp(Case::K, Client::NsqPub), tp(Case::K, Client::ToNsq)),
+            CLI_GOAL,
+            "x",
+        ));
         goals.retain(|g| self.plan.cases.iter().any(|c| c.id() == g.case));
         goals
     }
@@ -969,6 +988,9 @@ const POOL_COST_GOAL: f64 = 0.95;
 /// Waiting calls that must return per second once nsqd is back, in cases h and i.
 const STALL_GOAL: f64 = 200_000.0;
 
+/// nsq-pub's lines per second over to_nsq's, in case k.
+const CLI_GOAL: f64 = 20.0;
+
 /// One of the goals and whether this run meets it.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Goal {
@@ -1185,6 +1207,11 @@ fn row_title(label: &str, plan: &Plan) -> String {
         "i" => "(i) after a stall, FuturesUnordered".to_owned(),
         "j0" => format!("(j0) 3 nsqd, {} callers, no kill", plan.callers),
         "j" => "(j) as (j0), one nsqd killed".to_owned(),
+        "k" => format!(
+            "(k) CLI: {} lines of {} bytes from a file",
+            thousands(plan.cli_n),
+            plan.size
+        ),
         other => other.to_owned(),
     }
 }
@@ -1256,6 +1283,9 @@ pub(crate) struct Settings {
     pub(crate) failover_runs: u32,
     pub(crate) failover_time_limit_s: f64,
     pub(crate) failover_mem_queue_size: u64,
+    pub(crate) cli_n: u64,
+    pub(crate) cli_runs: u32,
+    pub(crate) cli_time_limit_s: f64,
     pub(crate) time_limit_s: f64,
     pub(crate) quick: bool,
     pub(crate) nsqd_mem_queue_size: u64,
@@ -1280,6 +1310,9 @@ impl Settings {
             failover_runs: plan.failover_runs.min(plan.runs),
             failover_time_limit_s: plan.time_limit_of(Case::J).as_secs_f64(),
             failover_mem_queue_size: plan.failover_mem_queue_size(),
+            cli_n: plan.cli_n,
+            cli_runs: plan.cli_runs.min(plan.runs),
+            cli_time_limit_s: plan.time_limit_of(Case::K).as_secs_f64(),
             time_limit_s: plan.time_limit.as_secs_f64(),
             quick: plan.quick,
             nsqd_mem_queue_size: plan.mem_queue_size(),
