@@ -81,7 +81,9 @@ async fn publish(args: &Args, plan: setup::Plan) -> u8 {
     progress.finish();
     let mut report = Report::new(&args.topic, &tally, end, started.elapsed());
     if let Some(counts) = prepared.counts_before.take() {
-        report.verify(prepared.verify(counts, &report).await);
+        if let Some(verified) = prepared.verify(counts, &report).await {
+            report.verify(verified);
+        }
     }
     if let Err((path, e)) = tally.finish() {
         eprintln!("nsq-pub: error: writing {}: {e}", path.display());

@@ -110,7 +110,8 @@ impl Report {
         }
     }
 
-    /// Records nsqd's count; a mismatch makes the run fail.
+    /// Records nsqd's count; a mismatch makes the run fail (a count that could not be taken
+    /// is left out, with a warning printed where it failed).
     pub(crate) fn verify(&mut self, verified: Verified) {
         if !verified.matches && self.exit_code == EXIT_OK {
             self.exit_code = EXIT_NOT_STORED;

@@ -47,6 +47,9 @@ pub(crate) struct Job<'a> {
 struct Pending {
     groups: FuturesUnordered<Outcomes>,
     current: Outcomes,
+    /// A publish could not be queued because no nsqd came up before its deadline: until one
+    /// is up again, messages are not sent but written to the failed-out file at once.
+    no_node: bool,
 }
 
 impl Pending {
@@ -117,12 +120,21 @@ pub(crate) async fn publish_all(
                 msgs
             }
         };
+        // While no nsqd is up (a publish waited its whole deadline for one), messages are not
+        // sent; whether one is back is looked at once a chunk.
+        let mut down = pending.no_node && !job.pool.nodes().iter().any(|n| n.up);
+        pending.no_node = down;
         let mut msgs = msgs.into_iter();
         while let Some(msg) = msgs.next() {
+            if down {
+                tally.counters.read.fetch_add(1, Relaxed);
+                tally.unsent(NO_NODE_UP, &msg);
+                continue;
+            }
             // Each step tallies (or keeps in the group) the message it was given, whatever
             // happens; only the ones after it are left here when the run is interrupted.
             let handed = if !pace(&mut pacer, job, &mut group, &mut pending, tally, stop).await {
-                tally.interrupted(&msg);
+                tally.unsent(INTERRUPTED, &msg);
                 false
             } else {
                 match job.batch {
@@ -136,11 +148,12 @@ pub(crate) async fn publish_all(
             };
             if !handed {
                 for msg in msgs {
-                    tally.interrupted(&msg);
+                    tally.unsent(INTERRUPTED, &msg);
                 }
                 end = End::Interrupted;
                 break 'input;
             }
+            down = pending.no_node;
         }
         pending.seal();
         pending.collect_ready(tally);
@@ -152,7 +165,7 @@ pub(crate) async fn publish_all(
         end = End::Interrupted;
     }
     for msg in std::mem::take(&mut group.msgs) {
-        tally.interrupted(&msg);
+        tally.unsent(INTERRUPTED, &msg);
     }
     if end == End::Interrupted {
         // What was read ahead was not handed over: it belongs in the failed-out file.
@@ -162,7 +175,7 @@ pub(crate) async fn publish_all(
                 tally.counters.skipped_empty.fetch_add(skipped, Relaxed);
                 tally.taken(&msgs);
                 for msg in &msgs {
-                    tally.interrupted(msg);
+                    tally.unsent(INTERRUPTED, msg);
                 }
             }
         }
@@ -186,6 +199,20 @@ pub(crate) async fn publish_all(
     };
     tokio::join!(closing, collecting);
     end
+}
+
+/// The reason given for messages read but not handed over when the run was interrupted.
+const INTERRUPTED: &str = "interrupted";
+
+/// The reason given for messages not sent because no nsqd was up.
+const NO_NODE_UP: &str = "no_node_up";
+
+/// Whether a publish failed because no nsqd was up until its deadline.
+fn no_node_up(error: &PublishError) -> bool {
+    matches!(
+        error,
+        PublishError::NotSent(nsq_producer::NotSentReason::NoNodeUp(_))
+    )
 }
 
 /// Waits until the rate allows one more message; sends a partial MPUB group first rather than
@@ -227,14 +254,17 @@ async fn publish_one(
         biased;
         queued = job.pool.publish_async(&job.topic, msg.body.clone()) => queued,
         Ok(_) = stop.wait_for(|&n| n >= 1) => {
-            tally.interrupted(&msg);
+            tally.unsent(INTERRUPTED, &msg);
             return false;
         }
     };
     tally.counters.read.fetch_add(1, Relaxed);
     match queued {
         Ok(handle) => pending.push(handle, Msgs::One(msg)),
-        Err(error) => tally.failed(&error, &msg),
+        Err(error) => {
+            tally.failed(&error, &msg);
+            pending.no_node |= no_node_up(&error);
+        }
     }
     true
 }
@@ -308,7 +338,10 @@ async fn send_group(
     tally.counters.read.fetch_add(msgs.len() as u64, Relaxed);
     match queued {
         Ok(handle) => pending.push(handle, Msgs::Many(msgs)),
-        Err(error) => tally.outcome(Err(error), Msgs::Many(msgs)),
+        Err(error) => {
+            pending.no_node |= no_node_up(&error);
+            tally.outcome(Err(error), Msgs::Many(msgs));
+        }
     }
     true
 }

@@ -203,8 +203,13 @@ impl Prepared {
     }
 
     /// nsqd's count after the run against the one before: the topic gained at least the
-    /// acknowledged copies, and at most those and the unknown ones.
-    pub(crate) async fn verify(&self, before: Vec<(String, u64)>, report: &Report) -> Verified {
+    /// acknowledged copies, and at most those and the unknown ones. `None` when some nsqd could
+    /// not be asked.
+    pub(crate) async fn verify(
+        &self,
+        before: Vec<(String, u64)>,
+        report: &Report,
+    ) -> Option<Verified> {
         let mut counted = 0;
         let mut asked_all = true;
         for (http, was) in &before {
@@ -216,12 +221,15 @@ impl Prepared {
                 }
             }
         }
+        if !asked_all || before.is_empty() {
+            return None;
+        }
         let least = report.acknowledged * self.copies;
         let most = (report.acknowledged + report.unknown) * self.copies;
-        Verified {
+        Some(Verified {
             counted,
-            matches: asked_all && !before.is_empty() && (least..=most).contains(&counted),
-        }
+            matches: (least..=most).contains(&counted),
+        })
     }
 }
 

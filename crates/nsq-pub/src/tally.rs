@@ -152,9 +152,9 @@ impl Tally {
         Some(format!("{name}:{record}"))
     }
 
-    /// Records a message read but not handed over because the run was interrupted.
-    pub(crate) fn interrupted(&mut self, msg: &Msg) {
-        *self.rejected.entry("interrupted".to_owned()).or_default() += 1;
+    /// Records a message read but not handed over because the run ended early, for `reason`.
+    pub(crate) fn unsent(&mut self, reason: &str, msg: &Msg) {
+        *self.rejected.entry(reason.to_owned()).or_default() += 1;
         self.not_stored(msg);
     }
 

@@ -74,7 +74,9 @@ pub struct ProducerConfig {
     /// [`NotSentReason::QueueFull`](crate::NotSentReason::QueueFull) when the queue is full, and
     /// with [`NotSentReason::Unavailable`](crate::NotSentReason::Unavailable) (every queued
     /// publish) as soon as a connection attempt fails. Off by default: publishes wait for room
-    /// and for a connection until their deadline.
+    /// and for a connection until their deadline. In a [`Pool`](crate::Pool), a publish that
+    /// finds no node up fails at once with
+    /// [`NotSentReason::NoNodeUp`](crate::NotSentReason::NoNodeUp) instead of waiting for one.
     pub fail_fast: bool,
     /// Send consecutive queued PUBs to the same topic as one MPUB (within
     /// `limits.max_body_size`). Each publish still gets its own result; if nsqd rejects the

@@ -39,6 +39,12 @@ impl Pool {
                 return start_copies(nodes, payload, patience);
             }
         }
+        if shared.config.producer.fail_fast {
+            // No node is up, and publishes do not wait.
+            let reason = NotSentReason::NoNodeUp(shared.nodes_down(u64::MAX));
+            shared.counters.not_sent(&reason);
+            return Start::Done(Err(PublishError::NotSent(reason)));
+        }
         Start::Waiting(Box::pin(self.wait_for_a_node(payload, deadline)))
     }
 
