@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use nsq_test_support::Nsqd;
+use nsq_test_support::{Nsqd, NsqdOptions, Nsqlookupd};
 use serde_json::Value;
 
 use common::{
@@ -277,6 +277,8 @@ fn generate_publishes_messages_of_the_given_size() {
             "10000",
             "--size",
             "50",
+            "--nsqd-http-address",
+            &nsqd.http_addr().to_string(),
             "--report-json",
             &report_path.display().to_string(),
         ],
@@ -294,6 +296,43 @@ fn generate_publishes_messages_of_the_given_size() {
     assert_eq!(count(&report, "acknowledged"), 10_000, "{report}");
     assert_eq!(count(&report, "bytes"), 500_000, "{report}");
     assert_eq!(count(&report, "exit_code"), 0, "{report}");
+    // nsqd's own count, taken through --nsqd-http-address, matches the acknowledgements.
+    assert_eq!(count(&report, "verified.counted"), 10_000, "{report}");
+    assert_eq!(report["verified"]["matches"], true, "{report}");
+}
+
+/// `--lookupd-http-address` alone: nsq-pub finds both nsqd through nsqlookupd and spreads the
+/// lines over them round-robin; every line is stored once.
+#[test]
+fn lookupd_finds_the_nsqd_to_publish_to() {
+    let lookupd = Nsqlookupd::start();
+    let nodes: Vec<Nsqd> = (0..2)
+        .map(|_| {
+            let nsqd = Nsqd::start_with(NsqdOptions::new().lookupd(&lookupd));
+            lookupd.wait_for_nsqd(&nsqd);
+            nsqd
+        })
+        .collect();
+    let (input, lines) = numbered_lines("found-", 4_000);
+    let finished = run(
+        [
+            "--topic",
+            "found",
+            "--lookupd-http-address",
+            &lookupd.http_addr().to_string(),
+            "--mode",
+            "round-robin",
+        ],
+        &input,
+    );
+    finished.assert_code(0);
+    let mut stored = Vec::new();
+    for nsqd in &nodes {
+        let here = read_all(nsqd, "found");
+        assert!(!here.is_empty(), "every nsqd found gets lines");
+        stored.extend(here);
+    }
+    assert_same_messages(&stored, &lines, "read back from both nsqd");
 }
 
 /// `--help` succeeds and says the tool stands in for to_nsq.

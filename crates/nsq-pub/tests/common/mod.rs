@@ -91,6 +91,15 @@ impl Running {
         self.started
     }
 
+    /// Sends the process SIGINT (what Ctrl-C sends), by the PID this test started.
+    pub fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -INT {}", self.child.id());
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()

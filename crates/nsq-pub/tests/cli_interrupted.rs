@@ -1,0 +1,130 @@
+//! nsq-pub end to end when it is interrupted (SIGINT, as Ctrl-C sends) in the middle of a run:
+//! it finishes what it sent, says where it left its input, and the job can be completed from
+//! there without losing or duplicating a line.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use nsq_test_support::Nsqd;
+
+use common::{
+    HANG, Running, assert_same_messages, count, nsq_pub, numbered_lines, read_all, records, report,
+    run,
+};
+
+/// Lines in the input file.
+const N: usize = 60_000;
+
+/// Slow enough to be interrupted part way (about 4 s for the whole file).
+const RATE: &str = "15000";
+
+/// Interrupted once a few thousand lines are stored:
+/// - the exit code is the report's: 1 when lines read ahead went to `--failed-out`, 130 when
+///   there were none; nothing is unknown, since nsqd stays up;
+/// - the report says interrupted, and where it stopped (`file:record`);
+/// - what nsqd holds plus `--failed-out` is exactly the input up to that record;
+/// - feeding `--failed-out` and then the rest of the file exits 0, and nsqd then holds every
+///   line of the input exactly once.
+#[test]
+fn an_interrupted_run_can_be_finished_exactly() {
+    let nsqd = Nsqd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, lines) = numbered_lines("interrupted-", N);
+    let input_path = dir.path().join("input.txt");
+    std::fs::write(&input_path, &input).unwrap();
+    let failed_path = dir.path().join("failed.txt");
+    let report_path = dir.path().join("report.json");
+    let addr = nsqd.tcp_addr().to_string();
+
+    let mut command = nsq_pub();
+    command.args([
+        "--topic",
+        "interrupted",
+        "--nsqd-tcp-address",
+        &addr,
+        "--rate",
+        RATE,
+        "--failed-out",
+        &failed_path.display().to_string(),
+        "--report-json",
+        &report_path.display().to_string(),
+        &input_path.display().to_string(),
+    ]);
+    let mut running = Running::spawn(&mut command, Vec::new());
+    let deadline = Instant::now() + HANG;
+    while nsqd.topic_depth("interrupted").unwrap_or(0) < 5_000 {
+        assert!(
+            running.is_running(),
+            "nsq-pub ended before it was interrupted"
+        );
+        assert!(Instant::now() < deadline, "nothing stored");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running.interrupt();
+    let finished = running.wait();
+
+    let report = report(&report_path);
+    assert_eq!(report["interrupted"], true, "{report}");
+    assert_eq!(count(&report, "unknown"), 0, "{report}");
+    let code = count(&report, "exit_code");
+    assert!(code == 1 || code == 130, "{report}");
+    finished.assert_code(code as i32);
+    assert!(
+        finished.stderr.contains("interrupted"),
+        "stderr:\n{}",
+        finished.stderr
+    );
+    let stopped = report["stopped_after"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no stopped_after: {report}"));
+    let (source, record) = stopped.rsplit_once(':').expect("source:record");
+    assert_eq!(source, input_path.display().to_string());
+    let taken: usize = record.parse().expect("a record number");
+    assert!(taken < N, "the input was not read to its end: {report}");
+
+    let failed = records(&std::fs::read(&failed_path).unwrap(), b'\n');
+    assert_eq!(
+        failed.len() as u64,
+        count(&report, "not_stored"),
+        "{report}"
+    );
+    assert_eq!(
+        failed.len() as u64,
+        count(&report, "rejected.interrupted"),
+        "every line not stored was read ahead and not sent: {report}"
+    );
+    assert_eq!(code == 130, failed.is_empty(), "{report}");
+    let stored = read_all(&nsqd, "interrupted");
+    assert_eq!(
+        stored.len() as u64,
+        count(&report, "acknowledged"),
+        "{report}"
+    );
+    let mut accounted = stored.clone();
+    accounted.extend(failed.iter().cloned());
+    assert_same_messages(&accounted, &lines[..taken], "stored and failed-out");
+
+    // Finish: the failed-out lines, then the input after the record it stopped at.
+    let mut rest = std::fs::read(&failed_path).unwrap();
+    for line in &lines[taken..] {
+        rest.extend_from_slice(line);
+        rest.push(b'\n');
+    }
+    let finished = run(
+        ["--topic", "interrupted", "--nsqd-tcp-address", &addr],
+        &rest,
+    );
+    finished.assert_code(0);
+    let mut all = stored;
+    all.extend(read_all_again(&nsqd));
+    assert_same_messages(&all, &lines, "after finishing");
+}
+
+/// What the topic received since the first read-back, through that channel.
+fn read_all_again(nsqd: &Nsqd) -> Vec<Vec<u8>> {
+    let depth = common::channel_stats(nsqd, "interrupted", common::READBACK)
+        .and_then(|c| c["depth"].as_u64())
+        .expect("the read-back channel");
+    common::read_at_least(nsqd, "interrupted", common::READBACK, depth as usize)
+}
