@@ -39,6 +39,8 @@ pub(crate) struct Job<'a> {
     pub(crate) max_body_size: u64,
     /// Source names, for a read error.
     pub(crate) names: &'a [String],
+    /// How many nsqd each message goes to (fan-out), so how many must be up to send one.
+    pub(crate) copies: u64,
 }
 
 /// The publishes handed over: those of earlier chunks of input, collected as groups, and those
@@ -120,9 +122,10 @@ pub(crate) async fn publish_all(
                 msgs
             }
         };
-        // While no nsqd is up (a publish waited its whole deadline for one), messages are not
-        // sent; whether one is back is looked at once a chunk.
-        let mut down = pending.no_node && !job.pool.nodes().iter().any(|n| n.up);
+        // While too few nsqd are up (a publish waited its whole deadline for them), messages
+        // are not sent; whether they are back is looked at once a chunk.
+        let mut down = pending.no_node
+            && job.pool.nodes().iter().filter(|n| n.up).count() < job.copies as usize;
         pending.no_node = down;
         let mut msgs = msgs.into_iter();
         while let Some(msg) = msgs.next() {

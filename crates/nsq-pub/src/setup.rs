@@ -199,6 +199,7 @@ impl Prepared {
             max_msg_size: limits.max_msg_size,
             max_body_size: limits.max_body_size,
             names: &self.names,
+            copies: self.copies,
         }
     }
 

@@ -131,10 +131,19 @@ fn missing_input_file_exits_4_and_publishes_nothing() {
 /// nsqd started with `--max-msg-size=1024` and nsq-pub told the same limit: among 40 lines
 /// (one empty), one of 1025 bytes and one of 2000 are refused, each reported on stderr with
 /// its file and record number, written to `--failed-out` and counted as `too_large`; the other
-/// 37, one of exactly 1024 bytes among them, are all acknowledged and stored; exit 1.
+/// 37, one of exactly 1024 bytes among them, are all acknowledged and stored; exit 1. The same
+/// with the producer's batching (`--batch auto`), one PUB per line (`--batch 1`) and explicit
+/// MPUBs of 7 (`--batch 7`), where an oversize line must not take its MPUB down with it.
 #[test]
 fn oversize_lines_are_refused_and_the_rest_published() {
     let nsqd = Nsqd::start_with(NsqdOptions::new().max_msg_size(1024));
+    for batch in ["auto", "1", "7"] {
+        oversize_lines_with(&nsqd, batch);
+    }
+}
+
+fn oversize_lines_with(nsqd: &Nsqd, batch: &str) {
+    let topic = format!("sized-{batch}");
     let dir = tempfile::tempdir().unwrap();
     let input_path = dir.path().join("lines.txt");
     let failed_path = dir.path().join("failed.out");
@@ -160,9 +169,11 @@ fn oversize_lines_are_refused_and_the_rest_published() {
     let finished = run(
         [
             "--topic",
-            "sized",
+            &topic,
             "--nsqd-tcp-address",
             &nsqd.tcp_addr().to_string(),
+            "--batch",
+            batch,
             "--producer-opt",
             "max_msg_size,1024",
             "--failed-out",
@@ -187,8 +198,8 @@ fn oversize_lines_are_refused_and_the_rest_published() {
     }
     let failed = records(&std::fs::read(&failed_path).unwrap(), b'\n');
     assert_same_messages(&failed, &oversize, "--failed-out");
-    assert_eq!(nsqd.topic_depth("sized"), Some(good.len() as u64));
-    assert_same_messages(&read_all(&nsqd, "sized"), &good, "read back");
+    assert_eq!(nsqd.topic_depth(&topic), Some(good.len() as u64));
+    assert_same_messages(&read_all(nsqd, &topic), &good, "read back");
     let report = report(&report_path);
     assert_eq!(count(&report, "acknowledged"), 37, "{report}");
     assert_eq!(count(&report, "skipped_empty"), 1, "{report}");
