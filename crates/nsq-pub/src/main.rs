@@ -72,6 +72,7 @@ async fn publish(args: &Args, plan: setup::Plan) -> u8 {
     let stop = setup::interrupts();
     let mut stop_rx = stop.subscribe();
     let progress = progress::Progress::start(tally.counters.clone(), args.generate, args.quiet);
+    tally.printer = progress.printer();
     let input = prepared
         .sources
         .take()

@@ -20,6 +20,21 @@ pub(crate) struct Progress {
     task: Option<(JoinHandle<()>, Option<ProgressBar>)>,
 }
 
+/// Prints lines on standard error without tearing the live progress line: the line is taken
+/// down, the text printed, and the line drawn again.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Printer(Option<ProgressBar>);
+
+impl Printer {
+    /// Prints `text` as a line of its own on standard error.
+    pub(crate) fn line(&self, text: std::fmt::Arguments<'_>) {
+        match &self.0 {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
 impl Progress {
     /// Starts showing `counters` on standard error, unless `quiet`. `total` is the number of
     /// messages expected, when known.
@@ -70,6 +85,11 @@ impl Progress {
                 task: Some((task, None)),
             }
         }
+    }
+
+    /// A printer for lines shown while this display runs.
+    pub(crate) fn printer(&self) -> Printer {
+        Printer(self.task.as_ref().and_then(|(_, bar)| bar.clone()))
     }
 
     /// Stops the display and clears the live line.

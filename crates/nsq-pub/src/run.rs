@@ -112,7 +112,9 @@ pub(crate) async fn publish_all(
                     .names
                     .get(source as usize)
                     .map_or("input", String::as_str);
-                eprintln!("nsq-pub: error: reading {name}: {error}");
+                tally
+                    .printer
+                    .line(format_args!("nsq-pub: error: reading {name}: {error}"));
                 end = End::InputFailed;
                 break;
             }

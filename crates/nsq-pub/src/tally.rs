@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use nsq_producer::{Delivery, InvalidPublish, PublishError};
 
 use crate::input::Msg;
+use crate::progress::Printer;
 
 /// Error lines printed for each kind of failure before the rest are only counted.
 const SHOWN_PER_KIND: u64 = 20;
@@ -48,6 +49,8 @@ pub(crate) struct Tally {
     shown: BTreeMap<&'static str, u64>,
     /// The last message taken from the input: every record up to it is accounted for.
     last_taken: Option<(u32, u64)>,
+    /// Where error lines go.
+    pub(crate) printer: Printer,
 }
 
 impl Tally {
@@ -72,6 +75,7 @@ impl Tally {
             names,
             shown: BTreeMap::new(),
             last_taken: None,
+            printer: Printer::default(),
         })
     }
 
@@ -177,9 +181,11 @@ impl Tally {
         let shown = self.shown.entry(kind).or_default();
         *shown += 1;
         if *shown <= SHOWN_PER_KIND {
-            eprintln!("nsq-pub: {line}");
+            self.printer.line(format_args!("nsq-pub: {line}"));
         } else if *shown == SHOWN_PER_KIND + 1 {
-            eprintln!("nsq-pub: more of these are counted in the report, not shown");
+            self.printer.line(format_args!(
+                "nsq-pub: more of these are counted in the report, not shown"
+            ));
         }
     }
 
