@@ -112,8 +112,8 @@ impl Metrics {
         self.withdrawn.increment(1);
     }
 
-    pub(crate) fn handed_back(&self) {
-        self.handed_back.increment(1);
+    pub(crate) fn handed_back(&self, requests: u64) {
+        self.handed_back.increment(requests);
     }
 
     pub(crate) fn rejected(&self, code: &str, requests: u64) {

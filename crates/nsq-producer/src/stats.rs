@@ -255,18 +255,20 @@ impl Counters {
 
     /// A request left the queue for another node of its pool.
     pub(crate) fn handed_back(&self) {
-        self.handed_back.fetch_add(1, Relaxed);
+        self.handed_back_n(1);
+    }
+
+    fn handed_back_n(&self, requests: u64) {
+        self.handed_back.fetch_add(requests, Relaxed);
         #[cfg(feature = "metrics")]
-        self.metrics.handed_back();
+        self.metrics.handed_back(requests);
     }
 
     /// `requests` written requests left this node of a pool to be sent again on another: nsqd
     /// did not execute them (or their outcome is unknown and the pool sends those again too).
     pub(crate) fn handed_back_written(&self, requests: usize) {
         self.answered(requests as u64);
-        for _ in 0..requests {
-            self.handed_back();
-        }
+        self.handed_back_n(requests as u64);
     }
 
     /// Requests queued or written and not answered: the load a pool balances on.

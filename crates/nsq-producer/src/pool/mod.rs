@@ -77,6 +77,9 @@ pub(crate) struct Shared {
     counters: Counters,
     /// Requests the rebalancer holds, waiting for a node with room.
     parked: AtomicU64,
+    /// Told each time the rebalancer has dealt with what it received or retried, so that a
+    /// flush waiting for moved requests looks again.
+    rebalanced: tokio::sync::Notify,
     /// Where nodes hand back requests; dropped at close, so that the rebalancer ends once the
     /// nodes have closed.
     hand_back: Mutex<Option<mpsc::UnboundedSender<Request>>>,
@@ -138,6 +141,7 @@ impl Pool {
             closed: AtomicBool::new(false),
             counters: Counters::new("pool"),
             parked: AtomicU64::new(0),
+            rebalanced: tokio::sync::Notify::new(),
             hand_back: Mutex::new(Some(hand_back)),
             next_slot: AtomicUsize::new(0),
             retiring: Mutex::new(Vec::new()),
@@ -297,13 +301,19 @@ impl Pool {
     pub async fn flush(&self) {
         let shared = &self.inner.shared;
         loop {
+            // Registered first: a request that moves after this wakes the wait below.
+            let rebalanced = shared.rebalanced.notified();
+            let mut rebalanced = std::pin::pin!(rebalanced);
+            rebalanced.as_mut().enable();
             let moved = shared.handed_back();
             let nodes = shared.all_nodes();
             futures::future::join_all(nodes.iter().map(|n| n.producer.flush())).await;
             if shared.parked.load(Ordering::Relaxed) == 0 && shared.handed_back() == moved {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            // Requests moved or are parked: look again once the rebalancer has dealt with
+            // them (it retries parked ones every 10 ms), or after 10 ms should it have ended.
+            let _ = tokio::time::timeout(Duration::from_millis(10), rebalanced).await;
         }
     }
 

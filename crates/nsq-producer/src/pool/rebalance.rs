@@ -51,11 +51,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed: mpsc::UnboundedReceiver
             }
         }
         shared.parked.store(parked.len() as u64, Ordering::Relaxed);
+        shared.rebalanced.notify_waiters();
     }
     for request in parked.drain(..) {
         shared.fail(request, NotSentReason::Closed);
     }
     shared.parked.store(0, Ordering::Relaxed);
+    shared.rebalanced.notify_waiters();
 }
 
 fn retry(shared: &Shared, parked: &mut VecDeque<Request>) {
