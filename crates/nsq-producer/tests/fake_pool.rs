@@ -175,3 +175,28 @@ async fn a_fan_out_reports_each_copy() {
     assert_eq!(err.delivery(), nsq_producer::Delivery::Unknown);
     assert!(!err.is_retry_safe());
 }
+
+/// With `fail_fast`, a pool whose only node cannot be reached fails publishes at once with
+/// `NoNodeUp` instead of waiting for the node until their deadline: the first, queued on the
+/// untried node and handed back when its dial fails, and the next, which finds no node up.
+#[tokio::test]
+async fn with_fail_fast_no_node_up_fails_at_once() {
+    let closed = FakeServer::bind().await;
+    let addr = closed.addr();
+    drop(closed);
+    let mut producer = unbatched();
+    producer.fail_fast = true;
+    producer.publish_timeout = Some(std::time::Duration::from_secs(60));
+    let pool = Pool::new([addr], PoolConfig::new(producer)).unwrap();
+    for body in ["first", "second"] {
+        let outcome = within(body, pool.publish(&topic(), body)).await;
+        assert!(
+            matches!(
+                outcome,
+                Err(PublishError::NotSent(NotSentReason::NoNodeUp(_)))
+            ),
+            "{body}: {outcome:?}"
+        );
+    }
+    pool.close_now().await;
+}

@@ -4,7 +4,8 @@
 //! attempt fails, so that nothing waits behind a dead node while another is up. Such a request
 //! was never written: queuing it elsewhere cannot duplicate it. It keeps its caller's slot, so
 //! the caller's [`Publish`](crate::Publish) resolves wherever the request ends. When no node has
-//! room or none is up, the request is parked here until one does or its deadline passes.
+//! room or none is up, the request is parked here until one does or its deadline passes (with
+//! `fail_fast`, it fails at once instead).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -36,7 +37,17 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handed: mpsc::UnboundedReceiver
                         tracing::debug!("retry budget spent: a publish ends with its outcome on its node");
                         shared.fail(request, NotSentReason::Closed);
                     } else if let Err(request) = place(&shared, request) {
-                        parked.push_back(request);
+                        if shared.config.producer.fail_fast {
+                            // Publishes do not wait: not for room, not for a node.
+                            let up = shared.pick(request.avoid(), request.payload.topic());
+                            let reason = match up {
+                                Some(_) => NotSentReason::QueueFull,
+                                None => NotSentReason::NoNodeUp(shared.nodes_down(u64::MAX)),
+                            };
+                            shared.fail(request, reason);
+                        } else {
+                            parked.push_back(request);
+                        }
                     }
                 }
                 None => break,
