@@ -170,6 +170,9 @@ impl<'a> Splitter<'a> {
                 self.record(record)?;
             }
             scanned = buf.len();
+            // What this read completed goes now, not when a chunk fills: a line from a slow
+            // source (`tail -F`) is published as soon as it is read.
+            self.flush()?;
         }
     }
 

@@ -93,6 +93,16 @@ pub(crate) async fn publish_all(
     let mut group = Group::default();
     let mut end = End::Complete;
     'input: loop {
+        // Nothing more is ready: a partial MPUB group goes now rather than wait for input that
+        // may be slow to come.
+        if !group.msgs.is_empty()
+            && input.is_empty()
+            && !send_group(job, &mut group, &mut pending, tally, stop).await
+        {
+            end = End::Interrupted;
+            break;
+        }
+        pending.seal();
         let chunk = tokio::select! {
             biased;
             Ok(_) = stop.wait_for(|&n| n >= 1) => {

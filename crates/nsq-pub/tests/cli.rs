@@ -4,13 +4,15 @@
 
 mod common;
 
-use std::time::Duration;
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use nsq_test_support::{Nsqd, NsqdOptions, Nsqlookupd};
 use serde_json::Value;
 
 use common::{
-    Rng, Running, assert_same_messages, count, nsq_pub, numbered_lines, read_all, report, run,
+    HANG, Rng, Running, assert_same_messages, count, nsq_pub, numbered_lines, read_all, report, run,
 };
 
 /// Test input: records separated by a delimiter, some of them empty.
@@ -333,6 +335,56 @@ fn lookupd_finds_the_nsqd_to_publish_to() {
         stored.extend(here);
     }
     assert_same_messages(&stored, &lines, "read back from both nsqd");
+}
+
+/// A line from a slow source (`tail -F`) is published as soon as it is read, not when more
+/// input comes: with the producer's batching and with explicit MPUBs of 10, the first line is
+/// stored while standard input is still open, and the second after it.
+#[test]
+fn lines_from_a_slow_source_go_out_as_they_come() {
+    let nsqd = Nsqd::start();
+    for batch in ["auto", "10"] {
+        let topic = format!("slow-{batch}");
+        let mut child = nsq_pub()
+            .args([
+                "--topic",
+                &topic,
+                "--nsqd-tcp-address",
+                &nsqd.tcp_addr().to_string(),
+                "--batch",
+                batch,
+                "--quiet",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nsq-pub");
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(b"first\n").unwrap();
+        stdin.flush().unwrap();
+        let deadline = Instant::now() + HANG;
+        while nsqd.topic_depth(&topic) != Some(1) {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "nsq-pub ended with its input still open"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "the first line was not published"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stdin.write_all(b"second\n").unwrap();
+        drop(stdin);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "--batch {batch}: {status}");
+        assert_same_messages(
+            &read_all(&nsqd, &topic),
+            &[b"first".to_vec(), b"second".to_vec()],
+            "read back",
+        );
+    }
 }
 
 /// `--help` succeeds and says the tool stands in for to_nsq.
