@@ -69,10 +69,10 @@ async fn publish(args: &Args, plan: setup::Plan) -> u8 {
             return EXIT_CANNOT_START;
         }
     };
-    let stop = setup::interrupts();
-    let mut stop_rx = stop.subscribe();
     let progress = progress::Progress::start(tally.counters.clone(), args.generate, args.quiet);
     tally.printer = progress.printer();
+    let stop = setup::interrupts(progress.printer());
+    let mut stop_rx = stop.subscribe();
     let input = prepared
         .sources
         .take()

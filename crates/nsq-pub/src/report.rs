@@ -28,7 +28,7 @@ pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
     pub(crate) topic: String,
-    /// Messages handed to the producer (or refused by it before sending).
+    /// Messages taken from the input: `acknowledged + not_stored + unknown`.
     pub(crate) read: u64,
     pub(crate) skipped_empty: u64,
     pub(crate) acknowledged: u64,

@@ -142,7 +142,6 @@ pub(crate) async fn publish_all(
         let mut msgs = msgs.into_iter();
         while let Some(msg) = msgs.next() {
             if down {
-                tally.counters.read.fetch_add(1, Relaxed);
                 tally.unsent(NO_NODE_UP, &msg);
                 continue;
             }

@@ -7,6 +7,7 @@ use tokio::sync::watch;
 
 use crate::args::{Args, Batch, Mode, split_producer_opt};
 use crate::input::Sources;
+use crate::progress::Printer;
 use crate::report::{Report, Verified};
 use crate::run::Job;
 use crate::tally::Tally;
@@ -235,16 +236,16 @@ impl Prepared {
 }
 
 /// Counts Ctrl-C presses: the first stops reading input, the second stops waiting for answers.
-pub(crate) fn interrupts() -> watch::Sender<u8> {
+pub(crate) fn interrupts(printer: Printer) -> watch::Sender<u8> {
     let (tx, _) = watch::channel(0u8);
     let counting = tx.clone();
     tokio::spawn(async move {
         while tokio::signal::ctrl_c().await.is_ok() {
             counting.send_modify(|n| *n = n.saturating_add(1));
             if *counting.borrow() == 1 {
-                eprintln!(
+                printer.line(format_args!(
                     "nsq-pub: interrupted: finishing what was sent (Ctrl-C again to stop waiting)"
-                );
+                ));
             }
         }
     });

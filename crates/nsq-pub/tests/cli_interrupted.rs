@@ -67,6 +67,11 @@ fn an_interrupted_run_can_be_finished_exactly() {
     let report = report(&report_path);
     assert_eq!(report["interrupted"], true, "{report}");
     assert_eq!(count(&report, "unknown"), 0, "{report}");
+    assert_eq!(
+        count(&report, "read"),
+        count(&report, "acknowledged") + count(&report, "not_stored"),
+        "every message taken from the input has its outcome: {report}"
+    );
     let code = count(&report, "exit_code");
     assert!(code == 1 || code == 130, "{report}");
     finished.assert_code(code as i32);
