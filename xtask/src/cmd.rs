@@ -118,7 +118,27 @@ pub(crate) fn run_step(command: &mut Command) -> Result<(), Failure> {
 
 /// The cargo that is running this xtask, so every step uses the same toolchain.
 pub(crate) fn cargo() -> Command {
-    Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    // `cargo run` gave xtask its own package's variables. A cargo started from here must not
+    // inherit them: build scripts that watch them (ring's watches `CARGO_MANIFEST_DIR`) would
+    // see them change between a plain `cargo build` and one started by xtask, and rebuild
+    // everything above them each time.
+    for (key, _) in env::vars_os() {
+        if key.to_str().is_some_and(is_package_variable) {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// A variable cargo sets for the package it runs, rather than for itself.
+fn is_package_variable(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || key.starts_with("CARGO_MANIFEST_")
+        || matches!(
+            key,
+            "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+        )
 }
 
 /// The first file called `name` in a `PATH` directory.
@@ -136,4 +156,27 @@ fn spawn_failure(command: &Command, err: &io::Error) -> Failure {
         "could not run `{}`: {err}",
         command.get_program().to_string_lossy()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_package_variables_are_left_out() {
+        for key in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+        ] {
+            assert!(is_package_variable(key), "{key}");
+        }
+        for key in ["CARGO", "CARGO_HOME", "CARGO_TARGET_DIR", "RUSTFLAGS", "PATH"] {
+            assert!(!is_package_variable(key), "{key}");
+        }
+    }
 }
