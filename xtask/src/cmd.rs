@@ -175,7 +175,13 @@ mod tests {
         ] {
             assert!(is_package_variable(key), "{key}");
         }
-        for key in ["CARGO", "CARGO_HOME", "CARGO_TARGET_DIR", "RUSTFLAGS", "PATH"] {
+        for key in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "RUSTFLAGS",
+            "PATH",
+        ] {
             assert!(!is_package_variable(key), "{key}");
         }
     }

@@ -7,6 +7,8 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::mpsc;
@@ -69,6 +71,17 @@ impl Sources {
         Ok(Self::Read(opened))
     }
 
+    /// The bytes there are to read, when every source is a regular file.
+    pub(crate) fn size(files: &[PathBuf]) -> Option<u64> {
+        if files.is_empty() {
+            return None;
+        }
+        files.iter().try_fold(0, |total, path| {
+            let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+            (path.as_os_str() != "-").then(|| total + meta.len())
+        })
+    }
+
     /// The name of each source, for messages about a record.
     pub(crate) fn names(&self) -> Vec<String> {
         match self {
@@ -78,15 +91,16 @@ impl Sources {
     }
 
     /// Starts the reading thread; its chunks arrive on the returned channel, which closes at
-    /// the end of the input. Dropping the receiver stops the thread at its next chunk.
-    pub(crate) fn spawn(self, delimiter: u8) -> mpsc::Receiver<Chunk> {
+    /// the end of the input. Dropping the receiver stops the thread at its next chunk. Every
+    /// byte read is added to `read_bytes`.
+    pub(crate) fn spawn(self, delimiter: u8, read_bytes: Arc<AtomicU64>) -> mpsc::Receiver<Chunk> {
         let (tx, rx) = mpsc::channel(16);
         std::thread::Builder::new()
             .name("nsq-pub-input".to_owned())
             .spawn(move || match self {
                 Self::Read(sources) => {
                     for (index, (_, reader)) in sources.into_iter().enumerate() {
-                        let mut splitter = Splitter::new(index as u32, delimiter, &tx);
+                        let mut splitter = Splitter::new(index as u32, delimiter, &tx, &read_bytes);
                         if let Err(error) = splitter.run(reader) {
                             if error.kind() != io::ErrorKind::BrokenPipe || !tx.is_closed() {
                                 let _ = tx.blocking_send(Chunk::Failed {
@@ -113,17 +127,24 @@ struct Splitter<'a> {
     source: u32,
     delimiter: u8,
     tx: &'a mpsc::Sender<Chunk>,
+    read_bytes: &'a AtomicU64,
     record: u64,
     msgs: Vec<Msg>,
     skipped: u64,
 }
 
 impl<'a> Splitter<'a> {
-    fn new(source: u32, delimiter: u8, tx: &'a mpsc::Sender<Chunk>) -> Self {
+    fn new(
+        source: u32,
+        delimiter: u8,
+        tx: &'a mpsc::Sender<Chunk>,
+        read_bytes: &'a AtomicU64,
+    ) -> Self {
         Self {
             source,
             delimiter,
             tx,
+            read_bytes,
             record: 0,
             msgs: Vec::with_capacity(CHUNK),
             skipped: 0,
@@ -156,6 +177,7 @@ impl<'a> Splitter<'a> {
                 }
             };
             buf.truncate(filled + n);
+            self.read_bytes.fetch_add(n as u64, Relaxed);
             if n == 0 {
                 // The last record needs no delimiter.
                 if !buf.is_empty() {
@@ -245,7 +267,7 @@ mod tests {
 
     fn split(input: &'static [u8], delimiter: u8) -> (Vec<(u64, Vec<u8>)>, u64) {
         let sources = Sources::Read(vec![("test".to_owned(), Box::new(input))]);
-        let mut rx = sources.spawn(delimiter);
+        let mut rx = sources.spawn(delimiter, Arc::default());
         let mut out = Vec::new();
         let mut skipped = 0;
         while let Some(chunk) = rx.blocking_recv() {
@@ -298,7 +320,7 @@ mod tests {
             count: 2500,
             size: 7,
         }
-        .spawn(b'\n');
+        .spawn(b'\n', Arc::default());
         let mut all = Vec::new();
         while let Some(Chunk::Messages { msgs, .. }) = rx.blocking_recv() {
             all.extend(msgs);

@@ -18,6 +18,8 @@ mod tally;
 mod verify;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use clap::{CommandFactory, Parser};
@@ -69,7 +71,18 @@ async fn publish(args: &Args, plan: setup::Plan) -> u8 {
             return EXIT_CANNOT_START;
         }
     };
-    let progress = progress::Progress::start(tally.counters.clone(), args.generate, args.quiet);
+    let total = match args.generate {
+        Some(n) => progress::Total::Messages(n),
+        None => input::Sources::size(&args.files)
+            .map_or(progress::Total::Unknown, progress::Total::Bytes),
+    };
+    let read_bytes = Arc::new(AtomicU64::new(0));
+    let progress = progress::Progress::start(
+        tally.counters.clone(),
+        total,
+        read_bytes.clone(),
+        args.quiet,
+    );
     tally.printer = progress.printer();
     let stop = setup::interrupts(progress.printer());
     let mut stop_rx = stop.subscribe();
@@ -77,7 +90,7 @@ async fn publish(args: &Args, plan: setup::Plan) -> u8 {
         .sources
         .take()
         .expect("sources")
-        .spawn(args.delimiter);
+        .spawn(args.delimiter, read_bytes);
     let end = run::publish_all(&prepared.job(), input, &mut tally, &mut stop_rx).await;
     progress.finish();
     let mut report = Report::new(&args.topic, &tally, end, started.elapsed());

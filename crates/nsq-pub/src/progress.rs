@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -14,6 +14,16 @@ use crate::tally::Counters;
 
 /// How often plain progress lines are printed.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+/// How much there is to do, when known.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Total {
+    /// Generated messages.
+    Messages(u64),
+    /// Bytes of the input files.
+    Bytes(u64),
+    Unknown,
+}
 
 /// A running progress display; [`finish`](Self::finish) removes it.
 pub(crate) struct Progress {
@@ -36,24 +46,29 @@ impl Printer {
 }
 
 impl Progress {
-    /// Starts showing `counters` on standard error, unless `quiet`. `total` is the number of
-    /// messages expected, when known.
-    pub(crate) fn start(counters: Arc<Counters>, total: Option<u64>, quiet: bool) -> Self {
+    /// Starts showing `counters` on standard error, unless `quiet`; with a known total, as a
+    /// bar (of messages with an outcome, or of input bytes read) with the time left.
+    pub(crate) fn start(
+        counters: Arc<Counters>,
+        total: Total,
+        read_bytes: Arc<AtomicU64>,
+        quiet: bool,
+    ) -> Self {
         if quiet {
             return Self { task: None };
         }
         let started = Instant::now();
         if std::io::stderr().is_terminal() {
             let bar = match total {
-                Some(total) => ProgressBar::new(total).with_style(
+                Total::Messages(n) | Total::Bytes(n) => ProgressBar::new(n).with_style(
                     ProgressStyle::with_template(
-                        "{elapsed_precise} [{bar:30}] {percent:>3}% {msg}",
+                        "{elapsed_precise} [{bar:20}] {percent:>3}% {eta:>3} left: {wide_msg}",
                     )
                     .expect("a valid template")
                     .progress_chars("=> "),
                 ),
-                None => ProgressBar::new_spinner().with_style(
-                    ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                Total::Unknown => ProgressBar::new_spinner().with_style(
+                    ProgressStyle::with_template("{spinner} {elapsed_precise} {wide_msg}")
                         .expect("a valid template"),
                 ),
             };
@@ -64,7 +79,11 @@ impl Progress {
                 loop {
                     tick.tick().await;
                     let line = Line::read(&counters, started);
-                    shown.set_position(line.done());
+                    let position = match total {
+                        Total::Bytes(_) => read_bytes.load(Relaxed),
+                        _ => line.done(),
+                    };
+                    shown.set_position(position);
                     shown.set_message(line.to_string());
                 }
             });
