@@ -315,6 +315,18 @@ mod tests {
     }
 
     #[test]
+    fn the_size_is_known_only_for_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"one\n").unwrap();
+        std::fs::write(&b, b"two\nthree\n").unwrap();
+        assert_eq!(Sources::size(&[a.clone(), b.clone()]), Some(14));
+        assert_eq!(Sources::size(&[]), None, "standard input");
+        assert_eq!(Sources::size(&[a.clone(), PathBuf::from("-")]), None);
+        assert_eq!(Sources::size(&[dir.path().to_owned()]), None, "a directory");
+    }
+
+    #[test]
     fn generated_messages_have_the_size_asked_for() {
         let mut rx = Sources::Generate {
             count: 2500,
