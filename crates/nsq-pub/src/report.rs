@@ -88,7 +88,7 @@ impl Report {
         let secs = elapsed.as_secs_f64();
         Self {
             topic: topic.to_owned(),
-            read: c.read.load(Relaxed),
+            read: acknowledged + not_stored + unknown,
             skipped_empty: c.skipped_empty.load(Relaxed),
             acknowledged,
             not_stored,

@@ -272,7 +272,6 @@ async fn publish_one(
             return false;
         }
     };
-    tally.counters.read.fetch_add(1, Relaxed);
     match queued {
         Ok(handle) => pending.push(handle, Msgs::One(msg)),
         Err(error) => {
@@ -305,7 +304,6 @@ async fn add_to_group(
     let len = msg.body.len() as u64;
     if len > job.max_msg_size {
         // Refused here, alone, so that it does not take its group down with it.
-        tally.counters.read.fetch_add(1, Relaxed);
         let error = PublishError::Invalid(nsq_producer::InvalidPublish::MessageTooLarge {
             index: None,
             size: len,
@@ -349,7 +347,6 @@ async fn send_group(
             return false;
         }
     };
-    tally.counters.read.fetch_add(msgs.len() as u64, Relaxed);
     match queued {
         Ok(handle) => pending.push(handle, Msgs::Many(msgs)),
         Err(error) => {

@@ -19,8 +19,6 @@ const SHOWN_PER_KIND: u64 = 20;
 /// The running counts, read by the progress display while the publisher updates them.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    /// Messages taken from the input: each ends acknowledged, not stored or unknown.
-    pub(crate) read: AtomicU64,
     /// Empty records skipped.
     pub(crate) skipped_empty: AtomicU64,
     /// Messages nsqd acknowledged.
@@ -158,7 +156,6 @@ impl Tally {
 
     /// Records a message read but not handed over because the run ended early, for `reason`.
     pub(crate) fn unsent(&mut self, reason: &str, msg: &Msg) {
-        self.counters.read.fetch_add(1, Relaxed);
         *self.rejected.entry(reason.to_owned()).or_default() += 1;
         self.not_stored(msg);
     }
