@@ -8,11 +8,11 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use nsq_test_support::{Nsqd, NsqdOptions, Nsqlookupd};
+use nsq_test_support::{Nsqd, NsqdOptions, Nsqlookupd, Rng};
 use serde_json::Value;
 
 use common::{
-    HANG, Rng, Running, assert_same_messages, count, nsq_pub, numbered_lines, read_all, report, run,
+    HANG, Running, assert_same_messages, count, nsq_pub, numbered_lines, read_all, report, run,
 };
 
 /// Test input: records separated by a delimiter, some of them empty.

@@ -128,7 +128,8 @@ fn an_interrupted_run_can_be_finished_exactly() {
 
 /// What the topic received since the first read-back, through that channel.
 fn read_all_again(nsqd: &Nsqd) -> Vec<Vec<u8>> {
-    let depth = common::channel_stats(nsqd, "interrupted", common::READBACK)
+    let depth = nsqd
+        .channel_stats("interrupted", common::READBACK)
         .and_then(|c| c["depth"].as_u64())
         .expect("the read-back channel");
     common::read_at_least(nsqd, "interrupted", common::READBACK, depth as usize)

@@ -139,16 +139,8 @@ fn eventually<T: PartialEq + Copy>(want: T, mut read: impl FnMut() -> T) -> T {
 }
 
 fn channel_stats(nsqd: &Nsqd, topic: &str, channel: &str) -> Value {
-    let stats = nsqd.topic_stats(topic).expect("topic exists");
-    stats["channels"]
-        .as_array()
-        .and_then(|channels| {
-            channels
-                .iter()
-                .find(|c| c["channel_name"] == channel)
-                .cloned()
-        })
-        .unwrap_or_else(|| panic!("channel {channel} not in {stats}"))
+    nsqd.channel_stats(topic, channel)
+        .unwrap_or_else(|| panic!("channel {channel} of {topic} not in nsqd's stats"))
 }
 
 /// nsqd with the small limits of its own size tests: 100-byte messages, 1000-byte MPUB bodies.

@@ -20,6 +20,7 @@ mod fake;
 mod http;
 mod nsqd;
 mod nsqlookupd;
+mod rng;
 mod tls;
 mod tools;
 
@@ -27,5 +28,6 @@ pub use fake::{FakeCompression, FakeNsqd};
 pub use http::HttpResponse;
 pub use nsqd::{Nsqd, NsqdOptions, topic_depth_at};
 pub use nsqlookupd::{Nsqlookupd, NsqlookupdOptions};
+pub use rng::Rng;
 pub use tls::TestPki;
 pub use tools::NsqTool;

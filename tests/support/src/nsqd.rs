@@ -250,9 +250,15 @@ impl Nsqd {
     /// The channel's depth (messages waiting in it). `None` if the topic or channel does not
     /// exist.
     pub fn channel_depth(&self, topic: &str, channel: &str) -> Option<u64> {
+        let stats = self.channel_stats(topic, channel)?;
+        Some(number(&stats, "depth", channel))
+    }
+
+    /// The `/stats` entry of `channel` on `topic` (`depth`, `in_flight_count`,
+    /// `message_count`, ...). `None` if the topic or the channel does not exist.
+    pub fn channel_stats(&self, topic: &str, channel: &str) -> Option<Value> {
         let stats = self.topic_stats(topic)?;
-        let channel_stats = find_named(&stats["channels"], "channel_name", channel)?;
-        Some(number(channel_stats, "depth", channel))
+        find_named(&stats["channels"], "channel_name", channel).cloned()
     }
 
     /// `POST /topic/create`. Creating an existing topic is not an error.

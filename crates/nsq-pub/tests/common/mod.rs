@@ -280,30 +280,6 @@ pub fn assert_same_messages(got: &[Vec<u8>], want: &[Vec<u8>], what: &str) {
     );
 }
 
-/// A small deterministic generator of test data (xorshift64*).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A value in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
-
 /// `n` distinct newline-terminated lines `<prefix><i>`: the input bytes and the lines.
 pub fn numbered_lines(prefix: &str, n: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
     let lines: Vec<Vec<u8>> = (0..n)
@@ -321,16 +297,6 @@ pub fn numbered_lines(prefix: &str, n: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
 pub fn closed_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
     listener.local_addr().expect("local address")
-}
-
-/// The channel statistics of `topic`/`channel` (`None` if either does not exist).
-pub fn channel_stats(nsqd: &Nsqd, topic: &str, channel: &str) -> Option<Value> {
-    let stats = nsqd.topic_stats(topic)?;
-    stats["channels"]
-        .as_array()?
-        .iter()
-        .find(|c| c["channel_name"] == channel)
-        .cloned()
 }
 
 /// Names of the topics nsqd has.
@@ -376,7 +342,9 @@ pub fn read_at_least(nsqd: &Nsqd, topic: &str, channel: &str, n: usize) -> Vec<V
             bodies.push(body);
         }
         consumer.flush();
-        let stats = channel_stats(nsqd, topic, channel).expect("the channel exists");
+        let stats = nsqd
+            .channel_stats(topic, channel)
+            .expect("the channel exists");
         let in_flight = stats["in_flight_count"].as_u64().expect("in_flight_count");
         let depth = stats["depth"].as_u64().expect("channel depth");
         let topic_depth = nsqd.topic_depth(topic).expect("the topic exists");

@@ -15,7 +15,6 @@ use nsq_conn::{ConnConfig, Connection};
 use nsq_producer::ProducerConfig;
 use nsq_proto::{Channel, Command, Frame, Message, Response, Topic};
 use nsq_test_support::Nsqd;
-use serde_json::Value;
 
 /// How long anything may take before a test gives up on it: turns a hang into a failure. It is
 /// never asserted as a duration.
@@ -47,20 +46,11 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
-/// The statistics of one channel, or `None` if the topic or the channel does not exist.
-pub fn channel_stats(nsqd: &Nsqd, topic: &str, channel: &str) -> Option<Value> {
-    let stats = nsqd.topic_stats(topic)?;
-    stats["channels"]
-        .as_array()?
-        .iter()
-        .find(|c| c["channel_name"] == channel)
-        .cloned()
-}
-
 /// A numeric field of a channel's statistics (`depth`, `deferred_count`, `message_count`,
 /// `in_flight_count`, ...).
 pub fn channel_number(nsqd: &Nsqd, topic: &str, channel: &str, field: &str) -> u64 {
-    let stats = channel_stats(nsqd, topic, channel)
+    let stats = nsqd
+        .channel_stats(topic, channel)
         .unwrap_or_else(|| panic!("channel {topic}/{channel} does not exist"));
     stats[field]
         .as_u64()
@@ -225,51 +215,4 @@ pub async fn read_until_quiet(
     }
     consumer.flush().await;
     bodies
-}
-
-/// xorshift64*: a small seeded random source, so a failing run can be repeated with its seed.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from `NSQ_TEST_SEED` if set, else from the clock; the seed is printed.
-    pub fn from_env_or_clock(test: &str) -> Self {
-        let seed = std::env::var("NSQ_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-            });
-        eprintln!("{test}: NSQ_TEST_SEED={seed}");
-        Self::new(seed)
-    }
-
-    pub fn new(seed: u64) -> Self {
-        // One round of splitmix64 so that nearby seeds give unrelated sequences.
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Self((z ^ (z >> 31)) | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A value in `low..=high`.
-    pub fn range(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next_u64() % (high - low + 1)
-    }
-
-    /// True with probability `percent`/100.
-    pub fn percent(&mut self, percent: u64) -> bool {
-        self.next_u64() % 100 < percent
-    }
 }
