@@ -8,6 +8,7 @@
 //! - [`NsqTool`] finds the nsq v1.3.0 binaries, among them `to_nsq` and `nsq_tail`.
 //! - [`FakeNsqd`] plays nsqd's side of one connection over an in-memory pipe, scripted step by
 //!   step (including snappy, deflate and TLS), for tests of what a real nsqd never sends.
+//! - [`DelayProxy`] delays what a server sends, to make a real nsqd answer slowly.
 //! - [`TestPki`] generates a CA, server and client certificates at run time.
 //!
 //! Nothing here is published; it exists only for this workspace's tests.
@@ -20,6 +21,7 @@ mod fake;
 mod http;
 mod nsqd;
 mod nsqlookupd;
+mod proxy;
 mod rng;
 mod tls;
 mod tools;
@@ -28,6 +30,7 @@ pub use fake::{FakeCompression, FakeNsqd};
 pub use http::HttpResponse;
 pub use nsqd::{Nsqd, NsqdOptions, topic_depth_at};
 pub use nsqlookupd::{Nsqlookupd, NsqlookupdOptions};
+pub use proxy::DelayProxy;
 pub use rng::Rng;
 pub use tls::TestPki;
 pub use tools::NsqTool;
