@@ -48,7 +48,10 @@ impl Router {
             });
             match self.disconnected(backoff, &mut expiry).await {
                 None => return Phase::Done,
-                Some(true) => break,
+                Some(true) => {
+                    self.prompt_at = None;
+                    break;
+                }
                 Some(false) => {
                     if let Some(prompt_at) = self.prompt_at.take() {
                         at = at.min(prompt_at);
