@@ -93,11 +93,17 @@ impl Running {
 
     /// Sends the process SIGINT (what Ctrl-C sends), by the PID this test started.
     pub fn interrupt(&self) {
+        self.signal("INT");
+    }
+
+    /// Sends the process the signal `name` (`INT`, `TERM`, `HUP`), by the PID this test
+    /// started.
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -INT {}", self.child.id());
+        assert!(status.success(), "kill -{name} {}", self.child.id());
     }
 
     /// Whether the process is still running.
