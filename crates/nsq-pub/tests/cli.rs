@@ -398,3 +398,17 @@ fn help_mentions_to_nsq() {
         finished.stdout
     );
 }
+
+/// `--completions SHELL` prints a script without `--topic` or an address.
+#[test]
+fn completions_need_no_topic() {
+    for shell in ["bash", "zsh", "fish"] {
+        let finished = run(["--completions", shell], b"");
+        finished.assert_code(0);
+        assert!(
+            finished.stdout.contains("nsq-pub") && finished.stdout.contains("failed-out"),
+            "--completions {shell}:\n{}",
+            finished.stdout
+        );
+    }
+}

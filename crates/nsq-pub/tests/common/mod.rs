@@ -106,6 +106,12 @@ impl Running {
         assert!(status.success(), "kill -{name} {}", self.child.id());
     }
 
+    /// Kills the process (SIGKILL, by the PID this test started) and waits for it.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill nsq-pub");
+        self.child.wait().expect("wait for nsq-pub");
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
