@@ -205,4 +205,3 @@ mod tests {
         assert!(ConnError::HeartbeatTimeout(Duration::from_secs(2)).is_timeout());
     }
 }
-

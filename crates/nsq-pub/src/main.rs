@@ -163,6 +163,7 @@ async fn conclude(
     let signal = stop.borrow().signal;
     let mut report = Report::new(args.topic(), &tally, end, signal, started.elapsed());
     if let Some(prepared) = prepared {
+        report.copies_acknowledged = Some(prepared.acked_messages());
         if let Some(counts) = prepared.counts_before.take() {
             if let Some(verified) = prepared.verify(counts, &report).await {
                 report.verify(verified);

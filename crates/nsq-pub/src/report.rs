@@ -52,6 +52,10 @@ pub(crate) struct Report {
     pub(crate) unknown: u64,
     /// Each distinct error and how many messages it ended.
     pub(crate) errors: BTreeMap<String, u64>,
+    /// Copies nsqd acknowledged, counted on every nsqd: `acknowledged` times the copies with
+    /// fan-out (the producer's `acked_messages`), what the topic's depths summed over the nsqd
+    /// grew by. `null` when no nsqd was connected.
+    pub(crate) copies_acknowledged: Option<u64>,
     /// Bytes of the acknowledged messages.
     pub(crate) bytes: u64,
     pub(crate) elapsed_s: f64,
@@ -115,6 +119,7 @@ impl Report {
             not_stored_by: tally.not_stored_by.clone(),
             unknown,
             errors: tally.errors.clone(),
+            copies_acknowledged: None,
             bytes: c.bytes.load(Relaxed),
             elapsed_s: secs,
             rate: if secs > 0.0 {

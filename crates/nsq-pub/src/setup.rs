@@ -214,6 +214,11 @@ impl Prepared {
         }
     }
 
+    /// The copies every nsqd acknowledged, each message of an MPUB counted.
+    pub(crate) fn acked_messages(&self) -> u64 {
+        self.pool.stats().acked_messages
+    }
+
     /// nsqd's count after the run against the one before: the topic gained at least the
     /// acknowledged copies, and at most those and the unknown ones. `None` when some nsqd could
     /// not be asked.
