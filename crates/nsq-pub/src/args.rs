@@ -171,18 +171,24 @@ Examples:
   nsq-pub --topic load --nsqd-tcp-address 127.0.0.1:4150 --generate 1000000 --size 200
 
 Exit status:
-  0    every message was acknowledged
+  0    every message was acknowledged (or there was none)
   1    some messages were certainly not stored (see --failed-out); none is unknown
-  2    usage error: bad flags, topic name or producer option; nothing was published
+  2    usage error: bad flags, topic name or producer option, or an out file that is an input
+       or another out file; nothing was published and no file touched
   3    the fate of some messages is unknown (see --unknown-out)
   4    could not start: no nsqd reachable, or an input file cannot be opened
-  130  interrupted, every message read so far acknowledged
+  130  interrupted (SIGINT, SIGTERM or SIGHUP): what was read and not published is in
+       --failed-out; nothing was refused and nothing is unknown
+
+The first SIGINT, SIGTERM or SIGHUP stops reading and waits for what was sent; a second stops
+waiting. Out files are written whole when the run ends.
 
 Empty messages are skipped, as to_nsq does. Messages larger than nsqd's message size limit
 (--producer-opt max_msg_size,N when nsqd's --max-msg-size is not the default 1048576) are
 reported, written to --failed-out, and do not stop the others.
 
-Migrating from to_nsq: replace `to_nsq` with `nsq-pub`; nothing else changes.";
+Migrating from to_nsq: replace `to_nsq` with `nsq-pub`; nothing else changes. Flags are read
+as Go reads them: `-topic=x`, `-topic x`, `--topic=x` and `--topic x` are the same.";
 
 /// Where each message goes when there are several nsqd: the names of the producer's
 /// strategies.
