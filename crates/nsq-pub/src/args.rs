@@ -312,6 +312,39 @@ mod tests {
         assert!(args.files.is_empty());
     }
 
+    fn parse_go(args: &[&str]) -> Args {
+        let command = Args::command();
+        let args = crate::goflags::normalise(&command, args.iter().map(Into::into)).unwrap();
+        Args::try_parse_from(std::iter::once("nsq-pub".into()).chain(args)).unwrap()
+    }
+
+    #[test]
+    fn go_spellings_of_every_kind_of_flag_parse() {
+        let args = parse_go(&[
+            "-topic=t",
+            "-nsqd-tcp-address",
+            "127.0.0.1:4150",
+            "--nsqd-tcp-address=127.0.0.1:4150",
+            "-rate",
+            "-1",
+            "-quiet=true",
+            "-delimiter",
+            ";",
+            "-mode=least-loaded",
+        ]);
+        assert_eq!(args.topic(), "t");
+        assert_eq!(args.nsqd_addresses(), ["127.0.0.1:4150"]);
+        assert_eq!(args.rate(), 0);
+        assert!(args.quiet);
+        assert_eq!(args.delimiter, b';');
+        assert_eq!(args.mode, Some(Mode::LeastOutstanding));
+        let args = parse_go(&["-topic", "t", "-quiet=false", "-v", "--rate=7", "-", "f"]);
+        assert!(!args.quiet);
+        assert_eq!(args.verbose, 1);
+        assert_eq!(args.rate(), 7);
+        assert_eq!(args.files.len(), 2);
+    }
+
     #[test]
     fn the_command_is_consistent() {
         use clap::CommandFactory;
