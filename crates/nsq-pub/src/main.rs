@@ -116,6 +116,9 @@ async fn publish(args: &Args, plan: setup::Plan) -> u8 {
         Err(message) => {
             // As to_nsq, which connects for its first message: no message, no error.
             if nothing_to_publish(&mut input, &mut tally, &mut stop_rx).await {
+                Printer.line(format_args!(
+                    "nsq-pub: warning: {message}; the input has nothing to publish"
+                ));
                 return conclude(args, tally, End::Complete, &stop, started, None).await;
             }
             eprintln!("nsq-pub: error: {message}");
