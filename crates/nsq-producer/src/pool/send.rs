@@ -1,5 +1,6 @@
 //! Where a publish goes: the node the strategy picks, copies on several nodes for a fan-out,
-//! or, while no node is up, a wait for one until the publish's deadline.
+//! or, while no node is up, the rebalancer, which holds it until one is or its deadline passes
+//! (a fan-out waits for enough nodes instead, until the publish's deadline).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,7 +13,7 @@ use crate::error::{NotSentReason, PublishError};
 use crate::producer::Start;
 use crate::publish::Publish;
 use crate::publishing::Patience;
-use crate::request::Payload;
+use crate::request::{NodeSet, Payload};
 
 impl Pool {
     /// Queues a checked request on the node the strategy picks, or waits for a node to come up.
@@ -27,7 +28,7 @@ impl Pool {
             // never waits), with the patience as given: every node has the pool's producer
             // configuration, so it sets the deadline the pool would.
             let nodes = shared.nodes.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(i) = shared.pick_in(&nodes, 0, payload.topic()) {
+            if let Some(i) = shared.pick_in(&nodes, &NodeSet::new(), payload.topic()) {
                 return nodes[i].producer.start(payload, patience);
             }
         }
@@ -41,16 +42,23 @@ impl Pool {
         }
         if shared.config.producer.fail_fast {
             // No node is up, and publishes do not wait.
-            let reason = NotSentReason::NoNodeUp(shared.nodes_down(u64::MAX));
+            let reason = NotSentReason::NoNodeUp(shared.all_nodes_down());
             shared.counters.not_sent(&reason);
             return Start::Done(Err(PublishError::NotSent(reason)));
         }
-        Start::Waiting(Box::pin(self.wait_for_a_node(payload, deadline)))
+        if let Strategy::FanOut { copies } = shared.config.strategy {
+            // The copies go out together, once enough nodes are up.
+            return Start::Waiting(Box::pin(self.wait_for_nodes(copies, payload, deadline)));
+        }
+        // No node is up: the pool holds the publish, queued, until one is or its deadline
+        // passes. Nothing waits here.
+        Start::Done(shared.park(payload, deadline))
     }
 
-    /// No node is up: waits for one until `deadline`.
-    async fn wait_for_a_node(
+    /// Fewer nodes are up than a fan-out's copies: waits for enough until `deadline`.
+    async fn wait_for_nodes(
         &self,
+        copies: usize,
         payload: Payload,
         deadline: Option<Instant>,
     ) -> Result<Publish, PublishError> {
@@ -61,14 +69,9 @@ impl Pool {
                 return Err(PublishError::Closed);
             }
             let patience = deadline.map_or(Patience::Unbounded, Patience::Until);
-            let start = match shared.config.strategy {
-                Strategy::FanOut { copies } => shared
-                    .pick_distinct(copies, payload.topic())
-                    .map(|nodes| start_copies(nodes, payload.clone(), patience)),
-                _ => shared
-                    .pick(0, payload.topic())
-                    .map(|node| node.producer.start(payload.clone(), patience)),
-            };
+            let start = shared
+                .pick_distinct(copies, payload.topic())
+                .map(|nodes| start_copies(nodes, payload.clone(), patience));
             if let Some(start) = start {
                 return match start {
                     Start::Done(result) => result,
@@ -88,7 +91,7 @@ impl Pool {
                     }
                 }
                 () = expired => {
-                    let reason = NotSentReason::NoNodeUp(shared.nodes_down(u64::MAX));
+                    let reason = NotSentReason::NoNodeUp(shared.all_nodes_down());
                     shared.counters.not_sent(&reason);
                     return Err(PublishError::NotSent(reason));
                 }
@@ -100,13 +103,13 @@ impl Pool {
 /// Queues a copy of `payload` on each of `nodes`, each copy kept off the other copies' nodes,
 /// and returns one handle for them all.
 fn start_copies(nodes: Vec<Arc<Node>>, payload: Payload, patience: Patience) -> Start<'static> {
-    let all = nodes.iter().fold(0, |bits, n| bits | n.bit);
+    let all: NodeSet = nodes.iter().map(|n| n.id).collect();
     let starts: Vec<(String, Start<'static>)> = nodes
         .iter()
         .map(|node| {
-            let start = node
-                .producer
-                .start_avoiding(payload.clone(), patience, all & !node.bit);
+            let start =
+                node.producer
+                    .start_avoiding(payload.clone(), patience, all.without(node.id));
             (node.addr.clone(), start)
         })
         .collect();

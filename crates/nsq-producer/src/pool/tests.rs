@@ -1,0 +1,152 @@
+//! The pool's node bookkeeping, without nsqd: node identities over many additions, and which
+//! nodes discovery keeps when nsqlookupd stops listing them.
+
+use std::sync::Arc;
+
+use nsq_proto::Topic;
+
+use super::{Pool, PoolConfig, Shared, Strategy};
+use crate::config::ProducerConfig;
+use crate::request::NodeSet;
+
+fn shared(pool: &Pool) -> &Arc<Shared> {
+    &pool.inner.shared
+}
+
+/// A node added and removed 1,000 times beside two others: each time it is in the pool, the
+/// three have distinct identities, a fan-out of three finds three distinct nodes, and a set of
+/// the three names exactly them. (Identities used to be one bit of 64 by slot, so the 63rd
+/// addition shared the first node's bit and the fan-out found only two nodes.)
+#[tokio::test]
+async fn node_sets_stay_exact_over_a_thousand_additions() {
+    let config =
+        PoolConfig::new(ProducerConfig::default()).strategy(Strategy::FanOut { copies: 3 });
+    let pool = Pool::new(["127.0.0.1:1", "127.0.0.1:2"], config).unwrap();
+    let shared = shared(&pool);
+    let topic = Topic::new("churn").unwrap();
+    for round in 0..1_000 {
+        let added = shared
+            .add_node("127.0.0.1:3".to_owned(), true)
+            .unwrap()
+            .unwrap();
+        let nodes = shared.nodes();
+        let ids: NodeSet = nodes.iter().map(|n| n.id).collect();
+        assert_eq!(ids.len(), 3, "round {round}: distinct identities");
+        let chosen = shared
+            .pick_distinct(3, &topic)
+            .unwrap_or_else(|| panic!("round {round}: three distinct nodes for the fan-out"));
+        let mut addrs: Vec<&str> = chosen.iter().map(|n| n.addr.as_str()).collect();
+        addrs.sort_unstable();
+        assert_eq!(addrs, ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]);
+        let only_added: NodeSet = [added.id].into_iter().collect();
+        let named = shared.nodes_down(&only_added);
+        assert_eq!(named.nodes().len(), 1, "round {round}");
+        assert_eq!(named.nodes()[0].addr, "127.0.0.1:3");
+        shared.remove_node("127.0.0.1:3");
+    }
+    assert_eq!(shared.nodes().len(), 2);
+    pool.close_now().await;
+}
+
+#[cfg(feature = "lookupd")]
+mod discovery {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::pool::discover::{Listed, reconcile};
+
+    const GRACE: Duration = Duration::from_secs(60);
+
+    /// A pool that discovers its nodes; its nsqlookupd (an address nothing answers at) is only
+    /// there to make it one, discovery is driven by the test through `reconcile`.
+    fn discovering() -> Pool {
+        let config = PoolConfig::new(ProducerConfig::default())
+            .lookupd(["127.0.0.1:1"])
+            .lookupd_poll_interval(Duration::from_secs(3600))
+            .lookupd_grace_period(GRACE);
+        Pool::new(Vec::<String>::new(), config).unwrap()
+    }
+
+    fn listed(addrs: &[&str]) -> Vec<Listed> {
+        addrs
+            .iter()
+            .map(|a| Listed {
+                addr: (*a).to_owned(),
+                tombstoned: Vec::new(),
+            })
+            .collect()
+    }
+
+    fn addrs(pool: &Pool) -> Vec<String> {
+        let mut addrs: Vec<String> = pool.nodes().into_iter().map(|n| n.addr).collect();
+        addrs.sort();
+        addrs
+    }
+
+    /// An empty list, then one with a single node (an nsqlookupd that restarted, then heard
+    /// from one nsqd): the nodes that are up stay until they have gone unlisted for the grace
+    /// period. A node listed again before then starts over; the others leave at the grace
+    /// period.
+    #[tokio::test]
+    async fn nodes_that_are_up_stay_for_the_grace_period() {
+        let pool = discovering();
+        let all = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"];
+        let start = Instant::now();
+        reconcile(shared(&pool), &listed(&all), start);
+        assert_eq!(addrs(&pool), all);
+
+        reconcile(shared(&pool), &[], start + Duration::from_secs(1));
+        assert_eq!(
+            addrs(&pool),
+            all,
+            "an empty list removes no node that is up"
+        );
+        reconcile(
+            shared(&pool),
+            &listed(&all[..1]),
+            start + Duration::from_secs(30),
+        );
+        assert_eq!(addrs(&pool), all, "nor does a shorter one");
+        reconcile(
+            shared(&pool),
+            &listed(&all[..1]),
+            start + Duration::from_secs(60),
+        );
+        assert_eq!(
+            addrs(&pool),
+            all,
+            "59 s unlisted: still within the grace period"
+        );
+        reconcile(shared(&pool), &[], start + Duration::from_secs(61));
+        assert_eq!(
+            addrs(&pool),
+            all[..1],
+            "the nodes unlisted for the grace period left; the one listed again stays"
+        );
+        reconcile(shared(&pool), &[], start + Duration::from_secs(120));
+        assert_eq!(addrs(&pool), all[..1], "it starts over when listed again");
+        reconcile(shared(&pool), &[], start + Duration::from_secs(121));
+        assert!(addrs(&pool).is_empty());
+        pool.close_now().await;
+    }
+
+    /// A node no longer listed whose connection attempt failed (it is down) leaves at once.
+    #[tokio::test]
+    async fn a_node_that_is_down_leaves_at_once() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let refused = free.local_addr().unwrap().to_string();
+        drop(free);
+        let pool = discovering();
+        let start = Instant::now();
+        reconcile(shared(&pool), &listed(&[&refused, "127.0.0.1:2"]), start);
+        let node = shared(&pool).nodes()[0].clone();
+        assert_eq!(node.addr, refused);
+        assert!(node.producer.ping().await.is_err(), "nothing listens there");
+        assert!(!node.is_up());
+        reconcile(shared(&pool), &[], start + Duration::from_secs(1));
+        assert_eq!(addrs(&pool), ["127.0.0.1:2"]);
+        pool.close_now().await;
+    }
+}
