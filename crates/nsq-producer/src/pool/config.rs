@@ -10,7 +10,9 @@ use crate::config::ProducerConfig;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Strategy {
-    /// Each node in turn (the default).
+    /// Each node in turn (the default). The turn of a node that cannot take a publish (down, or
+    /// the topic tombstoned there) goes to the nodes that can, each in turn, so that they share
+    /// its traffic evenly.
     #[default]
     RoundRobin,
     /// Always the first node, in the order given, that is up. A node that comes back gets

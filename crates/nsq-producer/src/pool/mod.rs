@@ -257,7 +257,11 @@ impl Pool {
     }
 
     /// Queues one message on a node that is up; see
-    /// [`Producer::publish_async`](crate::Producer::publish_async).
+    /// [`Producer::publish_async`](crate::Producer::publish_async). While no node is up, the
+    /// pool itself queues it (counted under `queued` in [`stats`](Self::stats), waited for by
+    /// [`flush`](Self::flush)) and returns at once: it goes to the first node to come up, or
+    /// fails with [`NotSentReason::NoNodeUp`](crate::NotSentReason::NoNodeUp) at its deadline.
+    /// A [`FanOut`](Strategy::FanOut) waits here instead for `copies` nodes, until its deadline.
     ///
     /// # Errors
     ///
