@@ -76,8 +76,8 @@
 //!   those again too, for at-least-once delivery where a message may be stored twice.
 //! - With no node up, a publish is queued in the pool until a node comes up (queuing it does not
 //!   wait: [`Pool::publish_async`] returns at once), or fails at its deadline with
-//!   [`NotSentReason::NoNodeUp`], which lists each node's last connection error. A fan-out waits
-//!   for `copies` nodes, until its deadline.
+//!   [`NotSentReason::NoNodeUp`], which lists each node's last connection error. A fan-out's
+//!   publish is queued the same way until `copies` nodes are up.
 //! - Order across nodes is not kept; NSQ does not promise order anyway.
 //!
 //! With the `lookupd` feature, `PoolConfig::lookupd` names nsqlookupd HTTP addresses whose

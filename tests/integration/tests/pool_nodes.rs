@@ -72,15 +72,26 @@ async fn round_robin_spreads_a_down_nodes_share_evenly() {
 
 /// Every node down: `publish_async` does not wait for a node; it queues the publish with its
 /// deadline and returns, and the stats count it queued. Its publish ends `NoNodeUp` at the
-/// deadline, after which it is counted not sent and a flush has nothing left to wait for.
+/// deadline, after which it is counted not sent and a flush has nothing left to wait for. One
+/// queued without a deadline ends `NotSent(Closed)` at close, counted in close's totals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_async_queues_at_once_with_every_node_down() {
+    queues_at_once_with_every_node_down(Strategy::RoundRobin).await;
+}
+
+/// The same for a fan-out of two, which waits for two nodes to be up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_outs_publish_async_queues_at_once_with_every_node_down() {
+    queues_at_once_with_every_node_down(Strategy::FanOut { copies: 2 }).await;
+}
+
+async fn queues_at_once_with_every_node_down(strategy: Strategy) {
     const DEADLINE: Duration = Duration::from_secs(2);
     const MARGIN: Duration = Duration::from_millis(500);
     let mut nodes: Vec<Nsqd> = (0..2).map(|_| Nsqd::start()).collect();
     let mut config = producer_config();
     config.publish_timeout = Some(Duration::from_secs(30));
-    let pool = Pool::connect(addrs(&nodes), PoolConfig::new(config))
+    let pool = Pool::connect(addrs(&nodes), PoolConfig::new(config).strategy(strategy))
         .await
         .unwrap();
     for node in &mut nodes {
@@ -97,7 +108,7 @@ async fn publish_async_queues_at_once_with_every_node_down() {
     )
     .await;
     let returned = started.elapsed();
-    eprintln!("publish_async with every node down returned after {returned:?}");
+    eprintln!("{strategy:?}: publish_async with every node down returned after {returned:?}");
     let publish = queued.expect("queued, though no node is up");
     assert!(
         returned < MARGIN,
@@ -126,5 +137,47 @@ async fn publish_async_queues_at_once_with_every_node_down() {
     let stats = pool.stats();
     assert_eq!((stats.queued, stats.not_sent), (0, 1), "{stats:?}");
     within("a flush", pool.flush()).await;
-    pool.close().await;
+
+    let unbounded = within("publish_async", pool.publish_async(&t, "y").no_timeout())
+        .await
+        .expect("queued, though no node is up");
+    let stats = within("close", pool.close()).await;
+    assert_eq!(
+        within("the publish queued at close", unbounded).await,
+        Err(PublishError::NotSent(NotSentReason::Closed))
+    );
+    assert_eq!((stats.queued, stats.not_sent), (0, 2), "{stats:?}");
+}
+
+/// A fan-out of two with one of its two nsqd killed: `publish_async` queues at once, and once
+/// the node is restarted both copies go out: the publish is `Ok` and each node stores it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_fan_out_goes_out_when_enough_nodes_are_up() {
+    let mut nodes: Vec<Nsqd> = (0..2).map(|_| Nsqd::start()).collect();
+    let config = PoolConfig::new(producer_config()).strategy(Strategy::FanOut { copies: 2 });
+    let pool = Pool::connect(addrs(&nodes), config).await.unwrap();
+    let killed = nodes[1].tcp_addr().to_string();
+    blocking(|| nodes[1].stop());
+    let down = eventually(false, || {
+        pool.nodes().iter().find(|n| n.addr == killed).unwrap().up
+    })
+    .await;
+    assert!(!down, "the pool saw the killed node go down");
+
+    let t = topic("fan_out_waits");
+    let publish = within(
+        "publish_async",
+        pool.publish_async(&t, "x").timeout(Duration::from_secs(20)),
+    )
+    .await
+    .expect("queued, though one node is down");
+    assert_eq!(pool.stats().queued, 1, "counted queued while it waits");
+    blocking(|| nodes[1].restart());
+    assert_eq!(within("the fan-out", publish).await, Ok(()));
+    within("a flush", pool.flush()).await;
+    let stats = pool.close().await;
+    assert_eq!((stats.acked, stats.queued), (2, 0), "{stats:?}");
+    for node in &nodes {
+        assert_eq!(node.topic_depth("fan_out_waits"), Some(1));
+    }
 }

@@ -84,6 +84,11 @@ pub(crate) struct Shared {
     placed: AtomicU64,
     /// Where publishes that find no node up go, to wait in the rebalancer; dropped at close.
     park: Mutex<Option<mpsc::UnboundedSender<Request>>>,
+    /// Fan-out publishes waiting for enough nodes to be up (counted under `queued`).
+    fan_outs_waiting: AtomicU64,
+    /// Fan-out publishes that waited for nodes and have no outcome yet (a flush waits for
+    /// them).
+    fan_outs_unresolved: AtomicU64,
     /// Told each time the rebalancer has dealt with what it received or retried, so that a
     /// flush waiting for moved requests looks again.
     rebalanced: tokio::sync::Notify,
@@ -151,6 +156,8 @@ impl Pool {
             parked: AtomicU64::new(0),
             placed: AtomicU64::new(0),
             park: Mutex::new(Some(park)),
+            fan_outs_waiting: AtomicU64::new(0),
+            fan_outs_unresolved: AtomicU64::new(0),
             rebalanced: tokio::sync::Notify::new(),
             hand_back: Mutex::new(Some(hand_back)),
             next_id: AtomicU64::new(0),
@@ -261,7 +268,8 @@ impl Pool {
     /// pool itself queues it (counted under `queued` in [`stats`](Self::stats), waited for by
     /// [`flush`](Self::flush)) and returns at once: it goes to the first node to come up, or
     /// fails with [`NotSentReason::NoNodeUp`](crate::NotSentReason::NoNodeUp) at its deadline.
-    /// A [`FanOut`](Strategy::FanOut) waits here instead for `copies` nodes, until its deadline.
+    /// A [`FanOut`](Strategy::FanOut)'s publish is queued the same way until `copies` nodes are
+    /// up.
     ///
     /// # Errors
     ///
@@ -322,7 +330,10 @@ impl Pool {
             let moved = shared.moves();
             let nodes = shared.all_nodes();
             futures::future::join_all(nodes.iter().map(|n| n.producer.flush())).await;
-            if shared.parked.load(Ordering::Relaxed) == 0 && shared.moves() == moved {
+            if shared.parked.load(Ordering::Relaxed) == 0
+                && shared.fan_outs_unresolved.load(Ordering::Acquire) == 0
+                && shared.moves() == moved
+            {
                 return;
             }
             // Requests moved or are parked: look again once the rebalancer has dealt with
@@ -357,6 +368,8 @@ impl Pool {
     async fn close_with(&self, now: bool) -> Stats {
         let shared = &self.inner.shared;
         shared.closed.store(true, Ordering::Release);
+        // Fan-outs waiting for nodes see the pool closed.
+        shared.health.send_modify(|n| *n += 1);
         let nodes = shared.all_nodes();
         futures::future::join_all(nodes.iter().map(|n| async move {
             if now {
@@ -383,6 +396,11 @@ impl Pool {
         if let Some(rebalancer) = rebalancer {
             let _ = rebalancer.await;
         }
+        // Fan-outs that waited for nodes end once their copies have.
+        while shared.fan_outs_unresolved.load(Ordering::Acquire) > 0 {
+            let ended = shared.rebalanced.notified();
+            let _ = tokio::time::timeout(Duration::from_millis(10), ended).await;
+        }
         self.stats()
     }
 
@@ -393,6 +411,7 @@ impl Pool {
         let shared = &self.inner.shared;
         let mut total = shared.counters.snapshot();
         total.queued += shared.parked.load(Ordering::Relaxed);
+        total.queued += shared.fan_outs_waiting.load(Ordering::Relaxed);
         add(
             &mut total,
             &shared.retired.lock().unwrap_or_else(|p| p.into_inner()),
@@ -435,6 +454,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         let shared = &self.shared;
         shared.closed.store(true, Ordering::Release);
+        shared.health.send_modify(|n| *n += 1);
         *shared.nodes.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(Vec::new());
         shared.park.lock().unwrap_or_else(|p| p.into_inner()).take();
         shared

@@ -1,6 +1,7 @@
 //! Where a publish goes: the node the strategy picks, copies on several nodes for a fan-out,
 //! or, while no node is up, the rebalancer, which holds it until one is or its deadline passes
-//! (a fan-out waits for enough nodes instead, until the publish's deadline).
+//! (for a fan-out, a task that waits for enough nodes, until the publish's deadline). Queuing
+//! never waits for a node.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,10 +9,11 @@ use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 
 use super::node::Node;
-use super::{Pool, Strategy};
+use super::{Pool, Shared, Strategy};
+use crate::completion::{Responder, timed_completion};
 use crate::error::{NotSentReason, PublishError};
 use crate::producer::Start;
-use crate::publish::Publish;
+use crate::publish::{Publish, publish_span};
 use crate::publishing::Patience;
 use crate::request::{NodeSet, Payload};
 
@@ -47,29 +49,79 @@ impl Pool {
             return Start::Done(Err(PublishError::NotSent(reason)));
         }
         if let Strategy::FanOut { copies } = shared.config.strategy {
-            // The copies go out together, once enough nodes are up.
-            return Start::Waiting(Box::pin(self.wait_for_nodes(copies, payload, deadline)));
+            // The copies go out together, once enough nodes are up; nothing waits here.
+            return Start::Done(shared.park_copies(copies, payload, deadline));
         }
         // No node is up: the pool holds the publish, queued, until one is or its deadline
         // passes. Nothing waits here.
         Start::Done(shared.park(payload, deadline))
     }
+}
 
-    /// Fewer nodes are up than a fan-out's copies: waits for enough until `deadline`.
+impl Shared {
+    /// A fan-out publish that found fewer than `copies` nodes up: a task waits for enough until
+    /// `deadline` and queues the copies then. The handle, returned at once, resolves with the
+    /// copies' outcome. Counted under `queued` until the copies are queued; a flush waits for
+    /// its outcome.
+    fn park_copies(
+        self: &Arc<Self>,
+        copies: usize,
+        payload: Payload,
+        deadline: Option<Instant>,
+    ) -> Result<Publish, PublishError> {
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            let reason = NotSentReason::NoNodeUp(self.all_nodes_down());
+            self.counters.not_sent(&reason);
+            return Err(PublishError::NotSent(reason));
+        }
+        let span = publish_span("pool", &payload);
+        let (responder, completion) = timed_completion(self.counters.timer());
+        self.fan_outs_waiting.fetch_add(1, Ordering::Relaxed);
+        self.fan_outs_unresolved.fetch_add(1, Ordering::Relaxed);
+        let shared = self.clone();
+        tokio::spawn(async move {
+            let queued = shared
+                .wait_for_nodes(copies, payload, deadline, &responder)
+                .await;
+            match queued {
+                Ok(publish) => {
+                    // Moved to nodes: a flush looks again, and finds them there.
+                    shared.placed.fetch_add(1, Ordering::Release);
+                    shared.fan_outs_waiting.fetch_sub(1, Ordering::Relaxed);
+                    responder.complete(publish.await);
+                }
+                Err(err) => {
+                    shared.fan_outs_waiting.fetch_sub(1, Ordering::Relaxed);
+                    if responder.is_abandoned() {
+                        shared.counters.withdrawn();
+                    } else {
+                        shared.counters.ended(&err);
+                        responder.complete(Err(err));
+                    }
+                }
+            }
+            shared.fan_outs_unresolved.fetch_sub(1, Ordering::Release);
+            shared.rebalanced.notify_waiters();
+        });
+        Ok(Publish::new(completion, span))
+    }
+
+    /// Waits until `copies` nodes are up, then queues a copy on each; fails at `deadline`, at
+    /// close, or (checked at each change of health) once the caller has withdrawn it.
     async fn wait_for_nodes(
         &self,
         copies: usize,
         payload: Payload,
         deadline: Option<Instant>,
+        responder: &Responder,
     ) -> Result<Publish, PublishError> {
-        let shared = &self.inner.shared;
-        let mut health = shared.health.subscribe();
+        let mut health = self.health.subscribe();
         loop {
-            if shared.closed.load(Ordering::Acquire) {
-                return Err(PublishError::Closed);
+            if self.closed.load(Ordering::Acquire) || responder.is_abandoned() {
+                return Err(PublishError::NotSent(NotSentReason::Closed));
             }
             let patience = deadline.map_or(Patience::Unbounded, Patience::Until);
-            let start = shared
+            let start = self
                 .pick_distinct(copies, payload.topic())
                 .map(|nodes| start_copies(nodes, payload.clone(), patience));
             if let Some(start) = start {
@@ -87,12 +139,11 @@ impl Pool {
             tokio::select! {
                 changed = health.changed() => {
                     if changed.is_err() {
-                        return Err(PublishError::Closed);
+                        return Err(PublishError::NotSent(NotSentReason::Closed));
                     }
                 }
                 () = expired => {
-                    let reason = NotSentReason::NoNodeUp(shared.all_nodes_down());
-                    shared.counters.not_sent(&reason);
+                    let reason = NotSentReason::NoNodeUp(self.all_nodes_down());
                     return Err(PublishError::NotSent(reason));
                 }
             }
