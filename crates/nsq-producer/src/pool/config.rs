@@ -75,7 +75,8 @@ pub struct PoolConfig {
     /// it lists no node until each nsqd registers again, which nsqd does at its next ping but
     /// one (nsqd pings every 15 s, so up to 30 s later); an nsqlookupd that lost some
     /// registrations lists fewer nodes the same way. A node that is connected and acknowledging
-    /// is never removed because one poll did not list it.
+    /// is never removed because one poll did not list it, unless this is zero, which removes a
+    /// node at the first poll that does not list it.
     #[cfg(feature = "lookupd")]
     #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
     pub lookupd_grace_period: Duration,
