@@ -144,7 +144,14 @@ mod discovery {
         let node = shared(&pool).nodes()[0].clone();
         assert_eq!(node.addr, refused);
         assert!(node.producer.ping().await.is_err(), "nothing listens there");
-        assert!(!node.is_up());
+        let down = async {
+            while node.is_up() {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), down)
+            .await
+            .expect("the node is down after its failed attempt");
         reconcile(shared(&pool), &[], start + Duration::from_secs(1));
         assert_eq!(addrs(&pool), ["127.0.0.1:2"]);
         pool.close_now().await;
