@@ -34,6 +34,7 @@ pub use node::NodeStatus;
 use self::budget::Bucket;
 use self::node::Node;
 use crate::error::{NodeDown, NodesDown, NotSentReason};
+use crate::gate::Gate;
 use crate::producer::{ConnectError, FlushTimedOut};
 use crate::publishing::{Enqueuing, Publishing, Target};
 use crate::request::{Checks, NodeSet, Request};
@@ -83,7 +84,11 @@ pub(crate) struct Shared {
     /// began.
     placed: AtomicU64,
     /// Where publishes that find no node up go, to wait in the rebalancer; dropped at close.
-    park: Mutex<Option<mpsc::UnboundedSender<Request>>>,
+    park: Mutex<Option<mpsc::UnboundedSender<rebalance::Held>>>,
+    /// The waiting room of publishes that found no node up (too few for a fan-out): one node's
+    /// queue, sized by the same gate.
+    room: tokio::sync::Semaphore,
+    gate: Gate,
     /// Fan-out publishes waiting for enough nodes to be up (counted under `queued`).
     fan_outs_waiting: AtomicU64,
     /// Fan-out publishes that waited for nodes and have no outcome yet (a flush waits for
@@ -145,6 +150,10 @@ impl Pool {
         }
         let (hand_back, handed) = mpsc::unbounded_channel();
         let (park, parking) = mpsc::unbounded_channel();
+        let gate = Gate::new(
+            config.producer.queue_capacity,
+            config.producer.queue_capacity_bytes,
+        );
         let shared = Arc::new(Shared {
             nodes: RwLock::new(Arc::from(Vec::new())),
             next: AtomicUsize::new(0),
@@ -156,6 +165,8 @@ impl Pool {
             parked: AtomicU64::new(0),
             placed: AtomicU64::new(0),
             park: Mutex::new(Some(park)),
+            room: tokio::sync::Semaphore::new(gate.size()),
+            gate,
             fan_outs_waiting: AtomicU64::new(0),
             fan_outs_unresolved: AtomicU64::new(0),
             rebalanced: tokio::sync::Notify::new(),
@@ -269,7 +280,9 @@ impl Pool {
     /// [`flush`](Self::flush)) and returns at once: it goes to the first node to come up, or
     /// fails with [`NotSentReason::NoNodeUp`](crate::NotSentReason::NoNodeUp) at its deadline.
     /// A [`FanOut`](Strategy::FanOut)'s publish is queued the same way until `copies` nodes are
-    /// up.
+    /// up. The pool holds as much as one node's queue (`queue_capacity` requests and
+    /// `queue_capacity_bytes`); beyond that this waits for room, until the deadline, as on a
+    /// producer whose queue is full.
     ///
     /// # Errors
     ///
@@ -330,7 +343,7 @@ impl Pool {
             let moved = shared.moves();
             let nodes = shared.all_nodes();
             futures::future::join_all(nodes.iter().map(|n| n.producer.flush())).await;
-            if shared.parked.load(Ordering::Relaxed) == 0
+            if shared.parked.load(Ordering::SeqCst) == 0
                 && shared.fan_outs_unresolved.load(Ordering::Acquire) == 0
                 && shared.moves() == moved
             {
@@ -579,7 +592,7 @@ impl Shared {
             .iter()
             .map(|n| n.producer.stats().handed_back)
             .sum();
-        handed_back + self.placed.load(Ordering::Acquire)
+        handed_back + self.placed.load(Ordering::SeqCst)
     }
 
     /// The nodes in `which` that are down, with their last errors.

@@ -27,23 +27,32 @@ use crate::request::{Payload, Request};
 /// How often parked requests are tried again (also at every change of a node's health).
 const RETRY_PARKED: Duration = Duration::from_millis(10);
 
+/// A request the rebalancer holds, and the room it takes in the pool's waiting room: a publish
+/// that found no node up takes some, a request a node handed back none (it came from a bounded
+/// queue).
+#[derive(Debug)]
+pub(crate) struct Held {
+    pub(crate) request: Request,
+    pub(crate) room: u32,
+}
+
 /// Runs until every node and the pool have dropped their senders: at close. `handed` brings
 /// what nodes hand back, `arriving` publishes that found no node up.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     mut handed: mpsc::UnboundedReceiver<Request>,
-    mut arriving: mpsc::UnboundedReceiver<Request>,
+    mut arriving: mpsc::UnboundedReceiver<Held>,
 ) {
-    let mut parked: VecDeque<Request> = VecDeque::new();
+    let mut parked: VecDeque<Held> = VecDeque::new();
     let mut health = shared.health.subscribe();
+    // `shared.parked` counts the requests held here and those on their way from `park`: each
+    // leaves the count just before it leaves, so that the count never reads zero while one is
+    // held, nor includes one whose caller has its outcome.
     loop {
-        let held = parked.len();
-        let mut arrived = 0;
         tokio::select! {
-            Some(request) = arriving.recv() => {
-                arrived = 1;
-                if let Err(request) = place(&shared, request) {
-                    parked.push_back(request);
+            Some(held) = arriving.recv() => {
+                if let Err(held) = settle(&shared, held) {
+                    parked.push_back(held);
                 }
             }
             request = handed.recv() => match request {
@@ -54,7 +63,7 @@ pub(crate) async fn run(
                     if written && !shared.may_resend() {
                         tracing::debug!("retry budget spent: a publish ends with its outcome on its node");
                         shared.fail(request, NotSentReason::Closed);
-                    } else if let Err(request) = place(&shared, request) {
+                    } else if let Err(request) = place(&shared, request, false) {
                         if shared.config.producer.fail_fast {
                             // Publishes do not wait: not for room, not for a node.
                             let up = shared.pick(request.avoid(), request.payload.topic());
@@ -64,7 +73,8 @@ pub(crate) async fn run(
                             };
                             shared.fail(request, reason);
                         } else {
-                            parked.push_back(request);
+                            shared.parked.fetch_add(1, Ordering::SeqCst);
+                            parked.push_back(Held { request, room: 0 });
                         }
                     }
                 }
@@ -79,57 +89,70 @@ pub(crate) async fn run(
                 retry(&shared, &mut parked);
             }
         }
-        // `parked` counts the requests held here and those arriving: added before taken
-        // away, so that it never reads zero while one is on its way.
-        shared
-            .parked
-            .fetch_add(parked.len() as u64, Ordering::Relaxed);
-        shared
-            .parked
-            .fetch_sub((held + arrived) as u64, Ordering::Relaxed);
         shared.rebalanced.notify_waiters();
     }
     // The pool's sender is gone too (dropped before the nodes' senders at close).
-    while let Some(request) = arriving.recv().await {
-        parked.push_back(request);
+    while let Some(held) = arriving.recv().await {
+        parked.push_back(held);
     }
-    for request in parked.drain(..) {
-        shared.fail(request, NotSentReason::Closed);
+    for held in parked.drain(..) {
+        shared.parked.fetch_sub(1, Ordering::SeqCst);
+        shared.fail(held.request, NotSentReason::Closed);
+        shared.release(held.room);
     }
-    shared.parked.store(0, Ordering::Relaxed);
     shared.rebalanced.notify_waiters();
 }
 
-fn retry(shared: &Shared, parked: &mut VecDeque<Request>) {
+fn retry(shared: &Shared, parked: &mut VecDeque<Held>) {
     for _ in 0..parked.len() {
-        let Some(request) = parked.pop_front() else {
+        let Some(held) = parked.pop_front() else {
             break;
         };
-        if let Err(request) = place(shared, request) {
-            parked.push_back(request);
+        if let Err(held) = settle(shared, held) {
+            parked.push_back(held);
         }
+    }
+}
+
+/// [`place`] for a request held here: once it is queued on a node or has ended, its room in
+/// the waiting room is given back.
+fn settle(shared: &Shared, held: Held) -> Result<(), Held> {
+    let Held { request, room } = held;
+    match place(shared, request, true) {
+        Ok(()) => {
+            shared.release(room);
+            Ok(())
+        }
+        Err(request) => Err(Held { request, room }),
     }
 }
 
 /// Queues `request` on a node that is up and has room, preferring nodes it was not queued on
 /// before; gives it back when there is none. Requests whose caller withdrew them, whose deadline
-/// passed, or that were already queued on as many nodes as allowed, end here.
-fn place(shared: &Shared, mut request: Request) -> Result<(), Request> {
+/// passed, or that were already queued on as many nodes as allowed, end here. A request `held`
+/// here leaves `Shared::parked` just before it is queued or ends.
+fn place(shared: &Shared, mut request: Request, held: bool) -> Result<(), Request> {
+    let leave = || {
+        if held {
+            shared.parked.fetch_sub(1, Ordering::SeqCst);
+        }
+    };
     if request.responder.is_abandoned() {
+        leave();
         shared.counters.withdrawn();
         return Ok(());
     }
-    if shared.closed.load(Ordering::Acquire) {
-        shared.fail(request, NotSentReason::Closed);
-        return Ok(());
-    }
-    if request.deadline.is_some_and(|d| d <= Instant::now()) {
-        let reason = shared.expiry_reason();
-        shared.fail(request, reason);
-        return Ok(());
-    }
-    if request.tried().len() >= shared.config.max_attempts as usize {
-        let reason = NotSentReason::NoNodeUp(shared.nodes_down(request.tried()));
+    let ending = if shared.closed.load(Ordering::Acquire) {
+        Some(NotSentReason::Closed)
+    } else if request.deadline.is_some_and(|d| d <= Instant::now()) {
+        Some(shared.expiry_reason())
+    } else if request.tried().len() >= shared.config.max_attempts as usize {
+        Some(NotSentReason::NoNodeUp(shared.nodes_down(request.tried())))
+    } else {
+        None
+    };
+    if let Some(reason) = ending {
+        leave();
         shared.fail(request, reason);
         return Ok(());
     }
@@ -142,7 +165,10 @@ fn place(shared: &Shared, mut request: Request) -> Result<(), Request> {
         while let Some(node) = shared.pick(&avoid, request.payload.topic()) {
             match node.producer.requeue(request) {
                 Ok(()) => {
-                    shared.placed.fetch_add(1, Ordering::Release);
+                    // Counted moved before it leaves `parked`: a flush that no longer sees it
+                    // parked sees the move and looks at the nodes again.
+                    shared.placed.fetch_add(1, Ordering::SeqCst);
+                    leave();
                     return Ok(());
                 }
                 Err(back) => {
@@ -158,12 +184,15 @@ fn place(shared: &Shared, mut request: Request) -> Result<(), Request> {
 impl Shared {
     /// Queues a publish that found no node up with the rebalancer, which holds it until a node
     /// is up or its deadline passes, and returns its handle at once: nothing waits here.
+    /// `room` is what it took in the pool's waiting room.
     pub(crate) fn park(
         &self,
         payload: Payload,
         deadline: Option<Instant>,
+        room: u32,
     ) -> Result<Publish, PublishError> {
         if deadline.is_some_and(|d| d <= Instant::now()) {
+            self.release(room);
             let reason = self.expiry_reason();
             self.counters.not_sent(&reason);
             return Err(PublishError::NotSent(reason));
@@ -182,12 +211,14 @@ impl Shared {
         // nothing more arrives.
         let park = self.park.lock().unwrap_or_else(|p| p.into_inner());
         let Some(park) = park.as_ref() else {
+            self.release(room);
             return Err(PublishError::Closed);
         };
-        self.parked.fetch_add(1, Ordering::Relaxed);
-        if park.send(request).is_err() {
+        self.parked.fetch_add(1, Ordering::SeqCst);
+        if park.send(Held { request, room }).is_err() {
             // The rebalancer is gone: the pool is closing.
-            self.parked.fetch_sub(1, Ordering::Relaxed);
+            self.parked.fetch_sub(1, Ordering::SeqCst);
+            self.release(room);
             return Err(PublishError::Closed);
         }
         Ok(Publish::new(completion, span))

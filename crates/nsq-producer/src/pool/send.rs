@@ -48,17 +48,70 @@ impl Pool {
             shared.counters.not_sent(&reason);
             return Start::Done(Err(PublishError::NotSent(reason)));
         }
-        if let Strategy::FanOut { copies } = shared.config.strategy {
-            // The copies go out together, once enough nodes are up; nothing waits here.
-            return Start::Done(shared.park_copies(copies, payload, deadline));
+        // No node is up (for a fan-out, too few): the pool holds the publish, queued, until
+        // enough are or its deadline passes. Its waiting room holds one node's queue; while it
+        // is full, this waits for room, as on a producer whose queue is full.
+        let room = shared.gate.permits(payload.command().encoded_len());
+        match shared.room.try_acquire_many(room) {
+            Ok(permit) => {
+                permit.forget();
+                Start::Done(shared.hold(payload, deadline, room))
+            }
+            Err(_) => Start::Waiting(Box::pin(self.hold_when_room(payload, deadline, room))),
         }
-        // No node is up: the pool holds the publish, queued, until one is or its deadline
-        // passes. Nothing waits here.
-        Start::Done(shared.park(payload, deadline))
+    }
+
+    /// The pool's waiting room is full: waits for `room` until `deadline`, then holds the
+    /// publish.
+    async fn hold_when_room(
+        &self,
+        payload: Payload,
+        deadline: Option<Instant>,
+        room: u32,
+    ) -> Result<Publish, PublishError> {
+        let shared = &self.inner.shared;
+        let acquire = shared.room.acquire_many(room);
+        let acquired = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, acquire).await.ok(),
+            None => Some(acquire.await),
+        };
+        match acquired {
+            Some(Ok(permit)) => {
+                permit.forget();
+                shared.hold(payload, deadline, room)
+            }
+            Some(Err(_closed)) => Err(PublishError::Closed),
+            None => {
+                let reason = shared.expiry_reason();
+                shared.counters.not_sent(&reason);
+                Err(PublishError::NotSent(reason))
+            }
+        }
     }
 }
 
 impl Shared {
+    /// Holds a publish that found no node up (too few for a fan-out), which has taken `room` in
+    /// the waiting room, and returns its handle.
+    fn hold(
+        self: &Arc<Self>,
+        payload: Payload,
+        deadline: Option<Instant>,
+        room: u32,
+    ) -> Result<Publish, PublishError> {
+        match self.config.strategy {
+            Strategy::FanOut { copies } => self.park_copies(copies, payload, deadline, room),
+            _ => self.park(payload, deadline, room),
+        }
+    }
+
+    /// Gives back `room` in the waiting room, taken by a publish that no longer waits there.
+    pub(crate) fn release(&self, room: u32) {
+        if room > 0 {
+            self.room.add_permits(room as usize);
+        }
+    }
+
     /// A fan-out publish that found fewer than `copies` nodes up: a task waits for enough until
     /// `deadline` and queues the copies then. The handle, returned at once, resolves with the
     /// copies' outcome. Counted under `queued` until the copies are queued; a flush waits for
@@ -68,8 +121,10 @@ impl Shared {
         copies: usize,
         payload: Payload,
         deadline: Option<Instant>,
+        room: u32,
     ) -> Result<Publish, PublishError> {
         if deadline.is_some_and(|d| d <= Instant::now()) {
+            self.release(room);
             let reason = NotSentReason::NoNodeUp(self.all_nodes_down());
             self.counters.not_sent(&reason);
             return Err(PublishError::NotSent(reason));
@@ -83,6 +138,8 @@ impl Shared {
             let queued = shared
                 .wait_for_nodes(copies, payload, deadline, &responder)
                 .await;
+            // Queued on the nodes, or failed: it leaves the waiting room either way.
+            shared.release(room);
             match queued {
                 Ok(publish) => {
                     // Moved to nodes: a flush looks again, and finds them there.

@@ -1,12 +1,16 @@
-//! The pool's node bookkeeping, without nsqd: node identities over many additions, and which
-//! nodes discovery keeps when nsqlookupd stops listing them.
+//! The pool's node bookkeeping, without nsqd: node identities over many additions, the waiting
+//! room of publishes that found no node up, and which nodes discovery keeps when nsqlookupd
+//! stops listing them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use nsq_proto::Topic;
 
+use super::node::Node;
 use super::{Pool, PoolConfig, Shared, Strategy};
 use crate::config::ProducerConfig;
+use crate::error::{NotSentReason, PublishError};
 use crate::request::NodeSet;
 
 fn shared(pool: &Pool) -> &Arc<Shared> {
@@ -48,10 +52,76 @@ async fn node_sets_stay_exact_over_a_thousand_additions() {
     pool.close_now().await;
 }
 
+/// A pool of one node on a closed port, after its failed attempt: no node is up.
+async fn none_up(producer: ProducerConfig) -> Pool {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = free.local_addr().unwrap().to_string();
+    drop(free);
+    let pool = Pool::new([refused], PoolConfig::new(producer)).unwrap();
+    fail_attempt(&shared(&pool).nodes()[0]).await;
+    pool
+}
+
+/// Pings `node`, which nothing listens for, and waits until it is marked down.
+async fn fail_attempt(node: &Node) {
+    assert!(node.producer.ping().await.is_err(), "nothing listens there");
+    let down = async {
+        while node.is_up() {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), down)
+        .await
+        .expect("the node is down after its failed attempt");
+}
+
+/// With no node up, the pool holds publishes in a waiting room of one node's queue (here two
+/// requests): two are queued at once, the third waits for room, and gets it when the first
+/// ends at its deadline. Close ends the others, counted not sent.
+#[tokio::test]
+async fn the_waiting_room_holds_one_nodes_queue() {
+    let mut producer = ProducerConfig::default();
+    producer.queue_capacity = 2;
+    let pool = none_up(producer).await;
+    let topic = Topic::new("room").unwrap();
+    let first = pool
+        .publish_async(&topic, "a")
+        .timeout(Duration::from_millis(300))
+        .await
+        .unwrap();
+    let second = pool.publish_async(&topic, "b").no_timeout().await.unwrap();
+    let third = pool
+        .publish_async(&topic, "c")
+        .timeout(Duration::from_secs(10));
+    let mut third = std::pin::pin!(third);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), third.as_mut())
+            .await
+            .is_err(),
+        "the third waits for room"
+    );
+    assert_eq!(pool.stats().queued, 2);
+    assert!(matches!(
+        first.await,
+        Err(PublishError::NotSent(NotSentReason::NoNodeUp(_)))
+    ));
+    let third = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("room once the first ended")
+        .unwrap();
+    assert_eq!(pool.stats().queued, 2);
+    let stats = pool.close().await;
+    assert_eq!((stats.queued, stats.not_sent), (0, 3), "{stats:?}");
+    for publish in [second, third] {
+        assert_eq!(
+            publish.await,
+            Err(PublishError::NotSent(NotSentReason::Closed))
+        );
+    }
+}
+
 #[cfg(feature = "lookupd")]
 mod discovery {
-    use std::time::Duration;
-
     use tokio::time::Instant;
 
     use super::*;
@@ -143,15 +213,7 @@ mod discovery {
         reconcile(shared(&pool), &listed(&[&refused, "127.0.0.1:2"]), start);
         let node = shared(&pool).nodes()[0].clone();
         assert_eq!(node.addr, refused);
-        assert!(node.producer.ping().await.is_err(), "nothing listens there");
-        let down = async {
-            while node.is_up() {
-                tokio::task::yield_now().await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(5), down)
-            .await
-            .expect("the node is down after its failed attempt");
+        fail_attempt(&node).await;
         reconcile(shared(&pool), &[], start + Duration::from_secs(1));
         assert_eq!(addrs(&pool), ["127.0.0.1:2"]);
         pool.close_now().await;
