@@ -77,8 +77,9 @@
 //! - With no node up, a publish is queued in the pool until a node comes up (queuing it does not
 //!   wait: [`Pool::publish_async`] returns at once), or fails at its deadline with
 //!   [`NotSentReason::NoNodeUp`], which lists each node's last connection error. A fan-out's
-//!   publish is queued the same way until `copies` nodes are up. The pool holds as much as one
-//!   node's queue so; beyond that, queuing waits for room, as on a producer whose queue is full.
+//!   publish is queued the same way until `copies` nodes are up. The pool holds at most one
+//!   node's queue of such publishes; beyond that, queuing waits for room, as on a producer whose
+//!   queue is full.
 //! - Order across nodes is not kept; NSQ does not promise order anyway.
 //!
 //! With the `lookupd` feature, `PoolConfig::lookupd` names nsqlookupd HTTP addresses whose
