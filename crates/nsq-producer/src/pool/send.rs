@@ -18,7 +18,8 @@ use crate::publishing::Patience;
 use crate::request::{NodeSet, Payload};
 
 impl Pool {
-    /// Queues a checked request on the node the strategy picks, or waits for a node to come up.
+    /// Queues a checked request on the node the strategy picks, or, while no node is up, in the
+    /// pool (waiting only for room there).
     #[inline]
     pub(crate) fn start(&self, payload: Payload, patience: Patience) -> Start<'_> {
         let shared = &self.inner.shared;
@@ -143,7 +144,7 @@ impl Shared {
             match queued {
                 Ok(publish) => {
                     // Moved to nodes: a flush looks again, and finds them there.
-                    shared.placed.fetch_add(1, Ordering::Release);
+                    shared.placed.fetch_add(1, Ordering::SeqCst);
                     shared.fan_outs_waiting.fetch_sub(1, Ordering::Relaxed);
                     responder.complete(publish.await);
                 }
