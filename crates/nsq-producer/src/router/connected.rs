@@ -307,7 +307,7 @@ impl Router {
         // it in `stats()`.
         let c = &self.shared.counters;
         let resolved = self.transactions.resolve(frame, |resolved| match resolved {
-            Resolved::Acked { requests } => c.acked(*requests),
+            Resolved::Acked { requests, messages } => c.acked(*requests, *messages),
             Resolved::Rejected {
                 requests,
                 aborted,
@@ -324,7 +324,7 @@ impl Router {
         });
         self.hand_back_resend();
         match resolved {
-            Ok(Resolved::Acked { requests }) => {
+            Ok(Resolved::Acked { requests, .. }) => {
                 self.lag.acked(requests);
                 None
             }
@@ -396,7 +396,8 @@ impl Router {
         io.buffer(&command)?;
         self.counters().wrote(1, command.encoded_len());
         let overdue_at = self.overdue_at(deadline, now);
-        let mut in_flight = InFlight::single(responder, deadline, overdue_at, now, index);
+        let messages = payload.messages();
+        let mut in_flight = InFlight::single(responder, deadline, overdue_at, now, index, messages);
         if self.hand_back.is_some() {
             // Kept to be sent again elsewhere if nsqd does not execute it.
             in_flight.payload = Some(payload);
@@ -454,6 +455,7 @@ impl Router {
                 overdue_at: overdue_at(member.deadline, now, patience),
                 written: now,
                 group,
+                messages: 1,
                 index: member.index,
             });
         });
