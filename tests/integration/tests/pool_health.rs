@@ -166,14 +166,14 @@ async fn a_frozen_node_gets_no_new_publishes_and_only_what_it_was_written_fails(
     assert_eq!(stats.not_sent, 0);
 }
 
-/// Three nsqd, the third behind a proxy that delays its replies by 50 ms (about 100 times the
-/// others' latency on loopback); 16 tasks publish one message at a time for 3 s. The slow node
+/// Three nsqd, the third behind a proxy that delays its replies by 100 ms (100 times the
+/// others' latency on loopback, or more); 16 tasks publish one message at a time for 3 s. The slow node
 /// is judged slow, and gets a small share of the publishes instead of its third; every
 /// publish is acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_a_hundred_times_slower_gets_only_a_trickle() {
     let nodes: Vec<Nsqd> = (0..3).map(|_| Nsqd::start()).collect();
-    let proxy = DelayProxy::start(nodes[2].tcp_addr(), Duration::from_millis(50));
+    let proxy = DelayProxy::start(nodes[2].tcp_addr(), Duration::from_millis(100));
     let slow = proxy.addr().to_string();
     let addrs = vec![
         nodes[0].tcp_addr().to_string(),
