@@ -227,3 +227,65 @@ async fn a_node_a_hundred_times_slower_gets_only_a_trickle() {
     );
     drop(proxy);
 }
+
+/// One of three nsqd frozen (SIGSTOP) for 0.5 s, less than the publish timeout, while 8 tasks
+/// publish one message at a time: the node is reported slow while frozen, and once thawed it
+/// answers what was written to it and gets publishes again on the same connection. Every
+/// publish is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_briefly_frozen_node_comes_back_when_it_answers() {
+    let nodes: Vec<Nsqd> = (0..3).map(|_| Nsqd::start()).collect();
+    let mut config = producer_config();
+    config.publish_timeout = Some(Duration::from_secs(5));
+    let addrs: Vec<String> = nodes.iter().map(|n| n.tcp_addr().to_string()).collect();
+    let pool = Pool::connect(addrs, PoolConfig::new(config)).await.unwrap();
+    let frozen = nodes[1].tcp_addr().to_string();
+    let t = topic("brief_freeze");
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..8)
+        .map(|k| {
+            let (pool, t, stop) = (pool.clone(), t.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    outcomes.push(pool.publish(&t, format!("t{k}m{i}")).await);
+                    i += 1;
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let node = |pool: &Pool| pool.nodes().into_iter().find(|n| n.addr == frozen).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    nodes[1].pause();
+    let frozen_at = Instant::now();
+    let mut seen_slow = false;
+    while frozen_at.elapsed() < Duration::from_millis(500) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        seen_slow |= node(&pool).slow;
+    }
+    nodes[1].resume();
+    let at_thaw = node(&pool).stats.acked;
+    eventually(true, || {
+        let node = node(&pool);
+        node.up && node.stats.acked > at_thaw + 100
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.extend(within("a publishing task", task).await.unwrap());
+    }
+    let after = node(&pool);
+    pool.close().await;
+    assert!(seen_slow, "the frozen node was reported slow");
+    assert!(
+        outcomes.iter().all(Result::is_ok),
+        "every publish is acknowledged"
+    );
+    assert_eq!(
+        after.stats.reconnects, 0,
+        "the node came back on the same connection"
+    );
+}
