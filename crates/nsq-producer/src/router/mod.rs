@@ -498,6 +498,7 @@ impl Router {
         self.hand_back_resend();
         self.fail_queued(&NotSentReason::Closed);
         self.shared.closed.store(true, Ordering::Release);
+        self.shared.slow.store(false, Ordering::Relaxed);
         self.set_state(ProducerState::Closed);
         for ping in self.pings.drain(..) {
             let _ = ping.send(Err(PingFailure::Closed));
