@@ -175,7 +175,7 @@ impl ProducerConfig {
     /// | `max_msg_size`, `max_body_size`, `max_defer` (or `max_req_timeout`) | publish limits (nsqd's `--max-msg-size`, `--max-body-size`, `--max-req-timeout`); `max_msg_size` `0` (go-nsq's "no limit") means nsqd's default, 1 MiB |
     /// | `queue_capacity`, `queue_capacity_bytes`, `max_pipelined`, `fail_fast` | queueing |
     /// | `batching`, `batch_linger` | automatic batching of PUBs into MPUBs |
-    /// | `publish_timeout` (`none` for no timeout), `stall_grace`, `close_timeout` | deadlines |
+    /// | `publish_timeout` (`0` or `none`: no timeout, publishes wait for ever), `stall_grace`, `close_timeout` | deadlines |
     /// | `reconnect_backoff_min`, `reconnect_backoff_max` | reconnect delays |
     /// | `max_in_flight`, `max_attempts`, `lookupd_poll_interval`, `lookupd_poll_jitter`, `lookupd_poll_timeout`, `skip_lookupd_authorization`, `max_requeue_delay`, `default_requeue_delay`, `backoff_strategy`, `max_backoff_duration`, `backoff_multiplier`, `low_rdy_idle_timeout`, `low_rdy_timeout`, `rdy_redistribute_interval`, `topology_region`, `topology_zone`, `read_timeout` | go-nsq options for consumers, or with no use here: the value's syntax is checked, then the option is ignored and listed in [`ignored_options`](Self::ignored_options) |
     ///

@@ -55,8 +55,10 @@ pub struct ProducerConfig {
     /// option is accepted by [`set`](Self::set) and ignored, so a configuration shared with
     /// consumers does not throttle the producer.
     pub max_pipelined: usize,
-    /// How long a publish may take, from the call to nsqd's answer; `None` waits for ever. One
-    /// publish can have its own instead ([`Publishing::timeout`](crate::Publishing::timeout)).
+    /// How long a publish may take, from the call to nsqd's answer; `None` waits for ever. By
+    /// name ([`set`](Self::set), or deserialized), `0` and `none` both mean `None`: no timeout.
+    /// `Some(Duration::ZERO)` is refused by [`validate`](Self::validate). One publish can have
+    /// its own instead ([`Publishing::timeout`](crate::Publishing::timeout)).
     /// It is also how long nsqd may take to answer a written request before the connection is
     /// judged stalled (see `stall_grace`).
     pub publish_timeout: Option<Duration>,
