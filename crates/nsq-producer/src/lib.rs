@@ -212,6 +212,15 @@
 //! accepted and ignored, and [`Producer::new`] names them in one warning. This producer's own
 //! limit on unanswered requests is [`ProducerConfig::max_pipelined`], not `max_in_flight`.
 //!
+//! [`PoolConfig::set`] takes the pool's own options by name as well (`strategy`, `copies`,
+//! `lookupd`, `max_attempts`, `retry_unknown`, ...) and passes the others to
+//! [`ProducerConfig::set`]; go-nsq's `max_attempts` and `lookupd_poll_interval` set the pool's
+//! options of the same meaning instead of being ignored, and [`Pool::new`] names the ignored
+//! options in one warning for the whole pool. [`Strategy`] reads and writes its names
+//! (`round-robin`, `failover`, `least-outstanding`, `fan-out`) through `FromStr` and `Display`.
+//! With the `serde` feature, [`PoolConfig`] deserializes from one map of both kinds of names,
+//! and an error names the option at fault.
+//!
 //! TLS is off until `tls_v1` is true ([`ConnConfigBuilder::enable_tls`]); the `tls_*` options
 //! and [`TlsConfig`] only say how it is set up, and edit the same settings. Options may be set
 //! in any order: what involves several of them (`tls_cert` with `tls_key`, say) is checked when

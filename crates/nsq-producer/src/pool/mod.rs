@@ -8,6 +8,7 @@
 //! node that failed ends as it would on a lone producer (unknown, or timed out).
 
 mod budget;
+mod by_name;
 mod config;
 #[cfg(feature = "lookupd")]
 mod discover;
@@ -115,20 +116,13 @@ impl Pool {
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        config.producer.validate()?;
-        if config.max_attempts == 0 {
-            return Err(ConfigError::InvalidValue {
-                option: "max_attempts",
-                value: "0".to_owned(),
-                expected: "at least 1",
-            });
-        }
-        if let Strategy::FanOut { copies: 0 } = config.strategy {
-            return Err(ConfigError::InvalidValue {
-                option: "strategy",
-                value: "FanOut { copies: 0 }".to_owned(),
-                expected: "at least one copy",
-            });
+        config.validate()?;
+        let ignored = config.producer.ignored_options();
+        if !ignored.is_empty() {
+            tracing::warn!(
+                options = %ignored.join(", "),
+                "ignoring go-nsq options that do not apply to a pool"
+            );
         }
         let addrs: Vec<String> = nsqd.into_iter().map(Into::into).collect();
         if addrs.is_empty() && !config.discovers() {
