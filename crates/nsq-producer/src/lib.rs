@@ -84,7 +84,8 @@
 //! appear join the pool, nodes no longer listed leave it (what they have not written moves, what
 //! is in flight is answered, then they close), a topic that any nsqlookupd lists as tombstoned
 //! on a node is not sent there, and while every nsqlookupd fails the last good list is kept.
-//! Addresses given to the pool directly stay in it whatever nsqlookupd says.
+//! Addresses given to the pool directly stay in it whatever nsqlookupd says; a pool with no
+//! address of its own is built with `Pool::new_lookupd` or `Pool::connect_lookupd`.
 //!
 //! [`Pool::nodes`] shows each node: its address, whether it is up, its connection state and its
 //! counters; [`Pool::stats`] adds them up ([`Stats::handed_back`] counts requests moved between

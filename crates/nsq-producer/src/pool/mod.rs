@@ -100,8 +100,8 @@ impl Pool {
     /// connects at its first publish.
     ///
     /// With nsqlookupd the list of addresses may be empty; to pass no address, use
-    /// [`new_lookupd`](Self::new_lookupd) (an empty array literal, `[]`, does not say what
-    /// type of address it lacks, and does not compile).
+    /// `Pool::new_lookupd` (feature `lookupd`): an empty array literal, `[]`, does not say what
+    /// type of address it lacks, and does not compile.
     ///
     /// # Errors
     ///
