@@ -96,7 +96,7 @@ pub(crate) struct Shared {
 
 impl Pool {
     /// Creates a pool of the nsqd at `nsqd` (`host:port` of each TCP port), plus those that
-    /// the nsqlookupds of [`PoolConfig::lookupd`] list, and returns at once; each node
+    /// the nsqlookupds of `PoolConfig::lookupd` list, and returns at once; each node
     /// connects at its first publish.
     ///
     /// With nsqlookupd the list of addresses may be empty; to pass no address, use
