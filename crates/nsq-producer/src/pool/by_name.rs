@@ -157,6 +157,16 @@ const OPTIONS: &[PoolOption] = &[
             Ok(())
         },
     },
+    #[cfg(feature = "lookupd")]
+    PoolOption {
+        name: "lookupd_grace_period",
+        aliases: &[],
+        list: false,
+        apply: |config, value| {
+            config.lookupd_grace_period = value.duration()?;
+            Ok(())
+        },
+    },
 ];
 
 /// The pool's option called `option` (`-` or `_`, any alias).
@@ -197,6 +207,7 @@ impl PoolConfig {
     /// | `retry_budget_ratio`, `retry_budget_per_second`, `retry_budget_max` | the fields of [`RetryBudget`](crate::RetryBudget) |
     /// | `lookupd` (or `lookupd_http_address`, `nsqlookupd`) | nsqlookupd HTTP addresses, comma-separated (a list when deserialized); needs the `lookupd` feature unless empty |
     /// | `lookupd_poll_interval` | how often nsqlookupd is polled (with the `lookupd` feature; ignored without it) |
+    /// | `lookupd_grace_period` | how long a node no nsqlookupd lists any more stays while it is up (with the `lookupd` feature) |
     ///
     /// `copies` and `fail_back_after` may be given before or after `strategy`; given with
     /// another strategy they fail [`validate`](Self::validate). go-nsq's `max_attempts` and
@@ -462,6 +473,8 @@ mod tests {
             .set("lookupd-http-address", "10.0.0.1:4161, 10.0.0.2:4161")
             .unwrap();
         config.set("lookupd_poll_interval", "15s").unwrap();
+        config.set("lookupd-grace-period", "2m").unwrap();
+        assert_eq!(config.lookupd_grace_period, Duration::from_secs(120));
         assert_eq!(config.lookupd, ["10.0.0.1:4161", "10.0.0.2:4161"]);
         assert_eq!(config.lookupd_poll_interval, Duration::from_secs(15));
         let err = config.set("lookupd_poll_interval", "0").unwrap_err();
