@@ -91,7 +91,8 @@
 //! closes) when it is down, or once it has gone unlisted for `PoolConfig::lookupd_grace_period`
 //! (60 s by default): a restarted nsqlookupd lists no node until each nsqd registers again (up
 //! to 30 s), and a node that is connected and acknowledging is never removed for that.
-//! Addresses given to the pool directly stay in it whatever nsqlookupd says.
+//! Addresses given to the pool directly stay in it whatever nsqlookupd says; a pool with no
+//! address of its own is built with `Pool::new_lookupd` or `Pool::connect_lookupd`.
 //!
 //! Round-robin gives the turn of a node that is down to the nodes that are up in turn, so they
 //! share its traffic evenly.
@@ -221,6 +222,15 @@
 //! (`max_in_flight`, `max_attempts`, `lookupd_*`, backoff, requeue and RDY settings) are
 //! accepted and ignored, and [`Producer::new`] names them in one warning. This producer's own
 //! limit on unanswered requests is [`ProducerConfig::max_pipelined`], not `max_in_flight`.
+//!
+//! [`PoolConfig::set`] takes the pool's own options by name as well (`strategy`, `copies`,
+//! `lookupd`, `max_attempts`, `retry_unknown`, ...) and passes the others to
+//! [`ProducerConfig::set`]; go-nsq's `max_attempts` and `lookupd_poll_interval` set the pool's
+//! options of the same meaning instead of being ignored, and [`Pool::new`] names the ignored
+//! options in one warning for the whole pool. [`Strategy`] reads and writes its names
+//! (`round-robin`, `failover`, `least-outstanding`, `fan-out`) through `FromStr` and `Display`.
+//! With the `serde` feature, [`PoolConfig`] deserializes from one map of both kinds of names,
+//! and an error names the option at fault.
 //!
 //! TLS is off until `tls_v1` is true ([`ConnConfigBuilder::enable_tls`]); the `tls_*` options
 //! and [`TlsConfig`] only say how it is set up, and edit the same settings. Options may be set

@@ -8,6 +8,7 @@
 //! node that failed ends as it would on a lone producer (unknown, or timed out).
 
 mod budget;
+mod by_name;
 mod config;
 #[cfg(feature = "lookupd")]
 mod discover;
@@ -111,12 +112,18 @@ pub(crate) struct Shared {
 }
 
 impl Pool {
-    /// Creates a pool of the nsqd at `nsqd` (`host:port` of each TCP port) and returns at once;
-    /// each node connects at its first publish.
+    /// Creates a pool of the nsqd at `nsqd` (`host:port` of each TCP port), plus those that
+    /// the nsqlookupds of `PoolConfig::lookupd` list, and returns at once; each node
+    /// connects at its first publish.
+    ///
+    /// With nsqlookupd the list of addresses may be empty; to pass no address, use
+    /// `Pool::new_lookupd` (feature `lookupd`): an empty array literal, `[]`, does not say what
+    /// type of address it lacks, and does not compile.
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] when the configuration is invalid or no address is given.
+    /// [`ConfigError`] when the configuration is invalid, or when neither an nsqd address nor
+    /// an nsqlookupd address is given.
     ///
     /// # Panics
     ///
@@ -126,20 +133,13 @@ impl Pool {
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        config.producer.validate()?;
-        if config.max_attempts == 0 {
-            return Err(ConfigError::InvalidValue {
-                option: "max_attempts",
-                value: "0".to_owned(),
-                expected: "at least 1",
-            });
-        }
-        if let Strategy::FanOut { copies: 0 } = config.strategy {
-            return Err(ConfigError::InvalidValue {
-                option: "strategy",
-                value: "FanOut { copies: 0 }".to_owned(),
-                expected: "at least one copy",
-            });
+        config.validate()?;
+        let ignored = config.producer.ignored_options();
+        if !ignored.is_empty() {
+            tracing::warn!(
+                options = %ignored.join(", "),
+                "ignoring go-nsq options that do not apply to a pool"
+            );
         }
         let addrs: Vec<String> = nsqd.into_iter().map(Into::into).collect();
         if addrs.is_empty() && !config.discovers() {
@@ -221,6 +221,36 @@ impl Pool {
             Some(Err(err)) => Err(ConnectError::Connect(err)),
             _ => Err(ConnectError::Connect(crate::error::PingFailure::NoNode)),
         }
+    }
+
+    /// Creates a pool of the nsqd that the nsqlookupds of [`PoolConfig::lookupd`] list, and
+    /// returns at once: [`new`](Self::new) with no nsqd address. The nodes join at the first
+    /// poll, which starts here.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the configuration is invalid or names no nsqlookupd.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime.
+    #[cfg(feature = "lookupd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
+    pub fn new_lookupd(config: PoolConfig) -> Result<Self, ConfigError> {
+        Self::new(std::iter::empty::<String>(), config)
+    }
+
+    /// Creates a pool of the nsqd that the nsqlookupds of [`PoolConfig::lookupd`] list, polls
+    /// them once and connects every node listed before returning: [`connect`](Self::connect)
+    /// with no nsqd address.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect); also when the configuration names no nsqlookupd.
+    #[cfg(feature = "lookupd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
+    pub async fn connect_lookupd(config: PoolConfig) -> Result<Self, ConnectError> {
+        Self::connect(std::iter::empty::<String>(), config).await
     }
 
     /// The configuration in use.

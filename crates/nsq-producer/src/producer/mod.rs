@@ -81,7 +81,8 @@ impl Producer {
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         let ignored = config.ignored_options();
-        if !ignored.is_empty() {
+        // A pool's nodes share one configuration: the pool warns once, not each node.
+        if !ignored.is_empty() && hand_back.is_none() {
             tracing::warn!(
                 options = %ignored.join(", "),
                 "ignoring go-nsq options that do not apply to a producer"
