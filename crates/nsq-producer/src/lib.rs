@@ -184,7 +184,7 @@
 //! | [`PublishError::Unknown`] | written, then the connection failed before the reply | may duplicate |
 //! | [`PublishError::TimedOut`] | written, no reply within the timeout | may duplicate |
 //! | [`PublishError::Invalid`], [`PublishError::InvalidTopic`] | refused locally, nothing sent | no: fix the request |
-//! | [`PublishError::Closed`] | the producer was closed | no |
+//! | [`PublishError::Closed`] | the producer or pool was closed | no |
 //!
 //! A rejection or an `E_MPUB_FAILED` ends the connection (nsqd closes it after any error).
 //! Requests written behind the failed one are reported as not sent; requests still queued go
@@ -252,7 +252,7 @@
 //! |---|---|---|
 //! | `acked` | — | `Ok(())` |
 //! | `rejected` | `code`: nsqd's error code, such as `E_BAD_MESSAGE` | [`PublishError::Rejected`] |
-//! | `not_sent` | `reason`: `aborted`, `deadline_expired`, `queue_full`, `unavailable`, `closed` or `no_node_up`, after [`NotSentReason`] (`cancelled` stays at 0: withdrawn requests count as `withdrawn`) | [`PublishError::NotSent`] |
+//! | `not_sent` | `reason`: `aborted`, `deadline_expired`, `queue_full`, `unavailable`, `closed`, `no_node_up` or `too_few_nodes_up`, after [`NotSentReason`] (`cancelled` stays at 0: withdrawn requests count as `withdrawn`) | [`PublishError::NotSent`] |
 //! | `withdrawn` | — | [`NotSentReason::Cancelled`] after [`Publish::cancel`], or nothing (a dropped `publish` future) |
 //! | `handed_back` | — | none yet: a [`Pool`] moved the request to another node, where its outcome is counted ([`Stats::handed_back`]) |
 //! | `unknown` | `reason`: `connection_lost` (the connection failed or was dropped before the reply), `mpub_failed` (nsqd answered `E_MPUB_FAILED`) or `closed` (the close timeout passed before the reply) | [`PublishError::Unknown`], or [`PublishError::MaybeStored`] for `mpub_failed` |
@@ -339,7 +339,7 @@
 //!         for n in 0u64.. {
 //!             match producer.publish(&topic, n.to_string()).await {
 //!                 Ok(()) => {}
-//!                 Err(PublishError::Closed) => break,
+//!                 Err(PublishError::Closed(_)) => break,
 //!                 Err(err) => eprintln!("tick {n}: {err}"),
 //!             }
 //!             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -494,7 +494,10 @@ mod transactions;
 mod unwritten;
 
 pub use config::ProducerConfig;
-pub use error::{Copies, Delivery, NodeDown, NodesDown, NotSentReason, PingFailure, PublishError};
+pub use error::{
+    Copies, Delivery, LookupdsFailed, NodeDown, NodesDown, NotSentReason, PingFailure,
+    PublishError, Publisher, TooFewNodes,
+};
 pub use pool::{NodeStatus, Pool, PoolConfig, RetryBudget, Strategy};
 pub use producer::{ConnectError, FlushTimedOut, Producer};
 pub use publish::Publish;

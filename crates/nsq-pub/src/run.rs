@@ -221,11 +221,15 @@ const INTERRUPTED: &str = "interrupted";
 /// The reason given for messages not sent because no nsqd was up.
 const NO_NODE_UP: &str = "no_node_up";
 
-/// Whether a publish failed because no nsqd was up until its deadline.
+/// Whether a publish failed because no nsqd (or too few for its copies) was up until its
+/// deadline.
 fn no_node_up(error: &PublishError) -> bool {
     matches!(
         error,
-        PublishError::NotSent(nsq_producer::NotSentReason::NoNodeUp(_))
+        PublishError::NotSent(
+            nsq_producer::NotSentReason::NoNodeUp(_)
+                | nsq_producer::NotSentReason::TooFewNodesUp(_)
+        )
     )
 }
 

@@ -112,7 +112,7 @@ impl Tally {
             }
             Delivery::NotStored => {
                 let code = match error {
-                    PublishError::Rejected(e) => Some(e.code().as_str().to_owned()),
+                    PublishError::Rejected { error, .. } => Some(error.code().as_str().to_owned()),
                     PublishError::Invalid(InvalidPublish::MessageTooLarge {
                         size, max, ..
                     }) => {

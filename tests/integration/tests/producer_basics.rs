@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use nsq_producer::{
-    ConnectError, NotSentReason, PingFailure, Producer, ProducerState, PublishError,
+    ConnectError, NotSentReason, PingFailure, Producer, ProducerState, PublishError, Publisher,
 };
 use nsq_test_support::Nsqd;
 use serde_json::Value;
@@ -76,7 +76,7 @@ async fn s01_lazy_connect() {
     assert_eq!(producer.state(), ProducerState::Closed);
     assert_eq!(
         producer.publish(&t, "after close").await,
-        Err(PublishError::Closed)
+        Err(PublishError::Closed(Publisher::Producer))
     );
     assert_eq!(nsqd.topic_depth("s01_lazy"), Some(1));
 }
@@ -356,20 +356,23 @@ async fn s46_close_twice_then_publish() {
     let clone = producer.clone();
     assert_eq!(within("close", clone.close()).await, first);
 
-    assert_eq!(producer.publish(&t, "two").await, Err(PublishError::Closed));
+    assert_eq!(
+        producer.publish(&t, "two").await,
+        Err(PublishError::Closed(Publisher::Producer))
+    );
     assert!(matches!(
         producer.publish_async(&t, "three").await,
-        Err(PublishError::Closed)
+        Err(PublishError::Closed(Publisher::Producer))
     ));
     assert_eq!(
         producer.multi_publish(&t, ["four", "five"]).await,
-        Err(PublishError::Closed)
+        Err(PublishError::Closed(Publisher::Producer))
     );
     assert_eq!(
         producer
             .deferred_publish(&t, Duration::from_millis(10), "six")
             .await,
-        Err(PublishError::Closed)
+        Err(PublishError::Closed(Publisher::Producer))
     );
     assert!(matches!(producer.ping().await, Err(PingFailure::Closed)));
     assert_eq!(producer.stats(), first, "nothing happened after close");
@@ -381,7 +384,10 @@ async fn s46_close_twice_then_publish() {
     let stats = within("close idle", idle.close()).await;
     assert_eq!(stats.acked + stats.not_sent + stats.unknown, 0);
     within("close idle again", idle.close()).await;
-    assert_eq!(idle.publish(&t, "x").await, Err(PublishError::Closed));
+    assert_eq!(
+        idle.publish(&t, "x").await,
+        Err(PublishError::Closed(Publisher::Producer))
+    );
 }
 
 /// Scenario 50: one caller's publishes are written and acknowledged in call order. nsqd

@@ -72,7 +72,7 @@ async fn close_now_returns_at_once_while_nsqd_is_frozen() {
     let mut not_sent = 0;
     for publish in pending {
         match within("a result", publish).await {
-            Err(PublishError::Unknown(_)) => unknown += 1,
+            Err(PublishError::Unknown { .. }) => unknown += 1,
             Err(PublishError::NotSent(NotSentReason::Closed)) => not_sent += 1,
             other => panic!("unexpected {other:?}"),
         }

@@ -7,6 +7,7 @@
 //! were never written move, so failover cannot store a message twice; what was written to the
 //! node that failed ends as it would on a lone producer (unknown, or timed out).
 
+mod addrs;
 mod budget;
 mod config;
 #[cfg(feature = "lookupd")]
@@ -97,9 +98,15 @@ impl Pool {
     /// Creates a pool of the nsqd at `nsqd` (`host:port` of each TCP port) and returns at once;
     /// each node connects at its first publish.
     ///
+    /// Addresses that lead to the same nsqd are one node: the same address twice, or
+    /// `localhost:4150` beside `127.0.0.1:4150` (names that need a DNS lookup are compared as
+    /// text here; [`connect`](Self::connect) resolves them).
+    ///
     /// # Errors
     ///
-    /// [`ConfigError`] when the configuration is invalid or no address is given.
+    /// [`ConfigError`] when the configuration is invalid, when no address is given and no
+    /// nsqlookupd either, or when a [`Strategy::FanOut`] asks for more copies than there are
+    /// nsqd and no nsqlookupd can add more.
     ///
     /// # Panics
     ///
@@ -125,11 +132,29 @@ impl Pool {
             });
         }
         let addrs: Vec<String> = nsqd.into_iter().map(Into::into).collect();
+        let addrs = addrs::distinct(addrs, addrs::literal);
+        Self::build(addrs, config)
+    }
+
+    /// [`new`](Self::new) with addresses that lead to distinct nsqd.
+    fn build(addrs: Vec<String>, config: PoolConfig) -> Result<Self, ConfigError> {
         if addrs.is_empty() && !config.discovers() {
             return Err(ConfigError::Conflict {
                 option: "nsqd",
                 reason: "a pool needs at least one nsqd or nsqlookupd address",
             });
+        }
+        if let Strategy::FanOut { copies } = config.strategy {
+            // Without nsqlookupd the nodes are known now: more copies than nodes can never be
+            // stored.
+            if copies > addrs.len() && !config.discovers() {
+                let n = addrs.len();
+                return Err(ConfigError::InvalidValue {
+                    option: "strategy",
+                    value: format!("FanOut {{ copies: {copies} }} over {n} distinct nsqd"),
+                    expected: "at most one copy per nsqd",
+                });
+            }
         }
         let (hand_back, handed) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -167,32 +192,63 @@ impl Pool {
 
     /// Creates a pool and connects every node before returning; succeeds when at least one
     /// node connected, so that a wrong address, TLS or AUTH setting shared by every node fails
-    /// here rather than at the first publish.
+    /// here rather than at the first publish. Addresses are resolved first, and those that
+    /// lead to the same nsqd are one node.
     ///
     /// # Errors
     ///
-    /// [`ConnectError`] for an invalid configuration, or the first node's error when no node
-    /// could be connected.
+    /// [`ConnectError`] for an invalid configuration; [`ConnectError::Lookupd`] when no node
+    /// is given and no nsqlookupd answered, with each nsqlookupd's error;
+    /// [`ConnectError::NoNodeConnected`] with every node's error when no node could be
+    /// connected.
     pub async fn connect<I>(nsqd: I, config: PoolConfig) -> Result<Self, ConnectError>
     where
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        let pool = Self::new(nsqd, config)?;
+        let addrs: Vec<String> = nsqd.into_iter().map(Into::into).collect();
+        let resolved = addrs::resolve(&addrs).await;
+        let sockets = |addr: &str| {
+            resolved
+                .iter()
+                .find(|(a, _)| a == addr)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default()
+        };
+        let pool = Self::build(addrs::distinct(addrs.clone(), sockets), config)?;
         #[cfg(feature = "lookupd")]
         if pool.inner.shared.config.discovers() {
-            discover::poll(&pool.inner.shared).await;
+            let failed = discover::poll(&pool.inner.shared).await;
+            let lookupds = pool.inner.shared.config.lookupd.len();
+            if failed.len() == lookupds && pool.inner.shared.nodes().is_empty() {
+                pool.close_now().await;
+                return Err(ConnectError::Lookupd(crate::error::LookupdsFailed(
+                    Arc::from(failed),
+                )));
+            }
         }
         let nodes = pool.inner.shared.nodes();
+        if nodes.is_empty() {
+            pool.close_now().await;
+            return Err(ConnectError::Connect(crate::error::PingFailure::NoNode));
+        }
         let pings = futures::future::join_all(nodes.iter().map(|n| n.producer.ping())).await;
         if pings.iter().any(Result::is_ok) {
             return Ok(pool);
         }
+        let down: Vec<NodeDown> = nodes
+            .iter()
+            .zip(pings)
+            .map(|(node, ping)| {
+                let mut down = node.down();
+                if let Err(crate::error::PingFailure::Connection(err)) = ping {
+                    down.last_error = Some(err);
+                }
+                down
+            })
+            .collect();
         pool.close_now().await;
-        match pings.into_iter().next() {
-            Some(Err(err)) => Err(ConnectError::Connect(err)),
-            _ => Err(ConnectError::Connect(crate::error::PingFailure::NoNode)),
-        }
+        Err(ConnectError::NoNodeConnected(NodesDown(Arc::from(down))))
     }
 
     /// The configuration in use.

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::node::Node;
 use super::{Pool, Strategy};
-use crate::error::{NotSentReason, PublishError};
+use crate::error::{NotSentReason, PublishError, Publisher, TooFewNodes};
 use crate::producer::Start;
 use crate::publish::Publish;
 use crate::publishing::Patience;
@@ -20,7 +20,7 @@ impl Pool {
     pub(crate) fn start(&self, payload: Payload, patience: Patience) -> Start<'_> {
         let shared = &self.inner.shared;
         if shared.closed.load(Ordering::Acquire) {
-            return Start::Done(Err(PublishError::Closed));
+            return Start::Done(Err(PublishError::Closed(Publisher::Pool)));
         }
         if !matches!(shared.config.strategy, Strategy::FanOut { .. }) {
             // The common path: one node, queued under the read lock of the node list (queuing
@@ -40,8 +40,8 @@ impl Pool {
             }
         }
         if shared.config.producer.fail_fast {
-            // No node is up, and publishes do not wait.
-            let reason = NotSentReason::NoNodeUp(shared.nodes_down(u64::MAX));
+            // No node is up (or too few for the copies), and publishes do not wait.
+            let reason = shared.no_node_reason(payload.topic());
             shared.counters.not_sent(&reason);
             return Start::Done(Err(PublishError::NotSent(reason)));
         }
@@ -58,7 +58,7 @@ impl Pool {
         let mut health = shared.health.subscribe();
         loop {
             if shared.closed.load(Ordering::Acquire) {
-                return Err(PublishError::Closed);
+                return Err(PublishError::Closed(Publisher::Pool));
             }
             let patience = deadline.map_or(Patience::Unbounded, Patience::Until);
             let start = match shared.config.strategy {
@@ -84,16 +84,39 @@ impl Pool {
             tokio::select! {
                 changed = health.changed() => {
                     if changed.is_err() {
-                        return Err(PublishError::Closed);
+                        return Err(PublishError::Closed(Publisher::Pool));
                     }
                 }
                 () = expired => {
-                    let reason = NotSentReason::NoNodeUp(shared.nodes_down(u64::MAX));
+                    let reason = shared.no_node_reason(payload.topic());
                     shared.counters.not_sent(&reason);
                     return Err(PublishError::NotSent(reason));
                 }
             }
         }
+    }
+}
+
+impl super::Shared {
+    /// Why a publish to `topic` found nowhere to go: no node up, or for a fan-out fewer nodes
+    /// up than the copies, with each node's state.
+    pub(crate) fn no_node_reason(&self, topic: &nsq_proto::Topic) -> NotSentReason {
+        let Strategy::FanOut { copies } = self.config.strategy else {
+            return NotSentReason::NoNodeUp(self.nodes_down(u64::MAX));
+        };
+        let up = self
+            .nodes()
+            .iter()
+            .filter(|n| n.is_up() && n.takes(topic.as_str()))
+            .count();
+        if up == 0 {
+            return NotSentReason::NoNodeUp(self.nodes_down(u64::MAX));
+        }
+        NotSentReason::TooFewNodesUp(TooFewNodes {
+            copies,
+            up,
+            nodes: self.nodes_down(u64::MAX),
+        })
     }
 }
 

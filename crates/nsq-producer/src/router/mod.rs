@@ -28,7 +28,7 @@ use crate::backoff::{Backoff, Jitter};
 use crate::batch::Batch;
 use crate::completion::Responder;
 use crate::config::ProducerConfig;
-use crate::error::{NotSentReason, PingFailure, PublishError};
+use crate::error::{NotSentReason, PingFailure, PublishError, Publisher};
 use crate::producer::Shared;
 use crate::request::{Control, HandBack, Payload, Request};
 use crate::stats::{Counters, Lost, ProducerState, Stats};
@@ -36,7 +36,7 @@ use crate::transactions::{ResendPolicy, Transactions};
 use crate::unwritten::Unwritten;
 
 pub(crate) struct Router {
-    addr: String,
+    addr: Arc<str>,
     conn_config: ConnConfig,
     config: Arc<ProducerConfig>,
     requests: mpsc::Receiver<Request>,
@@ -94,7 +94,7 @@ enum Phase {
 
 impl Router {
     pub(crate) fn new(
-        addr: String,
+        addr: Arc<str>,
         conn_config: ConnConfig,
         config: Arc<ProducerConfig>,
         requests: mpsc::Receiver<Request>,
@@ -108,18 +108,18 @@ impl Router {
         let seed = now.as_nanos() as u64 ^ (Arc::as_ptr(&shared) as u64);
         Self {
             backoff: Backoff::new(config.reconnect_backoff_min, config.reconnect_backoff_max),
+            transactions: Transactions::new(
+                addr.clone(),
+                hand_back.as_ref().map(|hand_back| ResendPolicy {
+                    unknown: hand_back.retry_unknown,
+                }),
+            ),
             addr,
             conn_config,
             config,
             requests,
             control,
             shared,
-            transactions: match &hand_back {
-                Some(hand_back) => Transactions::for_pool(ResendPolicy {
-                    unknown: hand_back.retry_unknown,
-                }),
-                None => Transactions::default(),
-            },
             jitter: Jitter::seeded(seed),
             unwritten: Unwritten::default(),
             batch: Batch::default(),
@@ -461,7 +461,7 @@ impl Router {
                 let outcome = request
                     .route
                     .and_then(|r| r.failed)
-                    .unwrap_or(PublishError::Closed);
+                    .unwrap_or(PublishError::Closed(Publisher::Pool));
                 request.responder.complete(Err(outcome));
             }
         }
