@@ -203,6 +203,14 @@
 //! [`Producer::flush_timeout`] bounds that wait. Publishes queued during the flush are not
 //! waited for.
 //!
+//! **Exiting.** Fire-and-forget publishes are sent by the producer's task, which runs only as
+//! long as the runtime does: a program that returns from `main` without [`Producer::flush`] or
+//! [`Producer::close`] loses whatever is still queued or in flight. It is never lost without a
+//! word: dropping the last handle of a producer (or a [`Pool`]) with publishes queued or in
+//! flight logs a warning with their count, and a runtime that shuts down while the task still
+//! holds publishes logs another with how many were not sent and how many were written with
+//! no reply.
+//!
 //! # Configuration
 //!
 //! [`ProducerConfig`] takes go-nsq's option names through [`ProducerConfig::set`] (and, with the

@@ -475,6 +475,23 @@ impl Drop for Inner {
     /// delivers what it holds and ends, as a lone producer does when its handles are gone.
     fn drop(&mut self) {
         let shared = &self.shared;
+        if !shared.closed.load(Ordering::Acquire) {
+            let mut total = shared.counters.snapshot();
+            total.queued += shared.parked.load(Ordering::Relaxed);
+            for node in shared.all_nodes() {
+                add(&mut total, &node.producer.stats());
+            }
+            let pending = total.queued + total.in_flight;
+            if pending > 0 {
+                tracing::warn!(
+                    queued = total.queued,
+                    in_flight = total.in_flight,
+                    "the last handle of the pool was dropped with {pending} publishes queued or \
+                     in flight; they are sent only while the runtime keeps running: call flush \
+                     or close before exiting"
+                );
+            }
+        }
         shared.closed.store(true, Ordering::Release);
         *shared.nodes.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(Vec::new());
         shared

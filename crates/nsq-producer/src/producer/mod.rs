@@ -393,6 +393,29 @@ impl Producer {
     }
 }
 
+impl Drop for Inner {
+    /// The last handle is gone. The router goes on with what is queued and in flight, but only
+    /// while the runtime runs: a program that returns from `main` now loses it, so say how
+    /// much there is. A pool's node leaves that to the pool.
+    fn drop(&mut self) {
+        if self.publisher != Publisher::Producer || self.shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let stats = self.shared.counters.snapshot();
+        let pending = stats.queued + stats.in_flight;
+        if pending > 0 {
+            tracing::warn!(
+                addr = %self.addr,
+                queued = stats.queued,
+                in_flight = stats.in_flight,
+                "the last handle of the producer was dropped with {pending} publishes queued or \
+                 in flight; they are sent only while the runtime keeps running: call flush or \
+                 close before exiting"
+            );
+        }
+    }
+}
+
 /// Room for pings and close requests; callers wait when it is full.
 const CONTROL_CAPACITY: usize = 64;
 

@@ -74,6 +74,8 @@ pub(crate) struct Router {
     /// Requests channel closed and drained (every handle dropped, or close).
     requests_done: bool,
     control_done: bool,
+    /// Every request has its outcome and the router is done: dropping it loses nothing.
+    finished: bool,
 }
 
 struct Closing {
@@ -135,6 +137,7 @@ impl Router {
             down: false,
             requests_done: false,
             control_done: false,
+            finished: false,
         }
     }
 
@@ -520,6 +523,32 @@ impl Router {
             }
         }
         tracing::info!(addr = %self.addr, "producer closed");
+        self.finished = true;
+    }
+}
+
+impl Drop for Router {
+    /// The task was dropped before it finished: the runtime is shutting down (a program
+    /// returning from `main` without `flush` or `close`). Its callers are told (a dropped
+    /// request ends not sent, or unknown if written), but no one may be waiting: say how many
+    /// publishes end this way.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let written = self.transactions.len();
+        let unsent = self.batch.len() + self.unwritten.len() + self.requests.len();
+        if written + unsent > 0 {
+            tracing::warn!(
+                addr = %self.addr,
+                unsent,
+                written,
+                "the producer's task was dropped (the runtime shut down) with {} publishes \
+                 unanswered: {unsent} not sent, {written} written with no reply (outcome \
+                 unknown); flush or close the producer before the runtime ends",
+                written + unsent
+            );
+        }
     }
 }
 
