@@ -242,11 +242,9 @@ impl fmt::Display for NodesDown {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            match (&node.state, &node.last_error) {
-                (ProducerState::Reconnecting { .. } | ProducerState::Closed, Some(err)) => {
-                    write!(f, "{}: down: {err}", node.addr)?;
-                }
-                (state, _) => write!(f, "{}: {state}", node.addr)?,
+            match &node.last_error {
+                Some(err) => write!(f, "{}: down: {err}", node.addr)?,
+                None => write!(f, "{}: {}", node.addr, node.state)?,
             }
         }
         Ok(())

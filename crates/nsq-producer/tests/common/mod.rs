@@ -90,7 +90,11 @@ impl FakeServer {
 
     pub async fn handshake(stream: TcpStream) -> FakeNsqd {
         let mut nsqd = FakeNsqd::new(stream);
-        within("the handshake", nsqd.accept_plain()).await;
+        within("the handshake", async {
+            nsqd.accept_plain().await;
+            nsqd.answer_tls_check().await;
+        })
+        .await;
         nsqd
     }
 
