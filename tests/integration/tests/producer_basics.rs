@@ -15,7 +15,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use nsq_producer::{
-    ConnectError, NotSentReason, PingFailure, Producer, ProducerState, PublishError, Publisher,
+    ConnError, ConnectError, NotSentReason, PingFailure, Producer, ProducerState, PublishError,
+    Publisher,
 };
 use nsq_test_support::Nsqd;
 use serde_json::Value;
@@ -474,4 +475,43 @@ async fn producer_tls_from_go_nsq_option_names() {
     assert_eq!(nsqd.topic_depth("producer_tls_options"), Some(1));
     assert_eq!(producers(&nsqd)[0]["tls"], true);
     within("close", producer.close()).await;
+}
+
+/// A producer and a pool connecting without TLS to nsqd that requires it: `connect` fails
+/// naming TLS (rather than succeeding and failing every publish with `E_INVALID`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_without_tls_to_nsqd_requiring_it_names_tls() {
+    let pki = nsq_test_support::TestPki::generate();
+    let nsqd = Nsqd::start_with(
+        nsq_test_support::NsqdOptions::new()
+            .tls_cert(pki.server_cert())
+            .tls_key(pki.server_key())
+            .tls_required("tcp-https"),
+    );
+    let addr = nsqd.tcp_addr().to_string();
+    let requires_tls = format!("nsqd at {addr} requires TLS: set tls_v1");
+    let err = within(
+        "connect",
+        Producer::connect(addr.clone(), producer_config()),
+    )
+    .await
+    .map(drop)
+    .unwrap_err();
+    match &err {
+        ConnectError::Connect(PingFailure::Connection(conn_err)) => {
+            assert!(
+                matches!(**conn_err, ConnError::TlsRequired { .. }),
+                "{err:?}"
+            );
+        }
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+    assert_eq!(err.to_string(), requires_tls);
+
+    let pool_config = nsq_producer::PoolConfig::new(producer_config());
+    let err = within("connect", nsq_producer::Pool::connect([addr], pool_config))
+        .await
+        .map(drop)
+        .unwrap_err();
+    assert!(err.to_string().contains(&requires_tls), "{err}");
 }
