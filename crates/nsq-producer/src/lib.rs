@@ -75,7 +75,10 @@
 //!   [`PublishError::MaybeStored`]), as on a lone producer. [`PoolConfig::retry_unknown`] sends
 //!   those again too, for at-least-once delivery where a message may be stored twice.
 //! - With no node up, publishes wait for one until their deadline, then fail with
-//!   [`NotSentReason::NoNodeUp`], which lists each node's last connection error.
+//!   [`NotSentReason::NoNodeUp`], which lists each node's last connection error. A fan-out
+//!   with fewer nodes up than its copies fails the same way with
+//!   [`NotSentReason::TooFewNodesUp`], which says how many copies were possible and each
+//!   node's state.
 //! - Order across nodes is not kept; NSQ does not promise order anyway.
 //!
 //! With the `lookupd` feature, `PoolConfig::lookupd` names nsqlookupd HTTP addresses whose
@@ -185,6 +188,10 @@
 //! | [`PublishError::TimedOut`] | written, no reply within the timeout | may duplicate |
 //! | [`PublishError::Invalid`], [`PublishError::InvalidTopic`] | refused locally, nothing sent | no: fix the request |
 //! | [`PublishError::Closed`] | the producer or pool was closed | no |
+//!
+//! An outcome that happened on one nsqd (rejected, maybe stored, unknown, timed out) carries
+//! its address, which [`PublishError::addr`] returns and the error's text includes, so a pool's
+//! errors say which node failed.
 //!
 //! A rejection or an `E_MPUB_FAILED` ends the connection (nsqd closes it after any error).
 //! Requests written behind the failed one are reported as not sent; requests still queued go

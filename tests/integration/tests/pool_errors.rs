@@ -158,3 +158,54 @@ async fn connect_names_the_nsqlookupd_it_could_not_reach() {
     );
     assert!(text.to_lowercase().contains("connection refused"), "{text}");
 }
+
+/// Errors from one node of a pool name it: nsqd's rejection (`--max-msg-size` below the
+/// message), and a timeout on a frozen (SIGSTOP) node. After close, publishing says the pool
+/// is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_from_a_node_of_the_pool_name_it() {
+    let nodes: Vec<Nsqd> = (0..2)
+        .map(|_| Nsqd::start_with(nsq_test_support::NsqdOptions::new().max_msg_size(100)))
+        .collect();
+    let addrs: Vec<String> = nodes.iter().map(|n| n.tcp_addr().to_string()).collect();
+    let mut config = producer_config();
+    config.publish_timeout = Some(Duration::from_millis(500));
+    let config = PoolConfig::new(config).strategy(Strategy::Failover {
+        fail_back_after: Duration::from_secs(60),
+    });
+    let pool = Pool::connect(addrs.clone(), config).await.unwrap();
+    let t = topic("named_node");
+
+    let err = within("a rejected publish", pool.publish(&t, vec![b'x'; 200]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PublishError::Rejected { .. }), "{err:?}");
+    let rejected_on = err.addr().expect("the node that rejected it").to_owned();
+    assert!(addrs.contains(&rejected_on), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("rejected by nsqd {rejected_on}: E_BAD_MESSAGE")),
+        "{err}"
+    );
+
+    // Failover keeps to one node while it is up: freeze it, and the publish times out there.
+    eventually(true, || pool.nodes().iter().all(|n| n.up)).await;
+    within("a publish", pool.publish(&t, "ok")).await.unwrap();
+    let preferred = pool
+        .nodes()
+        .iter()
+        .position(|n| n.stats.acked == 1)
+        .expect("the node that took the publish");
+    nodes[preferred].pause();
+    let err = within("a publish to a frozen node", pool.publish(&t, "frozen"))
+        .await
+        .unwrap_err();
+    nodes[preferred].resume();
+    assert!(matches!(err, PublishError::TimedOut { .. }), "{err:?}");
+    assert_eq!(err.addr(), Some(addrs[preferred].as_str()));
+    assert!(err.to_string().contains(&addrs[preferred]), "{err}");
+
+    pool.close().await;
+    let err = pool.publish(&t, "late").await.unwrap_err();
+    assert_eq!(err.to_string(), "the pool is closed");
+}
