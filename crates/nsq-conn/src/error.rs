@@ -51,7 +51,7 @@ pub enum ConnError {
     Io(Arc<io::Error>),
     /// The TLS handshake failed (an untrusted certificate, a name mismatch, a refused client
     /// certificate...).
-    #[error("TLS handshake with nsqd failed: {0}")]
+    #[error("TLS handshake with nsqd failed: {}", describe_tls(.0))]
     Tls(Arc<io::Error>),
     /// nsqd sent bytes between its IDENTIFY reply and the start of TLS; they cannot be
     /// plaintext meant for the client, nor ciphertext meant for the TLS layer.
@@ -163,6 +163,45 @@ impl From<NegotiationError> for ConnError {
     fn from(err: NegotiationError) -> Self {
         Self::Negotiation(err)
     }
+}
+
+/// A TLS failure in words: what is wrong with nsqd's certificate and what to do about it, or
+/// the TLS library's own message for the rest.
+fn describe_tls(error: &io::Error) -> String {
+    #[cfg(feature = "tls")]
+    {
+        use rustls::CertificateError as C;
+        let certificate = error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+            .and_then(|e| match e {
+                rustls::Error::InvalidCertificate(c) => Some(c),
+                _ => None,
+            });
+        let advice = match certificate {
+            Some(C::UnknownIssuer) => Some(
+                "nsqd's certificate is not signed by a trusted CA: give tls_root_ca_file the CA \
+                 that signed it (or, if it is self-signed, the certificate itself)",
+            ),
+            Some(C::NotValidForName | C::NotValidForNameContext { .. }) => Some(
+                "nsqd's certificate is not valid for the host connected to: connect by a name \
+                 the certificate lists",
+            ),
+            Some(C::Expired | C::ExpiredContext { .. }) => Some("nsqd's certificate has expired"),
+            Some(C::NotValidYet | C::NotValidYetContext { .. }) => {
+                Some("nsqd's certificate is not valid yet (check the clocks)")
+            }
+            Some(C::Other(other)) if format!("{other:?}").contains("CaUsedAsEndEntity") => Some(
+                "nsqd presents a CA certificate as its own: give that certificate itself as \
+                 tls_root_ca_file, or give nsqd a certificate signed by the CA",
+            ),
+            _ => None,
+        };
+        if let Some(advice) = advice {
+            return advice.to_owned();
+        }
+    }
+    error.to_string()
 }
 
 #[cfg(test)]

@@ -76,6 +76,8 @@ mod error;
 mod handshake;
 #[cfg(feature = "tls")]
 mod tls;
+#[cfg(feature = "tls")]
+mod tls_pinned;
 mod transport;
 #[cfg(any(feature = "tls", feature = "snappy", feature = "deflate"))]
 mod upgrade;

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
@@ -12,6 +13,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::config_error::ConfigError;
+use crate::tls_pinned::ChainOrPinned;
 
 /// The lowest TLS version the client accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -74,7 +76,9 @@ impl TlsConfig {
     }
 
     /// go-nsq `tls_root_ca_file`: trust the CA certificates in this PEM file instead of the
-    /// webpki roots.
+    /// webpki roots. As with go-nsq, a certificate in the file is also accepted when nsqd
+    /// presents exactly it (a self-signed certificate, even one marked as a CA); its name and
+    /// validity period are still checked.
     pub fn root_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.root_ca_file = Some(path.into());
         self
@@ -199,8 +203,30 @@ impl TlsConfig {
                 .with_custom_certificate_verifier(Arc::new(AcceptAnyCert {
                     algorithms: provider.signature_verification_algorithms,
                 }))
+        } else if let Some(path) = &self.root_ca_file {
+            // As go-nsq: a certificate of the root file is also accepted as nsqd's own (a
+            // self-signed one, even if marked as a CA).
+            let pinned = read_certs("tls_root_ca_file", path)?;
+            let mut roots = RootCertStore::empty();
+            for cert in &pinned {
+                roots.add(cert.clone()).map_err(|error| ConfigError::Tls {
+                    option: "tls_root_ca_file",
+                    error,
+                })?;
+            }
+            let chain = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| ConfigError::Tls {
+                    option: "tls_root_ca_file",
+                    error: rustls::Error::General(e.to_string()),
+                })?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(ChainOrPinned { chain, pinned }))
         } else {
-            builder.with_root_certificates(self.roots()?)
+            let mut roots = RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            builder.with_root_certificates(roots)
         };
         match (&self.cert_file, &self.key_file) {
             (Some(cert_file), Some(key_file)) => {
@@ -216,22 +242,6 @@ impl TlsConfig {
             }
             _ => Ok(builder.with_no_client_auth()),
         }
-    }
-
-    fn roots(&self) -> Result<RootCertStore, ConfigError> {
-        let mut roots = RootCertStore::empty();
-        match &self.root_ca_file {
-            Some(path) => {
-                for cert in read_certs("tls_root_ca_file", path)? {
-                    roots.add(cert).map_err(|error| ConfigError::Tls {
-                        option: "tls_root_ca_file",
-                        error,
-                    })?;
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        Ok(roots)
     }
 }
 

@@ -250,6 +250,7 @@
 //! | name | type | labels | meaning |
 //! |---|---|---|---|
 //! | `nsq_producer_publishes_total` | counter | `addr`, `outcome`, and `code` or `reason` (below) | publish requests by their outcome on the wire: [`Stats::acked`], [`Stats::rejected`], [`Stats::not_sent`], [`Stats::unknown`], [`Stats::withdrawn`] |
+//! | `nsq_producer_messages_total` | counter | `addr`, `outcome` (`acked`) | messages nsqd acknowledged, each message of an MPUB counted: [`Stats::acked_messages`], what a topic's depth grows by |
 //! | `nsq_producer_timed_out_total` | counter | `addr` | written requests whose caller stopped waiting at the publish timeout ([`Stats::timed_out`]); each is also counted under the outcome it still reaches |
 //! | `nsq_producer_queued` | gauge | `addr` | requests waiting in the queue, not written yet ([`Stats::queued`]) |
 //! | `nsq_producer_in_flight` | gauge | `addr` | requests written and waiting for nsqd's reply ([`Stats::in_flight`]) |

@@ -16,6 +16,7 @@ use crate::error::{NotSentReason, PublishError};
 use crate::stats::Lost;
 
 const PUBLISHES: &str = "nsq_producer_publishes_total";
+const MESSAGES: &str = "nsq_producer_messages_total";
 const TIMED_OUT: &str = "nsq_producer_timed_out_total";
 const QUEUED: &str = "nsq_producer_queued";
 const IN_FLIGHT: &str = "nsq_producer_in_flight";
@@ -44,6 +45,7 @@ const UNKNOWN_REASONS: [&str; 3] = ["connection_lost", "mpub_failed", "closed"];
 pub(crate) struct Metrics {
     addr: SharedString,
     acked: Counter,
+    acked_messages: Counter,
     withdrawn: Counter,
     handed_back: Counter,
     not_sent: [Counter; NOT_SENT_REASONS.len()],
@@ -83,6 +85,7 @@ impl Metrics {
         let duration = |outcome: &'static str| metrics::histogram!(DURATION, "addr" => a(), "outcome" => outcome);
         Self {
             acked: metrics::counter!(PUBLISHES, "addr" => a(), "outcome" => "acked"),
+            acked_messages: metrics::counter!(MESSAGES, "addr" => a(), "outcome" => "acked"),
             withdrawn: metrics::counter!(PUBLISHES, "addr" => a(), "outcome" => "withdrawn"),
             handed_back: metrics::counter!(PUBLISHES, "addr" => a(), "outcome" => "handed_back"),
             not_sent: NOT_SENT_REASONS.map(|reason| publishes("not_sent", reason)),
@@ -105,8 +108,9 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn acked(&self, requests: u64) {
+    pub(crate) fn acked(&self, requests: u64, messages: u64) {
         self.acked.increment(requests);
+        self.acked_messages.increment(messages);
     }
 
     pub(crate) fn withdrawn(&self) {
@@ -238,6 +242,11 @@ fn describe() {
         PUBLISHES,
         Unit::Count,
         "Publish requests by outcome on the wire (an MPUB is one request)"
+    );
+    metrics::describe_counter!(
+        MESSAGES,
+        Unit::Count,
+        "Messages nsqd acknowledged (each message of an MPUB counted)"
     );
     metrics::describe_counter!(
         TIMED_OUT,

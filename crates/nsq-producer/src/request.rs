@@ -92,6 +92,16 @@ pub(crate) enum Payload {
     },
 }
 
+impl Payload {
+    /// How many messages it publishes.
+    pub(crate) fn messages(&self) -> u32 {
+        match self {
+            Self::Mpub { bodies, .. } => u32::try_from(bodies.len()).unwrap_or(u32::MAX),
+            Self::Pub { .. } | Self::Dpub { .. } => 1,
+        }
+    }
+}
+
 /// Builds requests from a caller's arguments, refusing locally what nsqd would refuse.
 #[derive(Clone, Copy)]
 pub(crate) struct Checks<'a>(pub(crate) &'a PublishLimits);

@@ -132,7 +132,7 @@ impl fmt::Display for Due {
 }
 
 /// A snapshot of the producer's counters. Requests are counted, not messages: an MPUB is one
-/// request.
+/// request (`acked_messages` counts the messages acknowledged).
 ///
 /// Every request that leaves the queue ends in exactly one of `acked`, `rejected`, `not_sent`,
 /// `unknown` and `withdrawn`, or, in a [`Pool`](crate::Pool), is `handed_back` to be queued on
@@ -149,6 +149,9 @@ pub struct Stats {
     pub in_flight: u64,
     /// Requests nsqd acknowledged.
     pub acked: u64,
+    /// Messages nsqd acknowledged: `acked` counting each message of an MPUB (what a topic's
+    /// depth grows by).
+    pub acked_messages: u64,
     /// Requests nsqd rejected (not stored), by error code.
     pub rejected: BTreeMap<String, u64>,
     /// Requests that were never sent (or never executed) and are safe to retry.
@@ -202,6 +205,7 @@ pub(crate) struct Counters {
     held: AtomicU64,
     in_flight: AtomicU64,
     acked: AtomicU64,
+    acked_messages: AtomicU64,
     rejected: Mutex<BTreeMap<String, u64>>,
     not_sent: AtomicU64,
     unknown: AtomicU64,
@@ -226,6 +230,7 @@ impl Counters {
             held: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             acked: AtomicU64::new(0),
+            acked_messages: AtomicU64::new(0),
             rejected: Mutex::default(),
             not_sent: AtomicU64::new(0),
             unknown: AtomicU64::new(0),
@@ -330,12 +335,13 @@ impl Counters {
         self.metrics.in_flight(-(requests as f64));
     }
 
-    /// nsqd acknowledged `requests` written requests.
-    pub(crate) fn acked(&self, requests: usize) {
+    /// nsqd acknowledged `requests` written requests, publishing `messages` messages.
+    pub(crate) fn acked(&self, requests: usize, messages: u64) {
         let requests = requests as u64;
         self.acked.fetch_add(requests, Relaxed);
+        self.acked_messages.fetch_add(messages, Relaxed);
         #[cfg(feature = "metrics")]
-        self.metrics.acked(requests);
+        self.metrics.acked(requests, messages);
         self.answered(requests);
     }
 
@@ -450,6 +456,7 @@ impl Counters {
             queued: self.queued.load(Relaxed) + self.held.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
             acked: self.acked.load(Relaxed),
+            acked_messages: self.acked_messages.load(Relaxed),
             rejected: self
                 .rejected
                 .lock()

@@ -34,6 +34,8 @@ pub(crate) struct InFlight {
     pub(crate) overdue_at: Option<Instant>,
     /// How many requests, from this one on, the next reply answers (0 for followers).
     pub(crate) group: u32,
+    /// How many messages this request publishes: an MPUB's count, 1 for a PUB or a DPUB.
+    pub(crate) messages: u32,
     /// Its place in the queue (see `Request::index`).
     pub(crate) index: u64,
     /// In a pool: the command it carried, kept to send it again elsewhere if nsqd does not
@@ -50,12 +52,14 @@ impl InFlight {
         deadline: Option<Instant>,
         overdue_at: Option<Instant>,
         index: u64,
+        messages: u32,
     ) -> Self {
         Self {
             responder,
             deadline,
             overdue_at,
             group: 1,
+            messages,
             index,
             payload: None,
             route: None,
@@ -66,8 +70,8 @@ impl InFlight {
 /// What a reply did to the queue.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Resolved {
-    /// The head command was acknowledged: `requests` requests.
-    Acked { requests: usize },
+    /// The head command was acknowledged: `requests` requests, publishing `messages` messages.
+    Acked { requests: usize, messages: u64 },
     /// The head command (`requests` requests) was answered with a fatal error; `aborted`
     /// requests behind it were resolved as not sent. The connection is finished.
     ///
@@ -264,7 +268,13 @@ impl Transactions {
         match frame {
             Frame::Response(Response::Ok) => {
                 let requests = self.head_group();
-                let resolved = Resolved::Acked { requests };
+                let messages = self
+                    .queue
+                    .iter()
+                    .take(requests)
+                    .map(|r| u64::from(r.messages))
+                    .sum();
+                let resolved = Resolved::Acked { requests, messages };
                 count(&resolved);
                 for request in self.queue.drain(..requests) {
                     request.responder.complete(Ok(()));
@@ -433,6 +443,7 @@ mod tests {
             deadline: None,
             overdue_at: None,
             group,
+            messages: 1,
             index: 0,
             payload: None,
             route: None,
@@ -463,7 +474,10 @@ mod tests {
             .collect();
         assert_eq!(
             tx.resolve(Frame::Response(Response::Ok), |_| {}),
-            Ok(Resolved::Acked { requests: 1 })
+            Ok(Resolved::Acked {
+                requests: 1,
+                messages: 1
+            })
         );
         let bad = "E_BAD_TOPIC PUB topic name \"bad:topic\" is not valid";
         assert_eq!(
@@ -564,7 +578,10 @@ mod tests {
         }
         assert_eq!(
             tx.resolve(Frame::Response(Response::Ok), |_| {}),
-            Ok(Resolved::Acked { requests: 3 })
+            Ok(Resolved::Acked {
+                requests: 3,
+                messages: 3
+            })
         );
         let bad = "E_BAD_MESSAGE MPUB message too big 105 > 100";
         assert_eq!(
@@ -808,7 +825,7 @@ mod tests {
                             prop_assert!(got.is_err());
                         } else {
                             let head = model.remove(0);
-                            prop_assert_eq!(got, Ok(Resolved::Acked { requests: head.len() }));
+                            prop_assert_eq!(got, Ok(Resolved::Acked { requests: head.len(), messages: head.len() as u64 }));
                             for i in head {
                                 expected[i] = Expected::Acked;
                             }

@@ -171,6 +171,11 @@ async fn every_outcome_is_counted_under_its_labels() {
     assert_eq!(counter(m, PUBLISHES, &["outcome=acked"]), 3);
     assert_eq!(counter(m, PUBLISHES, &["outcome=acked"]), stats.acked);
     assert_eq!(
+        counter(m, "nsq_producer_messages_total", &["outcome=acked"]),
+        stats.acked_messages
+    );
+    assert_eq!(stats.acked_messages, 3);
+    assert_eq!(
         counter(m, PUBLISHES, &["outcome=rejected", "code=E_BAD_MESSAGE"]),
         1
     );

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 
 /// Publishes messages to an NSQ topic: the lines of standard input or of files, split on a
 /// delimiter, or generated ones for a load test.
@@ -21,8 +21,8 @@ use clap::{Parser, ValueEnum};
 )]
 pub(crate) struct Args {
     /// The topic to publish to.
-    #[arg(long, value_name = "TOPIC")]
-    pub(crate) topic: String,
+    #[arg(long, value_name = "TOPIC", required_unless_present = "completions")]
+    pub(crate) topic: Option<String>,
 
     /// An nsqd TCP address to publish to (repeatable).
     #[arg(long = "nsqd-tcp-address", value_name = "HOST:PORT")]
@@ -32,7 +32,7 @@ pub(crate) struct Args {
     #[arg(long = "lookupd-http-address", value_name = "HOST:PORT")]
     pub(crate) lookupd: Vec<String>,
 
-    /// Where each message goes when there are several nsqd [default: fanout with several
+    /// Where each message goes when there are several nsqd [default: fan-out with several
     /// --nsqd-tcp-address, as to_nsq does; round-robin otherwise].
     #[arg(long, value_enum, value_name = "MODE")]
     pub(crate) mode: Option<Mode>,
@@ -41,9 +41,14 @@ pub(crate) struct Args {
     #[arg(long, default_value = "\\n", value_parser = parse_delimiter, value_name = "BYTE")]
     pub(crate) delimiter: u8,
 
-    /// At most this many messages per second; 0 for no limit.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub(crate) rate: u64,
+    /// At most this many messages per second; 0 (or less) for no limit.
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub(crate) rate: i64,
 
     /// A producer option as `key,value`, with go-nsq's option names (repeatable); a bare `key`
     /// means `key,true`.
@@ -58,6 +63,11 @@ pub(crate) struct Args {
     /// No progress and no report on standard error (errors are still printed).
     #[arg(long, short)]
     pub(crate) quiet: bool,
+
+    /// Show the producer's log (reconnections, nsqlookupd failures): `-v` warnings and
+    /// information, `-vv` debugging detail. `RUST_LOG` chooses more precisely.
+    #[arg(long, short, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
 
     /// Write the final report to FILE as JSON.
     #[arg(long, value_name = "FILE")]
@@ -104,6 +114,44 @@ pub(crate) struct Args {
     pub(crate) files: Vec<PathBuf>,
 }
 
+impl Args {
+    /// Parses the command line, with to_nsq's flag spellings (`-topic=x`, `-topic x`) as well
+    /// as clap's; exits with usage status 2 on an error, as clap does.
+    pub(crate) fn parse_go_style() -> Self {
+        let mut args = std::env::args_os();
+        let program = args.next().unwrap_or_else(|| "nsq-pub".into());
+        let mut command = Self::command();
+        match crate::goflags::normalise(&command, args) {
+            Ok(args) => Self::parse_from(std::iter::once(program).chain(args)),
+            Err(message) => command
+                .error(clap::error::ErrorKind::InvalidValue, message)
+                .exit(),
+        }
+    }
+
+    /// The topic (present unless `--completions` was given).
+    pub(crate) fn topic(&self) -> &str {
+        self.topic.as_deref().unwrap_or_default()
+    }
+
+    /// The nsqd addresses, each once, in the order first given (to_nsq makes one producer per
+    /// distinct address).
+    pub(crate) fn nsqd_addresses(&self) -> Vec<String> {
+        let mut distinct: Vec<String> = Vec::with_capacity(self.nsqd.len());
+        for addr in &self.nsqd {
+            if !distinct.contains(addr) {
+                distinct.push(addr.clone());
+            }
+        }
+        distinct
+    }
+
+    /// The rate limit in messages per second; 0 for none.
+    pub(crate) fn rate(&self) -> u64 {
+        u64::try_from(self.rate).unwrap_or(0)
+    }
+}
+
 const AFTER_HELP: &str = "\
 Examples:
   # to_nsq's own invocation works unchanged
@@ -123,30 +171,39 @@ Examples:
   nsq-pub --topic load --nsqd-tcp-address 127.0.0.1:4150 --generate 1000000 --size 200
 
 Exit status:
-  0    every message was acknowledged
+  0    every message was acknowledged (or there was none)
   1    some messages were certainly not stored (see --failed-out); none is unknown
-  2    usage error: bad flags, topic name or producer option; nothing was published
+  2    usage error: bad flags, topic name or producer option, or an out file that is an input
+       or another out file; nothing was published and no file touched
   3    the fate of some messages is unknown (see --unknown-out)
   4    could not start: no nsqd reachable, or an input file cannot be opened
-  130  interrupted, every message read so far acknowledged
+  130  interrupted (SIGINT, SIGTERM or SIGHUP): what was read and not published is in
+       --failed-out; nothing was refused and nothing is unknown
+
+The first SIGINT, SIGTERM or SIGHUP stops reading and waits for what was sent; a second stops
+waiting. Out files are written whole when the run ends.
 
 Empty messages are skipped, as to_nsq does. Messages larger than nsqd's message size limit
 (--producer-opt max_msg_size,N when nsqd's --max-msg-size is not the default 1048576) are
 reported, written to --failed-out, and do not stop the others.
 
-Migrating from to_nsq: replace `to_nsq` with `nsq-pub`; nothing else changes.";
+Migrating from to_nsq: replace `to_nsq` with `nsq-pub`; nothing else changes. Flags are read
+as Go reads them: `-topic=x`, `-topic x`, `--topic=x` and `--topic x` are the same.";
 
-/// Where each message goes when there are several nsqd.
+/// Where each message goes when there are several nsqd: the names of the producer's
+/// strategies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Mode {
     /// Every message to every nsqd given with --nsqd-tcp-address.
-    Fanout,
+    #[value(name = "fan-out", alias = "fanout")]
+    FanOut,
     /// Each message to the next nsqd in turn.
     RoundRobin,
     /// Every message to the first nsqd that is up.
     Failover,
-    /// Each message to the less loaded of two nsqd picked at random.
-    LeastLoaded,
+    /// Each message to the nsqd with the fewest publishes waiting for an answer.
+    #[value(name = "least-outstanding", alias = "least-loaded")]
+    LeastOutstanding,
 }
 
 /// How messages are grouped into MPUBs.
@@ -253,6 +310,39 @@ mod tests {
         assert_eq!(args.rate, 10);
         assert_eq!(args.batch, Batch::Auto);
         assert!(args.files.is_empty());
+    }
+
+    fn parse_go(args: &[&str]) -> Args {
+        let command = Args::command();
+        let args = crate::goflags::normalise(&command, args.iter().map(Into::into)).unwrap();
+        Args::try_parse_from(std::iter::once("nsq-pub".into()).chain(args)).unwrap()
+    }
+
+    #[test]
+    fn go_spellings_of_every_kind_of_flag_parse() {
+        let args = parse_go(&[
+            "-topic=t",
+            "-nsqd-tcp-address",
+            "127.0.0.1:4150",
+            "--nsqd-tcp-address=127.0.0.1:4150",
+            "-rate",
+            "-1",
+            "-quiet=true",
+            "-delimiter",
+            ";",
+            "-mode=least-loaded",
+        ]);
+        assert_eq!(args.topic(), "t");
+        assert_eq!(args.nsqd_addresses(), ["127.0.0.1:4150"]);
+        assert_eq!(args.rate(), 0);
+        assert!(args.quiet);
+        assert_eq!(args.delimiter, b';');
+        assert_eq!(args.mode, Some(Mode::LeastOutstanding));
+        let args = parse_go(&["-topic", "t", "-quiet=false", "-v", "--rate=7", "-", "f"]);
+        assert!(!args.quiet);
+        assert_eq!(args.verbose, 1);
+        assert_eq!(args.rate(), 7);
+        assert_eq!(args.files.len(), 2);
     }
 
     #[test]

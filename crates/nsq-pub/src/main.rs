@@ -9,26 +9,36 @@
 
 mod args;
 mod collect;
+mod goflags;
 mod input;
+mod logs;
+mod outfile;
 mod progress;
 mod report;
 mod run;
 mod setup;
+mod signals;
 mod tally;
 mod verify;
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
+use tokio::sync::{mpsc, watch};
 
 use crate::args::Args;
+use crate::input::Chunk;
+use crate::progress::Printer;
 use crate::report::{EXIT_CANNOT_START, EXIT_USAGE, Report};
+use crate::run::End;
+use crate::signals::Interrupts;
+use crate::tally::Tally;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse_go_style();
     if let Some(shell) = args.completions {
         clap_complete::generate(
             shell,
@@ -45,6 +55,19 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let outputs: Vec<(&str, &std::path::Path)> = [
+        ("--failed-out", &args.failed_out),
+        ("--unknown-out", &args.unknown_out),
+        ("--report-json", &args.report_json),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path)| Some((flag, path.as_deref()?)))
+    .collect();
+    if let Err(message) = outfile::check(&args.files, &outputs) {
+        eprintln!("nsq-pub: error: {message}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    logs::init(args.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -64,8 +87,17 @@ fn main() -> ExitCode {
 /// Connects, publishes, reports; returns the exit status.
 async fn publish(args: &Args, plan: setup::Plan) -> u8 {
     let started = Instant::now();
-    let (mut prepared, mut tally) = match setup::prepare(args, plan).await {
-        Ok(prepared) => prepared,
+    // From here on an interrupt ends the run with a report instead of ending the process.
+    let stop = match signals::listen() {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("nsq-pub: error: installing the signal handlers: {e}");
+            return EXIT_CANNOT_START;
+        }
+    };
+    let mut stop_rx = stop.subscribe();
+    let (sources, mut tally) = match setup::open(args) {
+        Ok(opened) => opened,
         Err(message) => {
             eprintln!("nsq-pub: error: {message}");
             return EXIT_CANNOT_START;
@@ -77,42 +109,89 @@ async fn publish(args: &Args, plan: setup::Plan) -> u8 {
             .map_or(progress::Total::Unknown, progress::Total::Bytes),
     };
     let read_bytes = Arc::new(AtomicU64::new(0));
-    let progress = progress::Progress::start(
-        tally.counters.clone(),
-        total,
-        read_bytes.clone(),
-        args.quiet,
-    );
-    tally.printer = progress.printer();
-    let stop = setup::interrupts(progress.printer());
-    let mut stop_rx = stop.subscribe();
-    let input = prepared
-        .sources
-        .take()
-        .expect("sources")
-        .spawn(args.delimiter, read_bytes);
+    let names = sources.names();
+    let mut input = sources.spawn(args.delimiter, read_bytes.clone());
+    let mut prepared = match setup::connect(args, plan, names).await {
+        Ok(prepared) => prepared,
+        Err(message) => {
+            // As to_nsq, which connects for its first message: no message, no error.
+            if nothing_to_publish(&mut input, &mut tally, &mut stop_rx).await {
+                Printer.line(format_args!(
+                    "nsq-pub: warning: {message}; the input has nothing to publish"
+                ));
+                return conclude(args, tally, End::Complete, &stop, started, None).await;
+            }
+            eprintln!("nsq-pub: error: {message}");
+            return EXIT_CANNOT_START;
+        }
+    };
+    let progress = progress::Progress::start(tally.counters.clone(), total, read_bytes, args.quiet);
     let end = run::publish_all(&prepared.job(), input, &mut tally, &mut stop_rx).await;
     progress.finish();
-    let mut report = Report::new(&args.topic, &tally, end, started.elapsed());
-    if let Some(counts) = prepared.counts_before.take() {
-        if let Some(verified) = prepared.verify(counts, &report).await {
-            report.verify(verified);
+    conclude(args, tally, end, &stop, started, Some(&mut prepared)).await
+}
+
+/// Whether the input ends without a message (reading it up to its first message, or until an
+/// interrupt).
+async fn nothing_to_publish(
+    input: &mut mpsc::Receiver<Chunk>,
+    tally: &mut Tally,
+    stop: &mut watch::Receiver<Interrupts>,
+) -> bool {
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            Ok(_) = stop.wait_for(|i| i.count >= 1) => return false,
+            chunk = input.recv() => chunk,
+        };
+        match chunk {
+            None => return true,
+            Some(Chunk::Messages { msgs, skipped }) if msgs.is_empty() => {
+                tally.counters.skipped_empty.fetch_add(skipped, Relaxed);
+            }
+            Some(_) => return false,
         }
     }
-    if let Err((path, e)) = tally.finish() {
-        eprintln!("nsq-pub: error: writing {}: {e}", path.display());
+}
+
+/// Writes the report and puts the out files in place; returns the exit status.
+async fn conclude(
+    args: &Args,
+    mut tally: Tally,
+    end: End,
+    stop: &watch::Sender<Interrupts>,
+    started: Instant,
+    prepared: Option<&mut setup::Prepared>,
+) -> u8 {
+    let signal = stop.borrow().signal;
+    let mut report = Report::new(args.topic(), &tally, end, signal, started.elapsed());
+    if let Some(prepared) = prepared {
+        report.copies_acknowledged = Some(prepared.acked_messages());
+        if let Some(counts) = prepared.counts_before.take() {
+            if let Some(verified) = prepared.verify(counts, &report).await {
+                report.verify(verified);
+            }
+        }
+    }
+    for (path, e) in tally.finish() {
+        Printer.line(format_args!(
+            "nsq-pub: error: writing {}: {e}",
+            path.display()
+        ));
     }
     if !args.quiet {
-        eprintln!("{report}");
+        Printer.line(format_args!("{report}"));
     }
     if let Some(path) = &args.report_json {
         let written = serde_json::to_vec_pretty(&report)
-            .map_err(std::io::Error::other)
-            .and_then(|json| std::fs::write(path, json));
-        if let Err(e) = written {
-            eprintln!("nsq-pub: error: writing {}: {e}", path.display());
+            .map_err(|e| (path.clone(), std::io::Error::other(e)))
+            .and_then(|json| outfile::write_whole(path, &json));
+        if let Err((path, e)) = written {
+            Printer.line(format_args!(
+                "nsq-pub: error: writing {}: {e}",
+                path.display()
+            ));
         }
     }
-    drop(stop);
     report.exit_code
 }

@@ -1,9 +1,9 @@
 //! Progress while publishing: a live line on a terminal, a plain line every few seconds
 //! otherwise (a log, a CI job), nothing with `--quiet`.
 
-use std::io::IsTerminal;
-use std::sync::Arc;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -11,6 +11,10 @@ use tokio::task::JoinHandle;
 
 use crate::report::{bytes, count};
 use crate::tally::Counters;
+
+/// The live line with a known total: what comes before the counts takes 33 columns, so that
+/// the counts of messages not stored and unknown, which come first, fit in 80.
+const BAR_TEMPLATE: &str = "{elapsed_precise} [{bar:12}] {percent:>3}% {eta:>3} {wide_msg}";
 
 /// How often plain progress lines are printed.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
@@ -30,17 +34,30 @@ pub(crate) struct Progress {
     task: Option<(JoinHandle<()>, Option<ProgressBar>)>,
 }
 
+/// The live progress line, while there is one: what [`Printer`] takes down to print.
+static LIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
 /// Prints lines on standard error without tearing the live progress line: the line is taken
-/// down, the text printed, and the line drawn again.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Printer(Option<ProgressBar>);
+/// down, the text printed, and the line drawn again. Error lines, interrupt notices and the
+/// producer's log all go through it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Printer;
 
 impl Printer {
     /// Prints `text` as a line of its own on standard error.
     pub(crate) fn line(&self, text: std::fmt::Arguments<'_>) {
-        match &self.0 {
-            Some(bar) => bar.suspend(|| eprintln!("{text}")),
-            None => eprintln!("{text}"),
+        self.bytes(format!("{text}\n").as_bytes());
+    }
+
+    /// Writes `bytes` (whole lines) to standard error.
+    pub(crate) fn bytes(&self, bytes: &[u8]) {
+        let live = LIVE.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let write = || {
+            let _ = std::io::stderr().lock().write_all(bytes);
+        };
+        match live {
+            Some(bar) => bar.suspend(write),
+            None => write(),
         }
     }
 }
@@ -61,11 +78,9 @@ impl Progress {
         if std::io::stderr().is_terminal() {
             let bar = match total {
                 Total::Messages(n) | Total::Bytes(n) => ProgressBar::new(n).with_style(
-                    ProgressStyle::with_template(
-                        "{elapsed_precise} [{bar:20}] {percent:>3}% {eta:>3} left: {wide_msg}",
-                    )
-                    .expect("a valid template")
-                    .progress_chars("=> "),
+                    ProgressStyle::with_template(BAR_TEMPLATE)
+                        .expect("a valid template")
+                        .progress_chars("=> "),
                 ),
                 Total::Unknown => ProgressBar::new_spinner().with_style(
                     ProgressStyle::with_template("{spinner} {elapsed_precise} {wide_msg}")
@@ -73,6 +88,7 @@ impl Progress {
                 ),
             };
             bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+            *LIVE.lock().unwrap_or_else(PoisonError::into_inner) = Some(bar.clone());
             let shown = bar.clone();
             let task = tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -97,7 +113,10 @@ impl Progress {
                 loop {
                     tick.tick().await;
                     let line = Line::read(&counters, started);
-                    eprintln!("nsq-pub: {:.0} s: {line}", started.elapsed().as_secs_f64());
+                    Printer.line(format_args!(
+                        "nsq-pub: {:.0} s: {line}",
+                        started.elapsed().as_secs_f64()
+                    ));
                 }
             });
             Self {
@@ -106,15 +125,11 @@ impl Progress {
         }
     }
 
-    /// A printer for lines shown while this display runs.
-    pub(crate) fn printer(&self) -> Printer {
-        Printer(self.task.as_ref().and_then(|(_, bar)| bar.clone()))
-    }
-
     /// Stops the display and clears the live line.
     pub(crate) fn finish(self) {
         if let Some((task, bar)) = self.task {
             task.abort();
+            LIVE.lock().unwrap_or_else(PoisonError::into_inner).take();
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
@@ -156,14 +171,41 @@ impl Line {
 
 impl std::fmt::Display for Line {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // What went wrong first: a line cut to the terminal's width loses the end.
         write!(
             f,
-            "{} acknowledged ({}, {}/s), {} not stored, {} unknown",
-            count(self.acknowledged),
-            bytes(self.bytes),
-            count(self.rate as u64),
+            "{} not stored, {} unknown, {} acknowledged, {}/s, {}",
             count(self.failed),
             count(self.unknown),
+            count(self.acknowledged),
+            count(self.rate as u64),
+            bytes(self.bytes),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// At 80 columns, with counts in the millions, the bar's line still shows how many
+    /// messages were not stored and how many are unknown.
+    #[test]
+    fn failure_counts_fit_in_80_columns() {
+        let line = Line {
+            acknowledged: 12_345_678,
+            failed: 1_234_567,
+            unknown: 7_654,
+            bytes: 1_234_567_890,
+            rate: 234_567.0,
+        }
+        .to_string();
+        // What the template puts before the message: `00:01:02 [=====>      ]  37% 12s `.
+        let before = "00:01:02 [=====>      ]  37% 12s ";
+        let shown: String = format!("{before}{line}").chars().take(80).collect();
+        assert!(
+            shown.contains("1,234,567 not stored, 7,654 unknown"),
+            "{shown}"
+        );
     }
 }

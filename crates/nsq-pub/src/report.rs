@@ -9,7 +9,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::run::End;
-use crate::tally::Tally;
+use crate::tally::{INTERRUPTED, NO_NODE_UP, Tally};
+
+/// Distinct errors listed in the text report; the others are summed on one line.
+const SHOWN_ERRORS: usize = 10;
 
 /// Every message acknowledged.
 pub(crate) const EXIT_OK: u8 = 0;
@@ -21,12 +24,20 @@ pub(crate) const EXIT_USAGE: u8 = 2;
 pub(crate) const EXIT_UNKNOWN: u8 = 3;
 /// No nsqd reachable, or an input that cannot be opened; nothing published.
 pub(crate) const EXIT_CANNOT_START: u8 = 4;
-/// Interrupted, every message read acknowledged.
+/// Interrupted (SIGINT, SIGTERM, SIGHUP): what was read and not published is in
+/// `--failed-out`; nothing was refused and nothing is unknown.
 pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
-/// What a run did.
+/// The version of the report's JSON layout: a field is only ever added, and a change to an
+/// existing one comes with a new version.
+pub(crate) const SCHEMA: u32 = 1;
+
+/// What a run did. Every field is always present (`null` when it does not apply), and the
+/// counts add up: `read = acknowledged + not_stored + unknown`, the values of
+/// `not_stored_by` sum to `not_stored`, and those of `errors` to `not_stored + unknown`.
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
+    pub(crate) schema: u32,
     pub(crate) topic: String,
     /// Messages taken from the input: `acknowledged + not_stored + unknown`.
     pub(crate) read: u64,
@@ -34,27 +45,32 @@ pub(crate) struct Report {
     pub(crate) acknowledged: u64,
     /// Certainly not stored: the messages of `--failed-out`.
     pub(crate) not_stored: u64,
+    /// `not_stored` by reason: nsqd's error code, `too_large`, `no_node_up`, `interrupted`
+    /// (read but not published when the run was interrupted), ...
+    pub(crate) not_stored_by: BTreeMap<String, u64>,
     /// Maybe stored: the messages of `--unknown-out`.
     pub(crate) unknown: u64,
-    /// The part of `not_stored` refused by nsqd or locally, by error code.
-    pub(crate) rejected: BTreeMap<String, u64>,
+    /// Each distinct error and how many messages it ended.
+    pub(crate) errors: BTreeMap<String, u64>,
+    /// Copies nsqd acknowledged, counted on every nsqd: `acknowledged` times the copies with
+    /// fan-out (the producer's `acked_messages`), what the topic's depths summed over the nsqd
+    /// grew by. `null` when no nsqd was connected.
+    pub(crate) copies_acknowledged: Option<u64>,
     /// Bytes of the acknowledged messages.
     pub(crate) bytes: u64,
     pub(crate) elapsed_s: f64,
     /// Acknowledged messages per second.
     pub(crate) rate: f64,
     pub(crate) interrupted: bool,
+    /// The signal that interrupted the run (`SIGINT`, `SIGTERM`, `SIGHUP`).
+    pub(crate) signal: Option<&'static str>,
     /// Reading the input failed part way.
     pub(crate) input_failed: bool,
     /// After an interruption or a read error: the last record taken from the input, as
     /// `source:record`. Every record up to it was acknowledged or is in an out file; to finish,
     /// feed `--failed-out`, then the input after this record.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) stopped_after: Option<String>,
-    /// Each distinct error and how many messages it ended.
-    pub(crate) errors: BTreeMap<String, u64>,
-    /// For `--generate`: what nsqd counted (absent when it could not be asked).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// For `--generate`: what nsqd counted (`null` when it could not be asked).
     pub(crate) verified: Option<Verified>,
     pub(crate) exit_code: u8,
 }
@@ -69,16 +85,23 @@ pub(crate) struct Verified {
 }
 
 impl Report {
-    /// The report of a run that took `elapsed`.
-    pub(crate) fn new(topic: &str, tally: &Tally, end: End, elapsed: Duration) -> Self {
+    /// The report of a run that took `elapsed`; `signal` is what interrupted it.
+    pub(crate) fn new(
+        topic: &str,
+        tally: &Tally,
+        end: End,
+        signal: Option<&'static str>,
+        elapsed: Duration,
+    ) -> Self {
         let c = &tally.counters;
         let acknowledged = c.acknowledged.load(Relaxed);
         let not_stored = c.not_stored.load(Relaxed);
         let unknown = c.unknown.load(Relaxed);
         let interrupted = end == End::Interrupted;
+        let not_published = tally.not_stored_by.get(INTERRUPTED).copied().unwrap_or(0);
         let exit_code = if unknown > 0 {
             EXIT_UNKNOWN
-        } else if not_stored > 0 || end == End::InputFailed {
+        } else if not_stored > not_published || end == End::InputFailed {
             EXIT_NOT_STORED
         } else if interrupted {
             EXIT_INTERRUPTED
@@ -87,13 +110,16 @@ impl Report {
         };
         let secs = elapsed.as_secs_f64();
         Self {
+            schema: SCHEMA,
             topic: topic.to_owned(),
             read: acknowledged + not_stored + unknown,
             skipped_empty: c.skipped_empty.load(Relaxed),
             acknowledged,
             not_stored,
+            not_stored_by: tally.not_stored_by.clone(),
             unknown,
-            rejected: tally.rejected.clone(),
+            errors: tally.errors.clone(),
+            copies_acknowledged: None,
             bytes: c.bytes.load(Relaxed),
             elapsed_s: secs,
             rate: if secs > 0.0 {
@@ -102,9 +128,9 @@ impl Report {
                 0.0
             },
             interrupted,
+            signal: signal.filter(|_| interrupted),
             input_failed: end == End::InputFailed,
             stopped_after: (end != End::Complete).then(|| tally.last_taken()).flatten(),
-            errors: tally.errors.clone(),
             verified: None,
             exit_code,
         }
@@ -170,8 +196,13 @@ impl fmt::Display for Report {
             "  not stored    {:>12}  certainly not stored, safe to send again",
             count(self.not_stored)
         )?;
-        for (code, n) in &self.rejected {
-            writeln!(f, "    {code:<20}{:>8}", count(*n))?;
+        for (reason, n) in &self.not_stored_by {
+            let what = match reason.as_str() {
+                INTERRUPTED => "  not published: read ahead when interrupted",
+                NO_NODE_UP => "  not sent: no nsqd was up",
+                _ => "",
+            };
+            writeln!(f, "    {reason:<14}{:>10}{what}", count(*n))?;
         }
         writeln!(
             f,
@@ -187,21 +218,24 @@ impl fmt::Display for Report {
         if let Some(place) = &self.stopped_after {
             writeln!(
                 f,
-                "  stopped after {place}: the records after it were not read"
+                "  stopped after {place}: to finish, publish what --failed-out holds, then the \
+                 records after it"
             )?;
         }
         if !self.errors.is_empty() {
             writeln!(f, "  errors:")?;
             let mut errors: Vec<_> = self.errors.iter().collect();
             errors.sort_by(|a, b| b.1.cmp(a.1));
-            for (error, n) in errors.iter().take(10) {
+            for (error, n) in errors.iter().take(SHOWN_ERRORS) {
                 writeln!(f, "    {:>10} x {error}", count(**n))?;
             }
-            if errors.len() > 10 {
+            if errors.len() > SHOWN_ERRORS {
+                let rest: u64 = errors[SHOWN_ERRORS..].iter().map(|(_, n)| **n).sum();
                 writeln!(
                     f,
-                    "    ... {} more kinds (see --report-json)",
-                    errors.len() - 10
+                    "    {:>10} x {} other errors (see --report-json)",
+                    count(rest),
+                    errors.len() - SHOWN_ERRORS
                 )?;
             }
         }

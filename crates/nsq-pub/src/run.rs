@@ -14,14 +14,15 @@ use tokio::time::Instant;
 use crate::args::Batch;
 use crate::collect::Outcomes;
 use crate::input::{Chunk, Msg};
-use crate::tally::{Msgs, Tally};
+use crate::signals::Interrupts;
+use crate::tally::{Msgs, NO_NODE_UP, Tally};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum End {
     /// The input was read to its end.
     Complete,
-    /// Ctrl-C: the input was not read to its end.
+    /// Interrupted (SIGINT, SIGTERM or SIGHUP): the input was not read to its end.
     Interrupted,
     /// Reading the input failed; what was read before was published.
     InputFailed,
@@ -49,9 +50,10 @@ pub(crate) struct Job<'a> {
 struct Pending {
     groups: FuturesUnordered<Outcomes>,
     current: Outcomes,
-    /// A publish could not be queued because no nsqd came up before its deadline: until one
-    /// is up again, messages are not sent but written to the failed-out file at once.
-    no_node: bool,
+    /// A publish could not be queued because no nsqd came up before its deadline (its error):
+    /// until one is up again, messages are not sent but written to the failed-out file at
+    /// once, with that error.
+    no_node: Option<String>,
 }
 
 impl Pending {
@@ -86,7 +88,7 @@ pub(crate) async fn publish_all(
     job: &Job<'_>,
     mut input: mpsc::Receiver<Chunk>,
     tally: &mut Tally,
-    stop: &mut watch::Receiver<u8>,
+    stop: &mut watch::Receiver<Interrupts>,
 ) -> End {
     let mut pending = Pending::default();
     let mut pacer = Pacer::new(job.rate);
@@ -105,7 +107,7 @@ pub(crate) async fn publish_all(
         pending.seal();
         let chunk = tokio::select! {
             biased;
-            Ok(_) = stop.wait_for(|&n| n >= 1) => {
+            Ok(_) = stop.wait_for(|i| i.count >= 1) => {
                 end = End::Interrupted;
                 break 'input;
             }
@@ -136,19 +138,21 @@ pub(crate) async fn publish_all(
         };
         // While too few nsqd are up (a publish waited its whole deadline for them), messages
         // are not sent; whether they are back is looked at once a chunk.
-        let mut down = pending.no_node
-            && job.pool.nodes().iter().filter(|n| n.up).count() < job.copies as usize;
-        pending.no_node = down;
+        if pending.no_node.is_some()
+            && job.pool.nodes().iter().filter(|n| n.up).count() >= job.copies as usize
+        {
+            pending.no_node = None;
+        }
         let mut msgs = msgs.into_iter();
         while let Some(msg) = msgs.next() {
-            if down {
-                tally.unsent(NO_NODE_UP, &msg);
+            if let Some(error) = &pending.no_node {
+                tally.unsent(NO_NODE_UP, error, &msg);
                 continue;
             }
             // Each step tallies (or keeps in the group) the message it was given, whatever
             // happens; only the ones after it are left here when the run is interrupted.
             let handed = if !pace(&mut pacer, job, &mut group, &mut pending, tally, stop).await {
-                tally.unsent(INTERRUPTED, &msg);
+                tally.interrupted(&msg);
                 false
             } else {
                 match job.batch {
@@ -162,12 +166,11 @@ pub(crate) async fn publish_all(
             };
             if !handed {
                 for msg in msgs {
-                    tally.unsent(INTERRUPTED, &msg);
+                    tally.interrupted(&msg);
                 }
                 end = End::Interrupted;
                 break 'input;
             }
-            down = pending.no_node;
         }
         pending.seal();
         pending.collect_ready(tally);
@@ -179,7 +182,7 @@ pub(crate) async fn publish_all(
         end = End::Interrupted;
     }
     for msg in std::mem::take(&mut group.msgs) {
-        tally.unsent(INTERRUPTED, &msg);
+        tally.interrupted(&msg);
     }
     if end == End::Interrupted {
         // What was read ahead was not handed over: it belongs in the failed-out file.
@@ -189,7 +192,7 @@ pub(crate) async fn publish_all(
                 tally.counters.skipped_empty.fetch_add(skipped, Relaxed);
                 tally.taken(&msgs);
                 for msg in &msgs {
-                    tally.unsent(INTERRUPTED, msg);
+                    tally.interrupted(msg);
                 }
             }
         }
@@ -200,7 +203,7 @@ pub(crate) async fn publish_all(
         tokio::select! {
             biased;
             _ = job.pool.close() => {}
-            Ok(_) = stop.wait_for(|&n| n >= 2) => {
+            Ok(_) = stop.wait_for(|i| i.count >= 2) => {
                 job.pool.close_now().await;
             }
         }
@@ -215,15 +218,9 @@ pub(crate) async fn publish_all(
     end
 }
 
-/// The reason given for messages read but not handed over when the run was interrupted.
-const INTERRUPTED: &str = "interrupted";
-
-/// The reason given for messages not sent because no nsqd was up.
-const NO_NODE_UP: &str = "no_node_up";
-
-/// Whether a publish failed because no nsqd (or too few for its copies) was up until its
-/// deadline.
-fn no_node_up(error: &PublishError) -> bool {
+/// The error of a publish that failed because no nsqd (or too few for its copies) was up
+/// until its deadline.
+fn no_node_up(error: &PublishError) -> Option<String> {
     matches!(
         error,
         PublishError::NotSent(
@@ -231,6 +228,7 @@ fn no_node_up(error: &PublishError) -> bool {
                 | nsq_producer::NotSentReason::TooFewNodesUp(_)
         )
     )
+    .then(|| error.to_string())
 }
 
 /// Waits until the rate allows one more message; sends a partial MPUB group first rather than
@@ -241,7 +239,7 @@ async fn pace(
     group: &mut Group,
     pending: &mut Pending,
     tally: &mut Tally,
-    stop: &mut watch::Receiver<u8>,
+    stop: &mut watch::Receiver<Interrupts>,
 ) -> bool {
     let Some(at) = pacer.next() else { return true };
     if Instant::now() >= at {
@@ -254,7 +252,7 @@ async fn pace(
     pending.seal();
     tokio::select! {
         biased;
-        Ok(_) = stop.wait_for(|&n| n >= 1) => false,
+        Ok(_) = stop.wait_for(|i| i.count >= 1) => false,
         () = tokio::time::sleep_until(at) => true,
     }
 }
@@ -266,13 +264,13 @@ async fn publish_one(
     msg: Msg,
     pending: &mut Pending,
     tally: &mut Tally,
-    stop: &mut watch::Receiver<u8>,
+    stop: &mut watch::Receiver<Interrupts>,
 ) -> bool {
     let queued = tokio::select! {
         biased;
         queued = job.pool.publish_async(&job.topic, msg.body.clone()) => queued,
-        Ok(_) = stop.wait_for(|&n| n >= 1) => {
-            tally.unsent(INTERRUPTED, &msg);
+        Ok(_) = stop.wait_for(|i| i.count >= 1) => {
+            tally.interrupted(&msg);
             return false;
         }
     };
@@ -280,7 +278,7 @@ async fn publish_one(
         Ok(handle) => pending.push(handle, Msgs::One(msg)),
         Err(error) => {
             tally.failed(&error, &msg);
-            pending.no_node |= no_node_up(&error);
+            pending.no_node = pending.no_node.take().or_else(|| no_node_up(&error));
         }
     }
     true
@@ -303,7 +301,7 @@ async fn add_to_group(
     group: &mut Group,
     pending: &mut Pending,
     tally: &mut Tally,
-    stop: &mut watch::Receiver<u8>,
+    stop: &mut watch::Receiver<Interrupts>,
 ) -> bool {
     let len = msg.body.len() as u64;
     if len > job.max_msg_size {
@@ -339,14 +337,14 @@ async fn send_group(
     group: &mut Group,
     pending: &mut Pending,
     tally: &mut Tally,
-    stop: &mut watch::Receiver<u8>,
+    stop: &mut watch::Receiver<Interrupts>,
 ) -> bool {
     let msgs = std::mem::take(&mut group.msgs);
     let bodies: Vec<Bytes> = msgs.iter().map(|m| m.body.clone()).collect();
     let queued = tokio::select! {
         biased;
         queued = job.pool.multi_publish_async(&job.topic, bodies) => queued,
-        Ok(_) = stop.wait_for(|&n| n >= 1) => {
+        Ok(_) = stop.wait_for(|i| i.count >= 1) => {
             group.msgs = msgs;
             return false;
         }
@@ -354,7 +352,7 @@ async fn send_group(
     match queued {
         Ok(handle) => pending.push(handle, Msgs::Many(msgs)),
         Err(error) => {
-            pending.no_node |= no_node_up(&error);
+            pending.no_node = pending.no_node.take().or_else(|| no_node_up(&error));
             tally.outcome(Err(error), Msgs::Many(msgs));
         }
     }

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use nsq_producer::{Pool, PoolConfig, ProducerConfig, ProducerState, Strategy, Topic};
-use tokio::sync::watch;
 
 use crate::args::{Args, Batch, Mode, split_producer_opt};
 use crate::input::Sources;
@@ -18,6 +17,8 @@ pub(crate) struct Plan {
     topic: Topic,
     config: PoolConfig,
     copies: u64,
+    /// The distinct nsqd addresses.
+    nsqd: Vec<String>,
 }
 
 impl Plan {
@@ -27,9 +28,10 @@ impl Plan {
     ///
     /// What is wrong, for a usage error.
     pub(crate) fn new(args: &Args) -> Result<Self, String> {
-        let topic =
-            Topic::new(args.topic.clone()).map_err(|e| format!("--topic {:?}: {e}", args.topic))?;
-        if args.nsqd.is_empty() && args.lookupd.is_empty() {
+        let topic = Topic::new(args.topic().to_owned())
+            .map_err(|e| format!("--topic {:?}: {e}", args.topic()))?;
+        let nsqd = args.nsqd_addresses();
+        if nsqd.is_empty() && args.lookupd.is_empty() {
             return Err(
                 "give at least one --nsqd-tcp-address or --lookupd-http-address".to_owned(),
             );
@@ -54,21 +56,18 @@ impl Plan {
             // Explicit MPUBs are formed here; one message per PUB needs no batching either.
             producer.batching = false;
         }
-        let mode = args.mode.unwrap_or(if args.nsqd.len() > 1 {
-            Mode::Fanout
+        let mode = args.mode.unwrap_or(if nsqd.len() > 1 {
+            Mode::FanOut
         } else {
             Mode::RoundRobin
         });
         let (strategy, copies) = match mode {
-            Mode::Fanout if args.nsqd.is_empty() => {
-                return Err("--mode fanout sends to every --nsqd-tcp-address: give them".to_owned());
+            Mode::FanOut if nsqd.is_empty() => {
+                return Err(
+                    "--mode fan-out sends to every --nsqd-tcp-address: give them".to_owned(),
+                );
             }
-            Mode::Fanout => (
-                Strategy::FanOut {
-                    copies: args.nsqd.len(),
-                },
-                args.nsqd.len() as u64,
-            ),
+            Mode::FanOut => (Strategy::FanOut { copies: nsqd.len() }, nsqd.len() as u64),
             Mode::RoundRobin => (Strategy::RoundRobin, 1),
             Mode::Failover => (
                 Strategy::Failover {
@@ -76,7 +75,7 @@ impl Plan {
                 },
                 1,
             ),
-            Mode::LeastLoaded => (Strategy::LeastOutstanding, 1),
+            Mode::LeastOutstanding => (Strategy::LeastOutstanding, 1),
         };
         let config = PoolConfig::new(producer).strategy(strategy);
         #[cfg(feature = "lookupd")]
@@ -85,15 +84,15 @@ impl Plan {
             topic,
             config,
             copies,
+            nsqd,
         })
     }
 }
 
-/// A connected pool and the opened input: ready to publish.
+/// A connected pool: ready to publish.
 pub(crate) struct Prepared {
     pool: Pool,
     topic: Topic,
-    pub(crate) sources: Option<Sources>,
     names: Vec<String>,
     batch: Batch,
     rate: u64,
@@ -102,13 +101,12 @@ pub(crate) struct Prepared {
     pub(crate) counts_before: Option<Vec<(String, u64)>>,
 }
 
-/// Opens the input and the out files (in the returned tally) and connects.
+/// Opens the input and the out files (in the returned tally).
 ///
 /// # Errors
 ///
-/// A file that cannot be opened or created, or no nsqd to publish to (with fan-out, any nsqd
-/// not reachable).
-pub(crate) async fn prepare(args: &Args, plan: Plan) -> Result<(Prepared, Tally), String> {
+/// A file that cannot be opened or created.
+pub(crate) fn open(args: &Args) -> Result<(Sources, Tally), String> {
     let sources = match args.generate {
         Some(count) => Sources::Generate {
             count,
@@ -117,17 +115,29 @@ pub(crate) async fn prepare(args: &Args, plan: Plan) -> Result<(Prepared, Tally)
         None => Sources::open(&args.files)
             .map_err(|(path, e)| format!("opening {}: {e}", path.display()))?,
     };
-    let names = sources.names();
     let tally = Tally::new(
         args.failed_out.as_deref(),
         args.unknown_out.as_deref(),
         args.delimiter,
-        names.clone(),
+        sources.names(),
     )
     .map_err(|(path, e)| format!("creating {}: {e}", path.display()))?;
-    let pool = Pool::connect(args.nsqd.iter().cloned(), plan.config)
+    Ok((sources, tally))
+}
+
+/// Connects to nsqd.
+///
+/// # Errors
+///
+/// No nsqd to publish to (with fan-out, any nsqd not reachable).
+pub(crate) async fn connect(
+    args: &Args,
+    plan: Plan,
+    names: Vec<String>,
+) -> Result<Prepared, String> {
+    let pool = Pool::connect(plan.nsqd.iter().cloned(), plan.config)
         .await
-        .map_err(|e| match args.nsqd.as_slice() {
+        .map_err(|e| match plan.nsqd.as_slice() {
             [] => format!("no nsqd found through nsqlookupd: {e}"),
             _ => e.to_string(),
         })?;
@@ -145,26 +155,24 @@ pub(crate) async fn prepare(args: &Args, plan: Plan) -> Result<(Prepared, Tally)
                 down.join(", ")
             ));
         }
-        eprintln!(
+        Printer.line(format_args!(
             "nsq-pub: warning: not connected to nsqd at {}; publishing to the others",
             down.join(", ")
-        );
+        ));
     }
     let counts_before = match args.generate {
         Some(_) => Some(counts(&pool, args, plan.topic.as_str()).await),
         None => None,
     };
-    let prepared = Prepared {
+    Ok(Prepared {
         pool,
         topic: plan.topic,
-        sources: Some(sources),
         names,
         batch: args.batch,
-        rate: args.rate,
+        rate: args.rate(),
         copies: plan.copies,
         counts_before,
-    };
-    Ok((prepared, tally))
+    })
 }
 
 /// Each nsqd's HTTP address and the topic's message count there (nodes that cannot be asked are
@@ -182,7 +190,9 @@ async fn counts(pool: &Pool, args: &Args, topic: &str) -> Vec<(String, u64)> {
         };
         match verify::message_count(&http, topic).await {
             Ok(n) => counts.push((http, n)),
-            Err(e) => eprintln!("nsq-pub: warning: the count will not be checked: {e}"),
+            Err(e) => Printer.line(format_args!(
+                "nsq-pub: warning: the count will not be checked: {e}"
+            )),
         }
     }
     counts
@@ -204,6 +214,11 @@ impl Prepared {
         }
     }
 
+    /// The copies every nsqd acknowledged, each message of an MPUB counted.
+    pub(crate) fn acked_messages(&self) -> u64 {
+        self.pool.stats().acked_messages
+    }
+
     /// nsqd's count after the run against the one before: the topic gained at least the
     /// acknowledged copies, and at most those and the unknown ones. `None` when some nsqd could
     /// not be asked.
@@ -218,7 +233,7 @@ impl Prepared {
             match verify::message_count(http, self.topic.as_str()).await {
                 Ok(now) => counted += now.saturating_sub(*was),
                 Err(e) => {
-                    eprintln!("nsq-pub: warning: {e}");
+                    Printer.line(format_args!("nsq-pub: warning: {e}"));
                     asked_all = false;
                 }
             }
@@ -233,21 +248,4 @@ impl Prepared {
             matches: (least..=most).contains(&counted),
         })
     }
-}
-
-/// Counts Ctrl-C presses: the first stops reading input, the second stops waiting for answers.
-pub(crate) fn interrupts(printer: Printer) -> watch::Sender<u8> {
-    let (tx, _) = watch::channel(0u8);
-    let counting = tx.clone();
-    tokio::spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
-            counting.send_modify(|n| *n = n.saturating_add(1));
-            if *counting.borrow() == 1 {
-                printer.line(format_args!(
-                    "nsq-pub: interrupted: finishing what was sent (Ctrl-C again to stop waiting)"
-                ));
-            }
-        }
-    });
-    tx
 }

@@ -2,15 +2,15 @@
 //! files.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use nsq_producer::{Delivery, InvalidPublish, PublishError};
+use nsq_producer::{Delivery, InvalidPublish, NotSentReason, PublishError};
 
 use crate::input::Msg;
+use crate::outfile::OutFile;
 use crate::progress::Printer;
 
 /// Error lines printed for each kind of failure before the rest are only counted.
@@ -34,10 +34,13 @@ pub(crate) struct Counters {
 /// The counts and the out files.
 pub(crate) struct Tally {
     pub(crate) counters: Arc<Counters>,
-    /// Messages not stored, by error code (`too_large` for those refused locally over the size
-    /// limit, `interrupted` for those read but not sent when the run was interrupted).
-    pub(crate) rejected: BTreeMap<String, u64>,
-    /// Each distinct error, with how many messages it ended.
+    /// Messages not stored, by reason: nsqd's error code, `too_large` for those refused
+    /// locally over the size limit, `no_node_up` for those not sent while no nsqd was up,
+    /// `interrupted` for those read but not published when the run was interrupted, and so on.
+    /// The counts sum to `not_stored`.
+    pub(crate) not_stored_by: BTreeMap<String, u64>,
+    /// Each distinct error, with how many messages it ended: the counts sum to `not_stored`
+    /// and `unknown`.
     pub(crate) errors: BTreeMap<String, u64>,
     failed_out: Option<OutFile>,
     unknown_out: Option<OutFile>,
@@ -51,8 +54,13 @@ pub(crate) struct Tally {
     pub(crate) printer: Printer,
 }
 
+/// The reason (in `not_stored_by`) of messages read but not published because the run was
+/// interrupted.
+pub(crate) const INTERRUPTED: &str = "interrupted";
+
 impl Tally {
-    /// A tally writing to the out files given (created now, empty).
+    /// A tally writing to the out files given (each started as a temporary file, put in place by
+    /// [`finish`](Self::finish)).
     ///
     /// # Errors
     ///
@@ -65,7 +73,7 @@ impl Tally {
     ) -> Result<Self, (PathBuf, io::Error)> {
         Ok(Self {
             counters: Arc::default(),
-            rejected: BTreeMap::new(),
+            not_stored_by: BTreeMap::new(),
             errors: BTreeMap::new(),
             failed_out: failed_out.map(OutFile::create).transpose()?,
             unknown_out: unknown_out.map(OutFile::create).transpose()?,
@@ -73,7 +81,7 @@ impl Tally {
             names,
             shown: BTreeMap::new(),
             last_taken: None,
-            printer: Printer::default(),
+            printer: Printer,
         })
     }
 
@@ -111,28 +119,20 @@ impl Tally {
                 write_out(&mut self.unknown_out, &msg.body, self.delimiter);
             }
             Delivery::NotStored => {
-                let code = match error {
-                    PublishError::Rejected { error, .. } => Some(error.code().as_str().to_owned()),
-                    PublishError::Invalid(InvalidPublish::MessageTooLarge {
-                        size, max, ..
-                    }) => {
-                        self.show(
-                            "too_large",
-                            format_args!(
-                                "{}: message of {size} bytes is over the limit of {max} bytes; \
-                                 not sent",
-                                self.place(msg)
-                            ),
-                        );
-                        Some("too_large".to_owned())
-                    }
-                    PublishError::Invalid(_) => Some("invalid".to_owned()),
-                    _ => None,
-                };
-                if let Some(code) = code {
-                    *self.rejected.entry(code).or_default() += 1;
+                if let PublishError::Invalid(InvalidPublish::MessageTooLarge {
+                    size, max, ..
+                }) = error
+                {
+                    self.show(
+                        "too_large",
+                        format_args!(
+                            "{}: message of {size} bytes is over the limit of {max} bytes; \
+                             not sent",
+                            self.place(msg)
+                        ),
+                    );
                 }
-                self.not_stored(msg);
+                self.not_stored(&not_stored_reason(error), msg);
             }
         }
     }
@@ -154,13 +154,34 @@ impl Tally {
         Some(format!("{name}:{record}"))
     }
 
-    /// Records a message read but not handed over because the run ended early, for `reason`.
-    pub(crate) fn unsent(&mut self, reason: &str, msg: &Msg) {
-        *self.rejected.entry(reason.to_owned()).or_default() += 1;
-        self.not_stored(msg);
+    /// Records a message read but not sent, for `reason` (a `not_stored_by` key), with `error`
+    /// (an `errors` key).
+    pub(crate) fn unsent(&mut self, reason: &str, error: &str, msg: &Msg) {
+        match self.errors.get_mut(error) {
+            Some(n) => *n += 1,
+            None => {
+                self.errors.insert(error.to_owned(), 1);
+            }
+        }
+        self.not_stored(reason, msg);
     }
 
-    fn not_stored(&mut self, msg: &Msg) {
+    /// Records a message read but not published because the run was interrupted.
+    pub(crate) fn interrupted(&mut self, msg: &Msg) {
+        self.unsent(
+            INTERRUPTED,
+            "not published: the run was interrupted first",
+            msg,
+        );
+    }
+
+    fn not_stored(&mut self, reason: &str, msg: &Msg) {
+        match self.not_stored_by.get_mut(reason) {
+            Some(n) => *n += 1,
+            None => {
+                self.not_stored_by.insert(reason.to_owned(), 1);
+            }
+        }
         self.counters.not_stored.fetch_add(1, Relaxed);
         write_out(&mut self.failed_out, &msg.body, self.delimiter);
     }
@@ -187,21 +208,37 @@ impl Tally {
         }
     }
 
-    /// Flushes the out files.
+    /// Puts the out files in place.
     ///
     /// # Errors
     ///
-    /// The first out file that could not be written, with its path.
-    pub(crate) fn finish(&mut self) -> Result<(), (PathBuf, io::Error)> {
-        for out in [&mut self.failed_out, &mut self.unknown_out]
+    /// Each out file that could not be written, with its path.
+    pub(crate) fn finish(&mut self) -> Vec<(PathBuf, io::Error)> {
+        [self.failed_out.take(), self.unknown_out.take()]
             .into_iter()
             .flatten()
-        {
-            out.finish()?;
-        }
-        Ok(())
+            .filter_map(|out| out.commit().err())
+            .collect()
     }
 }
+
+/// The `not_stored_by` key of a message certainly not stored because of `error`.
+fn not_stored_reason(error: &PublishError) -> String {
+    match error {
+        PublishError::Rejected { error, .. } => error.code().as_str().to_owned(),
+        PublishError::Invalid(InvalidPublish::MessageTooLarge { .. }) => "too_large".to_owned(),
+        PublishError::Invalid(_) | PublishError::InvalidTopic(_) => "invalid".to_owned(),
+        PublishError::NotSent(NotSentReason::NoNodeUp(_) | NotSentReason::TooFewNodesUp(_)) => {
+            NO_NODE_UP.to_owned()
+        }
+        PublishError::NotSent(_) => "not_sent".to_owned(),
+        PublishError::Copies(_) => "fan_out".to_owned(),
+        _ => "other".to_owned(),
+    }
+}
+
+/// The reason of messages not sent because no nsqd was up.
+pub(crate) const NO_NODE_UP: &str = "no_node_up";
 
 /// The messages of one publish.
 #[derive(Debug)]
@@ -210,42 +247,8 @@ pub(crate) enum Msgs {
     Many(Vec<Msg>),
 }
 
-/// An out file; the first write error is kept and reported at the end.
-struct OutFile {
-    path: PathBuf,
-    writer: BufWriter<File>,
-    error: Option<io::Error>,
-}
-
-impl OutFile {
-    fn create(path: &Path) -> Result<Self, (PathBuf, io::Error)> {
-        let file = File::create(path).map_err(|e| (path.to_owned(), e))?;
-        Ok(Self {
-            path: path.to_owned(),
-            writer: BufWriter::with_capacity(256 * 1024, file),
-            error: None,
-        })
-    }
-
-    fn finish(&mut self) -> Result<(), (PathBuf, io::Error)> {
-        let flushed = self.writer.flush();
-        match self.error.take().map_or(flushed, Err) {
-            Ok(()) => Ok(()),
-            Err(e) => Err((self.path.clone(), e)),
-        }
-    }
-}
-
 fn write_out(out: &mut Option<OutFile>, body: &[u8], delimiter: u8) {
-    let Some(out) = out else { return };
-    if out.error.is_some() {
-        return;
-    }
-    let written = out
-        .writer
-        .write_all(body)
-        .and_then(|()| out.writer.write_all(&[delimiter]));
-    if let Err(e) = written {
-        out.error = Some(e);
+    if let Some(out) = out {
+        out.write(&[body, &[delimiter]]);
     }
 }

@@ -204,7 +204,7 @@ fn oversize_lines_with(nsqd: &Nsqd, batch: &str) {
     assert_eq!(count(&report, "acknowledged"), 37, "{report}");
     assert_eq!(count(&report, "skipped_empty"), 1, "{report}");
     assert_eq!(count(&report, "not_stored"), 2, "{report}");
-    assert_eq!(count(&report, "rejected.too_large"), 2, "{report}");
+    assert_eq!(count(&report, "not_stored_by.too_large"), 2, "{report}");
     assert_eq!(count(&report, "unknown"), 0, "{report}");
     assert_eq!(count(&report, "exit_code"), 1, "{report}");
 }

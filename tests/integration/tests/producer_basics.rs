@@ -258,6 +258,7 @@ async fn s19_multi_publish_ten() {
         .await
         .expect("MPUB");
     assert_eq!(producer.stats().acked, 1, "one request");
+    assert_eq!(producer.stats().acked_messages, 10, "ten messages");
     let read = read_exactly(&nsqd, "s19_mpub", "ch", 10).await;
     assert_eq!(read, bodies, "an MPUB is delivered in batch order");
     within("close", producer.close()).await;

@@ -657,6 +657,7 @@ fn add(total: &mut Stats, node: &Stats) {
     total.queued += node.queued;
     total.in_flight += node.in_flight;
     total.acked += node.acked;
+    total.acked_messages += node.acked_messages;
     for (code, n) in &node.rejected {
         *total.rejected.entry(code.clone()).or_default() += n;
     }

@@ -297,7 +297,7 @@ impl Router {
         // it in `stats()`.
         let c = &self.shared.counters;
         let resolved = self.transactions.resolve(frame, |resolved| match resolved {
-            Resolved::Acked { requests } => c.acked(*requests),
+            Resolved::Acked { requests, messages } => c.acked(*requests, *messages),
             Resolved::Rejected {
                 requests,
                 aborted,
@@ -383,7 +383,8 @@ impl Router {
         io.buffer(&command)?;
         self.counters().wrote(1, command.encoded_len());
         let overdue_at = self.overdue_at(deadline, now);
-        let mut in_flight = InFlight::single(responder, deadline, overdue_at, index);
+        let messages = payload.messages();
+        let mut in_flight = InFlight::single(responder, deadline, overdue_at, index, messages);
         if self.hand_back.is_some() {
             // Kept to be sent again elsewhere if nsqd does not execute it.
             in_flight.payload = Some(payload);
@@ -440,6 +441,7 @@ impl Router {
                 deadline: member.deadline,
                 overdue_at: overdue_at(member.deadline, now, patience),
                 group,
+                messages: 1,
                 index: member.index,
             });
         });

@@ -93,11 +93,23 @@ impl Running {
 
     /// Sends the process SIGINT (what Ctrl-C sends), by the PID this test started.
     pub fn interrupt(&self) {
+        self.signal("INT");
+    }
+
+    /// Sends the process the signal `name` (`INT`, `TERM`, `HUP`), by the PID this test
+    /// started.
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -INT {}", self.child.id());
+        assert!(status.success(), "kill -{name} {}", self.child.id());
+    }
+
+    /// Kills the process (SIGKILL, by the PID this test started) and waits for it.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill nsq-pub");
+        self.child.wait().expect("wait for nsq-pub");
     }
 
     /// Whether the process is still running.
