@@ -10,6 +10,7 @@
 //! [`Pool::connect`]: super::Pool::connect
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
 /// `addrs` without the addresses that lead to an nsqd already listed, in order; `resolved`
 /// gives the socket addresses an address is known to lead to (none when unknown: then only
@@ -55,13 +56,17 @@ pub(crate) fn literal(addr: &str) -> Vec<SocketAddr> {
     Vec::new()
 }
 
+/// How long [`resolve`] waits for one name; a name that takes longer is compared as text.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The socket addresses each of `addrs` resolves to (none for an address that does not
-/// resolve: its connection reports why).
+/// resolve in time: its connection reports why).
 pub(crate) async fn resolve(addrs: &[String]) -> Vec<(String, Vec<SocketAddr>)> {
     let lookups = addrs.iter().map(|addr| async move {
         let mut sockets = literal(addr);
         if sockets.is_empty() {
-            if let Ok(found) = tokio::net::lookup_host(addr.as_str()).await {
+            let lookup = tokio::net::lookup_host(addr.as_str());
+            if let Ok(Ok(found)) = tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
                 sockets = found.collect();
             }
         }
