@@ -7,55 +7,10 @@
 
 mod common;
 
-use std::fmt;
-use std::sync::{Arc, Mutex};
-
 use nsq_producer::{Pool, PoolConfig, Producer, ProducerConfig};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Metadata, Subscriber};
+use nsq_test_support::Warnings;
 
 use common::*;
-
-/// Records each warning and error as `message field=value ...`.
-#[derive(Clone, Default)]
-struct Warnings(Arc<Mutex<Vec<String>>>);
-
-impl Warnings {
-    fn taken(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-struct Line(String);
-
-impl Visit for Line {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            self.0.insert_str(0, &format!("{value:?}"));
-        } else {
-            self.0.push_str(&format!(" {}={value:?}", field.name()));
-        }
-    }
-}
-
-impl Subscriber for Warnings {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        *metadata.level() <= Level::WARN
-    }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
-    }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, event: &Event<'_>) {
-        let mut line = Line(String::new());
-        event.record(&mut line);
-        self.0.lock().unwrap().push(line.0);
-    }
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
-}
 
 /// A runtime on this thread, so that its tasks log to this thread's subscriber and are dropped
 /// here when it is.
@@ -74,7 +29,7 @@ const PUBLISHES: usize = 100;
 #[test]
 fn a_producer_dropped_with_publishes_queued_says_how_many() {
     let warnings = Warnings::default();
-    let _guard = tracing::subscriber::set_default(warnings.clone());
+    let _guard = warnings.set_default();
     let rt = runtime();
     let addr = closed_port();
     rt.block_on(async {
@@ -114,7 +69,7 @@ fn a_producer_dropped_with_publishes_queued_says_how_many() {
 #[test]
 fn a_pool_dropped_with_publishes_queued_says_how_many() {
     let warnings = Warnings::default();
-    let _guard = tracing::subscriber::set_default(warnings.clone());
+    let _guard = warnings.set_default();
     let rt = runtime();
     rt.block_on(async {
         let pool = Pool::new([closed_port(), closed_port()], PoolConfig::default()).unwrap();
@@ -138,7 +93,7 @@ fn a_pool_dropped_with_publishes_queued_says_how_many() {
 #[test]
 fn a_closed_producer_dropped_says_nothing() {
     let warnings = Warnings::default();
-    let _guard = tracing::subscriber::set_default(warnings.clone());
+    let _guard = warnings.set_default();
     let rt = runtime();
     rt.block_on(async {
         let producer = Producer::new(closed_port(), ProducerConfig::default()).unwrap();
