@@ -74,20 +74,29 @@
 //!   It ends [`PublishError::Unknown`] (or [`PublishError::TimedOut`], or
 //!   [`PublishError::MaybeStored`]), as on a lone producer. [`PoolConfig::retry_unknown`] sends
 //!   those again too, for at-least-once delivery where a message may be stored twice.
-//! - With no node up, publishes wait for one until their deadline, then fail with
-//!   [`NotSentReason::NoNodeUp`], which lists each node's last connection error. A fan-out
-//!   with fewer nodes up than its copies fails the same way with
-//!   [`NotSentReason::TooFewNodesUp`], which says how many copies were possible and each
-//!   node's state.
+//! - With no node up, a publish is queued in the pool until a node comes up (queuing it does not
+//!   wait: [`Pool::publish_async`] returns at once), or fails at its deadline with
+//!   [`NotSentReason::NoNodeUp`], which lists each node's last connection error. A fan-out's
+//!   publish is queued the same way until `copies` nodes are up, or fails at its deadline with
+//!   [`NotSentReason::TooFewNodesUp`], which says how many copies were possible and each node's
+//!   state. The pool holds at most one
+//!   node's queue of such publishes; beyond that, queuing waits for room, as on a producer whose
+//!   queue is full.
 //! - Order across nodes is not kept; NSQ does not promise order anyway.
 //!
 //! With the `lookupd` feature, `PoolConfig::lookupd` names nsqlookupd HTTP addresses whose
 //! `/nodes` are polled (`PoolConfig::lookupd_poll_interval`, with jitter). The lists of all
 //! nsqlookupds are merged (a node is known by its broadcast address and TCP port); nodes that
-//! appear join the pool, nodes no longer listed leave it (what they have not written moves, what
-//! is in flight is answered, then they close), a topic that any nsqlookupd lists as tombstoned
-//! on a node is not sent there, and while every nsqlookupd fails the last good list is kept.
+//! appear join the pool, a topic that any nsqlookupd lists as tombstoned on a node is not sent
+//! there, and while every nsqlookupd fails the last good list is kept. A node no longer listed
+//! leaves the pool (what it has not written moves, what is in flight is answered, then it
+//! closes) when it is down, or once it has gone unlisted for `PoolConfig::lookupd_grace_period`
+//! (60 s by default): a restarted nsqlookupd lists no node until each nsqd registers again (up
+//! to 30 s), and a node that is connected and acknowledging is never removed for that.
 //! Addresses given to the pool directly stay in it whatever nsqlookupd says.
+//!
+//! Round-robin gives the turn of a node that is down to the nodes that are up in turn, so they
+//! share its traffic evenly.
 //!
 //! [`Pool::nodes`] shows each node: its address, whether it is up, its connection state and its
 //! counters; [`Pool::stats`] adds them up ([`Stats::handed_back`] counts requests moved between

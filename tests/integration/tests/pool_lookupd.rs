@@ -1,11 +1,14 @@
 //! A pool that finds its nodes through a real nsqlookupd v1.3.0, with real nsqds registered
 //! with it: a node that registers later gets traffic within a poll, a node that tombstones the
-//! topic stops getting it, and a pool whose nsqlookupd is gone keeps publishing to the nodes it
-//! knows.
+//! topic stops getting it, a pool whose nsqlookupd is gone keeps publishing to the nodes it
+//! knows, and one whose nsqlookupd restarts (and lists no node until each nsqd registers again)
+//! keeps its connected nodes.
 
 mod common;
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nsq_producer::{Pool, PoolConfig};
 use nsq_test_support::{Nsqd, NsqdOptions, Nsqlookupd};
@@ -171,4 +174,93 @@ async fn a_node_no_longer_listed_leaves_the_pool() {
         "the departed node's acknowledgements are still counted"
     );
     assert_eq!((stats.not_sent, stats.unknown), (0, 0));
+}
+
+/// nsqlookupd restarted on the same ports while 4 tasks publish to three connected nsqd: it
+/// lists no node until each nsqd registers again (at its next ping but one, 15 to 30 s later),
+/// and for the 3 s watched it lists none. The pool keeps its three nodes through the empty
+/// lists (they are connected and acknowledging), no publish fails, and every node keeps
+/// acknowledging after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_nsqlookupd_does_not_empty_the_pool() {
+    let mut lookupd = Nsqlookupd::start();
+    let nodes: Vec<Nsqd> = (0..3).map(|_| registered(&lookupd)).collect();
+    let mut producer = producer_config();
+    producer.publish_timeout = Some(Duration::from_secs(1));
+    let config = PoolConfig::new(producer)
+        .lookupd([lookupd.http_addr().to_string()])
+        .lookupd_poll_interval(POLL);
+    let pool = Pool::connect(Vec::<String>::new(), config).await.unwrap();
+    assert_eq!(pool.nodes().len(), 3);
+    let t = topic("lookupd_restart");
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let tasks: Vec<_> = (0..4)
+        .map(|k| {
+            let (pool, t, stop, acks) = (pool.clone(), t.clone(), stop.clone(), acks.clone());
+            tokio::spawn(async move {
+                let mut failed = Vec::new();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    match pool.publish(&t, format!("t{k}m{i}")).await {
+                        Ok(()) => acks.lock().unwrap().push(Instant::now()),
+                        Err(err) => failed.push(err.to_string()),
+                    }
+                    i += 1;
+                    // A steady trickle rather than a flood: the gaps between acks are what is
+                    // watched.
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                failed
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before: Vec<u64> = nodes
+        .iter()
+        .map(|n| acked(&pool, &n.tcp_addr().to_string()))
+        .collect();
+    let restarted = Instant::now();
+    blocking(|| lookupd.restart());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let listed = lookupd.nodes().len();
+    let in_pool = pool.nodes().len();
+    let watched = Instant::now();
+    stop.store(true, Ordering::Relaxed);
+    let mut failed = Vec::new();
+    for task in tasks {
+        failed.extend(within("a publishing task", task).await.unwrap());
+    }
+    let after: Vec<u64> = nodes
+        .iter()
+        .map(|n| acked(&pool, &n.tcp_addr().to_string()))
+        .collect();
+    // The acks from the restart to the end of the watch, with both ends.
+    let mut acks = acks.lock().unwrap().clone();
+    acks.retain(|&a| a >= restarted && a <= watched);
+    acks.push(restarted);
+    acks.push(watched);
+    acks.sort();
+    let longest_gap = acks.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    eprintln!(
+        "across the nsqlookupd restart ({:?} watched): longest time without an ack \
+         {longest_gap:?}, {} publishes failed, {in_pool} nodes in the pool",
+        watched - restarted,
+        failed.len()
+    );
+    assert_eq!(listed, 0, "nsqlookupd listed no node while watched");
+    assert!(
+        failed.is_empty(),
+        "{} failed, the first: {}",
+        failed.len(),
+        failed[0]
+    );
+    assert_eq!(in_pool, 3, "the pool kept its nodes");
+    for (b, a) in before.iter().zip(&after) {
+        assert!(
+            a > b,
+            "every node kept acknowledging: before {before:?}, after {after:?}"
+        );
+    }
+    pool.close().await;
 }

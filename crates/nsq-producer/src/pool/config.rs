@@ -10,7 +10,9 @@ use crate::config::ProducerConfig;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Strategy {
-    /// Each node in turn (the default).
+    /// Each node in turn (the default). The turn of a node that cannot take a publish (down, or
+    /// the topic tombstoned there) goes to the nodes that can, each in turn, so that they share
+    /// its traffic evenly.
     #[default]
     RoundRobin,
     /// Always the first node, in the order given, that is up. A node that comes back gets
@@ -66,6 +68,18 @@ pub struct PoolConfig {
     #[cfg(feature = "lookupd")]
     #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
     pub lookupd_poll_interval: Duration,
+    /// How long a node found through nsqlookupd stays in the pool once no nsqlookupd lists it,
+    /// while it is up (60 s by default). A node no longer listed leaves the pool when it has
+    /// gone unlisted this long (as seen by the polls), or at once when it is down (its
+    /// connection failed and it waits to redial). The wait is for an nsqlookupd that restarted:
+    /// it lists no node until each nsqd registers again, which nsqd does at its next ping but
+    /// one (nsqd pings every 15 s, so up to 30 s later); an nsqlookupd that lost some
+    /// registrations lists fewer nodes the same way. A node that is connected and acknowledging
+    /// is never removed because one poll did not list it, unless this is zero, which removes a
+    /// node at the first poll that does not list it.
+    #[cfg(feature = "lookupd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
+    pub lookupd_grace_period: Duration,
 }
 
 impl Default for PoolConfig {
@@ -80,6 +94,8 @@ impl Default for PoolConfig {
             lookupd: Vec::new(),
             #[cfg(feature = "lookupd")]
             lookupd_poll_interval: Duration::from_secs(30),
+            #[cfg(feature = "lookupd")]
+            lookupd_grace_period: Duration::from_secs(60),
         }
     }
 }
@@ -117,6 +133,15 @@ impl PoolConfig {
     #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
     pub fn lookupd_poll_interval(mut self, interval: Duration) -> Self {
         self.lookupd_poll_interval = interval;
+        self
+    }
+
+    /// Sets how long a node that is up stays in the pool once no nsqlookupd lists it (see the
+    /// field of the same name).
+    #[cfg(feature = "lookupd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
+    pub fn lookupd_grace_period(mut self, grace: Duration) -> Self {
+        self.lookupd_grace_period = grace;
         self
     }
 

@@ -4,10 +4,19 @@
 //! no longer listed are removed: what they have not written moves to other nodes, and they
 //! close once what is in flight is answered. While every nsqlookupd fails, the last good list
 //! is kept. Nodes given to the pool by address stay whatever nsqlookupd says.
+//!
+//! A list is not taken as the truth about nodes that work: an nsqlookupd that restarted lists
+//! no node until each nsqd registers again (nsqd pings every 15 s, so up to 30 s later), and
+//! one that lost a registration lists fewer. A node no longer listed is removed when its
+//! connection fails (it is down), or once it has gone unlisted for
+//! `PoolConfig::lookupd_grace_period`; until then it keeps its traffic. Listed again, it is no
+//! longer counted unlisted.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::Shared;
 use crate::lookupd::{fetch_nodes, merge_nodes};
@@ -59,38 +68,86 @@ pub(crate) async fn poll(shared: &Arc<Shared>) -> Vec<String> {
         // Keep the last good list.
         return failed;
     }
-    let listed = merge_nodes(lists);
+    let listed: Vec<Listed> = merge_nodes(lists)
+        .iter()
+        .map(|node| Listed {
+            addr: node.tcp_address(),
+            tombstoned: node
+                .topics
+                .iter()
+                .filter(|t| t.tombstoned)
+                .map(|t| t.name.clone())
+                .collect(),
+        })
+        .collect();
+    reconcile(shared, &listed, Instant::now());
+    failed
+}
+
+/// A node as the nsqlookupds list it: its TCP address and the topics tombstoned on it.
+#[derive(Debug)]
+pub(crate) struct Listed {
+    pub(crate) addr: String,
+    pub(crate) tombstoned: Vec<String>,
+}
+
+/// Adds the nodes `listed` that the pool lacks, and removes the discovered nodes it no longer
+/// lists that are down or have gone unlisted for the grace period, as of `now`.
+pub(crate) fn reconcile(shared: &Arc<Shared>, listed: &[Listed], now: Instant) {
     let mut seen = HashSet::new();
-    for node in &listed {
-        let addr = node.tcp_address();
-        let tombstoned: Vec<String> = node
-            .topics
-            .iter()
-            .filter(|t| t.tombstoned)
-            .map(|t| t.name.clone())
-            .collect();
-        let known = shared.nodes().iter().any(|n| n.addr == addr);
+    for node in listed {
+        let addr = &node.addr;
+        let known = shared.nodes().iter().any(|n| n.addr == *addr);
         if !known {
             tracing::info!(%addr, "nsqlookupd lists a new node");
         }
         match shared.add_node(addr.clone(), true) {
-            Ok(Some(node)) => node.set_tombstoned(tombstoned),
-            Ok(None) => return failed,
+            Ok(Some(added)) => {
+                added.set_tombstoned(node.tombstoned.clone());
+                if added.listed_again() {
+                    tracing::info!(%addr, "nsqlookupd lists the node again");
+                }
+            }
+            Ok(None) => return,
             Err(err) => {
                 tracing::warn!(%addr, error = %err, "cannot add the node nsqlookupd lists");
                 continue;
             }
         }
-        seen.insert(addr);
+        seen.insert(addr.as_str());
     }
-    let gone: Vec<String> = shared
-        .nodes()
-        .iter()
-        .filter(|n| n.discovered && !seen.contains(&n.addr))
-        .map(|n| n.addr.clone())
-        .collect();
+    let grace = shared.config.lookupd_grace_period;
+    let mut gone = Vec::new();
+    for node in shared.nodes().iter() {
+        if !node.discovered || seen.contains(node.addr.as_str()) {
+            continue;
+        }
+        let since = node.unlisted_since(now);
+        let unlisted = now.saturating_duration_since(since);
+        let addr = &node.addr;
+        if !node.is_up() {
+            tracing::info!(
+                %addr,
+                "nsqlookupd no longer lists the node and it is down: removing it from the pool"
+            );
+            gone.push(addr.clone());
+        } else if unlisted >= grace {
+            tracing::info!(
+                %addr,
+                ?unlisted,
+                ?grace,
+                "nsqlookupd has not listed the node for the grace period: removing it from the pool"
+            );
+            gone.push(addr.clone());
+        } else if since == now {
+            tracing::info!(
+                %addr,
+                ?grace,
+                "nsqlookupd no longer lists the node: it stays in the pool while it is up, for up to the grace period"
+            );
+        }
+    }
     for addr in gone {
         shared.remove_node(&addr);
     }
-    failed
 }

@@ -35,9 +35,10 @@ pub use node::NodeStatus;
 use self::budget::Bucket;
 use self::node::Node;
 use crate::error::{NodeDown, NodesDown, NotSentReason};
+use crate::gate::Gate;
 use crate::producer::{ConnectError, FlushTimedOut};
 use crate::publishing::{Enqueuing, Publishing, Target};
-use crate::request::{Checks, Request};
+use crate::request::{Checks, NodeSet, Request};
 use crate::stats::{Counters, ProducerState, Stats};
 
 /// A pool of nsqd: publishes go to the nodes that are up, and what a node that goes down has
@@ -76,16 +77,32 @@ pub(crate) struct Shared {
     /// Outcomes the pool decides itself: requests it holds that fail, or publishes that found
     /// no node up.
     counters: Counters,
-    /// Requests the rebalancer holds, waiting for a node with room.
+    /// Requests the rebalancer holds, waiting for a node with room or for a node to come up,
+    /// and publishes on their way to it ([`park`](Shared::park)).
     parked: AtomicU64,
+    /// Requests the rebalancer has queued on a node, ever: a flush that sees this change looks
+    /// again, since such a request may have entered a node's queue after that node's flush
+    /// began.
+    placed: AtomicU64,
+    /// Where publishes that find no node up go, to wait in the rebalancer; dropped at close.
+    park: Mutex<Option<mpsc::UnboundedSender<rebalance::Held>>>,
+    /// The waiting room of publishes that found no node up (too few for a fan-out): one node's
+    /// queue, sized by the same gate.
+    room: tokio::sync::Semaphore,
+    gate: Gate,
+    /// Fan-out publishes waiting for enough nodes to be up (counted under `queued`).
+    fan_outs_waiting: AtomicU64,
+    /// Fan-out publishes that waited for nodes and have no outcome yet (a flush waits for
+    /// them).
+    fan_outs_unresolved: AtomicU64,
     /// Told each time the rebalancer has dealt with what it received or retried, so that a
     /// flush waiting for moved requests looks again.
     rebalanced: tokio::sync::Notify,
     /// Where nodes hand back requests; dropped at close, so that the rebalancer ends once the
     /// nodes have closed.
     hand_back: Mutex<Option<mpsc::UnboundedSender<Request>>>,
-    /// The next node's slot: its bit in `Request::tried`.
-    next_slot: AtomicUsize,
+    /// The next node's identity in node sets: each node gets its own, never reused.
+    next_id: AtomicU64,
     /// Nodes removed from the pool (no longer listed by nsqlookupd) that are still closing.
     retiring: Mutex<Vec<Arc<Node>>>,
     /// The final counters of nodes that left the pool.
@@ -157,6 +174,11 @@ impl Pool {
             }
         }
         let (hand_back, handed) = mpsc::unbounded_channel();
+        let (park, parking) = mpsc::unbounded_channel();
+        let gate = Gate::new(
+            config.producer.queue_capacity,
+            config.producer.queue_capacity_bytes,
+        );
         let shared = Arc::new(Shared {
             nodes: RwLock::new(Arc::from(Vec::new())),
             next: AtomicUsize::new(0),
@@ -166,9 +188,15 @@ impl Pool {
             closed: AtomicBool::new(false),
             counters: Counters::new("pool"),
             parked: AtomicU64::new(0),
+            placed: AtomicU64::new(0),
+            park: Mutex::new(Some(park)),
+            room: tokio::sync::Semaphore::new(gate.size()),
+            gate,
+            fan_outs_waiting: AtomicU64::new(0),
+            fan_outs_unresolved: AtomicU64::new(0),
             rebalanced: tokio::sync::Notify::new(),
             hand_back: Mutex::new(Some(hand_back)),
-            next_slot: AtomicUsize::new(0),
+            next_id: AtomicU64::new(0),
             retiring: Mutex::new(Vec::new()),
             retired: Mutex::new(Stats::default()),
             budget: Bucket::new(config.retry_budget),
@@ -177,7 +205,7 @@ impl Pool {
         for addr in addrs {
             shared.add_node(addr, false)?;
         }
-        let rebalancer = tokio::spawn(rebalance::run(shared.clone(), handed));
+        let rebalancer = tokio::spawn(rebalance::run(shared.clone(), handed, parking));
         #[cfg(feature = "lookupd")]
         if shared.config.discovers() {
             tokio::spawn(discover::run(Arc::downgrade(&shared)));
@@ -303,7 +331,14 @@ impl Pool {
     }
 
     /// Queues one message on a node that is up; see
-    /// [`Producer::publish_async`](crate::Producer::publish_async).
+    /// [`Producer::publish_async`](crate::Producer::publish_async). While no node is up, the
+    /// pool itself queues it (counted under `queued` in [`stats`](Self::stats), waited for by
+    /// [`flush`](Self::flush)) and returns at once: it goes to the first node to come up, or
+    /// fails with [`NotSentReason::NoNodeUp`](crate::NotSentReason::NoNodeUp) at its deadline.
+    /// A [`FanOut`](Strategy::FanOut)'s publish is queued the same way until `copies` nodes are
+    /// up. The pool holds as much as one node's queue (`queue_capacity` requests and
+    /// `queue_capacity_bytes`); beyond that this waits for room, until the deadline, as on a
+    /// producer whose queue is full.
     ///
     /// # Errors
     ///
@@ -361,10 +396,13 @@ impl Pool {
             let rebalanced = shared.rebalanced.notified();
             let mut rebalanced = std::pin::pin!(rebalanced);
             rebalanced.as_mut().enable();
-            let moved = shared.handed_back();
+            let moved = shared.moves();
             let nodes = shared.all_nodes();
             futures::future::join_all(nodes.iter().map(|n| n.producer.flush())).await;
-            if shared.parked.load(Ordering::Relaxed) == 0 && shared.handed_back() == moved {
+            if shared.parked.load(Ordering::SeqCst) == 0
+                && shared.fan_outs_unresolved.load(Ordering::Acquire) == 0
+                && shared.moves() == moved
+            {
                 return;
             }
             // Requests moved or are parked: look again once the rebalancer has dealt with
@@ -399,6 +437,8 @@ impl Pool {
     async fn close_with(&self, now: bool) -> Stats {
         let shared = &self.inner.shared;
         shared.closed.store(true, Ordering::Release);
+        // Fan-outs waiting for nodes see the pool closed.
+        shared.health.send_modify(|n| *n += 1);
         let nodes = shared.all_nodes();
         futures::future::join_all(nodes.iter().map(|n| async move {
             if now {
@@ -410,6 +450,7 @@ impl Pool {
         .await;
         // The nodes are closed and have dropped their senders; with the pool's own gone, the
         // rebalancer fails what it holds and ends.
+        shared.park.lock().unwrap_or_else(|p| p.into_inner()).take();
         shared
             .hand_back
             .lock()
@@ -424,6 +465,11 @@ impl Pool {
         if let Some(rebalancer) = rebalancer {
             let _ = rebalancer.await;
         }
+        // Fan-outs that waited for nodes end once their copies have.
+        while shared.fan_outs_unresolved.load(Ordering::Acquire) > 0 {
+            let ended = shared.rebalanced.notified();
+            let _ = tokio::time::timeout(Duration::from_millis(10), ended).await;
+        }
         self.stats()
     }
 
@@ -431,17 +477,7 @@ impl Pool {
     /// between nodes (under `queued`) and the outcomes it decided itself. `handed_back` counts
     /// moves between nodes; a request moved ends in one outcome, counted where it ended.
     pub fn stats(&self) -> Stats {
-        let shared = &self.inner.shared;
-        let mut total = shared.counters.snapshot();
-        total.queued += shared.parked.load(Ordering::Relaxed);
-        add(
-            &mut total,
-            &shared.retired.lock().unwrap_or_else(|p| p.into_inner()),
-        );
-        for node in shared.all_nodes().iter() {
-            add(&mut total, &node.producer.stats());
-        }
-        total
+        self.inner.shared.totals()
     }
 
     /// Each node: its address, whether it is up, its connection state and its counters.
@@ -476,11 +512,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         let shared = &self.shared;
         if !shared.closed.load(Ordering::Acquire) {
-            let mut total = shared.counters.snapshot();
-            total.queued += shared.parked.load(Ordering::Relaxed);
-            for node in shared.all_nodes() {
-                add(&mut total, &node.producer.stats());
-            }
+            let total = shared.totals();
             let pending = total.queued + total.in_flight;
             if pending > 0 {
                 tracing::warn!(
@@ -493,7 +525,9 @@ impl Drop for Inner {
             }
         }
         shared.closed.store(true, Ordering::Release);
+        shared.health.send_modify(|n| *n += 1);
         *shared.nodes.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(Vec::new());
+        shared.park.lock().unwrap_or_else(|p| p.into_inner()).take();
         shared
             .hand_back
             .lock()
@@ -505,6 +539,21 @@ impl Drop for Inner {
 impl Shared {
     pub(crate) fn nodes(&self) -> Arc<[Arc<Node>]> {
         self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The pool's totals; see [`Pool::stats`].
+    fn totals(&self) -> Stats {
+        let mut total = self.counters.snapshot();
+        total.queued += self.parked.load(Ordering::Relaxed);
+        total.queued += self.fan_outs_waiting.load(Ordering::Relaxed);
+        add(
+            &mut total,
+            &self.retired.lock().unwrap_or_else(|p| p.into_inner()),
+        );
+        for node in self.all_nodes().iter() {
+            add(&mut total, &node.producer.stats());
+        }
+        total
     }
 
     /// The nodes in the pool and those leaving it.
@@ -539,10 +588,10 @@ impl Shared {
         if let Some(existing) = nodes.iter().find(|n| n.addr == addr) {
             return Ok(Some(existing.clone()));
         }
-        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let producer = self.config.producer.clone();
         let retry_unknown = self.config.retry_unknown;
-        let node = Node::new(addr, slot, discovered, retry_unknown, producer, hand_back)?;
+        let node = Node::new(addr, id, discovered, retry_unknown, producer, hand_back)?;
         let state = node.producer.watch_state();
         let watch = Node::watch(
             Arc::downgrade(&node),
@@ -609,31 +658,42 @@ impl Shared {
         self.budget.try_spend(acked)
     }
 
-    /// Requests moved between nodes so far.
-    fn handed_back(&self) -> u64 {
-        self.all_nodes()
+    /// Requests moved so far: handed back by nodes, and queued on nodes by the rebalancer.
+    fn moves(&self) -> u64 {
+        let handed_back: u64 = self
+            .all_nodes()
             .iter()
             .map(|n| n.producer.stats().handed_back)
-            .sum()
+            .sum();
+        handed_back + self.placed.load(Ordering::SeqCst)
     }
 
-    /// The nodes in `which` (node bits) that are down, with their last errors.
-    pub(crate) fn nodes_down(&self, which: u64) -> NodesDown {
+    /// The nodes in `which` that are down, with their last errors.
+    pub(crate) fn nodes_down(&self, which: &NodeSet) -> NodesDown {
+        self.nodes_down_where(|n| which.contains(n.id))
+    }
+
+    /// Every node of the pool, with its last error: for a publish that found no node up.
+    pub(crate) fn all_nodes_down(&self) -> NodesDown {
+        self.nodes_down_where(|_| true)
+    }
+
+    fn nodes_down_where(&self, which: impl Fn(&Node) -> bool) -> NodesDown {
         let down: Vec<NodeDown> = self
             .nodes()
             .iter()
-            .filter(|n| n.bit & which != 0)
+            .filter(|n| which(n))
             .map(|n| n.down())
             .collect();
         NodesDown(Arc::from(down))
     }
 
     /// Why a request the pool holds failed at its deadline.
-    pub(crate) fn expiry_reason(&self, tried: u64) -> NotSentReason {
+    pub(crate) fn expiry_reason(&self) -> NotSentReason {
         if self.nodes().iter().any(|n| n.is_up()) {
             NotSentReason::DeadlineExpired
         } else {
-            NotSentReason::NoNodeUp(self.nodes_down(tried | u64::MAX))
+            NotSentReason::NoNodeUp(self.all_nodes_down())
         }
     }
 }
@@ -677,3 +737,6 @@ pub(crate) fn seed() -> u64 {
         .unwrap_or_default();
     (now.as_nanos() as u64) | 1
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,7 +6,7 @@
 //! back by itself: its producer keeps redialling with backoff in the background.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -14,14 +14,14 @@ use tokio::time::Instant;
 use crate::config::ProducerConfig;
 use crate::error::NodeDown;
 use crate::producer::Producer;
-use crate::request::{HandBack, Request};
+use crate::request::{HandBack, NodeId, Request};
 use crate::stats::{ProducerState, Stats};
 
 #[derive(Debug)]
 pub(crate) struct Node {
     pub(crate) addr: String,
-    /// Its place in the pool: its bit in `Request::tried`.
-    pub(crate) bit: u64,
+    /// Its identity in the pool's node sets: never given to another node of the pool.
+    pub(crate) id: NodeId,
     pub(crate) producer: Producer,
     /// Whether it was up when its state last changed (the producer's flag is the truth; this
     /// tells a change).
@@ -30,6 +30,8 @@ pub(crate) struct Node {
     up_since: AtomicU64,
     /// Found through nsqlookupd (and removed when it is no longer listed), rather than given.
     pub(crate) discovered: bool,
+    /// When discovery first found it no longer listed by any nsqlookupd; `None` while listed.
+    unlisted_since: Mutex<Option<Instant>>,
     /// Topics nsqlookupd lists as tombstoned on this node: none of their publishes go here.
     tombstoned: RwLock<Vec<String>>,
     any_tombstoned: AtomicBool,
@@ -38,29 +40,29 @@ pub(crate) struct Node {
 impl Node {
     pub(crate) fn new(
         addr: String,
-        slot: usize,
+        id: NodeId,
         discovered: bool,
         retry_unknown: bool,
         config: ProducerConfig,
         hand_back: tokio::sync::mpsc::UnboundedSender<Request>,
     ) -> Result<Arc<Self>, nsq_conn::ConfigError> {
-        let bit = 1u64 << (slot % 64);
         let producer = Producer::build(
             addr.clone(),
             config,
             Some(HandBack {
-                bit,
+                node: id,
                 retry_unknown,
                 to: hand_back,
             }),
         )?;
         Ok(Arc::new(Self {
             addr,
-            bit,
+            id,
             producer,
             up: AtomicBool::new(true),
             up_since: AtomicU64::new(0),
             discovered,
+            unlisted_since: Mutex::new(None),
             tombstoned: RwLock::new(Vec::new()),
             any_tombstoned: AtomicBool::new(false),
         }))
@@ -87,6 +89,26 @@ impl Node {
         let any = !topics.is_empty();
         *self.tombstoned.write().unwrap_or_else(|p| p.into_inner()) = topics;
         self.any_tombstoned.store(any, Ordering::Release);
+    }
+
+    /// Notes that nsqlookupd does not list it as of `now`, and returns since when it has not.
+    #[cfg_attr(not(feature = "lookupd"), allow(dead_code))]
+    pub(crate) fn unlisted_since(&self, now: Instant) -> Instant {
+        let mut since = self
+            .unlisted_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *since.get_or_insert(now)
+    }
+
+    /// Notes that nsqlookupd lists it; returns whether it was unlisted until now.
+    #[cfg_attr(not(feature = "lookupd"), allow(dead_code))]
+    pub(crate) fn listed_again(&self) -> bool {
+        let mut since = self
+            .unlisted_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        since.take().is_some()
     }
 
     #[inline]

@@ -1,5 +1,7 @@
 //! Where a publish goes: the node the strategy picks, copies on several nodes for a fan-out,
-//! or, while no node is up, a wait for one until the publish's deadline.
+//! or, while no node is up, the rebalancer, which holds it until one is or its deadline passes
+//! (for a fan-out, a task that waits for enough nodes, until the publish's deadline). Queuing
+//! never waits for a node.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -7,15 +9,17 @@ use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 
 use super::node::Node;
-use super::{Pool, Strategy};
+use super::{Pool, Shared, Strategy};
+use crate::completion::{Responder, timed_completion};
 use crate::error::{NotSentReason, PublishError, Publisher, TooFewNodes};
 use crate::producer::Start;
-use crate::publish::Publish;
+use crate::publish::{Publish, publish_span};
 use crate::publishing::Patience;
-use crate::request::Payload;
+use crate::request::{NodeSet, Payload};
 
 impl Pool {
-    /// Queues a checked request on the node the strategy picks, or waits for a node to come up.
+    /// Queues a checked request on the node the strategy picks, or, while no node is up, in the
+    /// pool (waiting only for room there).
     #[inline]
     pub(crate) fn start(&self, payload: Payload, patience: Patience) -> Start<'_> {
         let shared = &self.inner.shared;
@@ -27,7 +31,7 @@ impl Pool {
             // never waits), with the patience as given: every node has the pool's producer
             // configuration, so it sets the deadline the pool would.
             let nodes = shared.nodes.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(i) = shared.pick_in(&nodes, 0, payload.topic()) {
+            if let Some(i) = shared.pick_in(&nodes, &NodeSet::new(), payload.topic()) {
                 return nodes[i].producer.start(payload, patience);
             }
         }
@@ -45,30 +49,163 @@ impl Pool {
             shared.counters.not_sent(&reason);
             return Start::Done(Err(PublishError::NotSent(reason)));
         }
-        Start::Waiting(Box::pin(self.wait_for_a_node(payload, deadline)))
+        // No node is up (for a fan-out, too few): the pool holds the publish, queued, until
+        // enough are or its deadline passes. Its waiting room holds one node's queue; while it
+        // is full, this waits for room, as on a producer whose queue is full.
+        let room = shared.gate.permits(payload.command().encoded_len());
+        match shared.room.try_acquire_many(room) {
+            Ok(permit) => {
+                permit.forget();
+                Start::Done(shared.hold(payload, deadline, room))
+            }
+            Err(_) => Start::Waiting(Box::pin(self.hold_when_room(payload, deadline, room))),
+        }
     }
 
-    /// No node is up: waits for one until `deadline`.
-    async fn wait_for_a_node(
+    /// The pool's waiting room is full: waits for `room` until `deadline`, then holds the
+    /// publish.
+    async fn hold_when_room(
         &self,
         payload: Payload,
         deadline: Option<Instant>,
+        room: u32,
     ) -> Result<Publish, PublishError> {
         let shared = &self.inner.shared;
-        let mut health = shared.health.subscribe();
+        let acquire = shared.room.acquire_many(room);
+        let acquired = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, acquire).await.ok(),
+            None => Some(acquire.await),
+        };
+        match acquired {
+            Some(Ok(permit)) => {
+                permit.forget();
+                shared.hold(payload, deadline, room)
+            }
+            Some(Err(_closed)) => Err(PublishError::Closed(Publisher::Pool)),
+            None => {
+                let reason = match shared.config.strategy {
+                    Strategy::FanOut { .. } => shared.no_node_reason(payload.topic()),
+                    _ => shared.expiry_reason(),
+                };
+                shared.counters.not_sent(&reason);
+                Err(PublishError::NotSent(reason))
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Why a publish to `topic` found nowhere to go: no node up, or for a fan-out fewer nodes
+    /// up than the copies, with each node's state.
+    pub(crate) fn no_node_reason(&self, topic: &nsq_proto::Topic) -> NotSentReason {
+        let Strategy::FanOut { copies } = self.config.strategy else {
+            return NotSentReason::NoNodeUp(self.all_nodes_down());
+        };
+        let up = self
+            .nodes()
+            .iter()
+            .filter(|n| n.is_up() && n.takes(topic.as_str()))
+            .count();
+        if up == 0 {
+            return NotSentReason::NoNodeUp(self.all_nodes_down());
+        }
+        NotSentReason::TooFewNodesUp(TooFewNodes {
+            copies,
+            up,
+            nodes: self.all_nodes_down(),
+        })
+    }
+
+    /// Holds a publish that found no node up (too few for a fan-out), which has taken `room` in
+    /// the waiting room, and returns its handle.
+    fn hold(
+        self: &Arc<Self>,
+        payload: Payload,
+        deadline: Option<Instant>,
+        room: u32,
+    ) -> Result<Publish, PublishError> {
+        match self.config.strategy {
+            Strategy::FanOut { copies } => self.park_copies(copies, payload, deadline, room),
+            _ => self.park(payload, deadline, room),
+        }
+    }
+
+    /// Gives back `room` in the waiting room, taken by a publish that no longer waits there.
+    pub(crate) fn release(&self, room: u32) {
+        if room > 0 {
+            self.room.add_permits(room as usize);
+        }
+    }
+
+    /// A fan-out publish that found fewer than `copies` nodes up: a task waits for enough until
+    /// `deadline` and queues the copies then. The handle, returned at once, resolves with the
+    /// copies' outcome. Counted under `queued` until the copies are queued; a flush waits for
+    /// its outcome.
+    fn park_copies(
+        self: &Arc<Self>,
+        copies: usize,
+        payload: Payload,
+        deadline: Option<Instant>,
+        room: u32,
+    ) -> Result<Publish, PublishError> {
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            self.release(room);
+            let reason = self.no_node_reason(payload.topic());
+            self.counters.not_sent(&reason);
+            return Err(PublishError::NotSent(reason));
+        }
+        let span = publish_span("pool", &payload);
+        let (responder, completion) = timed_completion(self.counters.timer());
+        self.fan_outs_waiting.fetch_add(1, Ordering::Relaxed);
+        self.fan_outs_unresolved.fetch_add(1, Ordering::Relaxed);
+        let shared = self.clone();
+        tokio::spawn(async move {
+            let queued = shared
+                .wait_for_nodes(copies, payload, deadline, &responder)
+                .await;
+            // Queued on the nodes, or failed: it leaves the waiting room either way.
+            shared.release(room);
+            match queued {
+                Ok(publish) => {
+                    // Moved to nodes: a flush looks again, and finds them there.
+                    shared.placed.fetch_add(1, Ordering::SeqCst);
+                    shared.fan_outs_waiting.fetch_sub(1, Ordering::Relaxed);
+                    responder.complete(publish.await);
+                }
+                Err(err) => {
+                    shared.fan_outs_waiting.fetch_sub(1, Ordering::Relaxed);
+                    if responder.is_abandoned() {
+                        shared.counters.withdrawn();
+                    } else {
+                        shared.counters.ended(&err);
+                        responder.complete(Err(err));
+                    }
+                }
+            }
+            shared.fan_outs_unresolved.fetch_sub(1, Ordering::Release);
+            shared.rebalanced.notify_waiters();
+        });
+        Ok(Publish::new(completion, span))
+    }
+
+    /// Waits until `copies` nodes are up, then queues a copy on each; fails at `deadline`, at
+    /// close, or (checked at each change of health) once the caller has withdrawn it.
+    async fn wait_for_nodes(
+        &self,
+        copies: usize,
+        payload: Payload,
+        deadline: Option<Instant>,
+        responder: &Responder,
+    ) -> Result<Publish, PublishError> {
+        let mut health = self.health.subscribe();
         loop {
-            if shared.closed.load(Ordering::Acquire) {
-                return Err(PublishError::Closed(Publisher::Pool));
+            if self.closed.load(Ordering::Acquire) || responder.is_abandoned() {
+                return Err(PublishError::NotSent(NotSentReason::Closed));
             }
             let patience = deadline.map_or(Patience::Unbounded, Patience::Until);
-            let start = match shared.config.strategy {
-                Strategy::FanOut { copies } => shared
-                    .pick_distinct(copies, payload.topic())
-                    .map(|nodes| start_copies(nodes, payload.clone(), patience)),
-                _ => shared
-                    .pick(0, payload.topic())
-                    .map(|node| node.producer.start(payload.clone(), patience)),
-            };
+            let start = self
+                .pick_distinct(copies, payload.topic())
+                .map(|nodes| start_copies(nodes, payload.clone(), patience));
             if let Some(start) = start {
                 return match start {
                     Start::Done(result) => result,
@@ -84,12 +221,11 @@ impl Pool {
             tokio::select! {
                 changed = health.changed() => {
                     if changed.is_err() {
-                        return Err(PublishError::Closed(Publisher::Pool));
+                        return Err(PublishError::NotSent(NotSentReason::Closed));
                     }
                 }
                 () = expired => {
-                    let reason = shared.no_node_reason(payload.topic());
-                    shared.counters.not_sent(&reason);
+                    let reason = self.no_node_reason(payload.topic());
                     return Err(PublishError::NotSent(reason));
                 }
             }
@@ -97,39 +233,16 @@ impl Pool {
     }
 }
 
-impl super::Shared {
-    /// Why a publish to `topic` found nowhere to go: no node up, or for a fan-out fewer nodes
-    /// up than the copies, with each node's state.
-    pub(crate) fn no_node_reason(&self, topic: &nsq_proto::Topic) -> NotSentReason {
-        let Strategy::FanOut { copies } = self.config.strategy else {
-            return NotSentReason::NoNodeUp(self.nodes_down(u64::MAX));
-        };
-        let up = self
-            .nodes()
-            .iter()
-            .filter(|n| n.is_up() && n.takes(topic.as_str()))
-            .count();
-        if up == 0 {
-            return NotSentReason::NoNodeUp(self.nodes_down(u64::MAX));
-        }
-        NotSentReason::TooFewNodesUp(TooFewNodes {
-            copies,
-            up,
-            nodes: self.nodes_down(u64::MAX),
-        })
-    }
-}
-
 /// Queues a copy of `payload` on each of `nodes`, each copy kept off the other copies' nodes,
 /// and returns one handle for them all.
 fn start_copies(nodes: Vec<Arc<Node>>, payload: Payload, patience: Patience) -> Start<'static> {
-    let all = nodes.iter().fold(0, |bits, n| bits | n.bit);
+    let all: NodeSet = nodes.iter().map(|n| n.id).collect();
     let starts: Vec<(String, Start<'static>)> = nodes
         .iter()
         .map(|node| {
-            let start = node
-                .producer
-                .start_avoiding(payload.clone(), patience, all & !node.bit);
+            let start =
+                node.producer
+                    .start_avoiding(payload.clone(), patience, all.without(node.id));
             (node.addr.clone(), start)
         })
         .collect();

@@ -14,14 +14,14 @@ use crate::completion::timed_completion;
 use crate::error::{NotSentReason, PublishError};
 use crate::publish::{Publish, publish_span, record_outcome};
 use crate::publishing::Patience;
-use crate::request::{Payload, Request, Route};
+use crate::request::{NodeSet, Payload, Request, Route};
 use crate::stats::Timer;
 
 impl Producer {
     /// Starts queuing a checked request: queues it at once if there is room, or returns the
     /// wait for room.
     pub(crate) fn start(&self, payload: Payload, patience: Patience) -> Start<'static> {
-        self.start_avoiding(payload, patience, 0)
+        self.start_avoiding(payload, patience, NodeSet::new())
     }
 
     /// [`start`](Self::start) for one copy of a fan-out pool's message: `avoid` holds the
@@ -30,7 +30,7 @@ impl Producer {
         &self,
         payload: Payload,
         patience: Patience,
-        avoid: u64,
+        avoid: NodeSet,
     ) -> Start<'static> {
         let span = publish_span(&self.inner.addr, &payload);
         let timer = self.inner.shared.counters.timer();
@@ -61,7 +61,7 @@ impl Producer {
         &self,
         payload: Payload,
         patience: Patience,
-        avoid: u64,
+        avoid: NodeSet,
         span: &tracing::Span,
         timer: &Timer,
     ) -> Attempt {
@@ -76,7 +76,7 @@ impl Producer {
             return Attempt::Done(Err(self.not_sent(NotSentReason::DeadlineExpired)));
         }
         let permits = inner.gate.permits(payload.command().encoded_len());
-        let waiting = |payload, have_permits| {
+        let waiting = |payload, avoid, have_permits| {
             if inner.config.fail_fast {
                 if have_permits {
                     shared.queue_bytes.add_permits(permits as usize);
@@ -94,7 +94,7 @@ impl Producer {
         };
         match shared.queue_bytes.try_acquire_many(permits) {
             Ok(permit) => permit.forget(),
-            Err(TryAcquireError::NoPermits) => return waiting(payload, false),
+            Err(TryAcquireError::NoPermits) => return waiting(payload, avoid, false),
             Err(TryAcquireError::Closed) => return Attempt::Done(Err(self.closed())),
         }
         match inner.requests.try_reserve() {
@@ -103,7 +103,7 @@ impl Producer {
                 Attempt::Done(Ok(self.send(place, request, span, timer)))
             }
             // Not expected: see `Gate`.
-            Err(mpsc::error::TrySendError::Full(())) => waiting(payload, true),
+            Err(mpsc::error::TrySendError::Full(())) => waiting(payload, avoid, true),
             Err(mpsc::error::TrySendError::Closed(())) => {
                 shared.queue_bytes.add_permits(permits as usize);
                 Attempt::Done(Err(self.closed()))
@@ -178,7 +178,7 @@ impl Producer {
     fn send(
         &self,
         place: mpsc::Permit<'_, Request>,
-        request: (Payload, Option<Instant>, u32, u64),
+        request: (Payload, Option<Instant>, u32, NodeSet),
         span: &tracing::Span,
         timer: &Timer,
     ) -> Publish {
@@ -193,7 +193,7 @@ impl Producer {
             deadline,
             permits,
             index: 0,
-            route: (avoid != 0).then(|| {
+            route: (!avoid.is_empty()).then(|| {
                 Box::new(Route {
                     avoid,
                     ..Route::default()
@@ -274,7 +274,7 @@ enum Attempt {
 struct Waiting {
     payload: Payload,
     /// See [`Route::avoid`].
-    avoid: u64,
+    avoid: NodeSet,
     deadline: Option<Instant>,
     permits: u32,
     /// Its permits are already taken; only a place in the channel is missing (not expected,

@@ -411,7 +411,7 @@ impl Router {
                 self.counters().withdrawn();
                 continue;
             }
-            request.route_mut().tried |= hand_back.bit;
+            request.route_mut().tried.insert(hand_back.node);
             match hand_back.to.send(request) {
                 Ok(()) => self.counters().handed_back(),
                 // The pool is gone: nowhere else to go.
@@ -449,7 +449,7 @@ impl Router {
                 continue;
             };
             let mut route = in_flight.route.unwrap_or_default();
-            route.tried |= hand_back.bit;
+            route.tried.insert(hand_back.node);
             route.failed = Some(resend.outcome);
             let request = Request {
                 payload,
