@@ -355,12 +355,12 @@ async fn failover(options: &ClientOptions) -> Result<RunResult, String> {
 /// The kind of a failed publish, for the outcome counts.
 fn error_kind(err: &PublishError) -> &'static str {
     match err {
-        PublishError::Unknown(_) => "unknown",
+        PublishError::Unknown { .. } => "unknown",
         PublishError::NotSent(_) => "not sent",
-        PublishError::TimedOut => "timed out",
-        PublishError::Rejected(_) => "rejected",
-        PublishError::MaybeStored(_) => "maybe stored",
-        PublishError::Closed => "closed",
+        PublishError::TimedOut { .. } => "timed out",
+        PublishError::Rejected { .. } => "rejected",
+        PublishError::MaybeStored { .. } => "maybe stored",
+        PublishError::Closed(_) => "closed",
         _ => "other",
     }
 }

@@ -9,6 +9,7 @@
 //! - [`FakeNsqd`] plays nsqd's side of one connection over an in-memory pipe, scripted step by
 //!   step (including snappy, deflate and TLS), for tests of what a real nsqd never sends.
 //! - [`TestPki`] generates a CA, server and client certificates at run time.
+//! - [`Warnings`] records the warnings the code under test logs through `tracing`.
 //!
 //! Nothing here is published; it exists only for this workspace's tests.
 
@@ -18,6 +19,7 @@
 mod daemon;
 mod fake;
 mod http;
+mod logs;
 mod nsqd;
 mod nsqlookupd;
 mod rng;
@@ -26,6 +28,7 @@ mod tools;
 
 pub use fake::{FakeCompression, FakeNsqd};
 pub use http::HttpResponse;
+pub use logs::Warnings;
 pub use nsqd::{Nsqd, NsqdOptions, topic_depth_at};
 pub use nsqlookupd::{Nsqlookupd, NsqlookupdOptions};
 pub use rng::Rng;

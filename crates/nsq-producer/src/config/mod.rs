@@ -208,7 +208,13 @@ impl ProducerConfig {
 
     /// The connection configuration for `address`, validated.
     pub(crate) fn conn_config(&self, address: &str) -> Result<ConnConfig, ConfigError> {
-        self.conn.clone().address(address).build()
+        // A plaintext connection to nsqd that requires TLS fails its handshake, naming TLS,
+        // rather than its first publish.
+        self.conn
+            .clone()
+            .address(address)
+            .check_tls_required(true)
+            .build()
     }
 }
 
