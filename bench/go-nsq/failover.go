@@ -10,6 +10,12 @@ package main
 // arrives the nsqd at -addrs[-kill-index] is killed with SIGKILL (pid -kill-pid); the suite
 // restarts it 5 s later. j0 is the same run without the kill.
 //
+// Case l is j with a timeout of 2 s on each publish (go-nsq has none: the caller stops waiting
+// and tries the next producer) and, instead of the kill, the nsqd at -addrs[-kill-index] stopped
+// with SIGSTOP for 6 s, then continued with SIGCONT. Its connection stays open, so go-nsq sees
+// no error: only the caller's timeout moves a message on, and the stopped nsqd may store it
+// once continued, so a message acked after a timeout is counted as resent too.
+//
 // The outcome of each message is counted: acked, or, when every producer failed, by the last
 // error. go-nsq answers a publish that was in flight when its connection dropped with
 // ErrNotConnected, the same error as a publish made while the producer is reconnecting, so the
@@ -29,6 +35,32 @@ import (
 
 	"github.com/nsqio/go-nsq"
 )
+
+// Case l: how long the node is stopped, and each publish's timeout.
+const (
+	freezeFor      = 6 * time.Second
+	publishTimeout = 2 * time.Second
+)
+
+var errTimedOut = errors.New("no answer within the publish timeout")
+
+// publishWithin publishes body and waits at most timeout for the answer.
+func publishWithin(p *nsq.Producer, topic string, body []byte, timeout time.Duration) error {
+	done := make(chan *nsq.ProducerTransaction, 1)
+	go func() {
+		if err := p.PublishAsync(topic, body, done); err != nil {
+			done <- &nsq.ProducerTransaction{Error: err}
+		}
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case t := <-done:
+		return t.Error
+	case <-timer.C:
+		return errTimedOut
+	}
+}
 
 type outcomes struct {
 	Unknown       uint64            `json:"unknown"`
@@ -70,6 +102,8 @@ func errorKind(err error) string {
 	switch {
 	case errors.Is(err, nsq.ErrNotConnected):
 		return "not connected"
+	case errors.Is(err, errTimedOut):
+		return "timed out"
 	case errors.As(err, &op) && op.Op == "dial":
 		return "dial"
 	case errors.Is(err, nsq.ErrStopped):
@@ -94,8 +128,9 @@ func failover(o options) (result, error) {
 		return res, fmt.Errorf("-kill-index %d is not among the %d -addrs", o.killIndex, len(addrs))
 	}
 	kill := o.bench == "j"
-	if kill && o.killPid <= 0 {
-		return res, fmt.Errorf("case j needs -kill-pid, the pid of the nsqd to kill")
+	freeze := o.bench == "l"
+	if (kill || freeze) && o.killPid <= 0 {
+		return res, fmt.Errorf("case %s needs -kill-pid, the pid of the nsqd at -kill-index", o.bench)
 	}
 
 	producers := make([]*nsq.Producer, len(addrs))
@@ -162,7 +197,12 @@ func failover(o options) (result, error) {
 				var maybeWritten bool
 				for attempt := 0; attempt < len(producers); attempt++ {
 					node := (first + attempt) % len(producers)
-					if err = producers[node].Publish(o.topic, body); err == nil {
+					if freeze {
+						err = publishWithin(producers[node], o.topic, body, publishTimeout)
+					} else {
+						err = producers[node].Publish(o.topic, body)
+					}
+					if err == nil {
 						now := time.Now()
 						run.ackAt(now.Sub(start))
 						nodeAcked[node].Add(1)
@@ -181,11 +221,21 @@ func failover(o options) (result, error) {
 								if kill {
 									killErr = syscall.Kill(o.killPid, syscall.SIGKILL)
 								}
+								if freeze {
+									killErr = syscall.Kill(o.killPid, syscall.SIGSTOP)
+								}
 								killAt = time.Since(start)
 								killNanos.Store(int64(killAt))
 								nodeAckedAtKill = make([]uint64, len(nodeAcked))
 								for i := range nodeAcked {
 									nodeAckedAtKill[i] = nodeAcked[i].Load()
+								}
+								if freeze {
+									// Continued after freezeFor, whether or not the run is over.
+									time.Sleep(freezeFor)
+									if err := syscall.Kill(o.killPid, syscall.SIGCONT); err != nil && killErr == nil {
+										killErr = err
+									}
 								}
 							}()
 						}
@@ -193,14 +243,14 @@ func failover(o options) (result, error) {
 					}
 					kind := errorKind(err)
 					run.attemptError(kind)
-					if kind == "not connected" {
+					if kind == "not connected" || kind == "timed out" {
 						maybeWritten = true
 					}
 				}
 				run.t.latencies = append(run.t.latencies, time.Since(began))
 				if err != nil {
 					switch errorKind(err) {
-					case "not connected":
+					case "not connected", "timed out":
 						run.out.Unknown++
 					case "dial":
 						run.out.NotSent++
@@ -217,7 +267,7 @@ func failover(o options) (result, error) {
 	cpu := cpuTime() - cpuStart
 	killWg.Wait()
 	if killErr != nil {
-		return res, fmt.Errorf("kill -KILL %d: %w", o.killPid, killErr)
+		return res, fmt.Errorf("signalling nsqd %d: %w", o.killPid, killErr)
 	}
 	final := make([]uint64, len(nodeAcked))
 	for i := range nodeAcked {
@@ -273,7 +323,7 @@ func failover(o options) (result, error) {
 	if nodeAckedAtKill != nil {
 		at := killAt.Seconds()
 		res.KillAtS = &at
-		res.Killed = kill
+		res.Killed = kill || freeze
 		res.NodeAckedAtKill = nodeAckedAtKill
 		if back := backNanos.Load(); back > 0 {
 			s := time.Duration(back).Seconds()

@@ -12,6 +12,9 @@
 // -addrs, and in j kill the nsqd at -addrs[-kill-index] (pid -kill-pid) a third of the way in:
 //
 //	go-nsq-bench -addrs 127.0.0.1:4150,127.0.0.1:4151,127.0.0.1:4152 -case j -kill-pid 1234
+//
+// Case l (a frozen node, also in failover.go) is j with a 2 s timeout on each publish and, instead
+// of the kill, the nsqd at -addrs[-kill-index] stopped (SIGSTOP) for 6 s, then continued.
 package main
 
 import (
@@ -80,9 +83,9 @@ func main() {
 	flag.IntVar(&o.window, "window", 1000, "most unanswered publishes for case c")
 	flag.IntVar(&o.batch, "batch", 100, "messages per MPUB for case d")
 	flag.DurationVar(&o.timeLimit, "time-limit", 0, "stop publishing after this long (0: never)")
-	flag.StringVar(&o.addrs, "addrs", "", "cases j and j0: the nsqd TCP addresses, comma-separated")
-	flag.IntVar(&o.killPid, "kill-pid", 0, "case j: the pid of the nsqd at -addrs[-kill-index]")
-	flag.IntVar(&o.killIndex, "kill-index", 1, "cases j and j0: the index in -addrs of the nsqd killed")
+	flag.StringVar(&o.addrs, "addrs", "", "cases j, j0 and l: the nsqd TCP addresses, comma-separated")
+	flag.IntVar(&o.killPid, "kill-pid", 0, "cases j and l: the pid of the nsqd at -addrs[-kill-index]")
+	flag.IntVar(&o.killIndex, "kill-index", 1, "cases j, j0 and l: the index in -addrs of the nsqd killed or stopped")
 	flag.Parse()
 	if o.n < 1 || o.size < 1 || o.callers < 1 || o.window < 1 || o.batch < 1 {
 		fatal(fmt.Errorf("-n, -size, -callers, -window and -batch must be at least 1"))
@@ -94,7 +97,7 @@ func main() {
 		emit(res)
 		return
 	}
-	if o.bench == "j" || o.bench == "j0" {
+	if o.bench == "j" || o.bench == "j0" || o.bench == "l" {
 		res, err := failover(o)
 		if err != nil {
 			fatal(err)

@@ -32,18 +32,18 @@ usage: cargo xtask bench [options]
   --runs K             runs of every (case, client) pair, interleaved (default 3)
   --clients LIST       among producer,pool,go-nsq,tokio-nsq,raw,bench_writer,nsq-pub,to_nsq
                        (default: all)
-  --cases LIST         among a,b,c,c*,d,e,f,g,h,i,j,j0,k (default: all; `cstar` may stand for
-                       c*; j runs j0 too)
+  --cases LIST         among a,b,c,c*,d,e,f,g,h,i,j,j0,k,l (default: all; `cstar` may stand
+                       for c*; j runs j0 too)
   --time-limit SECS    longest a client may publish in one run (default 20, quick 10)
   --rss-n N            messages of the case f burst (default 1,000,000)
   --allocs-n N         counted messages of case g (default N)
   --stall-n N          calls started against a stopped nsqd in cases h and i
                        (default 500,000, quick 200,000)
-  --failover-n N       messages of each failover run, cases j and j0 (default 1,000,000)
-  --failover-runs K    rounds that run j and j0 (default 1: a failover run takes seconds)
+  --failover-n N       messages of each failover run, cases j, j0 and l (default 1,000,000)
+  --failover-runs K    rounds that run j, j0 and l (default 1: a failover run takes seconds)
   --cli-n N            lines of the file published in case k (default 1,000,000, quick 100,000)
   --cli-runs K         rounds that run case k (default 1: to_nsq takes a minute for 1,000,000)
-  --callers N, --window N, --batch N   case b, c, d and j shapes (default 16, 1000, 100)
+  --callers N, --window N, --batch N   case b, c, d, j and l shapes (default 16, 1000, 100)
 
 Prints the table and writes target/bench/results.json and target/bench/results.md.
 docs/performance.md describes the cases.";

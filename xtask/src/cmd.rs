@@ -37,6 +37,11 @@ impl Failure {
         }
     }
 
+    /// The message for the user.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     /// Prints the message to stderr and returns the exit code.
     pub(crate) fn report(self) -> ExitCode {
         eprintln!("error: {}", self.message);

@@ -24,7 +24,8 @@ commands:
   test [-- <cargo test args>]     format check, clippy, every test against a real nsqd, docs,
                                   and the published crates built and tested from their packages
   package                         package the published crates, then build and test them from
-                                  the packages (the last step of `test`)
+                                  the packages, and check them with warnings denied against the
+                                  newest compatible dependencies (the last step of `test`)
   nsqd                            print the path of an nsqd v1.3.0 binary; installs nsqd,
                                   nsqlookupd, to_nsq and nsq_tail v1.3.0 if needed
   fuzz <target> [--seconds N]     run a cargo-fuzz target of nsq-proto on nightly (default 60 s)

@@ -8,6 +8,13 @@
 //! dependency versions the workspace tests use, without the network. Builds go to
 //! `target/package-test/target`, which is kept between runs, so only the published crates are
 //! rebuilt each time.
+//!
+//! Then the same packages are checked against the newest semver-compatible versions of their
+//! dependencies, which is what `cargo install` without `--locked`, or a new project, gets: the
+//! unpacked workspace's `Cargo.lock` is updated (`cargo update`, which reaches crates.io) and
+//! every target is checked with `RUSTFLAGS=-D warnings`, so that a dependency deprecating
+//! something the crates use fails here rather than in a user's build. Its builds go to
+//! `target/package-test/newest`, also kept between runs.
 
 use std::fs;
 use std::path::Path;
@@ -85,7 +92,27 @@ pub(crate) fn check() -> Result<(), Failure> {
         "--all-features",
         "--offline",
     ]);
-    step(&mut test, &src)
+    step(&mut test, &src)?;
+    check_newest(&src, &dir.join("newest"))
+}
+
+/// Updates the unpacked workspace at `src` to the newest compatible dependencies and checks
+/// every target with warnings denied.
+fn check_newest(src: &Path, target_dir: &Path) -> Result<(), Failure> {
+    let mut update = cmd::cargo();
+    update.arg("update");
+    step(&mut update, src).map_err(|err| {
+        Failure::new(format!(
+            "{}; checking against the newest dependencies needs crates.io",
+            err.message()
+        ))
+    })?;
+    let mut check = cmd::cargo();
+    check
+        .env("CARGO_TARGET_DIR", target_dir)
+        .env("RUSTFLAGS", "-D warnings")
+        .args(["check", "--workspace", "--all-targets", "--all-features"]);
+    step(&mut check, src)
 }
 
 /// Fails if a crate's copy of a license file differs from the one at the root.

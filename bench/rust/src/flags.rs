@@ -93,12 +93,13 @@ pub(crate) struct ClientOptions {
     pub(crate) batch: usize,
     /// Stop publishing after this long; `None` runs to `n`.
     pub(crate) time_limit: Option<Duration>,
-    /// The pid of the nsqd at `addr`, which cases h and i stop and resume; in case j, the pid
-    /// of the nsqd at `addrs[kill_index]`, which is killed a third of the way in.
+    /// The pid of the nsqd at `addr`, which cases h and i stop and resume; in cases j and l,
+    /// the pid of the nsqd at `addrs[kill_index]`, which is killed (j) or stopped for 6 s (l) a
+    /// third of the way in.
     pub(crate) nsqd_pid: Option<u32>,
     /// The failover cases' nsqd (`--addrs a,b,c`); `[addr]` when not given.
     pub(crate) addrs: Vec<String>,
-    /// The index in `addrs` of the nsqd killed in case j.
+    /// The index in `addrs` of the nsqd killed in case j, or stopped in case l.
     pub(crate) kill_index: usize,
 }
 

@@ -11,6 +11,10 @@
 //!   final outcome is counted by kind. Callers do not retry: the pool moves what a lost node had
 //!   not written, and reports what it had written and not had answered as
 //!   `PublishError::Unknown`.
+//! - Case l (a frozen node): as j, with a publish timeout of [`FREEZE_PUBLISH_TIMEOUT`]; instead
+//!   of the kill, the nsqd at `--addrs[--kill-index]` is stopped (SIGSTOP to `--nsqd-pid`) for
+//!   [`FREEZE_FOR`], then continued (SIGCONT). Its connection stays open: the pool sees no
+//!   failure, only requests that go unanswered.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -34,7 +38,7 @@ pub(crate) const CLIENT: &str = "pool";
 /// Runs one case and returns its result line.
 pub(crate) async fn run(options: &ClientOptions) -> Result<RunResult, String> {
     match options.case.as_str() {
-        "j" | "j0" => failover(options).await,
+        "j" | "j0" | "l" => failover(options).await,
         _ => {
             let Some(config) = case_config(options)? else {
                 return Ok(RunResult::unsupported(
@@ -133,13 +137,39 @@ const STALE: Duration = Duration::from_secs(1);
 /// How often the kill thread looks at the killed node's count, to see it acknowledge again.
 const SAMPLE: Duration = Duration::from_millis(5);
 
-/// Cases j and j0.
+/// Case l: how long the node is stopped.
+pub(crate) const FREEZE_FOR: Duration = Duration::from_secs(6);
+
+/// Case l: every publish's timeout.
+pub(crate) const FREEZE_PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What is done to the node at `--kill-index` a third of the way in.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// j0: nothing.
+    None,
+    /// j: SIGKILL.
+    Kill,
+    /// l: SIGSTOP, and SIGCONT [`FREEZE_FOR`] later.
+    Freeze,
+}
+
+/// Cases j, j0 and l.
 async fn failover(options: &ClientOptions) -> Result<RunResult, String> {
-    let kill = options.case == "j";
-    let pid = match (kill, options.nsqd_pid) {
-        (true, Some(pid)) => Some(pid),
-        (true, None) => return Err("case j needs --nsqd-pid, the pid of the nsqd to kill".into()),
-        (false, _) => None,
+    let fault = match options.case.as_str() {
+        "j" => Fault::Kill,
+        "l" => Fault::Freeze,
+        _ => Fault::None,
+    };
+    let pid = match (fault, options.nsqd_pid) {
+        (Fault::None, _) => None,
+        (_, Some(pid)) => Some(pid),
+        (_, None) => {
+            return Err(format!(
+                "case {} needs --nsqd-pid, the pid of the nsqd at --kill-index",
+                options.case
+            ));
+        }
     };
     if options.kill_index >= options.addrs.len() {
         return Err(format!(
@@ -148,7 +178,11 @@ async fn failover(options: &ClientOptions) -> Result<RunResult, String> {
             options.addrs.len()
         ));
     }
-    let pool = connect(&options.addrs, ProducerConfig::default()).await?;
+    let mut config = ProducerConfig::default();
+    if fault == Fault::Freeze {
+        config.publish_timeout = Some(FREEZE_PUBLISH_TIMEOUT);
+    }
+    let pool = connect(&options.addrs, config).await?;
     let topic = Topic::new(options.topic.clone()).map_err(|e| e.to_string())?;
     let body = Bytes::from(vec![b'x'; options.size]);
     let n = options.n;
@@ -169,10 +203,28 @@ async fn failover(options: &ClientOptions) -> Result<RunResult, String> {
         let index = options.kill_index;
         std::thread::spawn(move || -> Option<KillMark> {
             triggered.recv().ok()?;
-            let failure = pid.and_then(|pid| sigkill(pid).err());
+            let signal = if fault == Fault::Freeze {
+                "STOP"
+            } else {
+                "KILL"
+            };
+            let failure = pid.and_then(|pid| send_signal(signal, pid).err());
             let at = started.elapsed();
             let node_acked = pool.nodes().iter().map(|n| n.stats.acked).collect();
             let mut back_at = None;
+            if fault == Fault::Freeze {
+                // Continued after FREEZE_FOR whether or not the run is over.
+                std::thread::sleep(FREEZE_FOR.saturating_sub(started.elapsed() - at));
+                let failure = pid
+                    .and_then(|pid| send_signal("CONT", pid).err())
+                    .or(failure);
+                return Some(KillMark {
+                    at,
+                    node_acked,
+                    failure,
+                    back_at,
+                });
+            }
             if pid.is_some() && failure.is_none() {
                 let acked = || pool.nodes().get(index).map_or(0, |n| n.stats.acked);
                 let mut baseline = None;
@@ -233,7 +285,8 @@ async fn failover(options: &ClientOptions) -> Result<RunResult, String> {
                         Err(err) => {
                             let kind = error_kind(err);
                             match kind {
-                                "unknown" => run.outcomes.unknown += 1,
+                                // Written, no answer in time (case l): may be stored.
+                                "unknown" | "timed out" => run.outcomes.unknown += 1,
                                 "not sent" => run.outcomes.not_sent += 1,
                                 _ => run.outcomes.other += 1,
                             }
@@ -263,11 +316,13 @@ async fn failover(options: &ClientOptions) -> Result<RunResult, String> {
     let elapsed = started.elapsed();
     let cpu_s = cpu.seconds();
     done.store(true, Ordering::Relaxed);
+    // In l the frozen node is continued before the pool closes.
+    let mark = tokio::task::spawn_blocking(move || killer.join())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|_| "the kill thread panicked".to_owned())?;
     let node_acked: Vec<u64> = pool.nodes().iter().map(|n| n.stats.acked).collect();
     pool.close().await;
-    let mark = killer
-        .join()
-        .map_err(|_| "the kill thread panicked".to_owned())?;
     if let Some(failure) = mark.as_ref().and_then(|m| m.failure.clone()) {
         return Err(failure);
     }
@@ -290,7 +345,7 @@ async fn failover(options: &ClientOptions) -> Result<RunResult, String> {
     result.node_acked = Some(node_acked);
     if let Some(mark) = mark {
         result.kill_at_s = Some(mark.at.as_secs_f64());
-        result.killed = kill;
+        result.killed = fault != Fault::None;
         result.node_acked_at_kill = Some(mark.node_acked);
         result.back_at_s = mark.back_at.map(|d| d.as_secs_f64());
     }
@@ -300,27 +355,27 @@ async fn failover(options: &ClientOptions) -> Result<RunResult, String> {
 /// The kind of a failed publish, for the outcome counts.
 fn error_kind(err: &PublishError) -> &'static str {
     match err {
-        PublishError::Unknown(_) => "unknown",
+        PublishError::Unknown { .. } => "unknown",
         PublishError::NotSent(_) => "not sent",
-        PublishError::TimedOut => "timed out",
-        PublishError::Rejected(_) => "rejected",
-        PublishError::MaybeStored(_) => "maybe stored",
-        PublishError::Closed => "closed",
+        PublishError::TimedOut { .. } => "timed out",
+        PublishError::Rejected { .. } => "rejected",
+        PublishError::MaybeStored { .. } => "maybe stored",
+        PublishError::Closed(_) => "closed",
         _ => "other",
     }
 }
 
-/// Sends SIGKILL to `pid` with the `kill` command (the workspace forbids `unsafe`, so no
+/// Sends SIG`signal` to `pid` with the `kill` command (the workspace forbids `unsafe`, so no
 /// `libc::kill`).
-fn sigkill(pid: u32) -> Result<(), String> {
+fn send_signal(signal: &str, pid: u32) -> Result<(), String> {
     let status = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
+        .args([format!("-{signal}"), pid.to_string()])
         .status()
-        .map_err(|e| format!("running kill -KILL {pid}: {e}"))?;
+        .map_err(|e| format!("running kill -{signal} {pid}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("kill -KILL {pid} failed ({status})"))
+        Err(format!("kill -{signal} {pid} failed ({status})"))
     }
 }
 

@@ -74,7 +74,7 @@ pub(crate) struct RunResult {
     /// return of the last one (`seconds`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) resolved_per_sec: Option<f64>,
-    /// Failover cases (j and j0): the final outcome of every message. `acked` counts the
+    /// Failover cases (j, j0 and l): the final outcome of every message. `acked` counts the
     /// acknowledged ones; these the others, by kind, so that `errors` is their sum.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) outcomes: Option<Outcomes>,
@@ -82,13 +82,14 @@ pub(crate) struct RunResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) acks_per_ms: Option<Vec<u32>>,
     /// Failover cases: seconds from the clock start to the kill (the moment the signal had been
-    /// sent), or in j0, where nothing is killed, to the moment it would have been sent.
+    /// sent; in l, the SIGSTOP), or in j0, where nothing is killed, to the moment it would have
+    /// been sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) kill_at_s: Option<f64>,
-    /// Failover cases: whether the node was killed (j) or not (j0).
+    /// Failover cases: whether the node was killed (j) or stopped (l), or not (j0).
     #[serde(skip_serializing_if = "is_false")]
     pub(crate) killed: bool,
-    /// Failover cases: the index (in `--addrs`) of the node killed in j.
+    /// Failover cases: the index (in `--addrs`) of the node killed in j, or stopped in l.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) kill_index: Option<usize>,
     /// Failover cases: messages each node acknowledged, in `--addrs` order, over the whole run
@@ -110,8 +111,9 @@ pub(crate) struct RunResult {
 #[serde(default)]
 pub(crate) struct Outcomes {
     /// The client cannot say whether nsqd stored the message (written, then the connection
-    /// was lost before the answer): `PublishError::Unknown` for the pool; for go-nsq,
-    /// `ErrNotConnected` from every producer tried.
+    /// was lost before the answer, or no answer within the publish timeout):
+    /// `PublishError::Unknown` or `PublishError::TimedOut` for the pool; for go-nsq,
+    /// `ErrNotConnected` or the caller's timeout (case l) from every producer tried.
     pub(crate) unknown: u64,
     /// The message was never sent: `PublishError::NotSent` for the pool; for go-nsq, a failed
     /// connection from every producer tried.

@@ -61,6 +61,7 @@ pub struct ConnConfig {
     identify: IdentifyConfig,
     max_msg_size: u32,
     auth_secret: Option<AuthSecret>,
+    check_tls_required: bool,
     #[cfg(feature = "tls")]
     tls: Option<ResolvedTls>,
 }
@@ -130,6 +131,12 @@ impl ConnConfig {
         self.auth_secret.is_some()
     }
 
+    /// Whether a plaintext handshake ends by checking that nsqd does not require TLS; see
+    /// [`ConnConfigBuilder::check_tls_required`].
+    pub fn checks_tls_required(&self) -> bool {
+        self.check_tls_required
+    }
+
     pub(crate) fn auth_secret(&self) -> Option<&[u8]> {
         self.auth_secret.as_ref().map(|s| s.0.as_bytes())
     }
@@ -152,6 +159,7 @@ pub struct ConnConfigBuilder {
     identify: IdentifyConfig,
     max_msg_size: u32,
     auth_secret: Option<AuthSecret>,
+    check_tls_required: bool,
     /// How TLS is set up; used only when `identify.tls_v1` (the switch) is on.
     #[cfg(feature = "tls")]
     tls: TlsConfig,
@@ -170,9 +178,21 @@ impl ConnConfigBuilder {
             identify: IdentifyConfig::new(client_id, hostname, USER_AGENT),
             max_msg_size: DEFAULT_MAX_MSG_SIZE,
             auth_secret: None,
+            check_tls_required: false,
             #[cfg(feature = "tls")]
             tls: TlsConfig::new(),
         }
+    }
+
+    /// Ends a handshake that did not start TLS by checking that nsqd does not require it
+    /// (off by default). nsqd started with `--tls-required` answers IDENTIFY without TLS as
+    /// usual, then refuses every other command and closes the connection, so without the
+    /// check the handshake succeeds and the first command fails. The check writes `NOP` and a
+    /// second IDENTIFY (the same one, asking for no upgrade), and reads the reply: one round
+    /// trip. A refused `NOP` fails the handshake with [`ConnError::TlsRequired`](crate::ConnError::TlsRequired).
+    pub fn check_tls_required(mut self, check: bool) -> Self {
+        self.check_tls_required = check;
+        self
     }
 
     /// Replaces the address given to [`ConnConfig::builder`].
@@ -405,6 +425,7 @@ impl ConnConfigBuilder {
             identify: self.identify,
             max_msg_size: self.max_msg_size,
             auth_secret: self.auth_secret,
+            check_tls_required: self.check_tls_required,
             #[cfg(feature = "tls")]
             tls,
         })

@@ -67,6 +67,26 @@ pub enum ConnError {
     /// nsqd answered IDENTIFY, or an upgrade, with an error frame.
     #[error("nsqd rejected IDENTIFY: {0}")]
     IdentifyRejected(ServerError),
+    /// The server refused the protocol magic (`E_BAD_PROTOCOL`): it does not speak nsqd's
+    /// protocol V2, so the address is probably not an nsqd TCP port.
+    #[error(
+        "the server at {address} rejected the protocol magic ({error}): is it the TCP port of an nsqd?"
+    )]
+    ProtocolRejected {
+        /// The configured address.
+        address: String,
+        /// The server's error.
+        error: ServerError,
+    },
+    /// nsqd requires TLS (`--tls-required`) and the connection did not ask for it: nsqd
+    /// refuses every command but IDENTIFY.
+    #[error("nsqd at {address} requires TLS: set tls_v1")]
+    TlsRequired {
+        /// The configured address.
+        address: String,
+        /// nsqd's refusal.
+        error: ServerError,
+    },
     /// nsqd answered AUTH with an error frame.
     #[error("nsqd rejected AUTH: {0}")]
     AuthRejected(ServerError),
@@ -96,11 +116,15 @@ pub enum ConnError {
 }
 
 impl ConnError {
-    /// nsqd's error frame, for [`IdentifyRejected`](Self::IdentifyRejected) and
-    /// [`AuthRejected`](Self::AuthRejected).
+    /// nsqd's error frame, for [`IdentifyRejected`](Self::IdentifyRejected),
+    /// [`AuthRejected`](Self::AuthRejected), [`ProtocolRejected`](Self::ProtocolRejected) and
+    /// [`TlsRequired`](Self::TlsRequired).
     pub fn server_error(&self) -> Option<&ServerError> {
         match self {
-            Self::IdentifyRejected(err) | Self::AuthRejected(err) => Some(err),
+            Self::IdentifyRejected(err)
+            | Self::AuthRejected(err)
+            | Self::ProtocolRejected { error: err, .. }
+            | Self::TlsRequired { error: err, .. } => Some(err),
             _ => None,
         }
     }

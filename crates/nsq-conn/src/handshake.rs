@@ -9,7 +9,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use nsq_proto::{
-    AuthResponse, Command, Frame, IdentifyResponse, MAGIC_V2, Response, Upgrade, UpgradePlan,
+    AuthResponse, Command, ErrorCode, Frame, IdentifyResponse, MAGIC_V2, Response, Upgrade,
+    UpgradePlan,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Framed;
@@ -53,6 +54,14 @@ where
 
     let identify = match hs.read().await? {
         Frame::Response(response) => IdentifyResponse::from_response(&response)?,
+        // nsqd answers a magic it does not know with this, before reading IDENTIFY.
+        Frame::Error(err) if err.code() == &ErrorCode::BadProtocol => {
+            tracing::warn!(error = %err, "protocol magic rejected");
+            return Err(ConnError::ProtocolRejected {
+                address: config.address().to_owned(),
+                error: err,
+            });
+        }
         Frame::Error(err) => {
             tracing::warn!(error = %err, "IDENTIFY rejected");
             return Err(ConnError::IdentifyRejected(err));
@@ -91,8 +100,13 @@ where
                     return Err(nsq_proto::NegotiationError::NotRequested("compression").into());
                 }
             }
-            Upgrade::Auth => auth = Some(hs.auth(config).await?),
+            Upgrade::Auth => {
+                auth = Some(hs.auth(config).await.map_err(|e| tls_required(e, config))?);
+            }
         }
+    }
+    if config.checks_tls_required() && !upgrades.tls {
+        hs.check_tls_not_required(config).await?;
     }
 
     // A heartbeat that came in during the handshake is answered now that commands are allowed.
@@ -123,6 +137,24 @@ impl Handshake {
                 Some(result) => return result,
                 None => return Err(ConnError::Closed),
             }
+        }
+    }
+
+    /// Writes `NOP` and IDENTIFY again (asking for no upgrade) and reads the reply: nsqd
+    /// started with `--tls-required` refuses the `NOP` (and closes the connection), any other
+    /// nsqd answers the IDENTIFY, which it takes any number of times before a SUB.
+    async fn check_tls_not_required(&mut self, config: &ConnConfig) -> Result<(), ConnError> {
+        let mut again = config.identify().clone();
+        again.tls_v1 = false;
+        again.snappy = false;
+        again.deflate = false;
+        let body = again.to_json();
+        self.framed.feed(Command::Nop).await?;
+        self.framed.send(Command::Identify { body: &body }).await?;
+        match self.read().await? {
+            Frame::Response(_) => Ok(()),
+            Frame::Error(err) => Err(tls_required(ConnError::IdentifyRejected(err), config)),
+            frame => Err(unexpected("the reply to the second IDENTIFY", frame)),
         }
     }
 
@@ -171,6 +203,24 @@ fn late_tls_failure(err: ConnError) -> ConnError {
             ConnError::Tls(io)
         }
         other => other,
+    }
+}
+
+/// nsqd's refusal of a command before TLS (`E_INVALID cannot NOP in current state (TLS
+/// required)`) as [`ConnError::TlsRequired`]; any other error as it is.
+fn tls_required(err: ConnError, config: &ConnConfig) -> ConnError {
+    match err.server_error() {
+        Some(refusal)
+            if refusal.code() == &ErrorCode::Invalid
+                && refusal.to_string().contains("TLS required") =>
+        {
+            tracing::warn!(error = %refusal, "nsqd requires TLS");
+            ConnError::TlsRequired {
+                address: config.address().to_owned(),
+                error: refusal.clone(),
+            }
+        }
+        _ => err,
     }
 }
 

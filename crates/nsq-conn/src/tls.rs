@@ -186,7 +186,7 @@ impl TlsConfig {
     }
 
     fn build_rustls(&self) -> Result<ClientConfig, ConfigError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crypto_provider();
         let versions: &[&rustls::SupportedProtocolVersion] = match self.min_version {
             TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             TlsVersion::Tls13 => &[&rustls::version::TLS13],
@@ -275,6 +275,20 @@ impl fmt::Debug for ResolvedTls {
             .field("server_name", &self.server_name)
             .finish_non_exhaustive()
     }
+}
+
+/// The crypto provider the application installed as rustls' process default, if any (one
+/// with post-quantum key exchange, say), else ring's.
+fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    if let Some(installed) = rustls::crypto::CryptoProvider::get_default() {
+        return installed.clone();
+    }
+    // rustls 0.23.48 deprecates ring's provider for its lack of post-quantum key exchange; it
+    // is still the provider this crate is built with (the `ring` feature of rustls), and nsqd
+    // negotiates classical key exchange with it.
+    #[allow(deprecated)]
+    let ring = rustls::crypto::ring::default_provider();
+    Arc::new(ring)
 }
 
 fn read_certs(

@@ -445,3 +445,69 @@ async fn fake_tls_danger_accept_invalid_certs() {
     let mut conn = client.await.unwrap().unwrap();
     publish_round_trip(&mut conn, &mut nsqd).await;
 }
+
+/// nsqd answers a protocol magic it does not know with `E_BAD_PROTOCOL` before reading
+/// anything else: the error says the magic was refused, not IDENTIFY.
+#[tokio::test]
+async fn fake_bad_protocol_says_the_magic_was_refused() {
+    let (io, mut nsqd) = FakeNsqd::pair();
+    let client = start(io, builder().build().unwrap());
+    nsqd.expect_magic().await;
+    nsqd.expect_identify().await;
+    nsqd.send_error("E_BAD_PROTOCOL").await;
+    let err = client.await.unwrap().unwrap_err();
+    assert!(matches!(err, ConnError::ProtocolRejected { .. }), "{err:?}");
+    assert_eq!(err.server_error().unwrap().code(), &ErrorCode::BadProtocol);
+    assert_eq!(
+        err.to_string(),
+        "the server at 127.0.0.1:4150 rejected the protocol magic (E_BAD_PROTOCOL): is it the \
+         TCP port of an nsqd?"
+    );
+}
+
+/// With the TLS check, a plaintext handshake ends with `NOP` and a second IDENTIFY asking for
+/// no upgrade; nsqd that requires TLS refuses the `NOP`, and the handshake fails naming TLS.
+#[tokio::test]
+async fn fake_tls_required_fails_the_checked_handshake() {
+    let (io, mut nsqd) = FakeNsqd::pair();
+    let config = builder().check_tls_required(true).build().unwrap();
+    let client = start(io, config);
+    nsqd.accept_plain().await;
+    assert_eq!(nsqd.expect_command().await, ClientCommand::Nop);
+    nsqd.expect_identify().await;
+    nsqd.send_error("E_INVALID cannot NOP in current state (TLS required)")
+        .await;
+    let err = client.await.unwrap().unwrap_err();
+    assert!(matches!(err, ConnError::TlsRequired { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "nsqd at 127.0.0.1:4150 requires TLS: set tls_v1"
+    );
+}
+
+/// An nsqd that does not require TLS answers the check's IDENTIFY; the second IDENTIFY asks
+/// for no upgrade, so a compressed connection is not compressed twice.
+#[tokio::test]
+async fn fake_tls_check_passes_on_a_compressed_connection() {
+    let (io, mut nsqd) = FakeNsqd::pair();
+    let config = builder()
+        .snappy(true)
+        .check_tls_required(true)
+        .build()
+        .unwrap();
+    let client = start(io, config);
+    nsqd.expect_magic().await;
+    let identify = nsqd.expect_identify().await;
+    let reply = FakeNsqd::identify_reply(&identify);
+    nsqd.send_response(reply.to_string().as_bytes()).await;
+    nsqd.start_compression(FakeCompression::Snappy);
+    nsqd.send_ok().await;
+    let again = nsqd.answer_tls_check().await;
+    for feature in ["tls_v1", "snappy", "deflate"] {
+        assert_eq!(again[feature], json!(false), "{again}");
+    }
+    assert_eq!(again["client_id"], identify["client_id"]);
+    let mut conn = client.await.unwrap().unwrap();
+    assert!(conn.info().upgrades.compression.is_some());
+    publish_round_trip(&mut conn, &mut nsqd).await;
+}

@@ -9,6 +9,8 @@
 //! was stored. A storage failure (`E_MPUB_FAILED`) can come after nsqd stored the messages
 //! before the one that failed, so then every request in the batch is reported as maybe stored.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use nsq_proto::{Command, Topic};
 use tokio::time::Instant;
@@ -77,11 +79,15 @@ impl Batch {
     /// Marks the live members written, dropping those whose callers withdrew them (calling
     /// `withdrawn` for each), and hands them out with the command to write (a PUB for one, an
     /// MPUB for several). `None` if nobody is left.
-    pub(crate) fn start_write(&mut self, mut withdrawn: impl FnMut()) -> Option<Written<'_>> {
+    pub(crate) fn start_write(
+        &mut self,
+        addr: &Arc<str>,
+        mut withdrawn: impl FnMut(),
+    ) -> Option<Written<'_>> {
         // Callers rarely withdraw, so removing in place (keeping the order) is cheap in practice.
         let mut i = 0;
         while i < self.members.len() {
-            if self.members[i].responder.start_write() {
+            if self.members[i].responder.start_write(addr) {
                 i += 1;
             } else {
                 self.members.remove(i);

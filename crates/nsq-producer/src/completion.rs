@@ -23,8 +23,8 @@ use crate::stats::Timer;
 enum State {
     /// In the queue, not written.
     Queued,
-    /// Written to the connection, reply pending.
-    Written,
+    /// Written to the connection of the nsqd at this address, reply pending.
+    Written(Arc<str>),
     /// The result is ready.
     Done(Result<(), PublishError>),
     /// The caller took the result.
@@ -87,14 +87,14 @@ pub(crate) struct Responder {
 }
 
 impl Responder {
-    /// Marks the request as written. Returns false if the caller has abandoned it, in which case
-    /// it must not be written.
-    pub(crate) fn start_write(&self) -> bool {
+    /// Marks the request as written to the nsqd at `addr`. Returns false if the caller has
+    /// abandoned it, in which case it must not be written.
+    pub(crate) fn start_write(&self, addr: &Arc<str>) -> bool {
         let Some(slot) = &self.slot else { return false };
         let mut state = slot.lock();
         match *state {
             State::Queued => {
-                *state = State::Written;
+                *state = State::Written(addr.clone());
                 true
             }
             _ => false,
@@ -107,7 +107,7 @@ impl Responder {
     pub(crate) fn rewind(&self) -> bool {
         let Some(slot) = &self.slot else { return false };
         let mut state = slot.lock();
-        if matches!(*state, State::Written) {
+        if matches!(*state, State::Written(_)) {
             *state = State::Queued;
             true
         } else {
@@ -130,11 +130,12 @@ impl Responder {
         let Some(slot) = &self.slot else { return false };
         {
             let mut state = slot.lock();
-            if !matches!(*state, State::Written) {
+            let State::Written(addr) = &*state else {
                 return false;
-            }
-            slot.timer.record(Some(&PublishError::TimedOut));
-            *state = State::Done(Err(PublishError::TimedOut));
+            };
+            let timed_out = PublishError::TimedOut { addr: addr.clone() };
+            slot.timer.record(Some(&timed_out));
+            *state = State::Done(Err(timed_out));
         }
         slot.waker.wake();
         true
@@ -151,11 +152,13 @@ impl Responder {
 impl Drop for Responder {
     fn drop(&mut self) {
         if let Some(slot) = self.slot.take() {
-            let written = matches!(*slot.lock(), State::Written);
-            let result = if written {
-                Err(PublishError::Unknown(None))
-            } else {
-                Err(PublishError::NotSent(NotSentReason::Closed))
+            let written = match &*slot.lock() {
+                State::Written(addr) => Some(addr.clone()),
+                _ => None,
+            };
+            let result = match written {
+                Some(addr) => Err(PublishError::Unknown { addr, cause: None }),
+                None => Err(PublishError::NotSent(NotSentReason::Closed)),
             };
             finish(&slot, result);
         }
@@ -166,7 +169,7 @@ fn finish(slot: &Slot, result: Result<(), PublishError>) {
     {
         let mut state = slot.lock();
         match *state {
-            State::Queued | State::Written => {
+            State::Queued | State::Written(_) => {
                 slot.timer.record(result.as_ref().err());
                 *state = State::Done(result);
             }
@@ -253,6 +256,10 @@ mod tests {
 
     use super::*;
 
+    fn addr() -> Arc<str> {
+        Arc::from("nsqd.test:4150")
+    }
+
     fn poll(c: &mut Completion) -> Poll<Result<(), PublishError>> {
         Pin::new(c).poll(&mut Context::from_waker(Waker::noop()))
     }
@@ -261,7 +268,7 @@ mod tests {
     fn result_reaches_the_caller() {
         let (responder, mut completion) = super::completion();
         assert!(poll(&mut completion).is_pending());
-        assert!(responder.start_write());
+        assert!(responder.start_write(&addr()));
         responder.complete(Ok(()));
         assert_eq!(poll(&mut completion), Poll::Ready(Ok(())));
     }
@@ -272,7 +279,7 @@ mod tests {
         completion.withdraw_on_drop();
         drop(completion);
         assert!(responder.is_abandoned());
-        assert!(!responder.start_write());
+        assert!(!responder.start_write(&addr()));
     }
 
     #[test]
@@ -280,7 +287,7 @@ mod tests {
         let (responder, completion) = super::completion();
         drop(completion);
         assert!(!responder.is_abandoned());
-        assert!(responder.start_write());
+        assert!(responder.start_write(&addr()));
         responder.complete(Ok(()));
     }
 
@@ -290,14 +297,14 @@ mod tests {
         assert!(completion.cancel());
         assert!(!completion.cancel(), "once is enough");
         assert!(responder.is_abandoned());
-        assert!(!responder.start_write());
+        assert!(!responder.start_write(&addr()));
         assert_eq!(
             poll(&mut completion),
             Poll::Ready(Err(PublishError::NotSent(NotSentReason::Cancelled)))
         );
 
         let (responder, mut completion) = super::completion();
-        assert!(responder.start_write());
+        assert!(responder.start_write(&addr()));
         assert!(!completion.cancel());
         responder.complete(Ok(()));
         assert_eq!(poll(&mut completion), Poll::Ready(Ok(())));
@@ -306,7 +313,7 @@ mod tests {
     #[test]
     fn dropped_caller_after_write_still_lets_the_reply_be_consumed() {
         let (responder, completion) = super::completion();
-        assert!(responder.start_write());
+        assert!(responder.start_write(&addr()));
         drop(completion);
         assert!(!responder.is_abandoned());
         responder.complete(Ok(()));
@@ -321,11 +328,14 @@ mod tests {
             Poll::Ready(Err(PublishError::NotSent(NotSentReason::Closed)))
         );
         let (responder, mut completion) = super::completion();
-        assert!(responder.start_write());
+        assert!(responder.start_write(&addr()));
         drop(responder);
         assert_eq!(
             poll(&mut completion),
-            Poll::Ready(Err(PublishError::Unknown(None)))
+            Poll::Ready(Err(PublishError::Unknown {
+                addr: addr(),
+                cause: None
+            }))
         );
     }
 
@@ -336,11 +346,11 @@ mod tests {
             !responder.time_out(),
             "a queued request is not timed out, it expires"
         );
-        assert!(responder.start_write());
+        assert!(responder.start_write(&addr()));
         assert!(responder.time_out());
         assert_eq!(
             poll(&mut completion),
-            Poll::Ready(Err(PublishError::TimedOut))
+            Poll::Ready(Err(PublishError::TimedOut { addr: addr() }))
         );
         // The late reply changes nothing.
         responder.complete(Ok(()));

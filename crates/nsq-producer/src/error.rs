@@ -6,6 +6,8 @@ use std::sync::Arc;
 use nsq_conn::ConnError;
 use nsq_proto::{ErrorCode, InvalidName, InvalidPublish, ServerError};
 
+use crate::stats::ProducerState;
+
 /// Why a publish failed, sorted by what is known about delivery.
 ///
 /// | variant | stored by nsqd? | retry on this producer |
@@ -16,9 +18,11 @@ use nsq_proto::{ErrorCode, InvalidName, InvalidPublish, ServerError};
 /// | [`NotSent`](Self::NotSent) | no, never written or never executed | safe (after `NotSent(Closed)`, only elsewhere) |
 /// | [`Unknown`](Self::Unknown) | maybe | may duplicate |
 /// | [`TimedOut`](Self::TimedOut) | maybe | may duplicate |
-/// | [`Closed`](Self::Closed) | no | no: the producer is closed |
+/// | [`Closed`](Self::Closed) | no | no: the producer or pool is closed |
 ///
-/// [`is_retry_safe`](Self::is_retry_safe) and [`delivery`](Self::delivery) sum this up.
+/// [`is_retry_safe`](Self::is_retry_safe) and [`delivery`](Self::delivery) sum this up. Every
+/// error that happened on one nsqd names it: [`addr`](Self::addr) returns its address, and the
+/// error's `Display` includes it.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum PublishError {
@@ -31,35 +35,72 @@ pub enum PublishError {
     InvalidTopic(#[from] InvalidName),
     /// nsqd answered with an error frame; the message was not stored. nsqd closes the connection
     /// after any error, so the producer reconnects.
-    #[error("rejected by nsqd: {0}")]
-    Rejected(ServerError),
+    #[error("rejected by nsqd {addr}: {error}")]
+    Rejected {
+        /// The address of the nsqd that rejected it.
+        addr: Arc<str>,
+        /// nsqd's error.
+        error: ServerError,
+    },
     /// nsqd answered an MPUB with an error after which some of its messages may be stored:
     /// `E_MPUB_FAILED`. nsqd stores an MPUB's messages one at a time and stops at the first
     /// failure, so the messages before it are stored and the rest are not; which ones, the
     /// error does not say. Every publish that went out in that MPUB, including publishes
     /// batched into it automatically, gets this error, and a retry may duplicate what was
     /// stored. nsqd closes the connection after the error, so the producer reconnects.
-    #[error("nsqd failed the MPUB; some of its messages may be stored: {0}")]
-    MaybeStored(ServerError),
+    #[error("nsqd {addr} failed the MPUB; some of its messages may be stored: {error}")]
+    MaybeStored {
+        /// The address of the nsqd that failed the MPUB.
+        addr: Arc<str>,
+        /// nsqd's error.
+        error: ServerError,
+    },
     /// The request was never written, or was written behind a request nsqd rejected (nsqd stops
     /// reading at its first error, so it never executed it). Not stored; safe to retry.
     #[error("not sent: {0}")]
     NotSent(NotSentReason),
     /// The request was written, then the connection failed before nsqd answered. It may or may
     /// not have been stored.
-    #[error("outcome unknown: the connection failed after the request was written{}", cause_suffix(.0))]
-    Unknown(Option<Arc<ConnError>>),
+    #[error("outcome unknown: the connection to nsqd {addr} failed after the request was written{}", cause_suffix(.cause))]
+    Unknown {
+        /// The address of the nsqd it was written to.
+        addr: Arc<str>,
+        /// Why the connection ended, when known.
+        cause: Option<Arc<ConnError>>,
+    },
     /// The publish timeout passed after the request was written. It may or may not have been
     /// stored; treat it like [`Unknown`](Self::Unknown).
-    #[error("timed out waiting for nsqd's reply; the message may or may not be stored")]
-    TimedOut,
-    /// The producer was closed before this request.
-    #[error("the producer is closed")]
-    Closed,
+    #[error("timed out waiting for the reply of nsqd {addr}; the message may or may not be stored")]
+    TimedOut {
+        /// The address of the nsqd it was written to.
+        addr: Arc<str>,
+    },
+    /// The producer or pool was closed before this request.
+    #[error("the {0} is closed")]
+    Closed(Publisher),
     /// A [`Pool`](crate::Pool) with [`Strategy::FanOut`](crate::Strategy::FanOut) sent the
     /// message to several nodes and not every copy was acknowledged: each node's outcome.
     #[error("{}", describe_copies(.0))]
     Copies(Copies),
+}
+
+/// What was closed, for [`PublishError::Closed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Publisher {
+    /// A [`Producer`](crate::Producer).
+    Producer,
+    /// A [`Pool`](crate::Pool).
+    Pool,
+}
+
+impl fmt::Display for Publisher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Producer => "producer",
+            Self::Pool => "pool",
+        })
+    }
 }
 
 /// Each node's outcome of a message a fan-out [`Pool`](crate::Pool) sent to several nodes.
@@ -94,6 +135,8 @@ impl fmt::Display for Copies {
             }
             match result {
                 Ok(()) => write!(f, "{addr}: acknowledged")?,
+                // An error that happened on a node names it already.
+                Err(err) if err.addr().is_some() => write!(f, "{err}")?,
                 Err(err) => write!(f, "{addr}: {err}")?,
             }
         }
@@ -122,9 +165,52 @@ pub enum NotSentReason {
     /// Its deadline passed while no node of a [`Pool`](crate::Pool) was up; each node's last
     /// connection error.
     NoNodeUp(NodesDown),
+    /// Its deadline passed while fewer nodes of a fan-out [`Pool`](crate::Pool) were up than
+    /// the copies it asks for; each node's state.
+    TooFewNodesUp(TooFewNodes),
 }
 
-/// The nodes of a [`Pool`](crate::Pool) that were down, each with its last connection error.
+/// A fan-out [`Pool`](crate::Pool) had fewer nodes up than the copies of a message it asks
+/// for.
+#[derive(Debug, Clone)]
+pub struct TooFewNodes {
+    pub(crate) copies: usize,
+    pub(crate) up: usize,
+    pub(crate) nodes: NodesDown,
+}
+
+impl TooFewNodes {
+    /// The copies asked for.
+    pub fn copies(&self) -> usize {
+        self.copies
+    }
+
+    /// The nodes that were up (and take the message's topic).
+    pub fn up(&self) -> usize {
+        self.up
+    }
+
+    /// Every node of the pool, with its state.
+    pub fn nodes(&self) -> &[NodeDown] {
+        self.nodes.nodes()
+    }
+}
+
+impl fmt::Display for TooFewNodes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (copies, up) = (self.copies, self.up);
+        let nodes = if up == 1 { "node" } else { "nodes" };
+        write!(
+            f,
+            "{} of {copies} copies possible: {up} {nodes} up ({})",
+            up.min(copies),
+            self.nodes
+        )
+    }
+}
+
+/// Nodes of a [`Pool`](crate::Pool), each with its state and last connection error: the nodes
+/// that were down when no node was up, or every node when a fan-out found too few up.
 #[derive(Debug, Clone)]
 pub struct NodesDown(pub(crate) Arc<[NodeDown]>);
 
@@ -135,7 +221,7 @@ impl NodesDown {
     }
 }
 
-/// One node of a [`Pool`](crate::Pool) that was down.
+/// One node of a [`Pool`](crate::Pool), as an error reports it.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct NodeDown {
@@ -143,6 +229,8 @@ pub struct NodeDown {
     pub addr: String,
     /// Why its last connection attempt failed or its last connection ended, if known.
     pub last_error: Option<Arc<ConnError>>,
+    /// Its connection state then.
+    pub state: ProducerState,
 }
 
 impl fmt::Display for NodesDown {
@@ -155,8 +243,8 @@ impl fmt::Display for NodesDown {
                 f.write_str("; ")?;
             }
             match &node.last_error {
-                Some(err) => write!(f, "{}: {err}", node.addr)?,
-                None => write!(f, "{}: not connected", node.addr)?,
+                Some(err) => write!(f, "{}: down: {err}", node.addr)?,
+                None => write!(f, "{}: {}", node.addr, node.state)?,
             }
         }
         Ok(())
@@ -175,6 +263,7 @@ impl fmt::Display for NotSentReason {
             Self::Closed => f.write_str("the producer closed before it was written"),
             Self::Cancelled => f.write_str("cancelled by the caller before it was written"),
             Self::NoNodeUp(nodes) => write!(f, "no nsqd of the pool is up ({nodes})"),
+            Self::TooFewNodesUp(too_few) => too_few.fmt(f),
         }
     }
 }
@@ -192,7 +281,9 @@ impl PublishError {
     /// Whether nsqd may have stored the message.
     pub fn delivery(&self) -> Delivery {
         match self {
-            Self::MaybeStored(_) | Self::Unknown(_) | Self::TimedOut => Delivery::Unknown,
+            Self::MaybeStored { .. } | Self::Unknown { .. } | Self::TimedOut { .. } => {
+                Delivery::Unknown
+            }
             // Stored if any copy was acknowledged, maybe if any copy's outcome is unknown.
             Self::Copies(copies) => {
                 let stored = copies.copies().iter().any(|(_, r)| {
@@ -207,9 +298,9 @@ impl PublishError {
             }
             Self::Invalid(_)
             | Self::InvalidTopic(_)
-            | Self::Rejected(_)
+            | Self::Rejected { .. }
             | Self::NotSent(_)
-            | Self::Closed => Delivery::NotStored,
+            | Self::Closed(_) => Delivery::NotStored,
         }
     }
 
@@ -227,8 +318,8 @@ impl PublishError {
         match self {
             Self::NotSent(NotSentReason::Closed) => false,
             Self::NotSent(_) => true,
-            Self::Rejected(err) => {
-                matches!(err.code(), ErrorCode::PubFailed | ErrorCode::DpubFailed)
+            Self::Rejected { error, .. } => {
+                matches!(error.code(), ErrorCode::PubFailed | ErrorCode::DpubFailed)
             }
             Self::Copies(copies) => copies
                 .copies()
@@ -241,7 +332,21 @@ impl PublishError {
     /// nsqd's error, for a rejection or a [`MaybeStored`](Self::MaybeStored) failure.
     pub fn server_error(&self) -> Option<&ServerError> {
         match self {
-            Self::Rejected(err) | Self::MaybeStored(err) => Some(err),
+            Self::Rejected { error, .. } | Self::MaybeStored { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The address of the nsqd the error happened on: for a rejection, a
+    /// [`MaybeStored`](Self::MaybeStored) failure, an [`Unknown`](Self::Unknown) outcome or a
+    /// timeout. `None` for errors of no single node (refused before queuing, not sent, several
+    /// copies).
+    pub fn addr(&self) -> Option<&str> {
+        match self {
+            Self::Rejected { addr, .. }
+            | Self::MaybeStored { addr, .. }
+            | Self::Unknown { addr, .. }
+            | Self::TimedOut { addr } => Some(addr),
             _ => None,
         }
     }
@@ -252,11 +357,16 @@ impl PartialEq for PublishError {
         match (self, other) {
             (Self::Invalid(a), Self::Invalid(b)) => a == b,
             (Self::InvalidTopic(a), Self::InvalidTopic(b)) => a == b,
-            (Self::Rejected(a), Self::Rejected(b)) => a == b,
-            (Self::MaybeStored(a), Self::MaybeStored(b)) => a == b,
+            (Self::Rejected { addr, error }, Self::Rejected { addr: a, error: e })
+            | (Self::MaybeStored { addr, error }, Self::MaybeStored { addr: a, error: e }) => {
+                addr == a && error == e
+            }
             (Self::NotSent(a), Self::NotSent(b)) => a == b,
-            (Self::Unknown(a), Self::Unknown(b)) => same_cause(a.as_ref(), b.as_ref()),
-            (Self::TimedOut, Self::TimedOut) | (Self::Closed, Self::Closed) => true,
+            (Self::Unknown { addr, cause }, Self::Unknown { addr: a, cause: c }) => {
+                addr == a && same_cause(cause.as_ref(), c.as_ref())
+            }
+            (Self::TimedOut { addr }, Self::TimedOut { addr: a }) => addr == a,
+            (Self::Closed(a), Self::Closed(b)) => a == b,
             (Self::Copies(a), Self::Copies(b)) => a == b,
             _ => false,
         }
@@ -290,10 +400,19 @@ mod tests {
 
     use super::*;
 
+    fn addr() -> Arc<str> {
+        Arc::from("10.0.0.7:4150")
+    }
+
+    fn server_error(text: &'static [u8]) -> ServerError {
+        ServerError::parse(Bytes::from_static(text))
+    }
+
     #[test]
     fn retry_safety_follows_delivery_knowledge() {
-        let rejected = |payload: &'static [u8]| {
-            PublishError::Rejected(ServerError::parse(Bytes::from_static(payload)))
+        let rejected = |payload: &'static [u8]| PublishError::Rejected {
+            addr: addr(),
+            error: server_error(payload),
         };
         assert!(PublishError::NotSent(NotSentReason::Aborted).is_retry_safe());
         // Not stored, so safe to publish elsewhere; but this producer is closed.
@@ -307,22 +426,139 @@ mod tests {
             rejected(b"E_PUB_FAILED PUB failed exiting").delivery(),
             Delivery::NotStored
         );
-        let mpub_failed =
-            ServerError::parse(Bytes::from_static(b"E_MPUB_FAILED MPUB failed exiting"));
-        let maybe_stored = PublishError::MaybeStored(mpub_failed.clone());
+        let mpub_failed = server_error(b"E_MPUB_FAILED MPUB failed exiting");
+        let maybe_stored = PublishError::MaybeStored {
+            addr: addr(),
+            error: mpub_failed.clone(),
+        };
         assert!(!maybe_stored.is_retry_safe());
         assert_eq!(maybe_stored.delivery(), Delivery::Unknown);
         assert_eq!(maybe_stored.server_error(), Some(&mpub_failed));
-        assert_eq!(maybe_stored, PublishError::MaybeStored(mpub_failed.clone()));
-        assert_ne!(maybe_stored, PublishError::Rejected(mpub_failed));
-        assert!(!PublishError::TimedOut.is_retry_safe());
-        assert!(!PublishError::Unknown(None).is_retry_safe());
-        assert!(!PublishError::Closed.is_retry_safe());
-        assert_eq!(PublishError::TimedOut.delivery(), Delivery::Unknown);
-        assert_eq!(PublishError::Unknown(None).delivery(), Delivery::Unknown);
+        assert_ne!(
+            maybe_stored,
+            PublishError::MaybeStored {
+                addr: Arc::from("10.0.0.8:4150"),
+                error: mpub_failed.clone()
+            }
+        );
+        assert_ne!(
+            maybe_stored,
+            PublishError::Rejected {
+                addr: addr(),
+                error: mpub_failed
+            }
+        );
+        let timed_out = PublishError::TimedOut { addr: addr() };
+        let unknown = PublishError::Unknown {
+            addr: addr(),
+            cause: None,
+        };
+        assert!(!timed_out.is_retry_safe());
+        assert!(!unknown.is_retry_safe());
+        assert!(!PublishError::Closed(Publisher::Pool).is_retry_safe());
+        assert_eq!(timed_out.delivery(), Delivery::Unknown);
+        assert_eq!(unknown.delivery(), Delivery::Unknown);
         assert_eq!(
             PublishError::NotSent(NotSentReason::QueueFull).delivery(),
             Delivery::NotStored
+        );
+    }
+
+    #[test]
+    fn errors_of_one_nsqd_name_it() {
+        let errors = [
+            PublishError::Rejected {
+                addr: addr(),
+                error: server_error(b"E_BAD_TOPIC PUB topic name \"a b\" is not valid"),
+            },
+            PublishError::MaybeStored {
+                addr: addr(),
+                error: server_error(b"E_MPUB_FAILED MPUB failed exiting"),
+            },
+            PublishError::Unknown {
+                addr: addr(),
+                cause: Some(Arc::new(ConnError::Closed)),
+            },
+            PublishError::TimedOut { addr: addr() },
+        ];
+        for err in &errors {
+            assert_eq!(err.addr(), Some("10.0.0.7:4150"));
+            assert!(err.to_string().contains("nsqd 10.0.0.7:4150"), "{err}");
+        }
+        assert_eq!(
+            errors[0].to_string(),
+            "rejected by nsqd 10.0.0.7:4150: E_BAD_TOPIC PUB topic name \"a b\" is not valid"
+        );
+        assert_eq!(
+            errors[2].to_string(),
+            "outcome unknown: the connection to nsqd 10.0.0.7:4150 failed after the request \
+             was written: the nsqd connection is closed"
+        );
+        assert_eq!(
+            errors[3].to_string(),
+            "timed out waiting for the reply of nsqd 10.0.0.7:4150; the message may or may not \
+             be stored"
+        );
+        // A copy's error names its node once.
+        let copies = Copies(Arc::from(vec![
+            ("10.0.0.6:4150".to_owned(), Ok(())),
+            ("10.0.0.7:4150".to_owned(), Err(errors[3].clone())),
+            (
+                "10.0.0.8:4150".to_owned(),
+                Err(PublishError::NotSent(NotSentReason::QueueFull)),
+            ),
+        ]));
+        assert_eq!(
+            PublishError::Copies(copies).to_string(),
+            "1 of 3 copies acknowledged (10.0.0.6:4150: acknowledged; timed out waiting for the \
+             reply of nsqd 10.0.0.7:4150; the message may or may not be stored; 10.0.0.8:4150: \
+             not sent: the queue is full)"
+        );
+    }
+
+    #[test]
+    fn closed_says_what_closed() {
+        assert_eq!(
+            PublishError::Closed(Publisher::Producer).to_string(),
+            "the producer is closed"
+        );
+        assert_eq!(
+            PublishError::Closed(Publisher::Pool).to_string(),
+            "the pool is closed"
+        );
+    }
+
+    #[test]
+    fn too_few_nodes_says_how_many_copies_are_possible_and_each_nodes_state() {
+        let node = |addr: &str, state: ProducerState, last_error: Option<ConnError>| NodeDown {
+            addr: addr.to_owned(),
+            last_error: last_error.map(Arc::new),
+            state,
+        };
+        let refused = ConnError::Connect {
+            address: "127.0.0.1:4152".parse().unwrap(),
+            source: Arc::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        };
+        let reconnecting = ProducerState::Reconnecting {
+            attempt: 2,
+            last_error: Some(Arc::new(refused.clone())),
+            next_attempt: std::time::Instant::now(),
+        };
+        let too_few = TooFewNodes {
+            copies: 3,
+            up: 2,
+            nodes: NodesDown(Arc::from(vec![
+                node("127.0.0.1:4150", ProducerState::Connected, None),
+                node("127.0.0.1:4151", ProducerState::Connected, None),
+                node("127.0.0.1:4152", reconnecting, Some(refused)),
+            ])),
+        };
+        let text = PublishError::NotSent(NotSentReason::TooFewNodesUp(too_few)).to_string();
+        assert_eq!(
+            text,
+            "not sent: 2 of 3 copies possible: 2 nodes up (127.0.0.1:4150: connected; \
+             127.0.0.1:4151: connected; 127.0.0.1:4152: down: could not connect to \
+             127.0.0.1:4152: connection refused)"
         );
     }
 }
@@ -339,6 +575,23 @@ pub enum PingFailure {
     #[error("the producer is closed")]
     Closed,
     /// A [`Pool`](crate::Pool) has no node to connect to: nsqlookupd listed none.
-    #[error("the pool has no nsqd node")]
+    #[error("nsqlookupd lists no nsqd node")]
     NoNode,
+}
+
+/// The errors of the nsqlookupd a [`Pool`](crate::Pool) polled, each naming its nsqlookupd.
+#[derive(Debug, Clone)]
+pub struct LookupdsFailed(pub(crate) Arc<[String]>);
+
+impl LookupdsFailed {
+    /// Each nsqlookupd's error, as text.
+    pub fn errors(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl fmt::Display for LookupdsFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("; "))
+    }
 }

@@ -81,7 +81,9 @@
 //! - With no node up, a publish is queued in the pool until a node comes up (queuing it does not
 //!   wait: [`Pool::publish_async`] returns at once), or fails at its deadline with
 //!   [`NotSentReason::NoNodeUp`], which lists each node's last connection error. A fan-out's
-//!   publish is queued the same way until `copies` nodes are up. The pool holds at most one
+//!   publish is queued the same way until `copies` nodes are up, or fails at its deadline with
+//!   [`NotSentReason::TooFewNodesUp`], which says how many copies were possible and each node's
+//!   state. The pool holds at most one
 //!   node's queue of such publishes; beyond that, queuing waits for room, as on a producer whose
 //!   queue is full.
 //! - Order across nodes is not kept; NSQ does not promise order anyway.
@@ -95,7 +97,8 @@
 //! closes) when it is down, or once it has gone unlisted for `PoolConfig::lookupd_grace_period`
 //! (60 s by default): a restarted nsqlookupd lists no node until each nsqd registers again (up
 //! to 30 s), and a node that is connected and acknowledging is never removed for that.
-//! Addresses given to the pool directly stay in it whatever nsqlookupd says.
+//! Addresses given to the pool directly stay in it whatever nsqlookupd says; a pool with no
+//! address of its own is built with `Pool::new_lookupd` or `Pool::connect_lookupd`.
 //!
 //! Round-robin gives the turn of a node that is down to the nodes that are up in turn, so they
 //! share its traffic evenly.
@@ -202,7 +205,11 @@
 //! | [`PublishError::Unknown`] | written, then the connection failed before the reply | may duplicate |
 //! | [`PublishError::TimedOut`] | written, no reply within the timeout | may duplicate |
 //! | [`PublishError::Invalid`], [`PublishError::InvalidTopic`] | refused locally, nothing sent | no: fix the request |
-//! | [`PublishError::Closed`] | the producer was closed | no |
+//! | [`PublishError::Closed`] | the producer or pool was closed | no |
+//!
+//! An outcome that happened on one nsqd (rejected, maybe stored, unknown, timed out) carries
+//! its address, which [`PublishError::addr`] returns and the error's text includes, so a pool's
+//! errors say which node failed.
 //!
 //! A rejection or an `E_MPUB_FAILED` ends the connection (nsqd closes it after any error).
 //! Requests written behind the failed one are reported as not sent; requests still queued go
@@ -221,6 +228,14 @@
 //! [`Producer::flush_timeout`] bounds that wait. Publishes queued during the flush are not
 //! waited for.
 //!
+//! **Exiting.** Fire-and-forget publishes are sent by the producer's task, which runs only as
+//! long as the runtime does: a program that returns from `main` without [`Producer::flush`] or
+//! [`Producer::close`] loses whatever is still queued or in flight. It is never lost without a
+//! word: dropping the last handle of a producer (or a [`Pool`]) with publishes queued or in
+//! flight logs a warning with their count, and a runtime that shuts down while the task still
+//! holds publishes logs another with how many were not sent and how many were written with
+//! no reply.
+//!
 //! # Configuration
 //!
 //! [`ProducerConfig`] takes go-nsq's option names through [`ProducerConfig::set`] (and, with the
@@ -229,6 +244,15 @@
 //! (`max_in_flight`, `max_attempts`, `lookupd_*`, backoff, requeue and RDY settings) are
 //! accepted and ignored, and [`Producer::new`] names them in one warning. This producer's own
 //! limit on unanswered requests is [`ProducerConfig::max_pipelined`], not `max_in_flight`.
+//!
+//! [`PoolConfig::set`] takes the pool's own options by name as well (`strategy`, `copies`,
+//! `lookupd`, `max_attempts`, `retry_unknown`, ...) and passes the others to
+//! [`ProducerConfig::set`]; go-nsq's `max_attempts` and `lookupd_poll_interval` set the pool's
+//! options of the same meaning instead of being ignored, and [`Pool::new`] names the ignored
+//! options in one warning for the whole pool. [`Strategy`] reads and writes its names
+//! (`round-robin`, `failover`, `least-outstanding`, `fan-out`) through `FromStr` and `Display`.
+//! With the `serde` feature, [`PoolConfig`] deserializes from one map of both kinds of names,
+//! and an error names the option at fault.
 //!
 //! TLS is off until `tls_v1` is true ([`ConnConfigBuilder::enable_tls`]); the `tls_*` options
 //! and [`TlsConfig`] only say how it is set up, and edit the same settings. Options may be set
@@ -271,7 +295,7 @@
 //! |---|---|---|
 //! | `acked` | — | `Ok(())` |
 //! | `rejected` | `code`: nsqd's error code, such as `E_BAD_MESSAGE` | [`PublishError::Rejected`] |
-//! | `not_sent` | `reason`: `aborted`, `deadline_expired`, `queue_full`, `unavailable`, `closed` or `no_node_up`, after [`NotSentReason`] (`cancelled` stays at 0: withdrawn requests count as `withdrawn`) | [`PublishError::NotSent`] |
+//! | `not_sent` | `reason`: `aborted`, `deadline_expired`, `queue_full`, `unavailable`, `closed`, `no_node_up` or `too_few_nodes_up`, after [`NotSentReason`] (`cancelled` stays at 0: withdrawn requests count as `withdrawn`) | [`PublishError::NotSent`] |
 //! | `withdrawn` | — | [`NotSentReason::Cancelled`] after [`Publish::cancel`], or nothing (a dropped `publish` future) |
 //! | `handed_back` | — | none yet: a [`Pool`] moved the request to another node, where its outcome is counted ([`Stats::handed_back`]) |
 //! | `unknown` | `reason`: `connection_lost` (the connection failed or was dropped before the reply), `mpub_failed` (nsqd answered `E_MPUB_FAILED`) or `closed` (the close timeout passed before the reply) | [`PublishError::Unknown`], or [`PublishError::MaybeStored`] for `mpub_failed` |
@@ -358,7 +382,7 @@
 //!         for n in 0u64.. {
 //!             match producer.publish(&topic, n.to_string()).await {
 //!                 Ok(()) => {}
-//!                 Err(PublishError::Closed) => break,
+//!                 Err(PublishError::Closed(_)) => break,
 //!                 Err(err) => eprintln!("tick {n}: {err}"),
 //!             }
 //!             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -513,7 +537,10 @@ mod transactions;
 mod unwritten;
 
 pub use config::ProducerConfig;
-pub use error::{Copies, Delivery, NodeDown, NodesDown, NotSentReason, PingFailure, PublishError};
+pub use error::{
+    Copies, Delivery, LookupdsFailed, NodeDown, NodesDown, NotSentReason, PingFailure,
+    PublishError, Publisher, TooFewNodes,
+};
 pub use pool::{NodeStatus, Pool, PoolConfig, RetryBudget, Strategy};
 pub use producer::{ConnectError, FlushTimedOut, Producer};
 pub use publish::Publish;

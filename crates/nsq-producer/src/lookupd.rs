@@ -124,7 +124,7 @@ pub enum LookupdError {
         reason: String,
     },
     /// No connection could be made.
-    #[error("cannot connect to nsqlookupd at {lookupd}: {}", chain(.source))]
+    #[error("nsqlookupd {lookupd} unreachable: {}", chain(.source))]
     Connect {
         /// The address as given.
         lookupd: String,

@@ -27,7 +27,7 @@ const RECONNECTS: &str = "nsq_producer_reconnects_total";
 const CONNECT_FAILURES: &str = "nsq_producer_connect_failures_total";
 
 /// The `reason` label of a request that was not sent, in [`NotSentReason`]'s order.
-const NOT_SENT_REASONS: [&str; 7] = [
+const NOT_SENT_REASONS: [&str; 8] = [
     "aborted",
     "deadline_expired",
     "queue_full",
@@ -35,6 +35,7 @@ const NOT_SENT_REASONS: [&str; 7] = [
     "closed",
     "cancelled",
     "no_node_up",
+    "too_few_nodes_up",
 ];
 
 /// The `reason` label of a request whose outcome is unknown, in [`Lost`]'s order.
@@ -139,6 +140,7 @@ impl Metrics {
             NotSentReason::Closed => 4,
             NotSentReason::Cancelled => 5,
             NotSentReason::NoNodeUp(_) => 6,
+            NotSentReason::TooFewNodesUp(_) => 7,
         };
         self.not_sent[i].increment(requests);
     }
@@ -215,13 +217,15 @@ impl Timer {
         };
         let histogram = match error {
             None => &latency.acked,
-            Some(PublishError::Rejected(_)) => &latency.rejected,
+            Some(PublishError::Rejected { .. }) => &latency.rejected,
             Some(PublishError::NotSent(_)) => &latency.not_sent,
-            Some(PublishError::Unknown(_) | PublishError::MaybeStored(_)) => &latency.unknown,
-            Some(PublishError::TimedOut) => &latency.timed_out,
+            Some(PublishError::Unknown { .. } | PublishError::MaybeStored { .. }) => {
+                &latency.unknown
+            }
+            Some(PublishError::TimedOut { .. }) => &latency.timed_out,
             // Each copy of a fan-out publish is timed on its own node.
             Some(
-                PublishError::Closed
+                PublishError::Closed(_)
                 | PublishError::Invalid(_)
                 | PublishError::InvalidTopic(_)
                 | PublishError::Copies(_),

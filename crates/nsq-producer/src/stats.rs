@@ -381,7 +381,7 @@ impl Counters {
     /// `outcome` without being sent again (it is in flight nowhere).
     pub(crate) fn ended(&self, outcome: &PublishError) {
         match outcome {
-            PublishError::Rejected(err) => {
+            PublishError::Rejected { error: err, .. } => {
                 let code = err.code().as_str();
                 {
                     let mut map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
@@ -390,11 +390,13 @@ impl Counters {
                 #[cfg(feature = "metrics")]
                 self.metrics.rejected(code, 1);
             }
-            PublishError::MaybeStored(_) | PublishError::Unknown(_) | PublishError::TimedOut => {
+            PublishError::MaybeStored { .. }
+            | PublishError::Unknown { .. }
+            | PublishError::TimedOut { .. } => {
                 self.unknown.fetch_add(1, Relaxed);
                 #[cfg(feature = "metrics")]
                 {
-                    let lost = if matches!(outcome, PublishError::MaybeStored(_)) {
+                    let lost = if matches!(outcome, PublishError::MaybeStored { .. }) {
                         Lost::MpubFailed
                     } else {
                         Lost::Connection

@@ -125,8 +125,10 @@ impl Violation {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Transactions {
+    /// The nsqd's address, which errors name.
+    addr: Arc<str>,
     /// In a pool: which outcomes are sent again elsewhere (`None` outside a pool).
     resend_policy: Option<ResendPolicy>,
     /// Requests taken out to be sent again, for the router to hand back.
@@ -147,11 +149,16 @@ pub(crate) struct ResendPolicy {
 }
 
 impl Transactions {
-    /// The FIFO of a pool's node: requests nsqd did not execute are taken out for sending again.
-    pub(crate) fn for_pool(policy: ResendPolicy) -> Self {
+    /// The FIFO of the connection to the nsqd at `addr`. In a pool's node (`resend_policy`
+    /// given), requests nsqd did not execute are taken out for sending again.
+    pub(crate) fn new(addr: Arc<str>, resend_policy: Option<ResendPolicy>) -> Self {
         Self {
-            resend_policy: Some(policy),
-            ..Self::default()
+            addr,
+            resend_policy,
+            resend: Vec::new(),
+            queue: VecDeque::new(),
+            timed_out: 0,
+            deadlines: DeadlineSet::default(),
         }
     }
 
@@ -317,9 +324,15 @@ impl Transactions {
         // nsqd answers an MPUB once: every request in the command shares its fate.
         for request in head {
             let outcome = if maybe_stored {
-                PublishError::MaybeStored(err.clone())
+                PublishError::MaybeStored {
+                    addr: self.addr.clone(),
+                    error: err.clone(),
+                }
             } else {
-                PublishError::Rejected(err.clone())
+                PublishError::Rejected {
+                    addr: self.addr.clone(),
+                    error: err.clone(),
+                }
             };
             resent_head += usize::from(self.sort(request, outcome, resend_head, &mut done));
         }
@@ -355,7 +368,10 @@ impl Transactions {
         let mut done = Vec::with_capacity(self.queue.len());
         let requests: Vec<InFlight> = self.queue.drain(..).collect();
         for request in requests {
-            let outcome = PublishError::Unknown(cause.clone());
+            let outcome = PublishError::Unknown {
+                addr: self.addr.clone(),
+                cause: cause.clone(),
+            };
             self.sort(request, outcome, resend, &mut done);
         }
         let n = done.len();
@@ -403,13 +419,34 @@ mod tests {
     use super::*;
     use crate::completion::{Completion, completion};
 
+    const ADDR: &str = "nsqd.test:4150";
+
+    impl Default for Transactions {
+        fn default() -> Self {
+            Self::new(Arc::from(ADDR), None)
+        }
+    }
+
+    fn unknown() -> PublishError {
+        PublishError::Unknown {
+            addr: Arc::from(ADDR),
+            cause: None,
+        }
+    }
+
+    fn timed_out() -> PublishError {
+        PublishError::TimedOut {
+            addr: Arc::from(ADDR),
+        }
+    }
+
     fn written() -> (InFlight, Completion) {
         written_in_group(1)
     }
 
     fn written_in_group(group: u32) -> (InFlight, Completion) {
         let (responder, completion) = completion();
-        assert!(responder.start_write());
+        assert!(responder.start_write(&Arc::from(ADDR)));
         let request = InFlight {
             responder,
             deadline: None,
@@ -464,7 +501,7 @@ mod tests {
         );
         assert!(tx.is_empty());
         assert_eq!(result(&mut callers[0]), Some(Ok(())));
-        let Some(Err(PublishError::Rejected(err))) = result(&mut callers[1]) else {
+        let Some(Err(PublishError::Rejected { error: err, .. })) = result(&mut callers[1]) else {
             panic!("expected a rejection")
         };
         assert_eq!(err.to_string(), bad);
@@ -502,7 +539,7 @@ mod tests {
             "a violation resolves nobody by itself"
         );
         assert_eq!(tx.fail_all(None, |_| {}), 1);
-        assert_eq!(result(&mut caller), Some(Err(PublishError::Unknown(None))));
+        assert_eq!(result(&mut caller), Some(Err(unknown())));
     }
 
     #[test]
@@ -537,7 +574,7 @@ mod tests {
             assert_eq!(result(&mut caller), None);
         });
         assert_eq!(failed, 1);
-        assert_eq!(result(&mut caller), Some(Err(PublishError::Unknown(None))));
+        assert_eq!(result(&mut caller), Some(Err(unknown())));
     }
 
     #[test]
@@ -570,7 +607,7 @@ mod tests {
             assert_eq!(result(caller), Some(Ok(())));
         }
         for caller in &mut callers[3..5] {
-            let Some(Err(PublishError::Rejected(err))) = result(caller) else {
+            let Some(Err(PublishError::Rejected { error: err, .. })) = result(caller) else {
                 panic!("every request of the rejected batch shares the rejection")
             };
             assert_eq!(err.to_string(), bad);
@@ -605,7 +642,7 @@ mod tests {
             let Some(Err(err)) = result(caller) else {
                 panic!("expected an error")
             };
-            let PublishError::MaybeStored(server) = &err else {
+            let PublishError::MaybeStored { error: server, .. } = &err else {
                 panic!("every request of the MPUB may be stored, got {err:?}")
             };
             assert_eq!(server.to_string(), failed);
@@ -642,7 +679,9 @@ mod tests {
             let Some(Err(err)) = result(&mut caller) else {
                 panic!("expected an error")
             };
-            assert!(matches!(&err, PublishError::Rejected(e) if e.to_string() == failed));
+            assert!(
+                matches!(&err, PublishError::Rejected { error: e, .. } if e.to_string() == failed)
+            );
             assert!(err.is_retry_safe());
             assert_eq!(err.delivery(), crate::Delivery::NotStored);
             assert_eq!(
@@ -675,8 +714,8 @@ mod tests {
             tx.next_timeout(),
             Some(start + std::time::Duration::from_secs(3))
         );
-        assert_eq!(result(&mut callers[0]), Some(Err(PublishError::TimedOut)));
-        assert_eq!(result(&mut callers[1]), Some(Err(PublishError::TimedOut)));
+        assert_eq!(result(&mut callers[0]), Some(Err(timed_out())));
+        assert_eq!(result(&mut callers[1]), Some(Err(timed_out())));
         assert_eq!(result(&mut callers[2]), None);
         // The late replies are still matched in order: the first two change nothing, the third
         // answers its own caller.
@@ -706,11 +745,11 @@ mod tests {
         }
         assert_eq!(tx.next_timeout(), Some(at(1000)));
         assert_eq!(tx.time_out(at(1500)), 1);
-        assert_eq!(result(&mut callers[1]), Some(Err(PublishError::TimedOut)));
+        assert_eq!(result(&mut callers[1]), Some(Err(timed_out())));
         assert_eq!(result(&mut callers[0]), None);
         assert_eq!(tx.next_timeout(), Some(at(2000)));
         assert_eq!(tx.time_out(at(2500)), 1);
-        assert_eq!(result(&mut callers[3]), Some(Err(PublishError::TimedOut)));
+        assert_eq!(result(&mut callers[3]), Some(Err(timed_out())));
         assert_eq!(tx.next_timeout(), Some(at(3000)));
         // The head is answered before its deadline; the one without a deadline never times out.
         tx.resolve(Frame::Response(Response::Ok), |_| {}).unwrap();
@@ -859,10 +898,10 @@ mod tests {
                 match expected[i] {
                     Expected::Pending => prop_assert_eq!(got, None),
                     Expected::Acked => prop_assert_eq!(got, Some(Ok(()))),
-                    Expected::Rejected => prop_assert!(matches!(got, Some(Err(PublishError::Rejected(_))))),
-                    Expected::MaybeStored => prop_assert!(matches!(got, Some(Err(PublishError::MaybeStored(_))))),
+                    Expected::Rejected => prop_assert!(matches!(got, Some(Err(PublishError::Rejected { .. }))), "{:?}", got),
+                    Expected::MaybeStored => prop_assert!(matches!(got, Some(Err(PublishError::MaybeStored { .. }))), "{:?}", got),
                     Expected::Aborted => prop_assert_eq!(got, Some(Err(PublishError::NotSent(NotSentReason::Aborted)))),
-                    Expected::Unknown => prop_assert_eq!(got, Some(Err(PublishError::Unknown(None)))),
+                    Expected::Unknown => prop_assert_eq!(got, Some(Err(unknown()))),
                 }
             }
         }

@@ -28,7 +28,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use nsq_producer::{
     ConnError, Delivery, ErrorCode, NotSentReason, PingFailure, Producer, ProducerConfig,
-    ProducerState, PublishError, Topic,
+    ProducerState, PublishError, Publisher, Topic,
 };
 use nsq_proto::server::ClientCommand;
 use nsq_proto::{Frame, Response, ServerError};
@@ -661,7 +661,7 @@ async fn s48_request_timeout_then_connection_recycled() {
         tokio::spawn(async move { heartbeat_until_eof(&mut nsqd, Duration::from_secs(1)).await });
 
     let result = within("publish 1", first).await;
-    assert_eq!(result, Err(PublishError::TimedOut));
+    assert_eq!(result, timed_out(&producer));
     assert_eq!(result.unwrap_err().delivery(), Delivery::Unknown);
     // Within the grace period the connection is still up.
     assert_eq!(producer.state(), ProducerState::Connected);
@@ -953,7 +953,7 @@ async fn s45_close_waits_for_replies_in_flight() {
     );
     assert_eq!(
         producer.publish(&topic, "late").await,
-        Err(PublishError::Closed)
+        Err(PublishError::Closed(Publisher::Producer))
     );
     nsqd.send_raw(&frames(&[&ok_frame(), &ok_frame(), &ok_frame()]))
         .await;
@@ -1000,7 +1000,7 @@ async fn s45_close_gives_up_after_close_timeout() {
     }
     for result in &results[..3] {
         assert!(
-            matches!(result, Err(PublishError::Unknown(_))),
+            matches!(result, Err(PublishError::Unknown { .. })),
             "{result:?}"
         );
     }
@@ -1028,15 +1028,15 @@ async fn s46_publish_after_close_is_closed_without_io() {
 
     assert_eq!(
         producer.publish(&topic, "2").await,
-        Err(PublishError::Closed)
+        Err(PublishError::Closed(Publisher::Producer))
     );
     assert_eq!(
         producer.publish_async(&topic, "3").await.map(drop),
-        Err(PublishError::Closed)
+        Err(PublishError::Closed(Publisher::Producer))
     );
     assert_eq!(
         producer.multi_publish(&topic, ["4", "5"]).await,
-        Err(PublishError::Closed)
+        Err(PublishError::Closed(Publisher::Producer))
     );
     assert!(matches!(producer.ping().await, Err(PingFailure::Closed)));
     assert_eq!(within("close again", producer.close()).await, stats);
@@ -1078,7 +1078,7 @@ async fn bounded_memory_burst_against_stalled_peer() {
                             // Kept alive, not awaited here: a dropped one would be skipped.
                             tokio::spawn(publish);
                         }
-                        Err(PublishError::Closed) => return,
+                        Err(PublishError::Closed(_)) => return,
                         Err(err) => panic!("unexpected error: {err}"),
                     }
                 }

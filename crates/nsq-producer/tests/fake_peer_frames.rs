@@ -56,7 +56,11 @@ async fn batched_mpub_failure_may_have_stored_every_member() {
     nsqd.send_error(text).await;
     for publish in batched {
         let err = within("a batched publish", publish).await.unwrap_err();
-        let PublishError::MaybeStored(server_error) = &err else {
+        let PublishError::MaybeStored {
+            error: server_error,
+            ..
+        } = &err
+        else {
             panic!("expected MaybeStored, got {err:?}")
         };
         assert_eq!(server_error.to_string(), text);

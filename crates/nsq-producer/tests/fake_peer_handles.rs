@@ -91,7 +91,7 @@ async fn close_now_fails_queued_and_in_flight_at_once() {
     assert_eq!((stats.unknown, stats.not_sent, stats.acked), (1, 2, 0));
     assert!(matches!(
         within("a", written).await,
-        Err(PublishError::Unknown(_))
+        Err(PublishError::Unknown { .. })
     ));
     for publish in queued {
         assert_eq!(

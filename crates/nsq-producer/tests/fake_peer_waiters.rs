@@ -200,7 +200,7 @@ async fn waiting_caller_past_its_deadline_is_not_sent() {
     let expired = Err(PublishError::NotSent(NotSentReason::DeadlineExpired));
     assert_eq!(
         results,
-        vec![Err(PublishError::TimedOut), expired.clone(), expired]
+        vec![timed_out(&producer), expired.clone(), expired]
     );
     assert_eq!(producer.stats().not_sent, 3);
 

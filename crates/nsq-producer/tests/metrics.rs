@@ -159,10 +159,7 @@ async fn every_outcome_is_counted_under_its_labels() {
     let mut nsqd = server.accept().await;
     let slow = spawn_publish(&producer, "slow");
     assert_eq!(expect_pub(&mut nsqd).await, "slow");
-    assert_eq!(
-        within("slow", slow).await.unwrap(),
-        Err(PublishError::TimedOut)
-    );
+    assert_eq!(within("slow", slow).await.unwrap(), timed_out(&producer));
     nsqd.send_ok().await;
     let last = spawn_publish(&producer, "last");
     assert_eq!(expect_pub(&mut nsqd).await, "last");
@@ -264,7 +261,7 @@ async fn batches_and_mpub_failures_are_reported() {
     for publish in batched {
         assert!(matches!(
             within("a batched publish", publish).await,
-            Err(PublishError::MaybeStored(_))
+            Err(PublishError::MaybeStored { .. })
         ));
     }
     assert_eq!(within("the DPUB", deferred).await, aborted());

@@ -258,6 +258,17 @@ pub(crate) fn split_producer_opt(text: &str) -> (&str, &str) {
 mod tests {
     use super::*;
 
+    /// Every mode's name is the name of the library's strategy (`Strategy`'s `FromStr` and
+    /// `Display`), so that the CLI and a configuration file use the same words.
+    #[test]
+    fn mode_names_are_the_strategy_names() {
+        for mode in Mode::value_variants() {
+            let name = mode.to_possible_value().unwrap().get_name().to_owned();
+            let strategy: nsq_producer::Strategy = name.parse().unwrap();
+            assert_eq!(strategy.to_string(), name);
+        }
+    }
+
     #[test]
     fn delimiters_are_one_byte_or_an_escape() {
         assert_eq!(parse_delimiter("\\n"), Ok(b'\n'));

@@ -218,11 +218,15 @@ pub(crate) async fn publish_all(
     end
 }
 
-/// The error of a publish that failed because no nsqd was up until its deadline.
+/// The error of a publish that failed because no nsqd (or too few for its copies) was up
+/// until its deadline.
 fn no_node_up(error: &PublishError) -> Option<String> {
     matches!(
         error,
-        PublishError::NotSent(nsq_producer::NotSentReason::NoNodeUp(_))
+        PublishError::NotSent(
+            nsq_producer::NotSentReason::NoNodeUp(_)
+                | nsq_producer::NotSentReason::TooFewNodesUp(_)
+        )
     )
     .then(|| error.to_string())
 }

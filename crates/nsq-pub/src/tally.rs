@@ -225,10 +225,12 @@ impl Tally {
 /// The `not_stored_by` key of a message certainly not stored because of `error`.
 fn not_stored_reason(error: &PublishError) -> String {
     match error {
-        PublishError::Rejected(e) => e.code().as_str().to_owned(),
+        PublishError::Rejected { error, .. } => error.code().as_str().to_owned(),
         PublishError::Invalid(InvalidPublish::MessageTooLarge { .. }) => "too_large".to_owned(),
         PublishError::Invalid(_) | PublishError::InvalidTopic(_) => "invalid".to_owned(),
-        PublishError::NotSent(NotSentReason::NoNodeUp(_)) => NO_NODE_UP.to_owned(),
+        PublishError::NotSent(NotSentReason::NoNodeUp(_) | NotSentReason::TooFewNodesUp(_)) => {
+            NO_NODE_UP.to_owned()
+        }
         PublishError::NotSent(_) => "not_sent".to_owned(),
         PublishError::Copies(_) => "fan_out".to_owned(),
         _ => "other".to_owned(),

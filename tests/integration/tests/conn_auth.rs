@@ -133,8 +133,10 @@ fn auth_nsqd(auth: &AuthService, options: NsqdOptions) -> Nsqd {
 async fn conn_auth_accepted_then_publish() {
     let auth = AuthService::start();
     let nsqd = auth_nsqd(&auth, NsqdOptions::new());
+    // With the TLS check, whose second IDENTIFY comes after AUTH.
     let config = ConnConfig::builder(nsqd.tcp_addr().to_string())
         .auth_secret(PUBLISHER)
+        .check_tls_required(true)
         .build()
         .unwrap();
     let mut conn = within("connect", Connection::connect(&config))

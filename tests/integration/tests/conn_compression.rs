@@ -132,3 +132,21 @@ async fn conn_tls_deflate_publishes_4mib_mpub_and_pubs() {
     );
     publish_burst(&mut conn, &nsqd, "conn_tls_deflate").await;
 }
+
+/// The TLS check at the end of a plaintext handshake (a `NOP` and a second IDENTIFY asking for
+/// no upgrade) goes through the compression layer and leaves it working.
+#[tokio::test]
+async fn conn_compression_with_the_tls_check_publishes() {
+    let nsqd = Nsqd::start();
+    for (config, topic) in [
+        (builder(&nsqd).snappy(true), "conn_checked_snappy"),
+        (builder(&nsqd).deflate(true), "conn_checked_deflate"),
+    ] {
+        let config = config.check_tls_required(true).build().unwrap();
+        let mut conn = within("connect", Connection::connect(&config))
+            .await
+            .unwrap();
+        assert!(conn.info().upgrades.compression.is_some());
+        publish_burst(&mut conn, &nsqd, topic).await;
+    }
+}

@@ -93,6 +93,31 @@ async fn conn_tls_required() {
     assert_eq!(nsqd.topic_depth("conn_tls_required"), Some(1));
 }
 
+/// nsqd started with `--tls-required` answers IDENTIFY without TLS as usual; the TLS check at
+/// the end of the handshake finds the refusal, so connecting fails naming TLS.
+#[tokio::test]
+async fn conn_tls_required_fails_the_checked_handshake() {
+    let pki = TestPki::generate();
+    let nsqd = tls_nsqd(&pki, NsqdOptions::new().tls_required("tcp-https"));
+    let addr = nsqd.tcp_addr().to_string();
+    let plain = ConnConfig::builder(addr.clone())
+        .check_tls_required(true)
+        .build()
+        .unwrap();
+    let err = within("connect", Connection::connect(&plain))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnError::TlsRequired { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("nsqd at {addr} requires TLS: set tls_v1")
+    );
+    assert_eq!(
+        err.server_error().unwrap().to_string(),
+        "E_INVALID cannot NOP in current state (TLS required)"
+    );
+}
+
 #[tokio::test]
 async fn conn_tls_client_certificate_require_verify() {
     let pki = TestPki::generate();

@@ -137,7 +137,7 @@ async fn failover_under_sigkill_loses_and_duplicates_nothing() {
     for (body, outcome) in &outcomes {
         match outcome {
             Ok(()) => acked_bodies.push(body.clone()),
-            Err(PublishError::Unknown(_)) => {
+            Err(PublishError::Unknown { .. }) => {
                 unknown.insert(body.clone());
             }
             Err(PublishError::NotSent(reason)) => {
@@ -286,7 +286,7 @@ async fn a_stalled_node_loses_only_what_was_written_to_it() {
         assert!(
             matches!(
                 outcome,
-                Err(PublishError::TimedOut | PublishError::Unknown(_))
+                Err(PublishError::TimedOut { .. } | PublishError::Unknown { .. })
             ),
             "only what was written to the frozen node fails: {outcome:?}"
         );

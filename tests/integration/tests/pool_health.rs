@@ -140,7 +140,10 @@ async fn a_frozen_node_gets_no_new_publishes_and_only_what_it_was_written_fails(
         if let Err(err) = &outcome.result {
             failed += 1;
             assert!(
-                matches!(err, PublishError::TimedOut | PublishError::Unknown(_)),
+                matches!(
+                    err,
+                    PublishError::TimedOut { .. } | PublishError::Unknown { .. }
+                ),
                 "only what was written to the frozen node fails: {err:?}"
             );
         }

@@ -43,9 +43,7 @@ fn acked(pool: &Pool, addr: &str) -> u64 {
 async fn a_node_that_registers_later_gets_traffic() {
     let lookupd = Nsqlookupd::start();
     let nodes: Vec<Nsqd> = (0..3).map(|_| registered(&lookupd)).collect();
-    let pool = Pool::connect(Vec::<String>::new(), discovering(&lookupd))
-        .await
-        .unwrap();
+    let pool = Pool::connect_lookupd(discovering(&lookupd)).await.unwrap();
     assert_eq!(pool.nodes().len(), 3);
     assert!(pool.nodes().iter().all(|n| n.discovered));
     let t = topic("discovered");

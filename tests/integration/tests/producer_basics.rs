@@ -15,7 +15,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use nsq_producer::{
-    ConnectError, NotSentReason, PingFailure, Producer, ProducerState, PublishError,
+    ConnError, ConnectError, NotSentReason, PingFailure, Producer, ProducerState, PublishError,
+    Publisher,
 };
 use nsq_test_support::Nsqd;
 use serde_json::Value;
@@ -76,7 +77,7 @@ async fn s01_lazy_connect() {
     assert_eq!(producer.state(), ProducerState::Closed);
     assert_eq!(
         producer.publish(&t, "after close").await,
-        Err(PublishError::Closed)
+        Err(PublishError::Closed(Publisher::Producer))
     );
     assert_eq!(nsqd.topic_depth("s01_lazy"), Some(1));
 }
@@ -357,20 +358,23 @@ async fn s46_close_twice_then_publish() {
     let clone = producer.clone();
     assert_eq!(within("close", clone.close()).await, first);
 
-    assert_eq!(producer.publish(&t, "two").await, Err(PublishError::Closed));
+    assert_eq!(
+        producer.publish(&t, "two").await,
+        Err(PublishError::Closed(Publisher::Producer))
+    );
     assert!(matches!(
         producer.publish_async(&t, "three").await,
-        Err(PublishError::Closed)
+        Err(PublishError::Closed(Publisher::Producer))
     ));
     assert_eq!(
         producer.multi_publish(&t, ["four", "five"]).await,
-        Err(PublishError::Closed)
+        Err(PublishError::Closed(Publisher::Producer))
     );
     assert_eq!(
         producer
             .deferred_publish(&t, Duration::from_millis(10), "six")
             .await,
-        Err(PublishError::Closed)
+        Err(PublishError::Closed(Publisher::Producer))
     );
     assert!(matches!(producer.ping().await, Err(PingFailure::Closed)));
     assert_eq!(producer.stats(), first, "nothing happened after close");
@@ -382,7 +386,10 @@ async fn s46_close_twice_then_publish() {
     let stats = within("close idle", idle.close()).await;
     assert_eq!(stats.acked + stats.not_sent + stats.unknown, 0);
     within("close idle again", idle.close()).await;
-    assert_eq!(idle.publish(&t, "x").await, Err(PublishError::Closed));
+    assert_eq!(
+        idle.publish(&t, "x").await,
+        Err(PublishError::Closed(Publisher::Producer))
+    );
 }
 
 /// Scenario 50: one caller's publishes are written and acknowledged in call order. nsqd
@@ -469,4 +476,43 @@ async fn producer_tls_from_go_nsq_option_names() {
     assert_eq!(nsqd.topic_depth("producer_tls_options"), Some(1));
     assert_eq!(producers(&nsqd)[0]["tls"], true);
     within("close", producer.close()).await;
+}
+
+/// A producer and a pool connecting without TLS to nsqd that requires it: `connect` fails
+/// naming TLS (rather than succeeding and failing every publish with `E_INVALID`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_without_tls_to_nsqd_requiring_it_names_tls() {
+    let pki = nsq_test_support::TestPki::generate();
+    let nsqd = Nsqd::start_with(
+        nsq_test_support::NsqdOptions::new()
+            .tls_cert(pki.server_cert())
+            .tls_key(pki.server_key())
+            .tls_required("tcp-https"),
+    );
+    let addr = nsqd.tcp_addr().to_string();
+    let requires_tls = format!("nsqd at {addr} requires TLS: set tls_v1");
+    let err = within(
+        "connect",
+        Producer::connect(addr.clone(), producer_config()),
+    )
+    .await
+    .map(drop)
+    .unwrap_err();
+    match &err {
+        ConnectError::Connect(PingFailure::Connection(conn_err)) => {
+            assert!(
+                matches!(**conn_err, ConnError::TlsRequired { .. }),
+                "{err:?}"
+            );
+        }
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+    assert_eq!(err.to_string(), requires_tls);
+
+    let pool_config = nsq_producer::PoolConfig::new(producer_config());
+    let err = within("connect", nsq_producer::Pool::connect([addr], pool_config))
+        .await
+        .map(drop)
+        .unwrap_err();
+    assert!(err.to_string().contains(&requires_tls), "{err}");
 }

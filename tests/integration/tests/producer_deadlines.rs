@@ -120,7 +120,9 @@ async fn every_deadline_holds_while_nsqd_is_frozen() {
         assert!(
             matches!(
                 result,
-                Err(PublishError::TimedOut | PublishError::NotSent(_) | PublishError::Unknown(_))
+                Err(PublishError::TimedOut { .. }
+                    | PublishError::NotSent(_)
+                    | PublishError::Unknown { .. })
             ),
             "nothing can be acknowledged while nsqd is frozen: {result:?}"
         );
@@ -224,7 +226,9 @@ async fn per_call_deadlines_hold_for_every_publish_kind() {
         );
         assert_eq!(
             *result,
-            Err(PublishError::TimedOut),
+            Err(PublishError::TimedOut {
+                addr: producer.addr().into()
+            }),
             "{kind} was written before the deadline"
         );
     }

@@ -351,7 +351,7 @@ async fn batched_rejection_stores_none_of_the_batch() {
     }
     for publish in pending {
         match within("a batched publish", publish).await {
-            Err(PublishError::Rejected(err)) => {
+            Err(PublishError::Rejected { error: err, .. }) => {
                 assert_eq!(
                     err.to_string(),
                     "E_BAD_MESSAGE MPUB message too big 105 > 100"

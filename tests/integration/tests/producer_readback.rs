@@ -277,10 +277,10 @@ async fn readback(name: &str, batching: bool) {
                 assert!(!outcome.poison, "nsqd acknowledged an oversized message");
                 assert_eq!(found, all, "acknowledged but not delivered: {outcome:?}");
             }
-            Err(PublishError::TimedOut) => {
+            Err(PublishError::TimedOut { .. }) => {
                 panic!("a publish timed out after 120 s: the producer stalled: {outcome:?}")
             }
-            Err(PublishError::Unknown(_)) => {
+            Err(PublishError::Unknown { .. }) => {
                 unknown += 1;
                 assert!(
                     found == 0 || found == all,
@@ -291,7 +291,7 @@ async fn readback(name: &str, batching: bool) {
                 not_sent += 1;
                 assert_eq!(found, 0, "not sent but delivered: {outcome:?}");
             }
-            Err(PublishError::Rejected(err)) => {
+            Err(PublishError::Rejected { error: err, .. }) => {
                 rejected += 1;
                 assert_eq!(found, 0, "rejected but delivered: {outcome:?}");
                 assert_eq!(err.code(), &ErrorCode::BadMessage);
@@ -323,8 +323,8 @@ async fn readback(name: &str, batching: bool) {
             assert!(
                 matches!(
                     outcome.result,
-                    Err(PublishError::Rejected(_)
-                        | PublishError::Unknown(_)
+                    Err(PublishError::Rejected { .. }
+                        | PublishError::Unknown { .. }
                         | PublishError::NotSent(NotSentReason::Aborted))
                 ),
                 "{outcome:?}"

@@ -208,10 +208,14 @@ async fn restart_during_publishing() {
                         Fate::Acked
                     }
                     // E_MPUB_FAILED on a batch: nsqd may have stored part of it.
-                    Err(PublishError::Unknown(_) | PublishError::MaybeStored(_)) => Fate::Unknown,
+                    Err(PublishError::Unknown { .. } | PublishError::MaybeStored { .. }) => {
+                        Fate::Unknown
+                    }
                     Err(PublishError::NotSent(_)) => Fate::NotStored,
                     // E_PUB_FAILED: nsqd was exiting and did not store it.
-                    Err(err @ PublishError::Rejected(_)) if err.is_retry_safe() => Fate::NotStored,
+                    Err(err @ PublishError::Rejected { .. }) if err.is_retry_safe() => {
+                        Fate::NotStored
+                    }
                     Err(err) => panic!("publish {body}: unexpected {err:?}"),
                 };
                 fates.push((body, fate));

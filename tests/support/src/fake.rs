@@ -211,6 +211,29 @@ impl FakeNsqd {
         identify
     }
 
+    /// Reads the check a producer ends its plaintext handshake with (`NOP`, then IDENTIFY
+    /// again) and answers it as an nsqd that does not require TLS: with the IDENTIFY reply.
+    /// Returns the second IDENTIFY's body.
+    ///
+    /// # Panics
+    ///
+    /// If anything else arrives.
+    pub async fn answer_tls_check(&mut self) -> Value {
+        let command = self.expect_command().await;
+        assert_eq!(
+            command,
+            ClientCommand::Nop,
+            "fake nsqd: expected the NOP of the TLS check"
+        );
+        let identify = self.expect_identify().await;
+        let mut reply = Self::identify_reply(&identify);
+        for feature in ["tls_v1", "snappy", "deflate"] {
+            reply[feature] = json!(false);
+        }
+        self.send_response(reply.to_string().as_bytes()).await;
+        identify
+    }
+
     /// The reply nsqd 1.3.0 gives with its default options, granting whatever compression and
     /// TLS `identify` asked for (adjust the fields before sending to script other servers).
     pub fn identify_reply(identify: &Value) -> Value {

@@ -10,6 +10,7 @@
 //!   step (including snappy, deflate and TLS), for tests of what a real nsqd never sends.
 //! - [`DelayProxy`] delays what a server sends, to make a real nsqd answer slowly.
 //! - [`TestPki`] generates a CA, server and client certificates at run time.
+//! - [`Warnings`] records the warnings the code under test logs through `tracing`.
 //!
 //! Nothing here is published; it exists only for this workspace's tests.
 
@@ -19,6 +20,7 @@
 mod daemon;
 mod fake;
 mod http;
+mod logs;
 mod nsqd;
 mod nsqlookupd;
 mod proxy;
@@ -28,6 +30,7 @@ mod tools;
 
 pub use fake::{FakeCompression, FakeNsqd};
 pub use http::HttpResponse;
+pub use logs::Warnings;
 pub use nsqd::{Nsqd, NsqdOptions, topic_depth_at};
 pub use nsqlookupd::{Nsqlookupd, NsqlookupdOptions};
 pub use proxy::DelayProxy;

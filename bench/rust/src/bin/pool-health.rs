@@ -122,15 +122,15 @@ impl Rate {
 
 fn kind(err: &PublishError) -> String {
     match err {
-        PublishError::TimedOut => "TimedOut".to_owned(),
-        PublishError::Unknown(_) => "Unknown".to_owned(),
+        PublishError::TimedOut { .. } => "TimedOut".to_owned(),
+        PublishError::Unknown { .. } => "Unknown".to_owned(),
         PublishError::NotSent(reason) => {
             let reason = reason.to_string();
             let short = reason.split(':').next().unwrap_or_default();
             format!("NotSent({short})")
         }
-        PublishError::Rejected(_) => "Rejected".to_owned(),
-        PublishError::MaybeStored(_) => "MaybeStored".to_owned(),
+        PublishError::Rejected { .. } => "Rejected".to_owned(),
+        PublishError::MaybeStored { .. } => "MaybeStored".to_owned(),
         _ => "other".to_owned(),
     }
 }

@@ -6,11 +6,11 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nsq_test_support::{Nsqd, NsqdOptions};
+use nsq_test_support::Nsqd;
 use serde::Serialize;
 
 use super::cli::{self, CliRun};
-use super::failover::{FailoverRun, Figures};
+use super::failover::FailoverRun;
 use super::plan::{Case, Client, Plan};
 use crate::cpu::process_cpu;
 use crate::record::RunResult;
@@ -21,15 +21,6 @@ pub(crate) const TOPIC: &str = "bench";
 /// How long a client may take beyond its time limit (start-up, connecting, closing) before it
 /// is killed.
 pub(super) const GRACE: Duration = Duration::from_secs(120);
-
-/// The nsqd of the failover cases.
-const CLUSTER_SIZE: usize = 3;
-
-/// The index of the nsqd killed in case j.
-const KILL_INDEX: usize = 1;
-
-/// How long after the kill the killed nsqd is restarted.
-const RESTART_AFTER: Duration = Duration::from_secs(5);
 
 /// What one run of one client in one case gave.
 #[derive(Debug, Clone, Serialize)]
@@ -116,7 +107,7 @@ enum Launch {
 impl Executor<'_> {
     /// Runs `client` in `case` once and checks the topic depth against its acknowledgements.
     pub(crate) fn run(&mut self, round: u32, case: Case, client: Client) -> Outcome {
-        if matches!(case, Case::J | Case::J0) {
+        if matches!(case, Case::J | Case::J0 | Case::L) {
             return self.run_failover(round, case, client);
         }
         if case == Case::K {
@@ -188,199 +179,14 @@ impl Executor<'_> {
         outcome
     }
 
-    /// Runs `client` in case j (one nsqd of three killed a third of the way in, restarted 5 s
-    /// later) or j0 (no kill) against the cluster, and checks each node's topic depth.
-    fn run_failover(&mut self, round: u32, case: Case, client: Client) -> Outcome {
-        let mut outcome = Outcome::new(round, case, client);
-        let unsupported = |why: &str| {
-            Some(RunResult::unsupported(
-                client.name(),
-                case.arg(),
-                self.plan.failover_n,
-                why,
-            ))
-        };
-        let go_bin = self.plan.go_nsq_bin.clone();
-        if let Some(why) = self.plan.unavailable.get(&client) {
-            outcome.result = unsupported(why);
-            return outcome;
-        }
-        match client {
-            Client::Pool => {}
-            Client::GoNsq if go_bin.is_some() => {}
-            Client::GoNsq => {
-                outcome.result = unsupported("n/a (not built)");
-                return outcome;
-            }
-            _ => {
-                outcome.result = unsupported("n/a (pool and go-nsq only)");
-                return outcome;
-            }
-        }
-
-        self.start_cluster();
-        for node in &mut self.cluster {
-            if !node.is_running() {
-                node.restart();
-            }
-            node.delete_topic(TOPIC);
-            node.create_topic(TOPIC);
-        }
-        let kill = case == Case::J;
-        let Some(pid) = self.cluster[KILL_INDEX].pid() else {
-            outcome.failure = Some("the nsqd to kill has no pid".to_owned());
-            return outcome;
-        };
-        let addrs: Vec<String> = self
-            .cluster
-            .iter()
-            .map(|n| n.tcp_addr().to_string())
-            .collect();
-        let plan = self.plan;
-        let n = plan.failover_n.to_string();
-        let limit = plan.time_limit_of(case);
-        let mut command = match (client, &go_bin) {
-            (Client::GoNsq, Some(bin)) => {
-                let mut command = Command::new(bin);
-                command.args([
-                    format!("-addrs={}", addrs.join(",")),
-                    format!("-topic={TOPIC}"),
-                    format!("-n={n}"),
-                    format!("-size={}", plan.size),
-                    format!("-case={}", case.arg()),
-                    format!("-callers={}", plan.callers),
-                    format!("-kill-index={KILL_INDEX}"),
-                    format!("-time-limit={}ms", limit.as_millis()),
-                ]);
-                if kill {
-                    command.arg(format!("-kill-pid={pid}"));
-                }
-                command
-            }
-            _ => {
-                let mut command = Command::new(&self.this);
-                command.arg("pool").args([
-                    "--addrs",
-                    &addrs.join(","),
-                    "--topic",
-                    TOPIC,
-                    "--n",
-                    &n,
-                    "--size",
-                    &plan.size.to_string(),
-                    "--case",
-                    case.arg(),
-                    "--callers",
-                    &plan.callers.to_string(),
-                    "--kill-index",
-                    &KILL_INDEX.to_string(),
-                    "--time-limit",
-                    &limit.as_secs_f64().to_string(),
-                ]);
-                if kill {
-                    command.args(["--nsqd-pid", &pid.to_string()]);
-                }
-                command
-            }
-        };
-
-        // The client kills the nsqd when a third of its messages are acknowledged; the suite
-        // sees it gone and restarts it RESTART_AFTER later, while the client goes on.
-        let started = Instant::now();
-        let mut killed: Option<Instant> = None;
-        let mut restarted: Option<Instant> = None;
-        let victim = &mut self.cluster[KILL_INDEX];
-        let output = run_child(&mut command, limit + GRACE, || {
-            if !kill {
-                return;
-            }
-            match killed {
-                None if !victim.is_running() => killed = Some(Instant::now()),
-                Some(at) if restarted.is_none() && at.elapsed() >= RESTART_AFTER => {
-                    victim.restart();
-                    restarted = Some(Instant::now());
-                }
-                _ => {}
-            }
-        });
-        outcome.process_s = started.elapsed().as_secs_f64();
-        let restarted_during_run = restarted.is_some();
-        if kill && !victim.is_running() {
-            // The run ended first (or the client died): the next run needs the node back.
-            if let Some(at) = killed {
-                thread::sleep(RESTART_AFTER.saturating_sub(at.elapsed()));
-            }
-            victim.restart();
-            restarted = Some(Instant::now());
-        }
-
-        let node_depths: Vec<Option<u64>> = self
-            .cluster
-            .iter()
-            .map(|node| node.topic_stats(TOPIC).and_then(|s| s["depth"].as_u64()))
-            .collect();
-        for node in &self.cluster {
-            node.delete_topic(TOPIC);
-        }
-        let mut run = FailoverRun {
-            figures: None,
-            node_depths,
-            killed_after_s: killed.map(|at| (at - started).as_secs_f64()),
-            restarted_after_kill_s: killed.zip(restarted).map(|(k, r)| (r - k).as_secs_f64()),
-            restarted_during_run,
-        };
-        let parsed = output.and_then(|(stdout, stderr)| {
-            last_json_line(&stdout)
-                .ok_or_else(|| format!("no result line on stdout; stderr: {}", tail(&stderr)))
-        });
-        match parsed {
-            Ok(mut result) => {
-                if result.unsupported.is_none() {
-                    if let (Some(acks), Some(at), Some(seconds)) =
-                        (&result.acks_per_ms, result.kill_at_s, result.seconds)
-                    {
-                        run.figures = Figures::of(acks, at, seconds);
-                    }
-                    // The per-millisecond counts are summed into the figures' windows;
-                    // results.json keeps those.
-                    result.acks_per_ms = None;
-                    outcome.mismatch = check_node_depths(&result, &run.node_depths, kill);
-                    if kill && !result.killed {
-                        outcome.failure = Some(
-                            "the client did not kill the nsqd (too few acknowledgements?)".into(),
-                        );
-                    }
-                }
-                outcome.result = Some(result);
-            }
-            Err(failure) => outcome.failure = Some(failure),
-        }
-        outcome.failover = Some(run);
-        outcome
-    }
-
-    /// Starts the failover cases' nsqd, once.
-    fn start_cluster(&mut self) {
-        if !self.cluster.is_empty() {
-            return;
-        }
-        let queue = self.plan.failover_mem_queue_size();
-        eprintln!(
-            "==> starting {CLUSTER_SIZE} nsqd for the failover cases (--mem-queue-size={queue})"
-        );
-        self.cluster = (0..CLUSTER_SIZE)
-            .map(|_| Nsqd::start_with(NsqdOptions::new().mem_queue_size(queue)))
-            .collect();
-    }
-
     fn launch(&self, case: Case, client: Client) -> Launch {
         if let Some(why) = self.plan.unavailable.get(&client) {
             return Launch::Unsupported(why.clone());
         }
         let plan = self.plan;
         match (client, case) {
-            (_, Case::J | Case::J0 | Case::K) => {
-                unreachable!("cases j, j0 and k are launched by run_failover and cli::run")
+            (_, Case::J | Case::J0 | Case::K | Case::L) => {
+                unreachable!("cases j, j0, k and l are launched by run_failover and cli::run")
             }
             (Client::NsqPub | Client::ToNsq, _) => Launch::Unsupported("n/a (k only)".to_owned()),
             (Client::Pool, Case::B | Case::CStar) => {
@@ -510,7 +316,7 @@ impl Executor<'_> {
 /// Runs `command` to completion with its output captured, killing it after `timeout`, and
 /// calls `tick` every few milliseconds while it runs. Returns stdout and stderr, or why it
 /// failed.
-fn run_child(
+pub(super) fn run_child(
     command: &mut Command,
     timeout: Duration,
     tick: impl FnMut(),
@@ -586,7 +392,7 @@ pub(super) fn tail(text: &str) -> String {
 }
 
 /// The last line of `stdout` that parses as a result.
-fn last_json_line(stdout: &str) -> Option<RunResult> {
+pub(super) fn last_json_line(stdout: &str) -> Option<RunResult> {
     stdout
         .lines()
         .rev()
@@ -606,33 +412,6 @@ fn check_depth(result: &RunResult, depth: Option<u64>) -> Option<String> {
             result.errors
         ))
     }
-}
-
-/// Whether each nsqd's count agrees with what the client saw it acknowledge: as
-/// [`check_depth`], node by node, at most the run's failed messages besides. In j the killed
-/// nsqd is left out: what it held in memory went with it, and its depth counts only what it
-/// stored after the restart.
-fn check_node_depths(result: &RunResult, depths: &[Option<u64>], kill: bool) -> Option<String> {
-    let Some(acked) = &result.node_acked else {
-        return Some("the client reported no per-node counts".to_owned());
-    };
-    let problems: Vec<String> = acked
-        .iter()
-        .zip(depths)
-        .enumerate()
-        .filter(|&(i, _)| !(kill && i == KILL_INDEX))
-        .filter_map(|(i, (&acked, &depth))| {
-            let depth = depth.unwrap_or(0);
-            (depth < acked || depth > acked + result.errors).then(|| {
-                format!(
-                    "nsqd {i} holds {depth} messages, the client had {acked} acknowledged there \
-                     and {} failed in all",
-                    result.errors
-                )
-            })
-        })
-        .collect();
-    (!problems.is_empty()).then(|| problems.join("; "))
 }
 
 /// bench_writer prints no count, only `duration: 1.0004s - 106.191mb/s - 1113488.982ops/s -
@@ -750,20 +529,6 @@ mod tests {
         result.uncounted_acked = Some(5);
         assert_eq!(check_depth(&result, Some(15)), None);
         assert!(check_depth(&result, Some(12)).is_some());
-    }
-
-    #[test]
-    fn node_depth_checks() {
-        let mut result = RunResult::new("pool", "j", 30);
-        result.node_acked = Some(vec![10, 8, 10]);
-        result.errors = 2;
-        let depths = [Some(10), Some(3), Some(11)];
-        assert_eq!(check_node_depths(&result, &depths, true), None);
-        let mismatch = check_node_depths(&result, &depths, false).unwrap();
-        assert!(mismatch.starts_with("nsqd 1 holds 3"), "{mismatch}");
-        assert!(check_node_depths(&result, &[Some(9), None, Some(10)], true).is_some());
-        result.node_acked = None;
-        assert!(check_node_depths(&result, &depths, true).is_some());
     }
 
     #[test]

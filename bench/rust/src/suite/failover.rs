@@ -1,4 +1,4 @@
-//! Cases j and j0: what the suite computes from a failover run's acknowledgements per
+//! Cases j, j0 and l: what the suite computes from a failover run's acknowledgements per
 //! millisecond, the same way for every client.
 //!
 //! Time is cut into 100 ms windows aligned on the kill (the first window after the kill starts
@@ -11,6 +11,10 @@
 //! **lowest window** the smallest count among the first ten windows after it, as a share of the
 //! pre-kill rate. In j0 nothing is killed and the same figures are taken at the moment the kill
 //! would have been sent: they show what noise alone gives.
+//!
+//! In l the node is stopped (SIGSTOP) instead of killed, and the same figures are taken around
+//! the stop, except that the gap ends at the first window at 80% of the pre-stop rate: the
+//! time until the two other nodes carry the load.
 
 use serde::Serialize;
 
@@ -20,6 +24,9 @@ pub(crate) const WINDOW_MS: usize = 100;
 /// The share of the pre-kill rate a window must reach to end the gap.
 pub(crate) const RECOVERED: f64 = 0.9;
 
+/// In l, the share of the pre-stop rate a window must reach to end the gap.
+pub(crate) const FROZEN_RECOVERED: f64 = 0.8;
+
 /// How far after the kill the pause and the lowest window are looked for.
 const AFTER_KILL_MS: usize = 1000;
 
@@ -28,8 +35,8 @@ const AFTER_KILL_MS: usize = 1000;
 pub(crate) struct Figures {
     /// Acknowledgements per second before the kill.
     pub(crate) pre_kill_rate: f64,
-    /// From the kill to the first window at 90% of the pre-kill rate; `None` when no whole
-    /// window after the kill reached it.
+    /// From the kill to the first window at 90% (l: 80%) of the pre-kill rate; `None` when no
+    /// whole window after the kill reached it.
     pub(crate) gap_ms: Option<u64>,
     /// The longest stretch without acknowledgements starting within a second of the kill.
     pub(crate) pause_ms: u64,
@@ -44,9 +51,15 @@ pub(crate) struct Figures {
 
 impl Figures {
     /// The figures of a run whose acknowledgements per millisecond are `acks_per_ms`, killed
-    /// (or not) `kill_at_s` after the clock started, that lasted `seconds`. `None` when there
-    /// is not one whole window before the kill to compare with.
-    pub(crate) fn of(acks_per_ms: &[u32], kill_at_s: f64, seconds: f64) -> Option<Self> {
+    /// (or not) `kill_at_s` after the clock started, that lasted `seconds`; the gap ends at
+    /// the first window at `recovered` of the pre-kill rate. `None` when there is not one whole
+    /// window before the kill to compare with.
+    pub(crate) fn of(
+        acks_per_ms: &[u32],
+        kill_at_s: f64,
+        seconds: f64,
+        recovered: f64,
+    ) -> Option<Self> {
         if !(kill_at_s.is_finite() && seconds.is_finite()) || kill_at_s < 0.0 {
             return None;
         }
@@ -74,7 +87,7 @@ impl Figures {
         let after = &windows[kill_window..];
         let gap_ms = after
             .iter()
-            .position(|&c| f64::from(c) >= RECOVERED * mean)
+            .position(|&c| f64::from(c) >= recovered * mean)
             .map(|k| (k * WINDOW_MS) as u64);
         let lowest_window = after
             .iter()
@@ -138,7 +151,7 @@ mod tests {
     #[test]
     fn a_steady_run_has_no_gap() {
         let acks = steady(10, 3000);
-        let f = Figures::of(&acks, 1.0, 3.0).unwrap();
+        let f = Figures::of(&acks, 1.0, 3.0, RECOVERED).unwrap();
         assert_eq!(f.pre_kill_rate, 10_000.0);
         assert_eq!(f.gap_ms, Some(0));
         assert_eq!(f.pause_ms, 0);
@@ -161,7 +174,7 @@ mod tests {
         for (i, a) in acks[1351..].iter_mut().enumerate() {
             *a = if i % 20 == 0 { 0 } else { 10 };
         }
-        let f = Figures::of(&acks, 1.0004, 4.0).unwrap();
+        let f = Figures::of(&acks, 1.0004, 4.0, RECOVERED).unwrap();
         assert_eq!(f.kill_window, 10);
         assert_eq!(f.windows[10..15], [0, 0, 250, 720, 950]);
         assert_eq!(f.gap_ms, Some(400));
@@ -175,9 +188,12 @@ mod tests {
         for a in &mut acks[1000..] {
             *a = 8;
         }
-        let f = Figures::of(&acks, 1.0, 2.0).unwrap();
+        let f = Figures::of(&acks, 1.0, 2.0, RECOVERED).unwrap();
         assert_eq!(f.gap_ms, None);
         assert_eq!(f.lowest_window, Some(0.8));
+        // 80% is back, for l.
+        let f = Figures::of(&acks, 1.0, 2.0, FROZEN_RECOVERED).unwrap();
+        assert_eq!(f.gap_ms, Some(0));
     }
 
     #[test]
@@ -185,13 +201,13 @@ mod tests {
         let mut acks = steady(10, 1050);
         // A slow start does not lower the pre-kill rate.
         acks[..50].fill(0);
-        let f = Figures::of(&acks, 0.5, 1.05).unwrap();
+        let f = Figures::of(&acks, 0.5, 1.05, RECOVERED).unwrap();
         assert_eq!(f.pre_kill_rate, 10_000.0);
         // 500..1000 holds five whole windows after the kill; 1000..1050 is not whole.
         assert_eq!(f.windows.len() - f.kill_window, 5);
         // Too early a kill leaves nothing to compare with.
-        assert_eq!(Figures::of(&acks, 0.15, 1.05), None);
-        assert_eq!(Figures::of(&acks, f64::NAN, 1.05), None);
+        assert_eq!(Figures::of(&acks, 0.15, 1.05, RECOVERED), None);
+        assert_eq!(Figures::of(&acks, f64::NAN, 1.05, RECOVERED), None);
     }
 
     #[test]

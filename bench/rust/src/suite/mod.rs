@@ -3,6 +3,7 @@
 //! table and writes `results.json` and `results.md`.
 
 mod cli;
+mod cluster;
 mod execute;
 mod facts;
 mod failover;
@@ -30,7 +31,7 @@ pub(crate) const USAGE: &str = "\
         [--to-nsq-bin PATH] [--unavailable 'client=reason;...'] [--out PATH]
         [--out-md PATH] [--command TEXT]
       clients: producer, pool, go-nsq, tokio-nsq, raw, bench_writer, nsq-pub, to_nsq
-      cases:   a, b, c, c* (or cstar), d, e, f, g, h, i, j, j0, k";
+      cases:   a, b, c, c* (or cstar), d, e, f, g, h, i, j, j0, k, l";
 
 /// Runs the suite described by `args`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
@@ -70,6 +71,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let (goals_text, goals_md) = render_goals(&goals);
     let failover = report.failover_table();
     let failover_notes = report.failover_notes();
+    let frozen = report.frozen_table();
+    let frozen_notes = report.frozen_notes();
     let wall_clock = began.elapsed().as_secs_f64();
     let date = utc_now();
 
@@ -87,6 +90,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         println!("{FAILOVER_TITLE}");
         println!("{}", failover.render_text());
         for note in &failover_notes {
+            println!("  {note}");
+        }
+        println!();
+    }
+    if let Some(frozen) = &frozen {
+        println!("{}", report::FROZEN_TITLE);
+        println!("{}", frozen.render_text());
+        for note in &frozen_notes {
             println!("  {note}");
         }
         println!();
@@ -115,12 +126,23 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             .collect();
         format!("{FAILOVER_TITLE}\n\n{}\n{notes}\n", table.render_markdown())
     });
+    let frozen_md = frozen.as_ref().map_or_else(String::new, |table| {
+        let notes: String = frozen_notes
+            .iter()
+            .map(|note| format!("- {note}\n"))
+            .collect();
+        format!(
+            "{}\n\n{}\n{notes}\n",
+            report::FROZEN_TITLE,
+            table.render_markdown()
+        )
+    });
     let markdown = format!(
         "Measured {date} with `{}` ({} run(s) of n={} messages of {} bytes; cells are \
          median (min-max); {:.0} s in all).\n\nMachine: {} cores{}, load average {} at the \
          start; {}, {}, {}.\n\n{}\n\
          CPU time while publishing, % of one core (client / nsqd), over all runs:\n\n{}\n\
-         {}Goals (medians of this run):\n\n{}",
+         {}{}Goals (medians of this run):\n\n{}",
         plan.command,
         plan.runs,
         plan.n,
@@ -138,6 +160,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         table.render_markdown(),
         cpu.render_markdown(),
         failover_md,
+        frozen_md,
         goals_md,
     );
     write(&plan.out_md, &markdown)?;

@@ -85,10 +85,13 @@ pub(crate) enum Case {
     J0,
     /// The command-line publishers: one file of lines published to one topic.
     K,
+    /// A frozen node: three nsqd, one stopped (SIGSTOP) for 6 s a third of the way in, with a
+    /// publish timeout of 2 s.
+    L,
 }
 
 impl Case {
-    pub(crate) const ALL: [Self; 13] = [
+    pub(crate) const ALL: [Self; 14] = [
         Self::A,
         Self::B,
         Self::C,
@@ -102,6 +105,7 @@ impl Case {
         Self::J,
         Self::J0,
         Self::K,
+        Self::L,
     ];
 
     /// The case's letter as the issue writes it.
@@ -120,6 +124,7 @@ impl Case {
             Self::J => "j",
             Self::J0 => "j0",
             Self::K => "k",
+            Self::L => "l",
         }
     }
 
@@ -155,9 +160,9 @@ pub(crate) struct Plan {
     pub(crate) warmup: u64,
     /// Calls started against a stopped nsqd in cases h and i.
     pub(crate) stall_n: u64,
-    /// Messages of each failover run (cases j and j0).
+    /// Messages of each failover run (cases j, j0 and l).
     pub(crate) failover_n: u64,
-    /// Rounds that run cases j and j0 (the first ones): a failover run takes seconds.
+    /// Rounds that run cases j, j0 and l (the first ones): a failover run takes seconds.
     pub(crate) failover_runs: u32,
     /// Lines of the file the command-line publishers publish in case k.
     pub(crate) cli_n: u64,
@@ -305,11 +310,11 @@ impl Plan {
             .collect()
     }
 
-    /// Whether round `round` (from 1) runs `case`: the failover cases run in the first
-    /// `failover_runs` rounds only, case k in the first `cli_runs`.
+    /// Whether round `round` (from 1) runs `case`: the failover cases (j, j0, l) run in the
+    /// first `failover_runs` rounds only, case k in the first `cli_runs`.
     pub(crate) fn runs_in_round(&self, case: Case, round: u32) -> bool {
         match case {
-            Case::J | Case::J0 => round <= self.failover_runs,
+            Case::J | Case::J0 | Case::L => round <= self.failover_runs,
             Case::K => round <= self.cli_runs,
             _ => true,
         }
@@ -321,7 +326,7 @@ impl Plan {
     /// of the whole file at `CLI_SLOWEST_RATE`, after which the process is killed.
     pub(crate) fn time_limit_of(&self, case: Case) -> Duration {
         match case {
-            Case::J | Case::J0 => self.time_limit.max(FAILOVER_TIME_LIMIT),
+            Case::J | Case::J0 | Case::L => self.time_limit.max(FAILOVER_TIME_LIMIT),
             Case::K => self
                 .time_limit
                 .max(Duration::from_secs(self.cli_n.div_ceil(CLI_SLOWEST_RATE))),
@@ -441,6 +446,10 @@ mod tests {
         assert_eq!(p.clients, vec![Client::Pool]);
         assert_eq!(p.run_cases(), vec![Case::J, Case::J0]);
         assert!(plan(&["--cases", "z"]).is_err());
+        let p = plan(&["--clients", "pool,go-nsq", "--cases", "l"]).unwrap();
+        assert_eq!(p.run_cases(), vec![Case::L]);
+        assert!(p.runs_in_round(Case::L, 1) && !p.runs_in_round(Case::L, 2));
+        assert_eq!(p.time_limit_of(Case::L), FAILOVER_TIME_LIMIT);
         let p = plan(&["--clients", "nsq-pub,to-nsq", "--cases", "k"]).unwrap();
         assert_eq!(p.clients, vec![Client::NsqPub, Client::ToNsq]);
         assert_eq!(p.run_cases(), vec![Case::K]);

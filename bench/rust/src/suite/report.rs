@@ -6,6 +6,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+mod frozen;
+
+pub(crate) use frozen::TITLE as FROZEN_TITLE;
+
 use super::cli::thousands;
 use super::execute::Outcome;
 use super::facts::Facts;
@@ -188,6 +192,7 @@ fn metrics(case: Case) -> &'static [Metric] {
         Case::F => &[PEAK_RSS, THROUGHPUT, CLIENT_CPU, NSQD_CPU],
         Case::G => &[ALLOCS, ALLOC_BYTES, THROUGHPUT],
         Case::H | Case::I => &[RESOLVED, CLIENT_CPU, NSQD_CPU],
+        Case::L => frozen::METRICS,
         Case::J | Case::J0 => &[
             THROUGHPUT,
             MEGABYTES,
@@ -611,6 +616,7 @@ impl<'a> Report<'a> {
             Case::J0,
             Case::J,
             Case::K,
+            Case::L,
         ] {
             if !self.plan.run_cases().contains(&case) {
                 continue;
@@ -753,6 +759,7 @@ impl<'a> Report<'a> {
             CLI_GOAL,
             "x",
         ));
+        goals.push(frozen::goal(self));
         goals.retain(|g| self.plan.cases.iter().any(|c| c.id() == g.case));
         goals
     }
@@ -787,39 +794,8 @@ impl<'a> Report<'a> {
             header,
             rows: Vec::new(),
         };
-        // Runs without the value (a node not back before the run ended) are counted next to
-        // the others.
         let cell = |case: Case, metric: &Metric, format: fn(f64) -> String| {
-            clients
-                .iter()
-                .map(|&client| {
-                    let measured = self
-                        .runs(case, client)
-                        .iter()
-                        .filter(|o| o.measured().is_some())
-                        .count();
-                    vec![match self.stat(case, client, metric) {
-                        Some(s) => {
-                            let mut text = if s.min == s.max {
-                                format(s.median)
-                            } else {
-                                format!(
-                                    "{} ({}-{})",
-                                    format(s.median),
-                                    format(s.min),
-                                    format(s.max)
-                                )
-                            };
-                            if s.runs.len() < measured {
-                                text.push_str(&format!(", in {} of {measured} runs", s.runs.len()));
-                            }
-                            text
-                        }
-                        None if measured > 0 => "none in the run".to_owned(),
-                        None => "-".to_owned(),
-                    }]
-                })
-                .collect::<Vec<_>>()
+            self.stat_cells(case, &clients, metric, format)
         };
         let count = |v: f64| format!("{v:.0}");
         let millis = |v: f64| format!("{v:.0} ms");
@@ -907,6 +883,43 @@ impl<'a> Report<'a> {
             cell(Case::J, &KILLED_NODE_ACKED_AFTER, count),
         );
         Some(table)
+    }
+
+    /// One cell per client of `clients`: the median (min-max) of `metric` over the runs of
+    /// `case`. Runs without the value (a node not back before the run ended) are counted next
+    /// to the others.
+    fn stat_cells(
+        &self,
+        case: Case,
+        clients: &[Client],
+        metric: &Metric,
+        format: fn(f64) -> String,
+    ) -> Vec<Vec<String>> {
+        clients
+            .iter()
+            .map(|&client| {
+                let measured = self
+                    .runs(case, client)
+                    .iter()
+                    .filter(|o| o.measured().is_some())
+                    .count();
+                vec![match self.stat(case, client, metric) {
+                    Some(s) => {
+                        let mut text = if s.min == s.max {
+                            format(s.median)
+                        } else {
+                            format!("{} ({}-{})", format(s.median), format(s.min), format(s.max))
+                        };
+                        if s.runs.len() < measured {
+                            text.push_str(&format!(", in {} of {measured} runs", s.runs.len()));
+                        }
+                        text
+                    }
+                    None if measured > 0 => "none in the run".to_owned(),
+                    None => "-".to_owned(),
+                }]
+            })
+            .collect()
     }
 
     /// Notes on the failover runs: the kinds of failed attempts, and restarts that came after
@@ -1207,6 +1220,7 @@ fn row_title(label: &str, plan: &Plan) -> String {
         "i" => "(i) after a stall, FuturesUnordered".to_owned(),
         "j0" => format!("(j0) 3 nsqd, {} callers, no kill", plan.callers),
         "j" => "(j) as (j0), one nsqd killed".to_owned(),
+        "l" => "(l) as (j0), one nsqd stopped 6 s".to_owned(),
         "k" => format!(
             "(k) CLI: {} lines of {} bytes from a file",
             thousands(plan.cli_n),

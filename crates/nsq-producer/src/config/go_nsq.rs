@@ -86,15 +86,19 @@ const IGNORED: &[(&str, Kind)] = &[
     ("read_timeout", Kind::Duration),
 ];
 
+/// Ignored options that a [`PoolConfig`](crate::PoolConfig) applies: their values are kept for
+/// [`PoolConfig::new`](crate::PoolConfig::new).
+pub(crate) const FOR_POOL: &[&str] = &["max_attempts", "lookupd_poll_interval"];
+
 /// One option's value as given to [`ProducerConfig::set`], with parsers that name the option
 /// in their errors.
-struct Value<'a> {
-    option: &'static str,
-    text: &'a str,
+pub(crate) struct Value<'a> {
+    pub(crate) option: &'static str,
+    pub(crate) text: &'a str,
 }
 
 impl Value<'_> {
-    fn invalid(&self, expected: &'static str) -> ConfigError {
+    pub(crate) fn invalid(&self, expected: &'static str) -> ConfigError {
         ConfigError::InvalidValue {
             option: self.option,
             value: format!("{:?}", self.text),
@@ -102,36 +106,36 @@ impl Value<'_> {
         }
     }
 
-    fn uint(&self) -> Result<u64, ConfigError> {
+    pub(crate) fn uint(&self) -> Result<u64, ConfigError> {
         self.text
             .trim()
             .parse()
             .map_err(|_| self.invalid("a whole number"))
     }
 
-    fn int(&self) -> Result<i64, ConfigError> {
+    pub(crate) fn int(&self) -> Result<i64, ConfigError> {
         self.text
             .trim()
             .parse()
             .map_err(|_| self.invalid("a whole number"))
     }
 
-    fn float(&self) -> Result<f64, ConfigError> {
+    pub(crate) fn float(&self) -> Result<f64, ConfigError> {
         self.text
             .trim()
             .parse()
             .map_err(|_| self.invalid("a number"))
     }
 
-    fn duration(&self) -> Result<Duration, ConfigError> {
+    pub(crate) fn duration(&self) -> Result<Duration, ConfigError> {
         parse_duration(self.text).ok_or_else(|| self.invalid("a duration such as 500ms or 30s"))
     }
 
-    fn boolean(&self) -> Result<bool, ConfigError> {
+    pub(crate) fn boolean(&self) -> Result<bool, ConfigError> {
         parse_bool(self.text).ok_or_else(|| self.invalid("true or false"))
     }
 
-    fn small<T: TryFrom<u64>>(&self, expected: &'static str) -> Result<T, ConfigError> {
+    pub(crate) fn small<T: TryFrom<u64>>(&self, expected: &'static str) -> Result<T, ConfigError> {
         T::try_from(self.uint()?).map_err(|_| self.invalid(expected))
     }
 
@@ -175,7 +179,7 @@ impl ProducerConfig {
     /// | `max_msg_size`, `max_body_size`, `max_defer` (or `max_req_timeout`) | publish limits (nsqd's `--max-msg-size`, `--max-body-size`, `--max-req-timeout`); `max_msg_size` `0` (go-nsq's "no limit") means nsqd's default, 1 MiB |
     /// | `queue_capacity`, `queue_capacity_bytes`, `max_pipelined`, `fail_fast` | queueing |
     /// | `batching`, `batch_linger` | automatic batching of PUBs into MPUBs |
-    /// | `publish_timeout` (`none` for no timeout), `stall_grace`, `close_timeout` | deadlines |
+    /// | `publish_timeout` (`0` or `none`: no timeout, publishes wait for ever), `stall_grace`, `close_timeout` | deadlines |
     /// | `reconnect_backoff_min`, `reconnect_backoff_max` | reconnect delays |
     /// | `max_in_flight`, `max_attempts`, `lookupd_poll_interval`, `lookupd_poll_jitter`, `lookupd_poll_timeout`, `skip_lookupd_authorization`, `max_requeue_delay`, `default_requeue_delay`, `backoff_strategy`, `max_backoff_duration`, `backoff_multiplier`, `low_rdy_idle_timeout`, `low_rdy_timeout`, `rdy_redistribute_interval`, `topology_region`, `topology_zone`, `read_timeout` | go-nsq options for consumers, or with no use here: the value's syntax is checked, then the option is ignored and listed in [`ignored_options`](Self::ignored_options) |
     ///
@@ -218,13 +222,7 @@ impl ProducerConfig {
 
     /// Applies one option and returns its canonical name.
     fn apply(&mut self, option: &str, text: &str) -> Result<&'static str, ConfigError> {
-        let normalized = option.trim().replace('-', "_");
-        let name = APPLIED
-            .iter()
-            .copied()
-            .chain(IGNORED.iter().map(|(name, _)| *name))
-            .find(|name| *name == normalized)
-            .ok_or(ConfigError::UnknownOption(normalized))?;
+        let name = canonical_name(option)?;
         let value = Value { option: name, text };
         let conn = self.conn.clone();
         self.conn = match name {
@@ -373,6 +371,10 @@ impl ProducerConfig {
                 if !self.ignored.contains(&name) {
                     self.ignored.push(name);
                 }
+                if FOR_POOL.contains(&name) {
+                    self.for_pool.retain(|(option, _)| *option != name);
+                    self.for_pool.push((name, text.to_owned()));
+                }
                 conn
             }
         };
@@ -380,82 +382,15 @@ impl ProducerConfig {
     }
 }
 
-#[cfg(feature = "serde")]
-#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-impl<'de> serde::Deserialize<'de> for ProducerConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(de::ConfigVisitor)
-    }
-}
-
-#[cfg(feature = "serde")]
-mod de {
-    use std::fmt;
-
-    use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
-
-    use super::ProducerConfig;
-
-    pub(super) struct ConfigVisitor;
-
-    impl<'de> Visitor<'de> for ConfigVisitor {
-        type Value = ProducerConfig;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a map of go-nsq option names to values")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ProducerConfig, A::Error> {
-            let mut config = ProducerConfig::default();
-            while let Some((name, OptionValue(value))) = map.next_entry::<String, OptionValue>()? {
-                config.set(&name, &value).map_err(de::Error::custom)?;
-            }
-            Ok(config)
-        }
-    }
-
-    /// One option's value, as the text [`ProducerConfig::set`] takes.
-    struct OptionValue(String);
-
-    impl<'de> Deserialize<'de> for OptionValue {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserializer.deserialize_any(ValueVisitor)
-        }
-    }
-
-    struct ValueVisitor;
-
-    impl Visitor<'_> for ValueVisitor {
-        type Value = OptionValue;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string, a number or a boolean")
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<OptionValue, E> {
-            Ok(OptionValue(v.to_owned()))
-        }
-
-        fn visit_string<E: de::Error>(self, v: String) -> Result<OptionValue, E> {
-            Ok(OptionValue(v))
-        }
-
-        fn visit_bool<E: de::Error>(self, v: bool) -> Result<OptionValue, E> {
-            Ok(OptionValue(v.to_string()))
-        }
-
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<OptionValue, E> {
-            Ok(OptionValue(v.to_string()))
-        }
-
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<OptionValue, E> {
-            Ok(OptionValue(v.to_string()))
-        }
-
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<OptionValue, E> {
-            Ok(OptionValue(v.to_string()))
-        }
-    }
+/// The name of an option as [`ProducerConfig::set`] knows it (`_` for `-`).
+pub(crate) fn canonical_name(option: &str) -> Result<&'static str, ConfigError> {
+    let normalized = option.trim().replace('-', "_");
+    APPLIED
+        .iter()
+        .copied()
+        .chain(IGNORED.iter().map(|(name, _)| *name))
+        .find(|name| *name == normalized)
+        .ok_or(ConfigError::UnknownOption(normalized))
 }
 
 /// The kind of value of an option that configures a feature this build leaves out (such as

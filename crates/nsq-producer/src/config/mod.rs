@@ -5,7 +5,9 @@ use std::time::Duration;
 use nsq_conn::{ConfigError, ConnConfig, ConnConfigBuilder};
 use nsq_proto::PublishLimits;
 
-mod go_nsq;
+#[cfg(feature = "serde")]
+pub(crate) mod de;
+pub(crate) mod go_nsq;
 
 /// nsqd's default TCP address, used until [`Producer::new`](crate::Producer::new) sets the real
 /// one.
@@ -55,8 +57,10 @@ pub struct ProducerConfig {
     /// option is accepted by [`set`](Self::set) and ignored, so a configuration shared with
     /// consumers does not throttle the producer.
     pub max_pipelined: usize,
-    /// How long a publish may take, from the call to nsqd's answer; `None` waits for ever. One
-    /// publish can have its own instead ([`Publishing::timeout`](crate::Publishing::timeout)).
+    /// How long a publish may take, from the call to nsqd's answer; `None` waits for ever. By
+    /// name ([`set`](Self::set), or deserialized), `0` and `none` both mean `None`: no timeout.
+    /// `Some(Duration::ZERO)` is refused by [`validate`](Self::validate). One publish can have
+    /// its own instead ([`Publishing::timeout`](crate::Publishing::timeout)).
     /// It is also how long nsqd may take to answer a written request before the connection is
     /// judged stalled (see `stall_grace`).
     pub publish_timeout: Option<Duration>,
@@ -91,6 +95,9 @@ pub struct ProducerConfig {
     pub batch_linger: Duration,
     /// go-nsq options given to [`set`](Self::set) that do not apply to a producer.
     ignored: Vec<&'static str>,
+    /// The values of those that apply to a pool (`max_attempts`, `lookupd_poll_interval`),
+    /// which [`PoolConfig::new`](crate::PoolConfig::new) takes.
+    for_pool: Vec<(&'static str, String)>,
 }
 
 impl Default for ProducerConfig {
@@ -110,6 +117,7 @@ impl Default for ProducerConfig {
             batching: true,
             batch_linger: Duration::ZERO,
             ignored: Vec::new(),
+            for_pool: Vec::new(),
         }
     }
 }
@@ -138,6 +146,21 @@ impl ProducerConfig {
     /// [`Producer::new`](crate::Producer::new) logs them in one warning.
     pub fn ignored_options(&self) -> &[&'static str] {
         &self.ignored
+    }
+
+    /// Takes the values of the ignored go-nsq options that a pool applies (`applies` says which,
+    /// in this build), and stops listing them as ignored.
+    pub(crate) fn take_for_pool(
+        &mut self,
+        applies: impl Fn(&str) -> bool,
+    ) -> Vec<(&'static str, String)> {
+        let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.for_pool)
+            .into_iter()
+            .partition(|(option, _)| applies(option));
+        self.for_pool = kept;
+        self.ignored
+            .retain(|name| !taken.iter().any(|(option, _)| option == name));
+        taken
     }
 
     /// Checks this crate's own fields, each on its own.
@@ -187,12 +210,18 @@ impl ProducerConfig {
 
     /// The connection configuration for `address`, validated.
     pub(crate) fn conn_config(&self, address: &str) -> Result<ConnConfig, ConfigError> {
-        self.conn.clone().address(address).build()
+        // A plaintext connection to nsqd that requires TLS fails its handshake, naming TLS,
+        // rather than its first publish.
+        self.conn
+            .clone()
+            .address(address)
+            .check_tls_required(true)
+            .build()
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::go_nsq::parse_duration;
@@ -571,10 +600,9 @@ mod tests {
         for (bad, option) in [
             (json!({"heartbeat_interval": "999ms"}), "heartbeat_interval"),
             (json!({"no_such_option": 1}), "no_such_option"),
-            (
-                json!({"fail_fast": [true]}),
-                "a string, a number or a boolean",
-            ),
+            (json!({"fail_fast": [true]}), "fail_fast"),
+            (json!({"fail_fast": ["true"]}), "fail_fast"),
+            (json!({"fail_fast": {"on": true}}), "fail_fast"),
         ] {
             let err = serde_json::from_value::<ProducerConfig>(bad).unwrap_err();
             assert!(err.to_string().contains(option), "{err}");
@@ -583,7 +611,7 @@ mod tests {
     }
 
     /// Records the fields of every WARN event.
-    struct WarnRecorder(Arc<Mutex<Vec<String>>>);
+    pub(crate) struct WarnRecorder(pub(crate) Arc<Mutex<Vec<String>>>);
 
     impl tracing::Subscriber for WarnRecorder {
         fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {

@@ -37,7 +37,85 @@ pub enum Strategy {
     },
 }
 
+impl Strategy {
+    /// How long a node that came back must stay up before it is preferred again, for
+    /// `failover` given by name without `fail_back_after`.
+    pub const DEFAULT_FAIL_BACK_AFTER: Duration = Duration::from_secs(30);
+    /// How many nodes get each message, for `fan-out` given by name without `copies`.
+    pub const DEFAULT_COPIES: usize = 2;
+
+    /// The strategy's name: `round-robin`, `failover`, `least-outstanding` or `fan-out`, as
+    /// [`Display`](std::fmt::Display) writes it and [`FromStr`](std::str::FromStr) reads it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::RoundRobin => "round-robin",
+            Self::Failover { .. } => "failover",
+            Self::LeastOutstanding => "least-outstanding",
+            Self::FanOut { .. } => "fan-out",
+        }
+    }
+}
+
+/// Writes the strategy's [`name`](Strategy::name); its parameter (`fail_back_after`, `copies`)
+/// is not written.
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Reads a strategy's name: `round-robin`, `failover`, `least-outstanding` or `fan-out` (case
+/// and `_` for `-` do not matter). `failover` waits
+/// [`DEFAULT_FAIL_BACK_AFTER`](Strategy::DEFAULT_FAIL_BACK_AFTER) to fail back and `fan-out`
+/// makes [`DEFAULT_COPIES`](Strategy::DEFAULT_COPIES) copies; by name, a pool's
+/// `fail_back_after` and `copies` options set them ([`PoolConfig::set`]).
+///
+/// ```
+/// use nsq_producer::Strategy;
+///
+/// let strategy: Strategy = "least-outstanding".parse().unwrap();
+/// assert_eq!(strategy, Strategy::LeastOutstanding);
+/// assert_eq!(strategy.to_string(), "least-outstanding");
+/// assert!("least-loaded".parse::<Strategy>().is_err());
+/// ```
+impl std::str::FromStr for Strategy {
+    type Err = nsq_conn::ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "round-robin" => Ok(Self::RoundRobin),
+            "failover" => Ok(Self::Failover {
+                fail_back_after: Self::DEFAULT_FAIL_BACK_AFTER,
+            }),
+            "least-outstanding" => Ok(Self::LeastOutstanding),
+            "fan-out" => Ok(Self::FanOut {
+                copies: Self::DEFAULT_COPIES,
+            }),
+            _ => Err(nsq_conn::ConfigError::InvalidValue {
+                option: "strategy",
+                value: format!("{text:?}"),
+                expected: "round-robin, failover, least-outstanding or fan-out",
+            }),
+        }
+    }
+}
+
+/// Reads a strategy's name, as [`FromStr`](std::str::FromStr) does.
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+impl<'de> serde::Deserialize<'de> for Strategy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The configuration of a [`Pool`](crate::Pool).
+///
+/// Start from [`PoolConfig::new`] and the builder methods, or set options by name with
+/// [`set`](Self::set): the pool's own (`strategy`, `copies`, `lookupd`, `max_attempts`, ...)
+/// and every option of [`ProducerConfig::set`]. With the `serde` feature it also deserializes
+/// from one map of those names.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PoolConfig {
@@ -99,6 +177,9 @@ pub struct PoolConfig {
     #[cfg(feature = "lookupd")]
     #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
     pub lookupd_grace_period: Duration,
+    /// `copies` and `fail_back_after` as set by name, for the strategy set by name in any
+    /// order.
+    pub(super) by_name: super::by_name::Parameters,
 }
 
 impl Default for PoolConfig {
@@ -117,18 +198,28 @@ impl Default for PoolConfig {
             lookupd_poll_interval: Duration::from_secs(30),
             #[cfg(feature = "lookupd")]
             lookupd_grace_period: Duration::from_secs(60),
+            by_name: super::by_name::Parameters::default(),
         }
     }
 }
 
 impl PoolConfig {
     /// A pool configuration with `producer` for every node and the other settings at their
-    /// defaults.
-    pub fn new(producer: ProducerConfig) -> Self {
-        Self {
+    /// defaults, except the go-nsq options `max_attempts` and `lookupd_poll_interval` if they
+    /// were set on `producer` by name ([`ProducerConfig::set`], or deserialized): a producer
+    /// ignores them, a pool applies them as [`set`](Self::set) does.
+    pub fn new(mut producer: ProducerConfig) -> Self {
+        let given = producer.take_for_pool(super::by_name::applies);
+        let mut config = Self {
             producer,
             ..Self::default()
+        };
+        for (option, value) in given {
+            // The syntax was checked when the option was set on the producer; a value out of
+            // the pool's range is reported by `validate`, when the pool is built.
+            let _ = config.apply(option, &value);
         }
+        config
     }
 
     /// Sets the strategy.

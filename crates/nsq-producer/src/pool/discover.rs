@@ -35,7 +35,7 @@ pub(crate) async fn run(shared: Weak<Shared>) {
             if shared.is_closed() {
                 return;
             }
-            poll(&shared).await;
+            let _failed = poll(&shared).await;
             shared.config.lookupd_poll_interval
         };
         // Up to a fifth shorter, at random.
@@ -48,22 +48,25 @@ pub(crate) async fn run(shared: Weak<Shared>) {
 }
 
 /// Polls every nsqlookupd once and brings the pool's nodes in line with what they list.
-pub(crate) async fn poll(shared: &Arc<Shared>) {
+/// Returns the errors of the nsqlookupd that failed, each naming its nsqlookupd.
+pub(crate) async fn poll(shared: &Arc<Shared>) -> Vec<String> {
     let lookupds = &shared.config.lookupd;
     let answers =
         futures::future::join_all(lookupds.iter().map(|l| fetch_nodes(l, POLL_TIMEOUT))).await;
     let mut lists = Vec::new();
+    let mut failed = Vec::new();
     for answer in answers {
         match answer {
             Ok(nodes) => lists.push(nodes),
             Err(err) => {
                 tracing::warn!(lookupd = err.lookupd(), error = %err, "polling nsqlookupd failed");
+                failed.push(err.to_string());
             }
         }
     }
     if lists.is_empty() {
         // Keep the last good list.
-        return;
+        return failed;
     }
     let listed: Vec<Listed> = merge_nodes(lists)
         .iter()
@@ -78,6 +81,7 @@ pub(crate) async fn poll(shared: &Arc<Shared>) {
         })
         .collect();
     reconcile(shared, &listed, Instant::now());
+    failed
 }
 
 /// A node as the nsqlookupds list it: its TCP address and the topics tombstoned on it.

@@ -7,7 +7,9 @@
 //! were never written move, so failover cannot store a message twice; what was written to the
 //! node that failed ends as it would on a lone producer (unknown, or timed out).
 
+mod addrs;
 mod budget;
+mod by_name;
 mod config;
 #[cfg(feature = "lookupd")]
 mod discover;
@@ -114,12 +116,23 @@ pub(crate) struct Shared {
 }
 
 impl Pool {
-    /// Creates a pool of the nsqd at `nsqd` (`host:port` of each TCP port) and returns at once;
-    /// each node connects at its first publish.
+    /// Creates a pool of the nsqd at `nsqd` (`host:port` of each TCP port), plus those that
+    /// the nsqlookupds of `PoolConfig::lookupd` list, and returns at once; each node
+    /// connects at its first publish.
+    ///
+    /// With nsqlookupd the list of addresses may be empty; to pass no address, use
+    /// `Pool::new_lookupd` (feature `lookupd`): an empty array literal, `[]`, does not say what
+    /// type of address it lacks, and does not compile.
+    ///
+    /// Addresses that lead to the same nsqd are one node: the same address twice, or
+    /// `localhost:4150` beside `127.0.0.1:4150` (names that need a DNS lookup are compared as
+    /// text here; [`connect`](Self::connect) resolves them).
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] when the configuration is invalid or no address is given.
+    /// [`ConfigError`] when the configuration is invalid, when no address is given and no
+    /// nsqlookupd either, or when a [`Strategy::FanOut`] asks for more copies than there are
+    /// nsqd and no nsqlookupd can add more.
     ///
     /// # Panics
     ///
@@ -129,34 +142,38 @@ impl Pool {
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        config.producer.validate()?;
-        if config.max_attempts == 0 {
-            return Err(ConfigError::InvalidValue {
-                option: "max_attempts",
-                value: "0".to_owned(),
-                expected: "at least 1",
-            });
-        }
-        if config.slow_factor == 0 {
-            return Err(ConfigError::InvalidValue {
-                option: "slow_factor",
-                value: "0".to_owned(),
-                expected: "at least 1",
-            });
-        }
-        if let Strategy::FanOut { copies: 0 } = config.strategy {
-            return Err(ConfigError::InvalidValue {
-                option: "strategy",
-                value: "FanOut { copies: 0 }".to_owned(),
-                expected: "at least one copy",
-            });
+        config.validate()?;
+        let ignored = config.producer.ignored_options();
+        if !ignored.is_empty() {
+            tracing::warn!(
+                options = %ignored.join(", "),
+                "ignoring go-nsq options that do not apply to a pool"
+            );
         }
         let addrs: Vec<String> = nsqd.into_iter().map(Into::into).collect();
+        let addrs = addrs::distinct(addrs, addrs::literal);
+        Self::build(addrs, config)
+    }
+
+    /// [`new`](Self::new) with addresses that lead to distinct nsqd.
+    fn build(addrs: Vec<String>, config: PoolConfig) -> Result<Self, ConfigError> {
         if addrs.is_empty() && !config.discovers() {
             return Err(ConfigError::Conflict {
                 option: "nsqd",
                 reason: "a pool needs at least one nsqd or nsqlookupd address",
             });
+        }
+        if let Strategy::FanOut { copies } = config.strategy {
+            // Without nsqlookupd the nodes are known now: more copies than nodes can never be
+            // stored.
+            if copies > addrs.len() && !config.discovers() {
+                let n = addrs.len();
+                return Err(ConfigError::InvalidValue {
+                    option: "copies",
+                    value: format!("{copies} copies over {n} distinct nsqd"),
+                    expected: "at most one copy per nsqd",
+                });
+            }
         }
         let (hand_back, handed) = mpsc::unbounded_channel();
         let (park, parking) = mpsc::unbounded_channel();
@@ -205,32 +222,93 @@ impl Pool {
 
     /// Creates a pool and connects every node before returning; succeeds when at least one
     /// node connected, so that a wrong address, TLS or AUTH setting shared by every node fails
-    /// here rather than at the first publish.
+    /// here rather than at the first publish. Addresses are resolved first, and those that
+    /// lead to the same nsqd are one node.
     ///
     /// # Errors
     ///
-    /// [`ConnectError`] for an invalid configuration, or the first node's error when no node
-    /// could be connected.
+    /// [`ConnectError`] for an invalid configuration; [`ConnectError::Lookupd`] when no node
+    /// is given and no nsqlookupd answered, with each nsqlookupd's error;
+    /// [`ConnectError::NoNodeConnected`] with every node's error when no node could be
+    /// connected.
     pub async fn connect<I>(nsqd: I, config: PoolConfig) -> Result<Self, ConnectError>
     where
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        let pool = Self::new(nsqd, config)?;
+        let addrs: Vec<String> = nsqd.into_iter().map(Into::into).collect();
+        let resolved = addrs::resolve(&addrs).await;
+        let sockets = |addr: &str| {
+            resolved
+                .iter()
+                .find(|(a, _)| a == addr)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default()
+        };
+        let pool = Self::build(addrs::distinct(addrs.clone(), sockets), config)?;
         #[cfg(feature = "lookupd")]
         if pool.inner.shared.config.discovers() {
-            discover::poll(&pool.inner.shared).await;
+            let failed = discover::poll(&pool.inner.shared).await;
+            let lookupds = pool.inner.shared.config.lookupd.len();
+            if failed.len() == lookupds && pool.inner.shared.nodes().is_empty() {
+                pool.close_now().await;
+                return Err(ConnectError::Lookupd(crate::error::LookupdsFailed(
+                    Arc::from(failed),
+                )));
+            }
         }
         let nodes = pool.inner.shared.nodes();
+        if nodes.is_empty() {
+            pool.close_now().await;
+            return Err(ConnectError::Connect(crate::error::PingFailure::NoNode));
+        }
         let pings = futures::future::join_all(nodes.iter().map(|n| n.producer.ping())).await;
         if pings.iter().any(Result::is_ok) {
             return Ok(pool);
         }
+        let down: Vec<NodeDown> = nodes
+            .iter()
+            .zip(pings)
+            .map(|(node, ping)| {
+                let mut down = node.down();
+                if let Err(crate::error::PingFailure::Connection(err)) = ping {
+                    down.last_error = Some(err);
+                }
+                down
+            })
+            .collect();
         pool.close_now().await;
-        match pings.into_iter().next() {
-            Some(Err(err)) => Err(ConnectError::Connect(err)),
-            _ => Err(ConnectError::Connect(crate::error::PingFailure::NoNode)),
-        }
+        Err(ConnectError::NoNodeConnected(NodesDown(Arc::from(down))))
+    }
+
+    /// Creates a pool of the nsqd that the nsqlookupds of [`PoolConfig::lookupd`] list, and
+    /// returns at once: [`new`](Self::new) with no nsqd address. The nodes join at the first
+    /// poll, which starts here.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the configuration is invalid or names no nsqlookupd.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime.
+    #[cfg(feature = "lookupd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
+    pub fn new_lookupd(config: PoolConfig) -> Result<Self, ConfigError> {
+        Self::new(std::iter::empty::<String>(), config)
+    }
+
+    /// Creates a pool of the nsqd that the nsqlookupds of [`PoolConfig::lookupd`] list, polls
+    /// them once and connects every node listed before returning: [`connect`](Self::connect)
+    /// with no nsqd address.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect); also when the configuration names no nsqlookupd.
+    #[cfg(feature = "lookupd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
+    pub async fn connect_lookupd(config: PoolConfig) -> Result<Self, ConnectError> {
+        Self::connect(std::iter::empty::<String>(), config).await
     }
 
     /// The configuration in use.
@@ -431,18 +509,7 @@ impl Pool {
     /// between nodes (under `queued`) and the outcomes it decided itself. `handed_back` counts
     /// moves between nodes; a request moved ends in one outcome, counted where it ended.
     pub fn stats(&self) -> Stats {
-        let shared = &self.inner.shared;
-        let mut total = shared.counters.snapshot();
-        total.queued += shared.parked.load(Ordering::Relaxed);
-        total.queued += shared.fan_outs_waiting.load(Ordering::Relaxed);
-        add(
-            &mut total,
-            &shared.retired.lock().unwrap_or_else(|p| p.into_inner()),
-        );
-        for node in shared.all_nodes().iter() {
-            add(&mut total, &node.producer.stats());
-        }
-        total
+        self.inner.shared.totals()
     }
 
     /// Each node: its address, whether it is up, its connection state and its counters.
@@ -476,6 +543,19 @@ impl Drop for Inner {
     /// delivers what it holds and ends, as a lone producer does when its handles are gone.
     fn drop(&mut self) {
         let shared = &self.shared;
+        if !shared.closed.load(Ordering::Acquire) {
+            let total = shared.totals();
+            let pending = total.queued + total.in_flight;
+            if pending > 0 {
+                tracing::warn!(
+                    queued = total.queued,
+                    in_flight = total.in_flight,
+                    "the last handle of the pool was dropped with {pending} publishes queued or \
+                     in flight; they are sent only while the runtime keeps running: call flush \
+                     or close before exiting"
+                );
+            }
+        }
         shared.closed.store(true, Ordering::Release);
         shared.health.send_modify(|n| *n += 1);
         *shared.nodes.write().unwrap_or_else(|p| p.into_inner()) = Arc::from(Vec::new());
@@ -491,6 +571,21 @@ impl Drop for Inner {
 impl Shared {
     pub(crate) fn nodes(&self) -> Arc<[Arc<Node>]> {
         self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The pool's totals; see [`Pool::stats`].
+    fn totals(&self) -> Stats {
+        let mut total = self.counters.snapshot();
+        total.queued += self.parked.load(Ordering::Relaxed);
+        total.queued += self.fan_outs_waiting.load(Ordering::Relaxed);
+        add(
+            &mut total,
+            &self.retired.lock().unwrap_or_else(|p| p.into_inner()),
+        );
+        for node in self.all_nodes().iter() {
+            add(&mut total, &node.producer.stats());
+        }
+        total
     }
 
     /// The nodes in the pool and those leaving it.

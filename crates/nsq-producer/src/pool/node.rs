@@ -158,15 +158,17 @@ impl Node {
         }
     }
 
-    /// Why it is down, for a publish that found no node up.
+    /// Its state and why it is down, for a publish that found too few nodes up.
     pub(crate) fn down(&self) -> NodeDown {
-        let last_error = match self.producer.state() {
-            ProducerState::Reconnecting { last_error, .. } => last_error,
+        let state = self.producer.state();
+        let last_error = match &state {
+            ProducerState::Reconnecting { last_error, .. } => last_error.clone(),
             _ => None,
         };
         NodeDown {
             addr: self.addr.clone(),
             last_error,
+            state,
         }
     }
 

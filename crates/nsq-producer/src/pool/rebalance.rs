@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::Shared;
 use crate::completion::timed_completion;
-use crate::error::{NotSentReason, PublishError};
+use crate::error::{NotSentReason, PublishError, Publisher};
 use crate::publish::{Publish, publish_span};
 use crate::request::{Payload, Request};
 
@@ -212,14 +212,14 @@ impl Shared {
         let park = self.park.lock().unwrap_or_else(|p| p.into_inner());
         let Some(park) = park.as_ref() else {
             self.release(room);
-            return Err(PublishError::Closed);
+            return Err(PublishError::Closed(Publisher::Pool));
         };
         self.parked.fetch_add(1, Ordering::SeqCst);
         if park.send(Held { request, room }).is_err() {
             // The rebalancer is gone: the pool is closing.
             self.parked.fetch_sub(1, Ordering::SeqCst);
             self.release(room);
-            return Err(PublishError::Closed);
+            return Err(PublishError::Closed(Publisher::Pool));
         }
         Ok(Publish::new(completion, span))
     }

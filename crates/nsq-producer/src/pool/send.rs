@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::node::Node;
 use super::{Pool, Shared, Strategy};
 use crate::completion::{Responder, timed_completion};
-use crate::error::{NotSentReason, PublishError};
+use crate::error::{NotSentReason, PublishError, Publisher, TooFewNodes};
 use crate::producer::Start;
 use crate::publish::{Publish, publish_span};
 use crate::publishing::Patience;
@@ -24,7 +24,7 @@ impl Pool {
     pub(crate) fn start(&self, payload: Payload, patience: Patience) -> Start<'_> {
         let shared = &self.inner.shared;
         if shared.closed.load(Ordering::Acquire) {
-            return Start::Done(Err(PublishError::Closed));
+            return Start::Done(Err(PublishError::Closed(Publisher::Pool)));
         }
         if !matches!(shared.config.strategy, Strategy::FanOut { .. }) {
             // The common path: one node, queued under the read lock of the node list (queuing
@@ -44,8 +44,8 @@ impl Pool {
             }
         }
         if shared.config.producer.fail_fast {
-            // No node is up, and publishes do not wait.
-            let reason = NotSentReason::NoNodeUp(shared.all_nodes_down());
+            // No node is up (or too few for the copies), and publishes do not wait.
+            let reason = shared.no_node_reason(payload.topic());
             shared.counters.not_sent(&reason);
             return Start::Done(Err(PublishError::NotSent(reason)));
         }
@@ -81,9 +81,12 @@ impl Pool {
                 permit.forget();
                 shared.hold(payload, deadline, room)
             }
-            Some(Err(_closed)) => Err(PublishError::Closed),
+            Some(Err(_closed)) => Err(PublishError::Closed(Publisher::Pool)),
             None => {
-                let reason = shared.expiry_reason();
+                let reason = match shared.config.strategy {
+                    Strategy::FanOut { .. } => shared.no_node_reason(payload.topic()),
+                    _ => shared.expiry_reason(),
+                };
                 shared.counters.not_sent(&reason);
                 Err(PublishError::NotSent(reason))
             }
@@ -92,6 +95,27 @@ impl Pool {
 }
 
 impl Shared {
+    /// Why a publish to `topic` found nowhere to go: no node up, or for a fan-out fewer nodes
+    /// up than the copies, with each node's state.
+    pub(crate) fn no_node_reason(&self, topic: &nsq_proto::Topic) -> NotSentReason {
+        let Strategy::FanOut { copies } = self.config.strategy else {
+            return NotSentReason::NoNodeUp(self.all_nodes_down());
+        };
+        let up = self
+            .nodes()
+            .iter()
+            .filter(|n| n.is_up() && n.takes(topic.as_str()))
+            .count();
+        if up == 0 {
+            return NotSentReason::NoNodeUp(self.all_nodes_down());
+        }
+        NotSentReason::TooFewNodesUp(TooFewNodes {
+            copies,
+            up,
+            nodes: self.all_nodes_down(),
+        })
+    }
+
     /// Holds a publish that found no node up (too few for a fan-out), which has taken `room` in
     /// the waiting room, and returns its handle.
     fn hold(
@@ -126,7 +150,7 @@ impl Shared {
     ) -> Result<Publish, PublishError> {
         if deadline.is_some_and(|d| d <= Instant::now()) {
             self.release(room);
-            let reason = NotSentReason::NoNodeUp(self.all_nodes_down());
+            let reason = self.no_node_reason(payload.topic());
             self.counters.not_sent(&reason);
             return Err(PublishError::NotSent(reason));
         }
@@ -201,7 +225,7 @@ impl Shared {
                     }
                 }
                 () = expired => {
-                    let reason = NotSentReason::NoNodeUp(self.all_nodes_down());
+                    let reason = self.no_node_reason(payload.topic());
                     return Err(PublishError::NotSent(reason));
                 }
             }

@@ -25,8 +25,10 @@ fn shared(pool: &Pool) -> &Arc<Shared> {
 async fn node_sets_stay_exact_over_a_thousand_additions() {
     let config =
         PoolConfig::new(ProducerConfig::default()).strategy(Strategy::FanOut { copies: 3 });
-    let pool = Pool::new(["127.0.0.1:1", "127.0.0.1:2"], config).unwrap();
+    // Three to start with: a fan-out of three over fewer given nsqd is refused.
+    let pool = Pool::new(["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"], config).unwrap();
     let shared = shared(&pool);
+    shared.remove_node("127.0.0.1:3");
     let topic = Topic::new("churn").unwrap();
     for round in 0..1_000 {
         let added = shared

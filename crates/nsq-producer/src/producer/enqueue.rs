@@ -70,7 +70,7 @@ impl Producer {
         let inner = &*self.inner;
         let shared = &inner.shared;
         if shared.closed.load(Ordering::Acquire) {
-            return Attempt::Done(Err(PublishError::Closed));
+            return Attempt::Done(Err(self.closed()));
         }
         let now = Instant::now();
         let deadline = patience.deadline(now, inner.config.publish_timeout);
@@ -97,7 +97,7 @@ impl Producer {
         match shared.queue_bytes.try_acquire_many(permits) {
             Ok(permit) => permit.forget(),
             Err(TryAcquireError::NoPermits) => return waiting(payload, avoid, false),
-            Err(TryAcquireError::Closed) => return Attempt::Done(Err(PublishError::Closed)),
+            Err(TryAcquireError::Closed) => return Attempt::Done(Err(self.closed())),
         }
         match inner.requests.try_reserve() {
             Ok(place) => {
@@ -108,7 +108,7 @@ impl Producer {
             Err(mpsc::error::TrySendError::Full(())) => waiting(payload, avoid, true),
             Err(mpsc::error::TrySendError::Closed(())) => {
                 shared.queue_bytes.add_permits(permits as usize);
-                Attempt::Done(Err(PublishError::Closed))
+                Attempt::Done(Err(self.closed()))
             }
         }
     }
@@ -143,7 +143,7 @@ impl Producer {
             let room = shared.queue_bytes.acquire_many(permits);
             match unconstrained(until(deadline, room)).await {
                 Some(Ok(permit)) => permit.forget(),
-                Some(Err(_closed)) => return Err(PublishError::Closed),
+                Some(Err(_closed)) => return Err(self.closed()),
                 None => return Err(self.not_sent(NotSentReason::DeadlineExpired)),
             }
         }
@@ -165,7 +165,7 @@ impl Producer {
             }
             Some(Err(())) => {
                 shared.queue_bytes.add_permits(permits as usize);
-                Err(PublishError::Closed)
+                Err(self.closed())
             }
             None => {
                 shared.queue_bytes.add_permits(permits as usize);

@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::config::ProducerConfig;
-use crate::error::PingFailure;
+use crate::error::{LookupdsFailed, NodesDown, PingFailure, PublishError, Publisher};
 use crate::gate::Gate;
 use crate::publishing::{Enqueuing, Publishing, Target};
 use crate::request::{Checks, Control, HandBack, Request};
@@ -39,6 +39,8 @@ struct Inner {
     control: mpsc::Sender<Control>,
     shared: Arc<Shared>,
     gate: Gate,
+    /// What a publish after close is told was closed: a node of a pool says the pool.
+    publisher: Publisher,
 }
 
 /// State shared by the handles and the router.
@@ -85,7 +87,8 @@ impl Producer {
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         let ignored = config.ignored_options();
-        if !ignored.is_empty() {
+        // A pool's nodes share one configuration: the pool warns once, not each node.
+        if !ignored.is_empty() && hand_back.is_none() {
             tracing::warn!(
                 options = %ignored.join(", "),
                 "ignoring go-nsq options that do not apply to a producer"
@@ -105,8 +108,13 @@ impl Producer {
             slow: AtomicBool::new(false),
             pace_ns: AtomicU64::new(0),
         });
+        let publisher = if hand_back.is_some() {
+            Publisher::Pool
+        } else {
+            Publisher::Producer
+        };
         let router = Router::new(
-            addr.clone(),
+            Arc::from(addr.as_str()),
             conn_config,
             config.clone(),
             requests_rx,
@@ -123,6 +131,7 @@ impl Producer {
                 control,
                 shared,
                 gate,
+                publisher,
             }),
         })
     }
@@ -317,7 +326,7 @@ impl Producer {
     /// outstanding reply (at most the configured close timeout), then closes the connection.
     ///
     /// Returns the final counters: how many requests ended in each outcome (see [`Stats`]).
-    /// Closing twice is harmless; publishing after close fails with [`PublishError::Closed`](crate::PublishError::Closed)
+    /// Closing twice is harmless; publishing after close fails with [`PublishError::Closed`]
     /// without I/O.
     pub async fn close(&self) -> Stats {
         let timeout = self.inner.config.close_timeout;
@@ -370,6 +379,11 @@ impl Producer {
         shared.counters.snapshot()
     }
 
+    /// The error of a publish made after close.
+    pub(crate) fn closed(&self) -> PublishError {
+        PublishError::Closed(self.inner.publisher)
+    }
+
     /// The connection state now.
     pub fn state(&self) -> ProducerState {
         self.inner.shared.state.borrow().clone()
@@ -386,6 +400,29 @@ impl Producer {
     }
 }
 
+impl Drop for Inner {
+    /// The last handle is gone. The router goes on with what is queued and in flight, but only
+    /// while the runtime runs: a program that returns from `main` now loses it, so say how
+    /// much there is. A pool's node leaves that to the pool.
+    fn drop(&mut self) {
+        if self.publisher != Publisher::Producer || self.shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let stats = self.shared.counters.snapshot();
+        let pending = stats.queued + stats.in_flight;
+        if pending > 0 {
+            tracing::warn!(
+                addr = %self.addr,
+                queued = stats.queued,
+                in_flight = stats.in_flight,
+                "the last handle of the producer was dropped with {pending} publishes queued or \
+                 in flight; they are sent only while the runtime keeps running: call flush or \
+                 close before exiting"
+            );
+        }
+    }
+}
+
 /// Room for pings and close requests; callers wait when it is full.
 const CONTROL_CAPACITY: usize = 64;
 
@@ -394,7 +431,7 @@ const CONTROL_CAPACITY: usize = 64;
 #[error("flush timed out: some publishes have no outcome yet")]
 pub struct FlushTimedOut;
 
-/// Why [`Producer::connect`] failed.
+/// Why [`Producer::connect`] or [`Pool::connect`](crate::Pool::connect) failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
@@ -404,4 +441,11 @@ pub enum ConnectError {
     /// Connecting failed.
     #[error(transparent)]
     Connect(#[from] PingFailure),
+    /// No node of a pool could be connected: each node's error.
+    #[error("no nsqd of the pool could be connected: {0}")]
+    NoNodeConnected(NodesDown),
+    /// A pool has no node given by address, and no nsqlookupd answered: each nsqlookupd's
+    /// error.
+    #[error("no nsqlookupd answered: {0}")]
+    Lookupd(LookupdsFailed),
 }

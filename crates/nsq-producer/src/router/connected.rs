@@ -387,7 +387,7 @@ impl Router {
         };
         // Whatever was batched was queued before this request, so it goes first.
         self.write_batch(io)?;
-        if !responder.start_write() {
+        if !responder.start_write(&self.addr) {
             // The caller withdrew it before its bytes were written: it is skipped.
             self.counters().withdrawn();
             return Ok(());
@@ -429,7 +429,7 @@ impl Router {
     /// Writes the gathered PUBs as one command: a PUB for one, an MPUB for several.
     fn write_batch(&mut self, io: &mut Io<'_>) -> Result<(), ConnError> {
         let counters = &self.shared.counters;
-        let Some(written) = self.batch.start_write(|| counters.withdrawn()) else {
+        let Some(written) = self.batch.start_write(&self.addr, || counters.withdrawn()) else {
             return Ok(());
         };
         let command = written.command();

@@ -29,7 +29,7 @@ use crate::backoff::{Backoff, Jitter};
 use crate::batch::Batch;
 use crate::completion::Responder;
 use crate::config::ProducerConfig;
-use crate::error::{NotSentReason, PingFailure, PublishError};
+use crate::error::{NotSentReason, PingFailure, PublishError, Publisher};
 use crate::producer::Shared;
 use crate::request::{Control, HandBack, Payload, Request};
 use crate::stats::{Counters, Lost, ProducerState, Stats};
@@ -37,7 +37,7 @@ use crate::transactions::{ResendPolicy, Transactions};
 use crate::unwritten::Unwritten;
 
 pub(crate) struct Router {
-    addr: String,
+    addr: Arc<str>,
     conn_config: ConnConfig,
     config: Arc<ProducerConfig>,
     requests: mpsc::Receiver<Request>,
@@ -82,6 +82,8 @@ pub(crate) struct Router {
     /// Requests channel closed and drained (every handle dropped, or close).
     requests_done: bool,
     control_done: bool,
+    /// Every request has its outcome and the router is done: dropping it loses nothing.
+    finished: bool,
 }
 
 struct Closing {
@@ -102,7 +104,7 @@ enum Phase {
 
 impl Router {
     pub(crate) fn new(
-        addr: String,
+        addr: Arc<str>,
         conn_config: ConnConfig,
         config: Arc<ProducerConfig>,
         requests: mpsc::Receiver<Request>,
@@ -116,18 +118,18 @@ impl Router {
         let seed = now.as_nanos() as u64 ^ (Arc::as_ptr(&shared) as u64);
         Self {
             backoff: Backoff::new(config.reconnect_backoff_min, config.reconnect_backoff_max),
+            transactions: Transactions::new(
+                addr.clone(),
+                hand_back.as_ref().map(|hand_back| ResendPolicy {
+                    unknown: hand_back.retry_unknown,
+                }),
+            ),
             addr,
             conn_config,
             config,
             requests,
             control,
             shared,
-            transactions: match &hand_back {
-                Some(hand_back) => Transactions::for_pool(ResendPolicy {
-                    unknown: hand_back.retry_unknown,
-                }),
-                None => Transactions::default(),
-            },
             jitter: Jitter::seeded(seed),
             unwritten: Unwritten::default(),
             batch: Batch::default(),
@@ -146,6 +148,7 @@ impl Router {
             publish_waits: Arc::new(tokio::sync::Notify::new()),
             requests_done: false,
             control_done: false,
+            finished: false,
         }
     }
 
@@ -472,7 +475,7 @@ impl Router {
                 let outcome = request
                     .route
                     .and_then(|r| r.failed)
-                    .unwrap_or(PublishError::Closed);
+                    .unwrap_or(PublishError::Closed(Publisher::Pool));
                 request.responder.complete(Err(outcome));
             }
         }
@@ -533,6 +536,32 @@ impl Router {
             }
         }
         tracing::info!(addr = %self.addr, "producer closed");
+        self.finished = true;
+    }
+}
+
+impl Drop for Router {
+    /// The task was dropped before it finished: the runtime is shutting down (a program
+    /// returning from `main` without `flush` or `close`). Its callers are told (a dropped
+    /// request ends not sent, or unknown if written), but no one may be waiting: say how many
+    /// publishes end this way.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let written = self.transactions.len();
+        let unsent = self.batch.len() + self.unwritten.len() + self.requests.len();
+        if written + unsent > 0 {
+            tracing::warn!(
+                addr = %self.addr,
+                unsent,
+                written,
+                "the producer's task was dropped (the runtime shut down) with {} publishes \
+                 unanswered: {unsent} not sent, {written} written with no reply (outcome \
+                 unknown); flush or close the producer before the runtime ends",
+                written + unsent
+            );
+        }
     }
 }
 

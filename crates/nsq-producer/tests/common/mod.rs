@@ -90,7 +90,11 @@ impl FakeServer {
 
     pub async fn handshake(stream: TcpStream) -> FakeNsqd {
         let mut nsqd = FakeNsqd::new(stream);
-        within("the handshake", nsqd.accept_plain()).await;
+        within("the handshake", async {
+            nsqd.accept_plain().await;
+            nsqd.answer_tls_check().await;
+        })
+        .await;
         nsqd
     }
 
@@ -213,14 +217,16 @@ pub fn is_pending<F: Future + ?Sized>(future: Pin<&mut F>) -> bool {
 /// The connection error of an [`PublishError::Unknown`].
 pub fn unknown_cause(result: Result<(), PublishError>) -> Arc<ConnError> {
     match result {
-        Err(PublishError::Unknown(Some(cause))) => cause,
+        Err(PublishError::Unknown {
+            cause: Some(cause), ..
+        }) => cause,
         other => panic!("expected Unknown with a cause, got {other:?}"),
     }
 }
 
 pub fn rejection(result: Result<(), PublishError>) -> ServerError {
     match result {
-        Err(PublishError::Rejected(err)) => err,
+        Err(PublishError::Rejected { error, .. }) => error,
         other => panic!("expected a rejection, got {other:?}"),
     }
 }
@@ -288,4 +294,11 @@ pub fn spawn_publishes(producer: &Producer, n: usize) -> Vec<JoinHandle<Result<(
             tokio::spawn(async move { producer.publish(&topic(), format!("m{i}")).await })
         })
         .collect()
+}
+
+/// The outcome of a publish on `producer` whose publish timeout passed after it was written.
+pub fn timed_out(producer: &Producer) -> Result<(), PublishError> {
+    Err(PublishError::TimedOut {
+        addr: producer.addr().into(),
+    })
 }

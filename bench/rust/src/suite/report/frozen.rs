@@ -1,0 +1,178 @@
+//! Case l in the report: its metrics, its table (beside j's), its notes and its goal.
+
+use super::{
+    ACK_PAUSE, ACKED, CLIENT_CPU, FAILED_ATTEMPTS, FAILOVER_GAP, Goal, LOWEST_WINDOW, MEGABYTES,
+    Metric, NOT_SENT, OTHER, PRE_KILL_RATE, RESENT, Report, Status, THROUGHPUT, Table, UNKNOWN,
+    rate,
+};
+use crate::suite::cluster::stored_twice;
+use crate::suite::plan::{Case, Client};
+
+/// Messages stored beyond those acknowledged and those that failed: stored twice.
+const STORED_TWICE: Metric = Metric {
+    name: "stored_twice",
+    unit: "msgs",
+    read: |o, r, _| Some(stored_twice(r, &o.failover.as_ref()?.node_depths)? as f64),
+};
+
+/// The metrics of case l. `pre_kill_rate`, `failover_gap`, `longest_pause` and `lowest_window`
+/// are taken around the stop; the gap ends at a window at 80% of the rate before it.
+pub(super) const METRICS: &[Metric] = &[
+    THROUGHPUT,
+    MEGABYTES,
+    CLIENT_CPU,
+    PRE_KILL_RATE,
+    FAILOVER_GAP,
+    ACK_PAUSE,
+    LOWEST_WINDOW,
+    ACKED,
+    UNKNOWN,
+    NOT_SENT,
+    OTHER,
+    RESENT,
+    FAILED_ATTEMPTS,
+    STORED_TWICE,
+];
+
+/// A row of the frozen-node table: its label, its metric and how a value is written.
+type Row = (&'static str, &'static Metric, fn(f64) -> String);
+
+/// The heading of the frozen-node table.
+pub(crate) const TITLE: &str = "Frozen node: 3 nsqd, 16 callers, publish timeout 2 s, one nsqd \
+                                stopped (SIGSTOP) for 6 s a third of the way in (l):";
+
+/// The pool must carry the load again this soon after a node freezes.
+const FROZEN_GOAL_MS: f64 = 500.0;
+
+/// How many windows after the stop the notes show.
+const TRACE_WINDOWS: usize = 10;
+
+/// The pool's time to 80% of the load after the stop.
+pub(super) fn goal(report: &Report<'_>) -> Goal {
+    Goal::at_most(
+        "l",
+        "frozen node: survivors at 80% of the load after, pool, ms",
+        report.median(Case::L, Client::Pool, &FAILOVER_GAP),
+        FROZEN_GOAL_MS,
+        " ms",
+    )
+}
+
+impl Report<'_> {
+    /// Case l for each client that ran it. `None` when it did not run.
+    pub(crate) fn frozen_table(&self) -> Option<Table> {
+        if !self.plan.wants(Case::L) {
+            return None;
+        }
+        let clients: Vec<Client> = self
+            .plan
+            .clients
+            .iter()
+            .copied()
+            .filter(|&c| matches!(self.status(Case::L, c), Status::Ok))
+            .collect();
+        if clients.is_empty() {
+            return None;
+        }
+        let mut header = vec!["frozen node (l)".to_owned()];
+        header.extend(clients.iter().map(|c| match c {
+            Client::Pool => "pool (3 nsqd)".to_owned(),
+            Client::GoNsq => "go-nsq (3 Producers)".to_owned(),
+            other => other.name().to_owned(),
+        }));
+        let mut table = Table {
+            header,
+            rows: Vec::new(),
+        };
+        let count = |v: f64| format!("{v:.0}");
+        let millis = |v: f64| format!("{v:.0} ms");
+        let percent = |v: f64| format!("{v:.0}%");
+        let rows: [Row; 13] = [
+            ("msgs/s over the run", &THROUGHPUT, rate),
+            ("msgs/s before the stop", &PRE_KILL_RATE, rate),
+            (
+                "others at >= 80% of that (100 ms windows), after the stop",
+                &FAILOVER_GAP,
+                millis,
+            ),
+            (
+                "longest pause without acks, 1st s after the stop",
+                &ACK_PAUSE,
+                millis,
+            ),
+            (
+                "lowest 100 ms window, 1st s after the stop",
+                &LOWEST_WINDOW,
+                percent,
+            ),
+            ("acked", &ACKED, count),
+            ("unknown (timed out or lost)", &UNKNOWN, count),
+            ("not sent", &NOT_SENT, count),
+            ("other errors", &OTHER, count),
+            ("acked after a resend (may be stored twice)", &RESENT, count),
+            (
+                "stored twice (nsqd counts - acked - failed)",
+                &STORED_TWICE,
+                count,
+            ),
+            ("failed attempts, retries included", &FAILED_ATTEMPTS, count),
+            ("client CPU, % of one core", &CLIENT_CPU, percent),
+        ];
+        for (label, metric, format) in rows {
+            let cells = self.stat_cells(Case::L, &clients, metric, format);
+            table.rows.push((label.to_owned(), cells));
+        }
+        Some(table)
+    }
+
+    /// Each run of l: the failed attempts by kind, and the windows after the stop.
+    pub(crate) fn frozen_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for &client in &self.plan.clients {
+            for outcome in self.runs(Case::L, client) {
+                let Some(result) = outcome.measured() else {
+                    continue;
+                };
+                let mut parts = Vec::new();
+                if let Some(out) = result.outcomes.as_ref() {
+                    if !out.attempt_errors.is_empty() {
+                        let kinds: Vec<String> = out
+                            .attempt_errors
+                            .iter()
+                            .map(|(kind, n)| format!("{n} {kind}"))
+                            .collect();
+                        parts.push(format!("failed attempts: {}", kinds.join(", ")));
+                    }
+                }
+                if let (Some(at), Some(seconds)) = (result.kill_at_s, result.seconds) {
+                    parts.push(format!("stopped {at:.1} s into a {seconds:.1} s run"));
+                }
+                let figures = outcome.failover.as_ref().and_then(|f| f.figures.as_ref());
+                if let Some(figures) = figures {
+                    let before = figures.pre_kill_rate / 10.0;
+                    let trace: Vec<String> = figures
+                        .windows
+                        .iter()
+                        .skip(figures.kill_window)
+                        .take(TRACE_WINDOWS)
+                        .map(|&c| format!("{:.0}%", f64::from(c) / before * 100.0))
+                        .collect();
+                    parts.push(format!(
+                        "100 ms windows from the stop, % of before: {}",
+                        trace.join(" ")
+                    ));
+                }
+                if let Some(mismatch) = &outcome.mismatch {
+                    parts.push(format!("count mismatch: {mismatch}"));
+                }
+                notes.push(format!(
+                    "{} l run {}: {}",
+                    client.name(),
+                    outcome.round,
+                    parts.join("; ")
+                ));
+            }
+        }
+        notes
+    }
+}
