@@ -7,6 +7,7 @@
 //!     [--freeze-secs 6] [--timeout-secs 2]
 //! cargo run --release -p nsq-bench --bin pool-health -- restart [--down-secs 7]
 //! cargo run --release -p nsq-bench --bin pool-health -- lone [--absent-secs 5]
+//! cargo run --release -p nsq-bench --bin pool-health -- slow [--delay-ms 100]
 //! ```
 //!
 //! - `freeze`: three nsqd, a round-robin pool, `--callers` tasks each keeping `--window`
@@ -19,6 +20,8 @@
 //!   acknowledgement is printed, with the dials made while it was down.
 //! - `lone`: one producer, 16 publishes waiting from the start, nsqd started `--absent-secs`
 //!   later; prints the time from nsqd being ready to the first acknowledgement.
+//! - `slow`: three nsqd, the third behind a proxy that delays its replies by `--delay-ms`;
+//!   16 callers each waiting for each publish for 5 s; prints the rate and the slow node's share.
 
 #![allow(missing_docs)]
 
@@ -30,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use nsq_producer::{Pool, PoolConfig, Producer, ProducerConfig, PublishError, Topic};
-use nsq_test_support::Nsqd;
+use nsq_test_support::{DelayProxy, Nsqd};
 
 /// Width of a window of the rate.
 const BUCKET: Duration = Duration::from_millis(100);
@@ -38,7 +41,7 @@ const BUCKET: Duration = Duration::from_millis(100);
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = args.split_first() else {
-        eprintln!("usage: pool-health freeze|restart|lone [--flag value]...");
+        eprintln!("usage: pool-health freeze|restart|lone|slow [--flag value]...");
         return ExitCode::from(2);
     };
     let flags = match parse(rest) {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         "freeze" => runtime.block_on(freeze(&flags)),
         "restart" => runtime.block_on(restart(&flags)),
         "lone" => runtime.block_on(lone(&flags)),
+        "slow" => runtime.block_on(slow(&flags)),
         other => Err(format!("unknown command `{other}`")),
     };
     match outcome {
@@ -375,5 +379,60 @@ async fn lone(flags: &BTreeMap<String, u64>) -> Result<(), String> {
         "every waiting publish resolved {:.3} s after nsqd was ready ({failed} failed)",
         (latest - ready).as_secs_f64()
     );
+    Ok(())
+}
+
+async fn slow(flags: &BTreeMap<String, u64>) -> Result<(), String> {
+    let delay = Duration::from_millis(flag(flags, "delay-ms", 100));
+    let nodes: Vec<Nsqd> = (0..3).map(|_| Nsqd::start()).collect();
+    let proxy = DelayProxy::start(nodes[2].tcp_addr(), delay);
+    let slow = proxy.addr().to_string();
+    let addrs = vec![
+        nodes[0].tcp_addr().to_string(),
+        nodes[1].tcp_addr().to_string(),
+        slow.clone(),
+    ];
+    let pool = Pool::connect(addrs, PoolConfig::new(ProducerConfig::default()))
+        .await
+        .map_err(|e| format!("connecting the pool: {e}"))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let t = topic();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (pool, t, stop) = (pool.clone(), t.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut failed = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    failed += u64::from(pool.publish(&t, &b"0123456789"[..]).await.is_err());
+                }
+                failed
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut failed = 0;
+    for task in tasks {
+        failed += task.await.map_err(|e| format!("a caller: {e}"))?;
+    }
+    let elapsed = started.elapsed();
+    let nodes_after = pool.nodes();
+    let stats = pool.close().await;
+    let slow_acked = nodes_after
+        .iter()
+        .find(|n| n.addr == slow)
+        .map_or(0, |n| n.stats.acked);
+    println!(
+        "slow: one of three nsqd answers {delay:?} late; 16 callers for {:.1} s",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "acked/s {:.0}; the slow node acked {slow_acked} of {} ({:.1} %); {failed} failed",
+        stats.acked as f64 / elapsed.as_secs_f64(),
+        stats.acked,
+        slow_acked as f64 * 100.0 / stats.acked.max(1) as f64
+    );
+    drop(proxy);
     Ok(())
 }
