@@ -54,8 +54,12 @@
 //! picked at random. `Strategy::FanOut { copies }` sends each message to that many distinct
 //! nodes instead, for durability (nsqd does not replicate): `Ok` when every copy is
 //! acknowledged, else [`PublishError::Copies`] with each node's outcome. A node is down while its producer waits to redial after a failure; it
-//! redials in the background with the producer's backoff, and gets publishes again once
-//! connected.
+//! redials in the background, at most every 0.5 s once the backoff has grown that far, and
+//! gets publishes again once connected. A connected node is out of rotation too while it is
+//! slow: it has answered nothing for far longer than its silences usually last (a frozen
+//! nsqd), or answers far more slowly than the fastest node (see [`PoolConfig::slow_after`]).
+//! What such a node has not written moves to the other nodes; what it has written ends on its
+//! own deadline; it gets publishes again once it has answered what was written to it.
 //!
 //! What failover guarantees, precisely:
 //!
@@ -181,8 +185,12 @@
 //! delay grows with each failed attempt in a row, whether or not the producer was ever
 //! connected, and a connection that ends before it is healthy (before nsqd answered a publish on
 //! it or it lasted 5 seconds) counts as a failed attempt. Only losing a healthy connection
-//! redials at once and starts the backoff over. A lost connection is redialled in the background
-//! even when nothing is queued; only one dial runs at a time, however many callers wait. Queued
+//! redials at once and starts the backoff over. While publishes are queued the delay is capped
+//! at 0.5 s (or `reconnect_backoff_min`, if larger), so that they go out within about half a
+//! second of nsqd's return, at 2 to 4 dials a second while it is away; a publish that arrives
+//! during a longer wait cuts it short. A lost connection is redialled in the background even
+//! when nothing is queued, with the full backoff; only one dial runs at a time, however many
+//! callers wait. Queued
 //! requests are written untouched on the new connection. [`Producer::watch_state`] shows the
 //! state: the attempt number, the last error and when the next attempt is due.
 //!

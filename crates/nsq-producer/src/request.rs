@@ -137,6 +137,8 @@ pub(crate) struct HandBack {
     /// Written requests whose outcome is unknown are handed back too (at least once).
     pub(crate) retry_unknown: bool,
     pub(crate) to: tokio::sync::mpsc::UnboundedSender<Request>,
+    /// The pool, for judging whether this node is slow.
+    pub(crate) pool: crate::pool::PoolLink,
 }
 
 /// The command a request carries.

@@ -32,6 +32,8 @@ pub(crate) struct InFlight {
     /// timeout after the write if that is later (`None`: never). Past it at the head of the
     /// FIFO, nothing more is written, and after the stall grace the connection is dropped.
     pub(crate) overdue_at: Option<Instant>,
+    /// When it was written (into the connection's buffer).
+    pub(crate) written: Instant,
     /// How many requests, from this one on, the next reply answers (0 for followers).
     pub(crate) group: u32,
     /// How many messages this request publishes: an MPUB's count, 1 for a PUB or a DPUB.
@@ -51,6 +53,7 @@ impl InFlight {
         responder: Responder,
         deadline: Option<Instant>,
         overdue_at: Option<Instant>,
+        written: Instant,
         index: u64,
         messages: u32,
     ) -> Self {
@@ -58,6 +61,7 @@ impl InFlight {
             responder,
             deadline,
             overdue_at,
+            written,
             group: 1,
             messages,
             index,
@@ -200,6 +204,11 @@ impl Transactions {
     /// The queue index of the oldest outstanding request: requests are written in queue order.
     pub(crate) fn first_index(&self) -> Option<u64> {
         self.queue.front().map(|r| r.index)
+    }
+
+    /// When the oldest outstanding request was written.
+    pub(crate) fn head_written(&self) -> Option<Instant> {
+        self.queue.front().map(|r| r.written)
     }
 
     /// When the oldest outstanding request is overdue (see [`InFlight::overdue_at`]).
@@ -442,6 +451,7 @@ mod tests {
             responder,
             deadline: None,
             overdue_at: None,
+            written: Instant::now(),
             group,
             messages: 1,
             index: 0,

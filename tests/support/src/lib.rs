@@ -8,6 +8,7 @@
 //! - [`NsqTool`] finds the nsq v1.3.0 binaries, among them `to_nsq` and `nsq_tail`.
 //! - [`FakeNsqd`] plays nsqd's side of one connection over an in-memory pipe, scripted step by
 //!   step (including snappy, deflate and TLS), for tests of what a real nsqd never sends.
+//! - [`DelayProxy`] delays what a server sends, to make a real nsqd answer slowly.
 //! - [`TestPki`] generates a CA, server and client certificates at run time.
 //! - [`Warnings`] records the warnings the code under test logs through `tracing`.
 //!
@@ -22,6 +23,7 @@ mod http;
 mod logs;
 mod nsqd;
 mod nsqlookupd;
+mod proxy;
 mod rng;
 mod tls;
 mod tools;
@@ -31,6 +33,7 @@ pub use http::HttpResponse;
 pub use logs::Warnings;
 pub use nsqd::{Nsqd, NsqdOptions, topic_depth_at};
 pub use nsqlookupd::{Nsqlookupd, NsqlookupdOptions};
+pub use proxy::DelayProxy;
 pub use rng::Rng;
 pub use tls::TestPki;
 pub use tools::NsqTool;

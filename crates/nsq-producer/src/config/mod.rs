@@ -70,7 +70,9 @@ pub struct ProducerConfig {
     pub stall_grace: Duration,
     /// The shortest delay between reconnect attempts.
     pub reconnect_backoff_min: Duration,
-    /// The longest delay between reconnect attempts.
+    /// The longest delay between reconnect attempts while nothing waits for the connection.
+    /// While publishes are queued, and always for a pool's node, the delay is capped at 0.5 s
+    /// (or `reconnect_backoff_min`, if larger).
     pub reconnect_backoff_max: Duration,
     /// How long [`close`](crate::Producer::close) waits for queued and outstanding requests.
     pub close_timeout: Duration,

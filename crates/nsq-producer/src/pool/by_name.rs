@@ -127,6 +127,27 @@ const OPTIONS: &[PoolOption] = &[
             Ok(())
         },
     },
+    PoolOption {
+        name: "slow_after",
+        aliases: &[],
+        list: false,
+        apply: |config, value| {
+            config.slow_after = match value.text.trim() {
+                "none" => None,
+                _ => Some(value.duration()?),
+            };
+            Ok(())
+        },
+    },
+    PoolOption {
+        name: "slow_factor",
+        aliases: &[],
+        list: false,
+        apply: |config, value| {
+            config.slow_factor = value.small("1 to 4294967295")?;
+            Ok(())
+        },
+    },
     #[cfg(feature = "lookupd")]
     PoolOption {
         name: "lookupd",
@@ -205,6 +226,8 @@ impl PoolConfig {
     /// | `max_attempts` | [`max_attempts`](Self::max_attempts); `0`, as in go-nsq, means no limit but the publish's deadline |
     /// | `retry_unknown` | [`retry_unknown`](Self::retry_unknown) |
     /// | `retry_budget_ratio`, `retry_budget_per_second`, `retry_budget_max` | the fields of [`RetryBudget`](crate::RetryBudget) |
+    /// | `slow_after` | [`slow_after`](Self::slow_after): a duration, or `none` (default 20ms) |
+    /// | `slow_factor` | [`slow_factor`](Self::slow_factor) (default 10) |
     /// | `lookupd` (or `lookupd_http_address`, `nsqlookupd`) | nsqlookupd HTTP addresses, comma-separated (a list when deserialized); needs the `lookupd` feature unless empty |
     /// | `lookupd_poll_interval` | how often nsqlookupd is polled (with the `lookupd` feature; ignored without it) |
     /// | `lookupd_grace_period` | how long a node no nsqlookupd lists any more stays while it is up (with the `lookupd` feature) |
@@ -300,6 +323,9 @@ impl PoolConfig {
         if self.max_attempts == 0 {
             return Err(invalid("max_attempts", "0".into(), "at least 1"));
         }
+        if self.slow_factor == 0 {
+            return Err(invalid("slow_factor", "0".into(), "at least 1"));
+        }
         if matches!(self.strategy, Strategy::FanOut { copies: 0 }) || self.by_name.copies == Some(0)
         {
             return Err(invalid("copies", "0".into(), "at least one copy"));
@@ -364,6 +390,20 @@ mod tests {
 
     use super::*;
     use crate::ProducerConfig;
+
+    #[test]
+    fn the_slow_node_rule_is_set_by_name() {
+        let mut config = PoolConfig::default();
+        config.set("slow_after", "50ms").unwrap();
+        config.set("slow-factor", "20").unwrap();
+        assert_eq!(config.slow_after, Some(Duration::from_millis(50)));
+        assert_eq!(config.slow_factor, 20);
+        config.set("slow_after", "none").unwrap();
+        assert_eq!(config.slow_after, None);
+        let err = config.set("slow_factor", "0").unwrap_err();
+        assert_eq!(err.option(), "slow_factor");
+        assert_eq!(config.slow_factor, 20, "unchanged by a refused value");
+    }
 
     #[test]
     fn strategy_names_read_and_write_the_same_words() {

@@ -136,6 +136,25 @@ pub struct PoolConfig {
     pub retry_unknown: bool,
     /// How many written publishes may be sent again (see [`RetryBudget`]).
     pub retry_budget: RetryBudget,
+    /// When a connected node counts as slow, and gets no new publishes. Each node measures its
+    /// nsqd's pace (the time spent waiting for replies per request acknowledged, over about a
+    /// second) and the longest it recently went without a reply while requests were
+    /// outstanding. While another node is up, a node with a request outstanding is slow when it
+    /// has answered nothing for longer than `slow_after` and 4 times that longest silence (a
+    /// frozen nsqd), or when its pace is [`slow_factor`](Self::slow_factor) times the fastest
+    /// node's or more and its oldest request has waited longer than `slow_after` (an nsqd far
+    /// slower than the others, e.g. stuck on its disk).
+    ///
+    /// A slow node hands back what it has not written, to go to the other nodes; what it has
+    /// written ends on its own deadline (`TimedOut`, or `Unknown` if the connection is then
+    /// dropped after the stall grace). It gets publishes again once it has answered everything
+    /// written to it; a node judged far slower again soon after waits longer each time, from
+    /// 100 ms doubling up to 2 s. `None`: never; a node is then out of rotation only while its
+    /// connection is down. Default: 20 ms.
+    pub slow_after: Option<Duration>,
+    /// See [`slow_after`](Self::slow_after): how many times the fastest node's pace a node's
+    /// pace must be to count as slow. At least 1. Default: 10.
+    pub slow_factor: u32,
     /// nsqlookupd HTTP addresses (`host:port`) whose `/nodes` are polled for nsqd nodes, in
     /// addition to the addresses given to the pool.
     #[cfg(feature = "lookupd")]
@@ -171,6 +190,8 @@ impl Default for PoolConfig {
             max_attempts: 3,
             retry_unknown: false,
             retry_budget: RetryBudget::default(),
+            slow_after: Some(Duration::from_millis(20)),
+            slow_factor: 10,
             #[cfg(feature = "lookupd")]
             lookupd: Vec::new(),
             #[cfg(feature = "lookupd")]
@@ -246,6 +267,20 @@ impl PoolConfig {
     /// Sets the retry budget.
     pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
         self.retry_budget = budget;
+        self
+    }
+
+    /// Sets when a node counts as slow (see [`slow_after`](Self::slow_after)); `None` turns the
+    /// judgement off.
+    pub fn slow_after(mut self, slow_after: Option<Duration>) -> Self {
+        self.slow_after = slow_after;
+        self
+    }
+
+    /// Sets how many times slower than the fastest node a node must be to count as slow (see
+    /// [`slow_factor`](Self::slow_factor)).
+    pub fn slow_factor(mut self, slow_factor: u32) -> Self {
+        self.slow_factor = slow_factor;
         self
     }
 

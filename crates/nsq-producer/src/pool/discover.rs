@@ -125,7 +125,8 @@ pub(crate) fn reconcile(shared: &Arc<Shared>, listed: &[Listed], now: Instant) {
         let since = node.unlisted_since(now);
         let unlisted = now.saturating_duration_since(since);
         let addr = &node.addr;
-        if !node.is_up() {
+        // A slow node is connected: only its connection being down counts here.
+        if !node.is_up() && !node.producer.is_slow() {
             tracing::info!(
                 %addr,
                 "nsqlookupd no longer lists the node and it is down: removing it from the pool"

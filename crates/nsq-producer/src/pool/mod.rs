@@ -13,6 +13,7 @@ mod by_name;
 mod config;
 #[cfg(feature = "lookupd")]
 mod discover;
+mod health;
 mod node;
 mod pick;
 mod rebalance;
@@ -32,6 +33,8 @@ use tokio::time::Instant;
 pub use budget::RetryBudget;
 pub use config::{PoolConfig, Strategy};
 pub use node::NodeStatus;
+
+pub(crate) use health::{Peers, PoolLink};
 
 use self::budget::Bucket;
 use self::node::Node;
@@ -72,7 +75,7 @@ pub(crate) struct Shared {
     /// State of the generator that picks nodes for `LeastOutstanding`.
     random: AtomicU64,
     epoch: Instant,
-    /// Bumped each time a node goes up or down.
+    /// Bumped each time a node goes up or down, or becomes slow or comes back.
     health: watch::Sender<u64>,
     closed: AtomicBool,
     /// Outcomes the pool decides itself: requests it holds that fail, or publishes that found
@@ -601,7 +604,7 @@ impl Shared {
     /// Adds a node for the nsqd at `addr`, unless the pool has one, and starts following its
     /// health. Returns the node, or `None` once the pool is closed.
     pub(crate) fn add_node(
-        &self,
+        self: &Arc<Self>,
         addr: String,
         discovered: bool,
     ) -> Result<Option<Arc<Node>>, ConfigError> {
@@ -620,7 +623,19 @@ impl Shared {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let producer = self.config.producer.clone();
         let retry_unknown = self.config.retry_unknown;
-        let node = Node::new(addr, id, discovered, retry_unknown, producer, hand_back)?;
+        let link = PoolLink {
+            pool: Arc::downgrade(self),
+            slow: health::SlowRule::of(&self.config),
+        };
+        let node = Node::new(
+            addr,
+            id,
+            discovered,
+            retry_unknown,
+            producer,
+            hand_back,
+            link,
+        )?;
         let state = node.producer.watch_state();
         let watch = Node::watch(
             Arc::downgrade(&node),

@@ -1,7 +1,8 @@
 //! One nsqd of a pool: its producer, and whether it is up.
 //!
-//! A node is up unless its producer is waiting to redial after a failure (or closed): its
-//! state is watched by a small task, so that routing reads one atomic per node. A node that
+//! A node is up unless its producer is waiting to redial after a failure (or closed), or is
+//! connected but judged slow: its router keeps a flag, so that routing reads one atomic per
+//! node, and a small task watches its state to announce changes. A node that
 //! has never been tried counts as up; its first publish dials it. A node that is down comes
 //! back by itself: its producer keeps redialling with backoff in the background.
 
@@ -45,6 +46,7 @@ impl Node {
         retry_unknown: bool,
         config: ProducerConfig,
         hand_back: tokio::sync::mpsc::UnboundedSender<Request>,
+        pool: super::PoolLink,
     ) -> Result<Arc<Self>, nsq_conn::ConfigError> {
         let producer = Producer::build(
             addr.clone(),
@@ -53,6 +55,7 @@ impl Node {
                 node: id,
                 retry_unknown,
                 to: hand_back,
+                pool,
             }),
         )?;
         Ok(Arc::new(Self {
@@ -175,6 +178,7 @@ impl Node {
             addr: self.addr.clone(),
             discovered: self.discovered,
             up: self.is_up(),
+            slow: self.producer.is_slow(),
             state: self.producer.state(),
             stats: self.producer.stats(),
         }
@@ -191,8 +195,12 @@ pub struct NodeStatus {
     /// rather than given by address.
     pub discovered: bool,
     /// Whether the pool sends it publishes: false while its producer waits to redial after a
-    /// failure.
+    /// failure, and while it is slow.
     pub up: bool,
+    /// Whether it is connected but judged slow (see
+    /// [`PoolConfig::slow_after`](crate::PoolConfig::slow_after)): it gets no new publishes
+    /// until it has answered what was written to it.
+    pub slow: bool,
     /// Its producer's connection state: the attempt, last error and next attempt while it is
     /// down.
     pub state: ProducerState,

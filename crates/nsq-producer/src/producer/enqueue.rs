@@ -3,13 +3,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::sync::{TryAcquireError, mpsc};
 use tokio::task::unconstrained;
 use tokio::time::Instant;
 
-use super::Producer;
+use super::{Producer, Shared};
 use crate::completion::timed_completion;
 use crate::error::{NotSentReason, PublishError};
 use crate::publish::{Publish, publish_span, record_outcome};
@@ -237,6 +239,24 @@ impl Producer {
     pub(crate) fn is_up(&self) -> bool {
         let shared = &self.inner.shared;
         shared.up.load(Ordering::Acquire) && !shared.closed.load(Ordering::Acquire)
+    }
+
+    /// In a pool: whether it is connected but judged slow.
+    pub(crate) fn is_slow(&self) -> bool {
+        self.inner.shared.slow.load(Ordering::Relaxed)
+    }
+
+    /// In a pool: the moving average of nsqd's wait per reply, once there is one.
+    pub(crate) fn pace(&self) -> Option<Duration> {
+        match self.inner.shared.pace_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    /// Whether `shared` is this producer's state.
+    pub(crate) fn runs_on(&self, shared: &Arc<Shared>) -> bool {
+        Arc::ptr_eq(&self.inner.shared, shared)
     }
 
     /// Requests queued or in flight: what a pool balances on.

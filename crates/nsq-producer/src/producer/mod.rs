@@ -5,7 +5,7 @@ mod enqueue;
 pub(crate) use enqueue::Start;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -57,6 +57,10 @@ pub(crate) struct Shared {
     /// while everything queued is handed back to the pool. Set by the router where the state
     /// changes, so the pool never routes to a node that would hold a publish for a redial.
     pub(crate) up: AtomicBool,
+    /// In a pool: connected, but judged slow (and so not up).
+    pub(crate) slow: AtomicBool,
+    /// In a pool: the moving average of nsqd's wait per reply, in nanoseconds (0: none yet).
+    pub(crate) pace_ns: AtomicU64,
 }
 
 impl Producer {
@@ -101,6 +105,8 @@ impl Producer {
             queue_bytes: Semaphore::new(gate.size()),
             closed: AtomicBool::new(false),
             up: AtomicBool::new(true),
+            slow: AtomicBool::new(false),
+            pace_ns: AtomicU64::new(0),
         });
         let publisher = if hand_back.is_some() {
             Publisher::Pool

@@ -62,6 +62,7 @@ impl Router {
                 linger: unarmed(),
                 timeout: unarmed(),
                 expiry: unarmed(),
+                slow: unarmed(),
             };
             let exit = poll_fn(|cx| {
                 let exit = self.poll_connected(cx, &mut io);
@@ -133,6 +134,7 @@ impl Router {
         let now = Instant::now();
         // 1. Replies first: they free in-flight slots and must never wait behind writes.
         let mut answered = false;
+        let oldest = self.transactions.head_written();
         loop {
             match Pin::new(&mut *io.conn).poll_next(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
@@ -150,6 +152,9 @@ impl Router {
                 Poll::Ready(None) => return Poll::Ready(Exit::Lost(Arc::new(ConnError::Closed))),
                 Poll::Pending => break,
             }
+        }
+        if let Some(oldest) = oldest {
+            self.note_replies(oldest, now);
         }
         // Callers just woken by those replies often publish again at once. Letting them run
         // before writing (yielding to the scheduler `YIELDS_AFTER_REPLIES` times) puts their
@@ -173,12 +178,17 @@ impl Router {
         }
 
         // 3. Writes, unless writing has stopped: after a failed write only reading goes on,
-        //    until the connection hands out its last reply and its error; and while the oldest
-        //    written request is past its deadline, nothing more is written (see `overdue`).
+        //    until the connection hands out its last reply and its error; in a pool, while the
+        //    node is judged slow, what is queued goes back to the pool (see `lag.rs`); and while
+        //    the oldest written request is past its deadline, nothing more is written (see
+        //    `overdue`).
         if io.write_failed {
             return Poll::Pending;
         }
-        if self.overdue(now) {
+        if self.poll_slow(now, &mut io.slow, cx) {
+            self.take_queued(cx);
+            self.hand_back_queued();
+        } else if self.overdue(now) {
             self.take_queued(cx);
         } else if let Err(err) = self.write_queued(cx, io, now) {
             return self.write_failed(cx, io, err);
@@ -314,7 +324,10 @@ impl Router {
         });
         self.hand_back_resend();
         match resolved {
-            Ok(Resolved::Acked { .. }) => None,
+            Ok(Resolved::Acked { requests, .. }) => {
+                self.lag.acked(requests);
+                None
+            }
             Ok(Resolved::Rejected { .. }) => Some(Exit::Rejected),
             Err(violation) => Some(Exit::Violation(violation)),
         }
@@ -384,7 +397,7 @@ impl Router {
         self.counters().wrote(1, command.encoded_len());
         let overdue_at = self.overdue_at(deadline, now);
         let messages = payload.messages();
-        let mut in_flight = InFlight::single(responder, deadline, overdue_at, index, messages);
+        let mut in_flight = InFlight::single(responder, deadline, overdue_at, now, index, messages);
         if self.hand_back.is_some() {
             // Kept to be sent again elsewhere if nsqd does not execute it.
             in_flight.payload = Some(payload);
@@ -440,6 +453,7 @@ impl Router {
                 responder: member.responder,
                 deadline: member.deadline,
                 overdue_at: overdue_at(member.deadline, now, patience),
+                written: now,
                 group,
                 messages: 1,
                 index: member.index,
@@ -491,6 +505,8 @@ struct Io<'a> {
     timeout: Pin<Box<Sleep>>,
     /// The next deadline of a queued request.
     expiry: Pin<Box<Sleep>>,
+    /// When the node may become slow, or may come back (see `lag.rs`).
+    slow: Pin<Box<Sleep>>,
 }
 
 impl Io<'_> {

@@ -35,11 +35,30 @@ impl Router {
     }
 
     /// Waits until `at`, then dials and handshakes.
-    pub(super) async fn dial(&mut self, at: Instant) -> Phase {
+    pub(super) async fn dial(&mut self, mut at: Instant) -> Phase {
         let mut expiry = unarmed();
-        let backoff = pin!(tokio::time::sleep_until(at));
-        if self.disconnected(backoff, &mut expiry).await.is_none() {
-            return Phase::Done;
+        loop {
+            // A publish that arrives during a long wait cuts it to the prompt one.
+            let waiting = self.publish_waits.clone();
+            let backoff = pin!(async move {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => true,
+                    () = waiting.notified() => false,
+                }
+            });
+            match self.disconnected(backoff, &mut expiry).await {
+                None => return Phase::Done,
+                Some(true) => {
+                    self.prompt_at = None;
+                    break;
+                }
+                Some(false) => {
+                    if let Some(prompt_at) = self.prompt_at.take() {
+                        at = at.min(prompt_at);
+                        self.set_next_attempt(at);
+                    }
+                }
+            }
         }
         self.set_state(ProducerState::Connecting);
         let conn_config = self.conn_config.clone();
@@ -85,7 +104,9 @@ impl Router {
                 request = self.requests.recv(), if !self.requests_done => {
                     self.received(request);
                     // A node of a pool that is down does not keep publishes for its redial.
-                    self.hand_back_queued();
+                    if !self.hand_back_queued() && self.prompt_at.is_some() {
+                        self.publish_waits.notify_one();
+                    }
                 }
                 () = &mut *expiry => {}
                 () = sleep_until_opt(close_at) => {}
@@ -117,20 +138,42 @@ impl Router {
     }
 
     /// After a failed attempt, or a connection that ended before it was healthy: the next dial
-    /// waits for a backoff that grows with each failure in a row.
+    /// waits for a backoff that grows with each failure in a row. The wait is capped low (see
+    /// [`PROMPT_MAX`](crate::backoff::PROMPT_MAX)) while someone waits for the connection: a
+    /// pool's node, which the pool wants back, or a producer with publishes queued. A producer
+    /// with nothing queued waits the full backoff, cut short if a publish arrives meanwhile.
     pub(super) fn retry_later(&mut self) -> Phase {
-        let delay = self.backoff.delay(self.failures, self.jitter.next_unit());
+        let unit = self.jitter.next_unit();
+        let now = Instant::now();
+        let prompt = now + self.backoff.delay(self.failures, unit, true);
+        let prompt_now = self.hand_back.is_some()
+            || !self.unwritten.is_empty()
+            || !self.batch.is_empty()
+            || !self.pings.is_empty();
+        let at = if prompt_now {
+            self.prompt_at = None;
+            prompt
+        } else {
+            let at = now + self.backoff.delay(self.failures, unit, false);
+            self.prompt_at = (prompt < at).then_some(prompt);
+            at
+        };
         self.failures = self.failures.saturating_add(1);
-        self.retry_at(Instant::now() + delay)
+        self.retry_at(at)
     }
 
     /// Schedules the next dial for `at`.
     pub(super) fn retry_at(&mut self, at: Instant) -> Phase {
+        self.set_next_attempt(at);
+        Phase::Dial { at }
+    }
+
+    /// Tells the state the next dial is at `at`.
+    fn set_next_attempt(&self, at: Instant) {
         self.set_state(ProducerState::Reconnecting {
             attempt: self.failures.saturating_add(1),
             last_error: self.last_error.clone(),
             next_attempt: at.into_std(),
         });
-        Phase::Dial { at }
     }
 }

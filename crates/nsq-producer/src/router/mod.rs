@@ -16,6 +16,7 @@
 mod connected;
 mod deadlines;
 mod dial;
+mod lag;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -71,6 +72,13 @@ pub(crate) struct Router {
     /// In a pool: between a failure (a lost connection, a failed attempt) and the next
     /// connection, when every request that arrives is handed back at once.
     down: bool,
+    /// During a full backoff wait (nothing was queued): when the prompt wait would have ended,
+    /// for a publish that arrives meanwhile.
+    prompt_at: Option<Instant>,
+    /// Told when a publish arrives during a full backoff wait.
+    publish_waits: Arc<tokio::sync::Notify>,
+    /// In a pool: whether the node is judged slow, and what that judgement needs.
+    lag: lag::Lag,
     /// Requests channel closed and drained (every handle dropped, or close).
     requests_done: bool,
     control_done: bool,
@@ -135,6 +143,9 @@ impl Router {
             closing: None,
             hand_back,
             down: false,
+            lag: lag::Lag::default(),
+            prompt_at: None,
+            publish_waits: Arc::new(tokio::sync::Notify::new()),
             requests_done: false,
             control_done: false,
             finished: false,
@@ -382,7 +393,7 @@ impl Router {
         let Some(hand_back) = self.hand_back.clone() else {
             return false;
         };
-        if !self.down {
+        if !self.down && !self.is_slow() {
             return false;
         }
         if self.closing.is_some() {
@@ -474,6 +485,7 @@ impl Router {
     /// again (connected), where the pool reads it.
     fn set_down(&mut self, down: bool) {
         if self.hand_back.is_some() {
+            self.clear_slow();
             self.down = down;
             self.shared.up.store(!down, Ordering::Release);
         }
@@ -489,6 +501,7 @@ impl Router {
         self.hand_back_resend();
         self.fail_queued(&NotSentReason::Closed);
         self.shared.closed.store(true, Ordering::Release);
+        self.shared.slow.store(false, Ordering::Relaxed);
         self.set_state(ProducerState::Closed);
         for ping in self.pings.drain(..) {
             let _ = ping.send(Err(PingFailure::Closed));
