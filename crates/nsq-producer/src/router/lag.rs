@@ -35,15 +35,13 @@
 //! fires about once per `slow_after` while requests are in flight; the pool is consulted (at
 //! most every 10 ms) only once the oldest request has waited longer than `slow_after`.
 
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::task::Context;
 use std::time::Duration;
 
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::Router;
-use super::deadlines::poll_timer;
+use super::timers::Timer;
 use crate::pool::{Peers, PoolLink};
 
 /// The pace is measured over windows of this length (at least: a window ends at a reply).
@@ -175,14 +173,10 @@ impl Router {
         lag.last_reply = Some(now);
     }
 
-    /// Judges the node at `now`: whether it is slow, for this turn. Arms `timer` for the moment
-    /// the judgement may change without any other event.
-    pub(super) fn poll_slow(
-        &mut self,
-        now: Instant,
-        timer: &mut Pin<Box<Sleep>>,
-        cx: &mut Context<'_>,
-    ) -> bool {
+    /// Judges the node at `now`: whether it is slow, for this turn. Sets [`Timer::Slow`] to the
+    /// moment the judgement may change without any other event.
+    pub(super) fn poll_slow(&mut self, now: Instant) -> bool {
+        self.timers.stop(Timer::Slow);
         let Some(rule) = self.pool_link().and_then(|p| p.slow) else {
             return false;
         };
@@ -204,9 +198,7 @@ impl Router {
                     Some(until) if held => until.min(now + PEERS_EVERY),
                     _ => now + PEERS_EVERY,
                 };
-                if poll_timer(timer, next, cx) {
-                    cx.waker().wake_by_ref();
-                }
+                self.timers.set(Timer::Slow, Some(next));
                 return true;
             }
             self.come_back(now);
@@ -221,7 +213,7 @@ impl Router {
         }
         let waited = now.saturating_duration_since(written);
         if waited < rule.after {
-            poll_timer(timer, written + rule.after, cx);
+            self.timers.set(Timer::Slow, Some(written + rule.after));
             return false;
         }
         let peers = self.consult(now);
@@ -255,7 +247,8 @@ impl Router {
                 if !peers.others_up {
                     again = now + PEERS_EVERY;
                 }
-                poll_timer(timer, again.max(now + Duration::from_millis(1)), cx);
+                let again = again.max(now + Duration::from_millis(1));
+                self.timers.set(Timer::Slow, Some(again));
                 false
             }
         }
