@@ -178,13 +178,26 @@ mod tests {
         t0 + Duration::from_millis(ms)
     }
 
+    /// A table with `entries`, each due that many milliseconds after `t0`.
+    fn table(t0: Instant, entries: &[(Timer, u64)]) -> Timers {
+        let mut timers = Timers::default();
+        for &(timer, after) in entries {
+            timers.set(timer, Some(ms(t0, after)));
+        }
+        timers
+    }
+
     #[test]
     fn the_earliest_entry_wins() {
         let t0 = Instant::now();
-        let mut timers = Timers::default();
-        timers.set(Timer::Close, Some(ms(t0, 30)));
-        timers.set(Timer::InFlight, Some(ms(t0, 20)));
-        timers.set(Timer::Backoff, Some(ms(t0, 40)));
+        let mut timers = table(
+            t0,
+            &[
+                (Timer::Close, 30),
+                (Timer::InFlight, 20),
+                (Timer::Backoff, 40),
+            ],
+        );
         assert_eq!(timers.next(), Some(ms(t0, 20)));
         timers.set(Timer::Linger, Some(ms(t0, 5)));
         assert_eq!(timers.next(), Some(ms(t0, 5)));
@@ -196,9 +209,7 @@ mod tests {
     #[test]
     fn clearing_an_entry_leaves_the_next_one() {
         let t0 = Instant::now();
-        let mut timers = Timers::default();
-        timers.set(Timer::Stall, Some(ms(t0, 10)));
-        timers.set(Timer::Queued, Some(ms(t0, 15)));
+        let mut timers = table(t0, &[(Timer::Stall, 10), (Timer::Queued, 15)]);
         timers.stop(Timer::Stall);
         assert_eq!(timers.get(Timer::Stall), None);
         assert_eq!(timers.next(), Some(ms(t0, 15)));
@@ -209,11 +220,15 @@ mod tests {
     #[test]
     fn several_due_at_once() {
         let t0 = Instant::now();
-        let mut timers = Timers::default();
-        timers.set(Timer::Queued, Some(ms(t0, 10)));
-        timers.set(Timer::Stall, Some(ms(t0, 10)));
-        timers.set(Timer::Close, Some(ms(t0, 5)));
-        timers.set(Timer::Backoff, Some(ms(t0, 11)));
+        let timers = table(
+            t0,
+            &[
+                (Timer::Queued, 10),
+                (Timer::Stall, 10),
+                (Timer::Close, 5),
+                (Timer::Backoff, 11),
+            ],
+        );
         assert!(timers.expired(ms(t0, 4)).is_empty());
         let due = timers.expired(ms(t0, 10));
         assert_eq!(
@@ -257,9 +272,7 @@ mod tests {
     async fn wakes_at_the_earliest_entry() {
         let t0 = Instant::now();
         let mut wakeup = Wakeup::default();
-        let mut timers = Timers::default();
-        timers.set(Timer::Backoff, Some(ms(t0, 300)));
-        timers.set(Timer::Queued, Some(ms(t0, 100)));
+        let mut timers = table(t0, &[(Timer::Backoff, 300), (Timer::Queued, 100)]);
         wakeup.until(timers.next()).await;
         assert_eq!(Instant::now(), ms(t0, 100));
         assert_eq!(
@@ -270,8 +283,11 @@ mod tests {
         timers.set(Timer::Queued, Some(ms(t0, 500)));
         wakeup.until(timers.next()).await;
         assert_eq!(Instant::now(), ms(t0, 300));
-        // An earlier entry set while the timer waits for a later one wins.
+        // Armed for the next entry (500 ms), then an earlier one is set: it wins.
         timers.stop(Timer::Backoff);
+        let waiting = Duration::from_millis(10);
+        let armed = tokio::time::timeout(waiting, wakeup.until(timers.next())).await;
+        assert!(armed.is_err(), "woke up before the entry was due");
         timers.set(Timer::Linger, Some(ms(t0, 350)));
         wakeup.until(timers.next()).await;
         assert_eq!(Instant::now(), ms(t0, 350));
