@@ -519,6 +519,7 @@ mod backoff;
 mod batch;
 mod completion;
 mod config;
+mod counters;
 mod deadline_set;
 mod error;
 mod gate;
