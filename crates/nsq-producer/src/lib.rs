@@ -523,8 +523,6 @@ mod counters;
 mod deadline_set;
 mod error;
 mod gate;
-#[cfg(feature = "lookupd")]
-mod lookupd;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod pool;
@@ -555,16 +553,6 @@ pub use nsq_conn::{TlsConfig, TlsVersion};
 pub use nsq_proto::{
     Channel, ErrorCode, InvalidName, InvalidPublish, PublishLimits, ServerError, Topic,
 };
-
-/// The nsqlookupd client behind the `lookupd` feature, reachable for the workspace's
-/// integration tests. Not a stable API: hidden from the documentation and free to change.
-#[cfg(feature = "lookupd")]
-#[doc(hidden)]
-pub mod __lookupd {
-    pub use crate::lookupd::{
-        LookupdError, Node, NodeTopic, fetch_nodes, merge_nodes, parse_nodes,
-    };
-}
 
 /// The examples of the crate's README, compiled as doc tests.
 #[cfg(doctest)]
