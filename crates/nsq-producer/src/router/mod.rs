@@ -29,10 +29,11 @@ use crate::backoff::{Backoff, Jitter};
 use crate::batch::Batch;
 use crate::completion::Responder;
 use crate::config::ProducerConfig;
-use crate::error::{NotSentReason, PingFailure, PublishError, Publisher};
+use crate::counters::Counters;
+use crate::error::{Lost, NotSentReason, PingFailure, PublishError, Publisher};
 use crate::producer::Shared;
 use crate::request::{Control, HandBack, Payload, Request};
-use crate::stats::{Counters, Lost, ProducerState, Stats};
+use crate::stats::{ProducerState, Stats};
 use crate::transactions::{ResendPolicy, Transactions};
 use crate::unwritten::Unwritten;
 
