@@ -38,12 +38,13 @@ pub(crate) use health::{Peers, PoolLink};
 
 use self::budget::Bucket;
 use self::node::Node;
+use crate::counters::Counters;
 use crate::error::{NodeDown, NodesDown, NotSentReason};
 use crate::gate::Gate;
 use crate::producer::{ConnectError, FlushTimedOut};
 use crate::publishing::{Enqueuing, Publishing, Target};
 use crate::request::{Checks, NodeSet, Request};
-use crate::stats::{Counters, ProducerState, Stats};
+use crate::stats::{ProducerState, Stats};
 
 /// A pool of nsqd: publishes go to the nodes that are up, and what a node that goes down has
 /// not written moves to another node at once.

@@ -13,11 +13,11 @@ use tokio::time::Instant;
 
 use super::{Producer, Shared};
 use crate::completion::timed_completion;
+use crate::counters::Timer;
 use crate::error::{NotSentReason, PublishError};
 use crate::publish::{Publish, publish_span, record_outcome};
 use crate::publishing::Patience;
 use crate::request::{NodeSet, Payload, Request, Route};
-use crate::stats::Timer;
 
 impl Producer {
     /// Starts queuing a checked request: queues it at once if there is room, or returns the

@@ -15,12 +15,13 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::config::ProducerConfig;
+use crate::counters::Counters;
 use crate::error::{LookupdsFailed, NodesDown, PingFailure, PublishError, Publisher};
 use crate::gate::Gate;
 use crate::publishing::{Enqueuing, Publishing, Target};
 use crate::request::{Checks, Control, HandBack, Request};
 use crate::router::Router;
-use crate::stats::{Counters, ProducerState, Stats};
+use crate::stats::{ProducerState, Stats};
 
 /// A producer for one nsqd.
 ///

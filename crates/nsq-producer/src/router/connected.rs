@@ -19,9 +19,8 @@ use tokio::time::Instant;
 use super::timers::{Timer, Timers};
 use super::{Phase, Router, fail_request};
 use crate::batch::Member;
-use crate::error::{NotSentReason, PingFailure};
+use crate::error::{Lost, NotSentReason, PingFailure};
 use crate::request::{Payload, Request};
-use crate::stats::Lost;
 use crate::transactions::{InFlight, Resolved, Violation};
 
 /// Why the connected phase ended.
