@@ -32,7 +32,7 @@ use nsq_producer::{
 };
 use nsq_proto::server::ClientCommand;
 use nsq_proto::{Frame, Response, ServerError};
-use nsq_test_support::FakeNsqd;
+use nsq_test_support::{FakeNsqd, closed_addr, topic, within};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -57,7 +57,7 @@ async fn s22_concurrent_publishers_each_get_their_own_reply() {
         .map(|task| {
             let producer = producer.clone();
             tokio::spawn(async move {
-                let topic = topic();
+                let topic = topic(TOPIC);
                 let mut results = Vec::new();
                 for seq in 0..EACH {
                     let body = format!("p{task}-{seq}");
@@ -159,7 +159,7 @@ async fn s31_pipelined_fatal_error_aborts_the_rest_and_reconnects() {
     const BAD_TOPIC: &str = "E_BAD_TOPIC PUB topic name \"bad:topic\" is not valid";
     let server = FakeServer::bind().await;
     let producer = Producer::new(server.addr(), unbatched()).unwrap();
-    let topic = topic();
+    let topic = topic(TOPIC);
     let mut pending = Vec::new();
     for body in ["1", "2", "3", "4"] {
         pending.push(producer.publish_async(&topic, body).await.unwrap());
@@ -208,7 +208,7 @@ async fn connection_lost_without_error_frame(reset: bool) {
     let mut config = unbatched();
     config.max_pipelined = 2;
     let producer = Producer::new(server.addr(), config).unwrap();
-    let topic = topic();
+    let topic = topic(TOPIC);
     let mut pending = Vec::new();
     for body in ["1", "2", "3", "4", "5"] {
         pending.push(producer.publish_async(&topic, body).await.unwrap());
@@ -293,7 +293,7 @@ async fn s35_unexpected_ok_recycles_connection() {
 async fn s35_unexpected_response_payload_recycles_connection() {
     let server = FakeServer::bind().await;
     let producer = Producer::new(server.addr(), unbatched()).unwrap();
-    let topic = topic();
+    let topic = topic(TOPIC);
     let first = producer.publish_async(&topic, "1").await.unwrap();
     let second = producer.publish_async(&topic, "2").await.unwrap();
 
@@ -366,7 +366,7 @@ async fn s36_non_fatal_error_code_is_a_violation_for_a_producer() {
 async fn s41_heartbeat_during_pipelining_is_answered_and_resolves_nothing() {
     let server = FakeServer::bind().await;
     let producer = Producer::new(server.addr(), unbatched()).unwrap();
-    let topic = topic();
+    let topic = topic(TOPIC);
     let first = producer.publish_async(&topic, "1").await.unwrap();
     let second = producer.publish_async(&topic, "2").await.unwrap();
     let mut third = pin!(producer.publish_async(&topic, "3").await.unwrap());
@@ -405,7 +405,7 @@ async fn s42_idle_producer_keeps_its_connection() {
     let mut config = unbatched();
     config.conn = config.conn.heartbeat_interval(Duration::from_secs(1));
     let (producer, mut nsqd) = connect(&server, config).await;
-    let topic = topic();
+    let topic = topic(TOPIC);
 
     let fake = tokio::spawn(async move {
         assert_eq!(expect_pub(&mut nsqd).await, "1");
@@ -477,7 +477,7 @@ async fn s44_slow_completion_consumer_holds_up_nobody() {
     const HELD: usize = 100;
     let server = FakeServer::bind().await;
     let producer = Producer::new(server.addr(), unbatched()).unwrap();
-    let topic = topic();
+    let topic = topic(TOPIC);
 
     // Written first, so their replies arrive first and nobody polls them.
     let mut held = Vec::new();
@@ -533,7 +533,7 @@ async fn full_window(
     config.queue_capacity = 8;
     config.fail_fast = fail_fast;
     let producer = Producer::new(server.addr(), config).unwrap();
-    let topic = topic();
+    let topic = topic(TOPIC);
     let mut written = Vec::new();
     for body in ["1", "2"] {
         written.push(
@@ -565,7 +565,7 @@ async fn full_window(
 async fn s47_bounded_queue_makes_publishers_wait() {
     let server = FakeServer::bind().await;
     let (producer, mut pending, go, fake) = full_window(&server, false, 11).await;
-    let topic = topic();
+    let topic = topic(TOPIC);
     for i in 3..=10 {
         pending.push(
             within(
@@ -605,7 +605,7 @@ async fn s47_bounded_queue_makes_publishers_wait() {
 async fn s47_bounded_queue_fail_fast_returns_queue_full() {
     let server = FakeServer::bind().await;
     let (producer, mut pending, go, fake) = full_window(&server, true, 11).await;
-    let topic = topic();
+    let topic = topic(TOPIC);
     for i in 3..=10 {
         pending.push(
             within(
@@ -652,7 +652,7 @@ async fn s48_request_timeout_then_connection_recycled() {
     config.publish_timeout = Some(Duration::from_secs(5));
     config.stall_grace = Duration::from_millis(1500);
     let producer = Producer::new(server.addr(), config).unwrap();
-    let topic = topic();
+    let topic = topic(TOPIC);
     let first = producer.publish_async(&topic, "1").await.unwrap();
 
     let mut nsqd = server.accept().await;
@@ -685,7 +685,7 @@ async fn s48_request_timeout_then_connection_recycled() {
 /// connection error, and 20 callers are failed by one dial (they share one error).
 #[tokio::test]
 async fn s49_dead_server_at_start_fails_promptly() {
-    let producer = Producer::new(closed_port(), fail_fast()).unwrap();
+    let producer = Producer::new(closed_addr().to_string(), fail_fast()).unwrap();
     let callers = spawn_publishes(&producer, 20);
     // The guard is shorter than the publish timeout: waiting for the deadline fails here.
     let mut causes = Vec::new();
@@ -719,7 +719,9 @@ async fn s49_concurrent_callers_share_one_dial() {
             let producer = producer.clone();
             let queued = queued.clone();
             tokio::spawn(async move {
-                let publish = producer.publish_async(&topic(), format!("m{i}")).await?;
+                let publish = producer
+                    .publish_async(&topic(TOPIC), format!("m{i}"))
+                    .await?;
                 queued.send(()).await.unwrap();
                 publish.await
             })
@@ -762,7 +764,7 @@ async fn s50_one_callers_publishes_arrive_in_call_order() {
     let mut config = unbatched();
     config.max_pipelined = 4;
     let producer = Producer::new(server.addr(), config).unwrap();
-    let topic = topic();
+    let topic = topic(TOPIC);
 
     let expected: Vec<ClientCommand> = (0..COUNT)
         .map(|i| match i % 3 {
@@ -839,7 +841,7 @@ async fn cancel_before_write_skips_the_request() {
     let mut config = unbatched();
     config.max_pipelined = 1;
     let producer = Producer::new(server.addr(), config).unwrap();
-    let topic = topic();
+    let topic = topic(TOPIC);
     let first = producer.publish_async(&topic, "a").await.unwrap();
     let mut nsqd = server.accept().await;
     assert_eq!(expect_pub(&mut nsqd).await, "a");
@@ -881,7 +883,7 @@ async fn cancel_before_write_skips_the_request() {
 async fn cancel_after_write_does_nothing() {
     let server = FakeServer::bind().await;
     let (producer, mut nsqd) = connect(&server, unbatched()).await;
-    let publish = producer.publish_async(&topic(), "a").await.unwrap();
+    let publish = producer.publish_async(&topic(TOPIC), "a").await.unwrap();
     assert_eq!(expect_pub(&mut nsqd).await, "a");
     assert!(!publish.cancel());
     nsqd.send_ok().await;
@@ -896,7 +898,7 @@ async fn cancel_after_write_keeps_replies_matched() {
     const TEXT: &str = "E_BAD_MESSAGE PUB message too big 5 > 4";
     let server = FakeServer::bind().await;
     let producer = Producer::new(server.addr(), unbatched()).unwrap();
-    let topic = topic();
+    let topic = topic(TOPIC);
     // One caller awaits `publish` in a task that will be aborted; one drops its `Publish`.
     let aborted_caller = spawn_publish(&producer, "a");
     let mut nsqd = server.accept().await;
@@ -932,7 +934,7 @@ async fn cancel_after_write_keeps_replies_matched() {
 async fn s45_close_waits_for_replies_in_flight() {
     let server = FakeServer::bind().await;
     let producer = Producer::new(server.addr(), unbatched()).unwrap();
-    let topic = topic();
+    let topic = topic(TOPIC);
     let mut pending = Vec::new();
     for body in ["1", "2", "3"] {
         pending.push(producer.publish_async(&topic, body).await.unwrap());
@@ -977,7 +979,7 @@ async fn s45_close_gives_up_after_close_timeout() {
     config.max_pipelined = 3;
     config.close_timeout = Duration::from_secs(2);
     let producer = Producer::new(server.addr(), config).unwrap();
-    let topic = topic();
+    let topic = topic(TOPIC);
     let mut pending = Vec::new();
     for body in ["1", "2", "3", "4"] {
         pending.push(producer.publish_async(&topic, body).await.unwrap());
@@ -1016,7 +1018,7 @@ async fn s45_close_gives_up_after_close_timeout() {
 async fn s46_publish_after_close_is_closed_without_io() {
     let server = FakeServer::bind().await;
     let (producer, mut nsqd) = connect(&server, unbatched()).await;
-    let topic = topic();
+    let topic = topic(TOPIC);
     let first = spawn_publish(&producer, "1");
     assert_eq!(expect_pub(&mut nsqd).await, "1");
     nsqd.send_ok().await;
@@ -1070,7 +1072,7 @@ async fn bounded_memory_burst_against_stalled_peer() {
             let producer = producer.clone();
             let returned = returned.clone();
             tokio::spawn(async move {
-                let topic = topic();
+                let topic = topic(TOPIC);
                 for _ in 0..PER_TASK {
                     match producer.publish_async(&topic, "x").await {
                         Ok(publish) => {
@@ -1131,7 +1133,7 @@ async fn queue_before_connecting(
     let mut pending = Vec::new();
     for body in bodies {
         pending.push(
-            within("queueing", producer.publish_async(&topic(), *body))
+            within("queueing", producer.publish_async(&topic(TOPIC), *body))
                 .await
                 .unwrap(),
         );
@@ -1188,20 +1190,20 @@ async fn batching_keeps_the_queue_order_across_topics_and_commands() {
     let producer = Producer::new(server.addr(), ProducerConfig::default()).unwrap();
     let other = Topic::new("u").unwrap();
     let mut pending = vec![
-        producer.publish_async(&topic(), "a").await.unwrap(),
-        producer.publish_async(&topic(), "b").await.unwrap(),
+        producer.publish_async(&topic(TOPIC), "a").await.unwrap(),
+        producer.publish_async(&topic(TOPIC), "b").await.unwrap(),
         producer.publish_async(&other, "c").await.unwrap(),
         producer
-            .deferred_publish_async(&topic(), Duration::from_millis(1), "d")
+            .deferred_publish_async(&topic(TOPIC), Duration::from_millis(1), "d")
             .await
             .unwrap(),
-        producer.publish_async(&topic(), "e").await.unwrap(),
+        producer.publish_async(&topic(TOPIC), "e").await.unwrap(),
         producer
-            .multi_publish_async(&topic(), ["f", "g"])
+            .multi_publish_async(&topic(TOPIC), ["f", "g"])
             .await
             .unwrap(),
-        producer.publish_async(&topic(), "h").await.unwrap(),
-        producer.publish_async(&topic(), "i").await.unwrap(),
+        producer.publish_async(&topic(TOPIC), "h").await.unwrap(),
+        producer.publish_async(&topic(TOPIC), "i").await.unwrap(),
     ];
     let mut nsqd = server.accept().await;
     assert_eq!(
@@ -1326,7 +1328,7 @@ async fn queued_publish_expires_while_nsqd_is_unreachable() {
     )
     .await
     .unwrap();
-    let result = within("the publish", producer.publish(&topic(), "lost")).await;
+    let result = within("the publish", producer.publish(&topic(TOPIC), "lost")).await;
     match &result {
         Err(PublishError::NotSent(NotSentReason::Unavailable(cause))) => {
             assert!(matches!(&**cause, ConnError::Connect { .. }), "{cause:?}");

@@ -8,11 +8,11 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use nsq_test_support::{Nsqd, NsqdOptions, Nsqlookupd, Rng};
+use nsq_test_support::{HANG, Nsqd, NsqdOptions, Nsqlookupd, Rng};
 use serde_json::Value;
 
 use common::{
-    HANG, Running, assert_same_messages, count, nsq_pub, numbered_lines, read_all, report, run,
+    Running, assert_same_messages, count, nsq_pub, numbered_lines, read_all, report, run,
 };
 
 /// Test input: records separated by a delimiter, some of them empty.

@@ -7,11 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use nsq_test_support::Nsqd;
+use nsq_test_support::{HANG, Nsqd};
 
 use common::{
-    HANG, Running, assert_same_messages, count, nsq_pub, numbered_lines, read_all, records, report,
-    run,
+    Running, assert_same_messages, count, nsq_pub, numbered_lines, read_all, records, report, run,
 };
 
 /// Lines in the input file.

@@ -7,11 +7,11 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use nsq_test_support::{Nsqd, NsqdOptions};
+use nsq_test_support::{HANG, Nsqd, NsqdOptions};
 
 use common::{
-    HANG, READBACK, Running, assert_same_messages, count, multiset, nsq_pub, numbered_lines,
-    read_all, read_at_least, records, report, run,
+    READBACK, Running, assert_same_messages, count, multiset, nsq_pub, numbered_lines, read_all,
+    read_at_least, records, report, run,
 };
 
 /// 60,000 distinct lines fed on stdin at `--rate 15000` to an nsqd that syncs every message to

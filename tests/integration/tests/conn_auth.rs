@@ -9,10 +9,10 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use conn_common::{publish_one, topic, within};
+use conn_common::publish_one;
 use nsq_conn::{ConnConfig, ConnError, Connection, TlsConfig};
 use nsq_proto::{Command, ErrorCode, Frame, NegotiationError};
-use nsq_test_support::{Nsqd, NsqdOptions, TestPki};
+use nsq_test_support::{Nsqd, NsqdOptions, TestPki, topic, within};
 
 /// The secrets the auth service knows.
 const PUBLISHER: &str = "publisher-secret";

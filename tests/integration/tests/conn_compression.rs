@@ -3,10 +3,10 @@
 
 mod conn_common;
 
-use conn_common::{publish_burst, within};
+use conn_common::publish_burst;
 use nsq_conn::{ConnConfig, ConnConfigBuilder, Connection, TlsConfig};
 use nsq_proto::Compression;
-use nsq_test_support::{Nsqd, NsqdOptions, TestPki};
+use nsq_test_support::{Nsqd, NsqdOptions, TestPki, within};
 
 fn builder(nsqd: &Nsqd) -> ConnConfigBuilder {
     ConnConfig::builder(nsqd.tcp_addr().to_string())

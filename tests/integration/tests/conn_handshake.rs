@@ -4,11 +4,11 @@ mod conn_common;
 
 use std::time::{Duration, Instant};
 
-use conn_common::{publish_one, topic, within};
+use conn_common::publish_one;
 use futures::FutureExt;
 use nsq_conn::{ConfigError, ConnConfig, ConnError, Connection};
 use nsq_proto::{Command, DecodeError, ErrorCode, Frame};
-use nsq_test_support::{Nsqd, NsqdOptions};
+use nsq_test_support::{Nsqd, NsqdOptions, topic, within};
 
 #[tokio::test]
 async fn conn_plain_connect_parses_the_identify_reply() {

@@ -2,10 +2,10 @@
 
 mod conn_common;
 
-use conn_common::{publish_one, topic, within};
+use conn_common::publish_one;
 use nsq_conn::{ConnConfig, ConnError, Connection, TlsConfig};
 use nsq_proto::{Command, ErrorCode, Frame, NegotiationError};
-use nsq_test_support::{Nsqd, NsqdOptions, TestPki};
+use nsq_test_support::{Nsqd, NsqdOptions, TestPki, topic, within};
 
 fn tls_nsqd(pki: &TestPki, options: NsqdOptions) -> Nsqd {
     Nsqd::start_with(

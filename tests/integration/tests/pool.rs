@@ -12,9 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use nsq_producer::{NotSentReason, Pool, PoolConfig, PublishError, Strategy};
-use nsq_test_support::{Nsqd, NsqdOptions};
+use nsq_test_support::{Nsqd, NsqdOptions, topic, within};
 
-use common::{blocking, eventually, producer_config, read_until_quiet, topic, within};
+use common::{blocking, eventually, producer_config, read_until_quiet};
 
 fn addrs(nodes: &[Nsqd]) -> Vec<String> {
     nodes.iter().map(|n| n.tcp_addr().to_string()).collect()

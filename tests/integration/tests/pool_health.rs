@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use nsq_producer::{Pool, PoolConfig, PublishError};
-use nsq_test_support::{DelayProxy, Nsqd};
+use nsq_test_support::{DelayProxy, Nsqd, topic, within};
 
-use common::{eventually, producer_config, topic, within};
+use common::{eventually, producer_config};
 
 /// One publish: when it started and ended, relative to the test's start, and its outcome.
 struct Outcome {

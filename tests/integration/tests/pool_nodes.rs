@@ -7,9 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use nsq_producer::{NotSentReason, Pool, PoolConfig, PublishError, Strategy};
-use nsq_test_support::Nsqd;
+use nsq_test_support::{Nsqd, topic, within};
 
-use common::{blocking, eventually, producer_config, topic, within};
+use common::{blocking, eventually, producer_config};
 
 fn addrs(nodes: &[Nsqd]) -> Vec<String> {
     nodes.iter().map(|n| n.tcp_addr().to_string()).collect()

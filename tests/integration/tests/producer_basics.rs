@@ -18,10 +18,10 @@ use nsq_producer::{
     ConnError, ConnectError, NotSentReason, PingFailure, Producer, ProducerState, PublishError,
     Publisher,
 };
-use nsq_test_support::Nsqd;
+use nsq_test_support::{Nsqd, topic, within};
 use serde_json::Value;
 
-use common::{producer_config, read_exactly, topic, within};
+use common::{producer_config, read_exactly};
 
 /// nsqd's list of clients that have published (`producers` in `/stats`); empty when none has.
 fn producers(nsqd: &Nsqd) -> Vec<Value> {

@@ -21,9 +21,9 @@ use nsq_producer::{
     Delivery, ErrorCode, InvalidPublish, NotSentReason, Producer, ProducerState, PublishError,
     Topic,
 };
-use nsq_test_support::{Nsqd, NsqdOptions};
+use nsq_test_support::{Nsqd, NsqdOptions, topic, within};
 
-use common::{channel_number, eventually, producer_config, read_exactly, topic, within};
+use common::{channel_number, eventually, producer_config, read_exactly};
 
 const MIB: u64 = 1024 * 1024;
 

@@ -11,10 +11,10 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use nsq_producer::{ErrorCode, NotSentReason, Producer, PublishError, Topic};
-use nsq_test_support::{Nsqd, NsqdOptions, Rng};
+use nsq_test_support::{Nsqd, NsqdOptions, Rng, topic};
 use tokio::sync::watch;
 
-use common::{Consumer, channel_number, eventually, producer_config, topic};
+use common::{Consumer, channel_number, eventually, producer_config};
 
 const TASKS: u64 = 64;
 /// Messages per task: 640,000 in all, which a debug build on a 2-core machine publishes and

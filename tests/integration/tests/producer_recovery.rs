@@ -12,9 +12,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use nsq_producer::{Producer, ProducerState, PublishError};
-use nsq_test_support::Nsqd;
+use nsq_test_support::{Nsqd, topic, within};
 
-use common::{blocking, eventually, producer_config, read_exactly, topic, within};
+use common::{blocking, eventually, producer_config, read_exactly};
 
 /// Records every state the producer's watch shows.
 fn record_states(producer: &Producer) -> Arc<Mutex<Vec<ProducerState>>> {

@@ -10,6 +10,8 @@
 //!   step (including snappy, deflate and TLS), for tests of what a real nsqd never sends.
 //! - [`DelayProxy`] delays what a server sends, to make a real nsqd answer slowly.
 //! - [`TestPki`] generates a CA, server and client certificates at run time.
+//! - [`within`] turns a hang into a failure after [`HANG`]; [`topic`] and [`closed_addr`] give a
+//!   test's topic and a loopback address where nothing listens.
 //! - [`Warnings`] records the warnings the code under test logs through `tracing`.
 //!
 //! Nothing here is published; it exists only for this workspace's tests.
@@ -19,8 +21,10 @@
 
 mod daemon;
 mod fake;
+mod hang;
 mod http;
 mod logs;
+mod names;
 mod nsqd;
 mod nsqlookupd;
 mod proxy;
@@ -29,8 +33,10 @@ mod tls;
 mod tools;
 
 pub use fake::{FakeCompression, FakeNsqd};
+pub use hang::{HANG, within};
 pub use http::HttpResponse;
 pub use logs::Warnings;
+pub use names::{closed_addr, topic};
 pub use nsqd::{Nsqd, NsqdOptions, topic_depth_at};
 pub use nsqlookupd::{Nsqlookupd, NsqlookupdOptions};
 pub use proxy::DelayProxy;

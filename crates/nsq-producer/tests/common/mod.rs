@@ -12,12 +12,10 @@ use std::task::{Context, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use nsq_producer::{
-    ConnError, NotSentReason, Producer, ProducerConfig, Publish, PublishError, Topic,
-};
+use nsq_producer::{ConnError, NotSentReason, Producer, ProducerConfig, Publish, PublishError};
 use nsq_proto::server::ClientCommand;
 use nsq_proto::{HEARTBEAT, OK, ServerError};
-use nsq_test_support::FakeNsqd;
+use nsq_test_support::{FakeNsqd, topic, within};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -37,23 +35,8 @@ pub fn fail_fast() -> ProducerConfig {
     config
 }
 
-/// How long any step may take before the test fails. With the clock paused the clock only gets
-/// here when every task is stuck, so it must be longer than any timer a scenario relies on.
-pub const GUARD: Duration = Duration::from_secs(20);
-
+/// The topic of every publish in these tests.
 pub const TOPIC: &str = "t";
-
-/// Awaits `future`, failing the test if it hangs.
-pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    match tokio::time::timeout(GUARD, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("hung: {what}"),
-    }
-}
-
-pub fn topic() -> Topic {
-    Topic::new(TOPIC).unwrap()
-}
 
 /// A loopback listener standing in for nsqd's TCP port.
 pub struct FakeServer {
@@ -128,7 +111,7 @@ pub fn spawn_publish(
     body: &'static str,
 ) -> JoinHandle<Result<(), PublishError>> {
     let producer = producer.clone();
-    tokio::spawn(async move { producer.publish(&topic(), body).await })
+    tokio::spawn(async move { producer.publish(&topic(TOPIC), body).await })
 }
 
 /// Reads a PUB to [`TOPIC`] and returns its body.
@@ -250,10 +233,10 @@ pub async fn expect_mpub(nsqd: &mut FakeNsqd, topic_name: &str) -> Vec<Bytes> {
 pub async fn queue_abc_and_dpub(producer: &Producer) -> (Vec<Publish>, Publish) {
     let mut batched = Vec::new();
     for body in ["a", "b", "c"] {
-        batched.push(producer.publish_async(&topic(), body).await.unwrap());
+        batched.push(producer.publish_async(&topic(TOPIC), body).await.unwrap());
     }
     let deferred = producer
-        .deferred_publish_async(&topic(), Duration::from_millis(5), "d")
+        .deferred_publish_async(&topic(TOPIC), Duration::from_millis(5), "d")
         .await
         .unwrap();
     (batched, deferred)
@@ -280,18 +263,12 @@ pub async fn batch_then_dpub(server: &FakeServer) -> (Producer, Vec<Publish>, Pu
     (producer, batched, deferred, nsqd)
 }
 
-/// An address where nothing listens: every dial is refused.
-pub fn closed_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
 /// `n` publishes (`m0`, `m1`, ...) to [`TOPIC`], each from a task of its own.
 pub fn spawn_publishes(producer: &Producer, n: usize) -> Vec<JoinHandle<Result<(), PublishError>>> {
     (0..n)
         .map(|i| {
             let producer = producer.clone();
-            tokio::spawn(async move { producer.publish(&topic(), format!("m{i}")).await })
+            tokio::spawn(async move { producer.publish(&topic(TOPIC), format!("m{i}")).await })
         })
         .collect()
 }

@@ -15,12 +15,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use nsq_proto::{Channel, Command as NsqCommand, Frame, FrameDecoder, MAGIC_V2, Response, Topic};
-use nsq_test_support::Nsqd;
+use nsq_test_support::{HANG, Nsqd};
 use serde_json::Value;
-
-/// How long anything may take before a test gives up on it: turns a hang into a failure. It is
-/// never asserted as a duration.
-pub const HANG: Duration = Duration::from_secs(60);
 
 /// How long the consumer waits for a message it expects.
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
@@ -303,12 +299,6 @@ pub fn numbered_lines(prefix: &str, n: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
         input.push(b'\n');
     }
     (input, lines)
-}
-
-/// A closed port on 127.0.0.1: one just bound and released.
-pub fn closed_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
-    listener.local_addr().expect("local address")
 }
 
 /// Names of the topics nsqd has.

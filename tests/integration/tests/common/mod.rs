@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -14,19 +14,7 @@ use bytes::Bytes;
 use nsq_conn::{ConnConfig, Connection};
 use nsq_producer::ProducerConfig;
 use nsq_proto::{Channel, Command, Frame, Message, Response, Topic};
-use nsq_test_support::Nsqd;
-
-/// How long anything may take before a test gives up on it: turns a hang into a failure. It is
-/// never asserted as a duration.
-pub const HANG: Duration = Duration::from_secs(60);
-
-/// Awaits `future`, failing the test if it takes longer than [`HANG`].
-pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    match tokio::time::timeout(HANG, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what}: no result within {HANG:?}"),
-    }
-}
+use nsq_test_support::{HANG, Nsqd, within};
 
 /// A producer configuration for tests: the defaults with quick reconnects.
 pub fn producer_config() -> ProducerConfig {
@@ -34,10 +22,6 @@ pub fn producer_config() -> ProducerConfig {
     config.reconnect_backoff_min = Duration::from_millis(20);
     config.reconnect_backoff_max = Duration::from_millis(500);
     config
-}
-
-pub fn topic(name: &str) -> Topic {
-    Topic::new(name).unwrap_or_else(|err| panic!("{name:?} should be a valid topic: {err}"))
 }
 
 /// Runs the blocking harness call `f` without stalling the runtime's other tasks (for calls

@@ -1,29 +1,11 @@
-//! Helpers shared by the `conn_*` tests: a deadline for every await, a test topic name, and a
-//! publish burst checked against nsqd's statistics.
+//! Helpers shared by the `conn_*` tests: a publish burst checked against nsqd's statistics, and
+//! the hang guard and topic names of nsq-test-support.
 #![allow(dead_code)]
-
-use std::future::Future;
-use std::time::Duration;
 
 use bytes::Bytes;
 use nsq_conn::Connection;
-use nsq_proto::{Command, Frame, Response, Topic};
-use nsq_test_support::Nsqd;
-
-/// Turns a hang into a failure; never asserted as a duration.
-pub const HANG: Duration = Duration::from_secs(30);
-
-/// Awaits `future`, failing the test if it takes longer than [`HANG`].
-pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    match tokio::time::timeout(HANG, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what}: no result within {HANG:?}"),
-    }
-}
-
-pub fn topic(name: &str) -> Topic {
-    Topic::new(name).unwrap_or_else(|err| panic!("{name:?}: {err}"))
-}
+use nsq_proto::{Command, Frame, Response};
+use nsq_test_support::{Nsqd, topic, within};
 
 /// Eight messages of 512 KiB: one 4 MiB MPUB (under nsqd's 5 MiB body limit, each message at
 /// nsqd's 1 MiB message limit or below). Half of each body compresses well, half does not.
