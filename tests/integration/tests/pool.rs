@@ -12,9 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use nsq_producer::{NotSentReason, Pool, PoolConfig, PublishError, Strategy};
-use nsq_test_support::{Nsqd, NsqdOptions, topic, within};
+use nsq_test_support::{Nsqd, NsqdOptions, read_until_quiet, topic, within};
 
-use common::{blocking, eventually, producer_config, read_until_quiet};
+use common::{blocking, eventually, producer_config};
 
 fn addrs(nodes: &[Nsqd]) -> Vec<String> {
     nodes.iter().map(|n| n.tcp_addr().to_string()).collect()
@@ -166,7 +166,8 @@ async fn failover_under_sigkill_loses_and_duplicates_nothing() {
     // Read back everything every node holds.
     let mut stored: HashMap<Bytes, u32> = HashMap::new();
     for node in &nodes {
-        let bodies = read_until_quiet(node, "failover", "readback", Duration::from_secs(3)).await;
+        let bodies =
+            blocking(|| read_until_quiet(node, "failover", "readback", Duration::from_secs(3)));
         for body in bodies {
             *stored.entry(body).or_default() += 1;
         }
@@ -336,7 +337,8 @@ async fn fan_out_stores_every_message_on_two_nodes() {
     assert_eq!(stats.acked, 2 * N, "two acknowledged copies per message");
     let mut stored: HashMap<Bytes, u32> = HashMap::new();
     for node in &nodes {
-        let bodies = read_until_quiet(node, "fan_out", "readback", Duration::from_secs(2)).await;
+        let bodies =
+            blocking(|| read_until_quiet(node, "fan_out", "readback", Duration::from_secs(2)));
         for body in bodies {
             *stored.entry(body).or_default() += 1;
         }

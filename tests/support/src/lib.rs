@@ -6,6 +6,8 @@
 //! - [`Nsqlookupd`] does the same for nsqlookupd v1.3.0; [`NsqdOptions::lookupd`] registers an
 //!   nsqd with one or more of them.
 //! - [`NsqTool`] finds the nsq v1.3.0 binaries, among them `to_nsq` and `nsq_tail`.
+//! - [`NsqdReader`] reads messages back from a real nsqd; [`read_exactly`], [`read_all`] and
+//!   the other `read_*` functions check what a topic or channel holds.
 //! - [`FakeNsqd`] plays nsqd's side of one connection over an in-memory pipe, scripted step by
 //!   step (including snappy, deflate and TLS), for tests of what a real nsqd never sends.
 //! - [`DelayProxy`] delays what a server sends, to make a real nsqd answer slowly.
@@ -28,6 +30,7 @@ mod names;
 mod nsqd;
 mod nsqlookupd;
 mod proxy;
+mod reader;
 mod rng;
 mod tls;
 mod tools;
@@ -40,6 +43,9 @@ pub use names::{closed_addr, topic};
 pub use nsqd::{Nsqd, NsqdOptions, topic_depth_at};
 pub use nsqlookupd::{Nsqlookupd, NsqlookupdOptions};
 pub use proxy::DelayProxy;
+pub use reader::{
+    NsqdReader, READBACK, channel_number, read_all, read_at_least, read_exactly, read_until_quiet,
+};
 pub use rng::Rng;
 pub use tls::TestPki;
 pub use tools::NsqTool;
