@@ -3,7 +3,7 @@
 //! unanswered, queued behind a full pipeline. Deadlines of one's own arrive out of order with
 //! the configured ones, and each must still be kept on time.
 //!
-//! Time runs on tokio's paused clock (see `fake_peer.rs`), so the latencies checked here are
+//! Time runs on tokio's paused clock (see `common/mod.rs`), so the latencies checked here are
 //! the producer's own timers. "Within its deadline plus 50 ms" is a correctness check.
 
 mod common;

@@ -1,7 +1,7 @@
 //! Deadlines and reconnection against peers that misbehave: a closed port, an HTTP port, a peer
 //! that stops answering, a handshake that never completes, a connection lost while closing.
 //!
-//! Time runs on tokio's paused clock (see `fake_peer.rs` for why that works over loopback
+//! Time runs on tokio's paused clock (see `common/mod.rs` for why that works over loopback
 //! sockets), so "ten seconds of redialling" takes no real time and the latencies checked here are
 //! the producer's own timers, not the machine's speed. A bound such as "within the publish
 //! timeout plus 50 ms" is a correctness check: a publish must not outlive its deadline.

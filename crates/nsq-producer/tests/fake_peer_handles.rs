@@ -1,7 +1,7 @@
 //! The caller's handles against a scripted nsqd: `flush` waits for exactly what was queued
 //! before it, and `close_now` gives up on everything at once.
 //!
-//! Tests that depend on time run on tokio's paused clock (see `fake_peer.rs`); a bound such as
+//! Tests that depend on time run on tokio's paused clock (see `common/mod.rs`); a bound such as
 //! "returns within 50 ms" there is the producer's own timers, a correctness check.
 
 mod common;

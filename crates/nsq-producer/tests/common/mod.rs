@@ -1,5 +1,21 @@
-//! Helpers shared by the scripted-peer tests: a loopback listener standing in for nsqd, the
-//! producer connected to it, and the frames and outcomes the tests check.
+//! Helpers shared by the scripted-peer tests (`fake_*.rs`): a loopback listener standing in for
+//! nsqd, the producer connected to it, and the frames and outcomes the tests check. Test names
+//! that start with a number check that scenario (`s22_...` is scenario 22); docs/testing.md lists
+//! the scenarios.
+//!
+//! The producer dials TCP, so each test binds a listener on `127.0.0.1:0`, gives its address to
+//! the producer and plays nsqd's side of every accepted connection with [`FakeNsqd`].
+//!
+//! Tests that depend on time run with tokio's clock paused: the clock jumps to the next timer
+//! whenever every task is waiting, so "the fake is silent for two heartbeats" takes no real time,
+//! and a `sleep` in the test returns only once everything else has settled. This works over
+//! loopback sockets because bytes written to one end are readable at the other as soon as the
+//! write returns, and tokio polls for I/O (without moving the clock if a task woke) before it
+//! jumps. Two things keep that true: the fake's sockets have `TCP_NODELAY` (the producer's
+//! already do), since otherwise a small write can wait tens of real milliseconds for a delayed
+//! ACK while the clock races ahead; and the producer takes its deadlines from tokio's clock.
+//! No test asserts how long anything took; timeouts in the tests only turn a hang into a
+//! failure.
 
 // Each test file uses its own subset of these.
 #![allow(dead_code, unreachable_pub)]
