@@ -2,13 +2,14 @@
 
 mod conn_common;
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use conn_common::publish_one;
 use futures::FutureExt;
 use nsq_conn::{ConfigError, ConnConfig, ConnError, Connection};
 use nsq_proto::{Command, DecodeError, ErrorCode, Frame};
-use nsq_test_support::{Nsqd, NsqdOptions, topic, within};
+use nsq_test_support::{Nsqd, NsqdOptions, closed_addr, topic, within};
 
 #[tokio::test]
 async fn conn_plain_connect_parses_the_identify_reply() {
@@ -72,17 +73,47 @@ async fn conn_consumer_fields_are_echoed_when_set() {
     assert_eq!(identify.sample_rate, 10);
 }
 
+/// The connection comes from the local address it was given: nsqd sees it there. A port of
+/// the test's choosing is seen exactly; with port 0 on another loopback address (127.0.0.2,
+/// which a connection to nsqd would not come from unbound), nsqd sees that address and a port
+/// the system chose.
 #[tokio::test]
 async fn conn_local_address_is_bound() {
     let nsqd = Nsqd::start();
-    let config = ConnConfig::builder(nsqd.tcp_addr().to_string())
-        .local_addr("127.0.0.1:0".parse().unwrap())
-        .build()
-        .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
-    publish_one(&mut conn, "conn_local_addr").await;
+    let chosen = closed_addr();
+    let other_loopback: SocketAddr = "127.0.0.2:0".parse().unwrap();
+    for (i, local) in [chosen, other_loopback].into_iter().enumerate() {
+        let client_id = format!("conn_local_addr_{i}");
+        let config = ConnConfig::builder(nsqd.tcp_addr().to_string())
+            .client_id(client_id.clone())
+            .local_addr(local)
+            .build()
+            .unwrap();
+        let mut conn = within("connect", Connection::connect(&config))
+            .await
+            .unwrap();
+        publish_one(&mut conn, "conn_local_addr").await;
+        let seen = peer_address(&nsqd, &client_id);
+        assert!(seen.ip().is_loopback(), "{seen}");
+        assert_ne!(seen.port(), 0, "{seen}");
+        assert_eq!(seen.ip(), local.ip(), "nsqd sees the bound address");
+        if local.port() != 0 {
+            assert_eq!(seen, local, "nsqd sees the bound port");
+        }
+    }
+}
+
+/// The address nsqd sees the producer connection of `client_id` come from (its `/stats`).
+fn peer_address(nsqd: &Nsqd, client_id: &str) -> SocketAddr {
+    let stats = nsqd.stats();
+    let producer = stats["producers"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["client_id"] == client_id))
+        .unwrap_or_else(|| panic!("no producer {client_id:?} in {stats}"));
+    producer["remote_address"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no remote_address in {producer}"))
 }
 
 #[tokio::test]
