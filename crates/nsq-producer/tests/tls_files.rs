@@ -13,6 +13,7 @@ use nsq_producer::{Producer, ProducerConfig, PublishError, Topic};
 use nsq_proto::server::ClientCommand;
 use nsq_test_support::{FakeNsqd, TestPki, within};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 fn path(p: PathBuf) -> String {
     p.to_str().unwrap().to_owned()
@@ -29,6 +30,25 @@ fn by_name(options: &[(&str, String)]) -> ProducerConfig {
     }
     config.validate().unwrap();
     config
+}
+
+/// A producer with `config` on a fresh loopback listener, publishing `body` from a task of its
+/// own; the listener plays nsqd.
+async fn publish_through(
+    config: ProducerConfig,
+    body: &'static str,
+) -> (TcpListener, Producer, JoinHandle<Result<(), PublishError>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let producer = Producer::new(addr, config).unwrap();
+    let publish = tokio::spawn({
+        let producer = producer.clone();
+        async move {
+            let topic = Topic::new("tls_files").unwrap();
+            producer.publish(&topic, body).await
+        }
+    });
+    (listener, producer, publish)
 }
 
 /// The fake's side of the connection up to TLS: the magic, then IDENTIFY (which must ask for
@@ -51,18 +71,11 @@ async fn cert_and_key_in_either_order_are_presented_to_the_server() {
     let ca = ("tls_root_ca_file", path(pki.ca_cert()));
     let cert = ("tls_cert", path(pki.client_cert()));
     let key = ("tls_key", path(pki.client_key()));
-    let topic = Topic::new("tls_files").unwrap();
     for options in [
         [ca.clone(), cert.clone(), key.clone()],
         [key.clone(), cert.clone(), ca.clone()],
     ] {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let producer = Producer::new(addr, by_name(&options)).unwrap();
-        let publish = tokio::spawn({
-            let (producer, topic) = (producer.clone(), topic.clone());
-            async move { producer.publish(&topic, "over tls").await }
-        });
+        let (listener, producer, publish) = publish_through(by_name(&options), "over tls").await;
         let mut nsqd = grant_tls(&listener).await;
         // Fails unless the producer trusts the server through the CA file and presents the
         // client certificate and key from the files.
@@ -85,19 +98,12 @@ async fn cert_and_key_in_either_order_are_presented_to_the_server() {
 #[tokio::test]
 async fn an_unrelated_ca_file_refuses_the_server() {
     let pki = TestPki::generate();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
     let config = by_name(&[
         ("tls_root_ca_file", path(pki.unrelated_ca_cert())),
         ("tls_cert", path(pki.client_cert())),
         ("tls_key", path(pki.client_key())),
     ]);
-    let producer = Producer::new(addr, config).unwrap();
-    let topic = Topic::new("tls_files").unwrap();
-    let publish = tokio::spawn({
-        let producer = producer.clone();
-        async move { producer.publish(&topic, "refused").await }
-    });
+    let (listener, producer, publish) = publish_through(config, "refused").await;
     let mut nsqd = grant_tls(&listener).await;
     within(
         "the refused handshake",
