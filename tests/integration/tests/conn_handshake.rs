@@ -5,7 +5,7 @@ mod conn_common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use conn_common::publish_one;
+use conn_common::{connect, connect_err, publish_one};
 use futures::FutureExt;
 use nsq_conn::{ConfigError, ConnConfig, ConnError, Connection};
 use nsq_proto::{Command, DecodeError, ErrorCode, Frame};
@@ -17,9 +17,7 @@ async fn conn_plain_connect_parses_the_identify_reply() {
     let config = ConnConfig::builder(nsqd.tcp_addr().to_string())
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     let info = conn.info().clone();
     assert!(info.identify.negotiated);
     assert_eq!(info.identify.version.as_deref(), Some("1.3.0"));
@@ -63,9 +61,7 @@ async fn conn_consumer_fields_are_echoed_when_set() {
         .sample_rate(10)
         .build()
         .unwrap();
-    let conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let conn = connect(&config).await;
     let identify = &conn.info().identify;
     assert_eq!(identify.output_buffer_size, 8192);
     assert_eq!(identify.output_buffer_timeout, 100);
@@ -89,9 +85,7 @@ async fn conn_local_address_is_bound() {
             .local_addr(local)
             .build()
             .unwrap();
-        let mut conn = within("connect", Connection::connect(&config))
-            .await
-            .unwrap();
+        let mut conn = connect(&config).await;
         publish_one(&mut conn, "conn_local_addr").await;
         let seen = peer_address(&nsqd, &client_id);
         assert!(seen.ip().is_loopback(), "{seen}");
@@ -123,9 +117,7 @@ async fn conn_heartbeat_1000ms_idle_3s_then_publish() {
         .heartbeat_interval(Duration::from_millis(1000))
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     // Idle for 3 s while the connection is polled: nsqd sends a heartbeat every second and
     // would close the connection after 2 s without the NOPs. None of them surfaces.
     let idle = tokio::time::timeout(Duration::from_secs(3), conn.recv()).await;
@@ -159,9 +151,7 @@ async fn conn_heartbeat_above_nsqds_maximum_reports_nsqds_text() {
         .heartbeat_interval(Duration::from_millis(2001))
         .build()
         .unwrap();
-    let err = within("connect", Connection::connect(&config))
-        .await
-        .unwrap_err();
+    let err = connect_err(&config).await;
     let server = err
         .server_error()
         .unwrap_or_else(|| panic!("nsqd's error, got {err}"));
@@ -180,9 +170,7 @@ async fn conn_heartbeats_disabled() {
         .disable_heartbeats()
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     assert_eq!(conn.info().heartbeat_interval, None);
     let idle = tokio::time::timeout(Duration::from_secs(1), conn.recv()).await;
     assert!(idle.is_err(), "{idle:?}");
@@ -196,9 +184,7 @@ async fn conn_http_port_fails_fast() {
         .build()
         .unwrap();
     let started = Instant::now();
-    let err = within("connect", Connection::connect(&config))
-        .await
-        .unwrap_err();
+    let err = connect_err(&config).await;
     assert!(
         matches!(err, ConnError::Decode(DecodeError::HttpResponse)),
         "{err}"
@@ -241,9 +227,7 @@ async fn conn_error_frame_is_delivered_before_the_close() {
     let config = ConnConfig::builder(nsqd.tcp_addr().to_string())
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     let topic = topic("conn_reject");
     conn.send(Command::Pub {
         topic: &topic,

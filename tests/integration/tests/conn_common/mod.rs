@@ -1,11 +1,26 @@
-//! Helpers shared by the `conn_*` tests: a publish burst checked against nsqd's statistics, and
-//! the hang guard and topic names of nsq-test-support.
+//! Helpers shared by the `conn_*` tests: connecting, and a publish burst checked against nsqd's
+//! statistics.
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use nsq_conn::Connection;
+use nsq_conn::{ConnConfig, ConnError, Connection};
 use nsq_proto::{Command, Frame, Response};
 use nsq_test_support::{Nsqd, topic, within};
+
+/// Connects with `config`; the connection must be made.
+pub async fn connect(config: &ConnConfig) -> Connection {
+    within("connect", Connection::connect(config))
+        .await
+        .unwrap_or_else(|err| panic!("connecting to {}: {err}", config.address()))
+}
+
+/// Connects with `config`; the attempt must fail. Returns its error.
+pub async fn connect_err(config: &ConnConfig) -> ConnError {
+    match within("connect", Connection::connect(config)).await {
+        Ok(_) => panic!("connecting to {} was expected to fail", config.address()),
+        Err(err) => err,
+    }
+}
 
 /// Eight messages of 512 KiB: one 4 MiB MPUB (under nsqd's 5 MiB body limit, each message at
 /// nsqd's 1 MiB message limit or below). Half of each body compresses well, half does not.
