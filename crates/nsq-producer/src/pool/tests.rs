@@ -13,6 +13,9 @@ use crate::config::ProducerConfig;
 use crate::error::{NotSentReason, PublishError};
 use crate::request::NodeSet;
 
+// Node choice, no-node reasons and the waiting room, through `Shared::pick` and the publish API.
+mod routing;
+
 fn shared(pool: &Pool) -> &Arc<Shared> {
     &pool.inner.shared
 }
