@@ -48,6 +48,10 @@
 //! # }
 //! ```
 //!
+//! Both types implement [`GenericPublisher`], which holds that API once: code that publishes
+//! can take either (`async fn send<P: GenericPublisher>(to: &P)`), and a program moves from one
+//! nsqd to a pool by changing its constructor.
+//!
 //! A pool runs one [`Producer`] per nsqd and sends each publish to one node that is up, picked
 //! by its [`Strategy`]: round-robin, ordered failover (the first node that is up, failing back
 //! to a recovered node once it has stayed up for a while), or the less loaded of two nodes
@@ -522,6 +526,7 @@ mod config;
 mod deadline_set;
 mod error;
 mod gate;
+mod generic;
 #[cfg(feature = "lookupd")]
 mod lookupd;
 #[cfg(feature = "metrics")]
@@ -541,6 +546,7 @@ pub use error::{
     Copies, Delivery, LookupdsFailed, NodeDown, NodesDown, NotSentReason, PingFailure,
     PublishError, Publisher, TooFewNodes,
 };
+pub use generic::GenericPublisher;
 pub use pool::{NodeStatus, Pool, PoolConfig, RetryBudget, Strategy};
 pub use producer::{ConnectError, FlushTimedOut, Producer};
 pub use publish::Publish;

@@ -143,7 +143,8 @@ pub(crate) struct HandBack {
 
 /// The command a request carries.
 #[derive(Debug, Clone)]
-pub(crate) enum Payload {
+#[allow(unnameable_types, reason = "part of the sealed `Starter`")]
+pub enum Payload {
     Pub {
         topic: Topic,
         body: Bytes,

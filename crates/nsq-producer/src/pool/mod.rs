@@ -40,9 +40,10 @@ use self::budget::Bucket;
 use self::node::Node;
 use crate::error::{NodeDown, NodesDown, NotSentReason};
 use crate::gate::Gate;
+use crate::generic::GenericPublisher;
 use crate::producer::{ConnectError, FlushTimedOut};
-use crate::publishing::{Enqueuing, Publishing, Target};
-use crate::request::{Checks, NodeSet, Request};
+use crate::publishing::{Enqueuing, Patience, Publishing, Start, Starter};
+use crate::request::{NodeSet, Payload, Request};
 use crate::stats::{Counters, ProducerState, Stats};
 
 /// A pool of nsqd: publishes go to the nodes that are up, and what a node that goes down has
@@ -317,104 +318,79 @@ impl Pool {
     }
 
     /// Publishes one message on a node that is up and waits for nsqd's answer; see
-    /// [`Producer::publish`](crate::Producer::publish).
+    /// [`GenericPublisher::publish`], which this forwards to.
     ///
     /// # Errors
     ///
     /// A [`PublishError`](crate::PublishError) that says whether the message may have been stored.
-    pub fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Publishing<'_> {
-        Publishing::new(
-            Target::Pool(self),
-            self.checks().pub_payload(topic, body.into()),
-        )
+    pub fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Publishing<'_, Self> {
+        GenericPublisher::publish(self, topic, body)
     }
 
     /// Publishes several messages in one MPUB on a node that is up; see
-    /// [`Producer::multi_publish`](crate::Producer::multi_publish).
+    /// [`GenericPublisher::multi_publish`].
     ///
     /// # Errors
     ///
-    /// As [`publish`](Self::publish).
-    pub fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_>
+    /// As [`GenericPublisher::multi_publish`].
+    pub fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_, Self>
     where
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
-        Publishing::new(
-            Target::Pool(self),
-            self.checks().mpub_payload(topic, bodies),
-        )
+        GenericPublisher::multi_publish(self, topic, bodies)
     }
 
     /// Publishes one deferred message on a node that is up; see
-    /// [`Producer::deferred_publish`](crate::Producer::deferred_publish).
+    /// [`GenericPublisher::deferred_publish`].
     ///
     /// # Errors
     ///
-    /// As [`publish`](Self::publish).
+    /// As [`GenericPublisher::deferred_publish`].
     pub fn deferred_publish(
         &self,
         topic: &Topic,
         delay: Duration,
         body: impl Into<Bytes>,
-    ) -> Publishing<'_> {
-        let payload = self.checks().dpub_payload(topic, delay, body.into());
-        Publishing::new(Target::Pool(self), payload)
+    ) -> Publishing<'_, Self> {
+        GenericPublisher::deferred_publish(self, topic, delay, body)
     }
 
-    /// Queues one message on a node that is up; see
-    /// [`Producer::publish_async`](crate::Producer::publish_async). While no node is up, the
-    /// pool itself queues it (counted under `queued` in [`stats`](Self::stats), waited for by
-    /// [`flush`](Self::flush)) and returns at once: it goes to the first node to come up, or
-    /// fails with [`NotSentReason::NoNodeUp`](crate::NotSentReason::NoNodeUp) at its deadline.
-    /// A [`FanOut`](Strategy::FanOut)'s publish is queued the same way until `copies` nodes are
-    /// up. The pool holds as much as one node's queue (`queue_capacity` requests and
-    /// `queue_capacity_bytes`); beyond that this waits for room, until the deadline, as on a
-    /// producer whose queue is full.
+    /// Queues one message on a node that is up, or in the pool while none is; see
+    /// [`GenericPublisher::publish_async`].
     ///
     /// # Errors
     ///
-    /// As [`Producer::publish_async`](crate::Producer::publish_async).
-    pub fn publish_async(&self, topic: &Topic, body: impl Into<Bytes>) -> Enqueuing<'_> {
-        Enqueuing::new(
-            Target::Pool(self),
-            self.checks().pub_payload(topic, body.into()),
-        )
+    /// As [`GenericPublisher::publish_async`].
+    pub fn publish_async(&self, topic: &Topic, body: impl Into<Bytes>) -> Enqueuing<'_, Self> {
+        GenericPublisher::publish_async(self, topic, body)
     }
 
-    /// Queues one MPUB on a node that is up; see [`publish_async`](Self::publish_async).
+    /// Queues one MPUB; see [`GenericPublisher::multi_publish_async`].
     ///
     /// # Errors
     ///
-    /// As [`publish_async`](Self::publish_async).
-    pub fn multi_publish_async<I>(&self, topic: &Topic, bodies: I) -> Enqueuing<'_>
+    /// As [`GenericPublisher::multi_publish_async`].
+    pub fn multi_publish_async<I>(&self, topic: &Topic, bodies: I) -> Enqueuing<'_, Self>
     where
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
-        Enqueuing::new(
-            Target::Pool(self),
-            self.checks().mpub_payload(topic, bodies),
-        )
+        GenericPublisher::multi_publish_async(self, topic, bodies)
     }
 
-    /// Queues one DPUB on a node that is up; see [`publish_async`](Self::publish_async).
+    /// Queues one DPUB; see [`GenericPublisher::deferred_publish_async`].
     ///
     /// # Errors
     ///
-    /// As [`publish_async`](Self::publish_async).
+    /// As [`GenericPublisher::deferred_publish_async`].
     pub fn deferred_publish_async(
         &self,
         topic: &Topic,
         delay: Duration,
         body: impl Into<Bytes>,
-    ) -> Enqueuing<'_> {
-        let payload = self.checks().dpub_payload(topic, delay, body.into());
-        Enqueuing::new(Target::Pool(self), payload)
-    }
-
-    fn checks(&self) -> Checks<'_> {
-        Checks(&self.inner.shared.config.producer.limits)
+    ) -> Enqueuing<'_, Self> {
+        GenericPublisher::deferred_publish_async(self, topic, delay, body)
     }
 
     /// Waits until every publish queued before this call has its outcome, on whichever node
@@ -535,6 +511,30 @@ impl Pool {
             return ProducerState::Connected;
         }
         states.into_iter().next().unwrap_or(ProducerState::Idle)
+    }
+}
+
+impl Starter for Pool {
+    fn limits(&self) -> &nsq_proto::PublishLimits {
+        &self.inner.shared.config.producer.limits
+    }
+
+    fn start(&self, payload: Payload, patience: Patience) -> Start<'_> {
+        Self::start(self, payload, patience)
+    }
+}
+
+impl GenericPublisher for Pool {
+    fn flush(&self) -> impl std::future::Future<Output = ()> + Send + '_ {
+        Self::flush(self)
+    }
+
+    fn close(&self) -> impl std::future::Future<Output = Stats> + Send + '_ {
+        Self::close(self)
+    }
+
+    fn stats(&self) -> Stats {
+        Self::stats(self)
     }
 }
 

@@ -12,9 +12,9 @@ use super::node::Node;
 use super::{Pool, Shared, Strategy};
 use crate::completion::{Responder, timed_completion};
 use crate::error::{NotSentReason, PublishError, Publisher, TooFewNodes};
-use crate::producer::Start;
 use crate::publish::{Publish, publish_span};
 use crate::publishing::Patience;
+use crate::publishing::Start;
 use crate::request::{NodeSet, Payload};
 
 impl Pool {

@@ -2,7 +2,6 @@
 //! publish's deadline; and queuing a request a pool moves here from another node.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -15,7 +14,7 @@ use super::{Producer, Shared};
 use crate::completion::timed_completion;
 use crate::error::{NotSentReason, PublishError};
 use crate::publish::{Publish, publish_span, record_outcome};
-use crate::publishing::Patience;
+use crate::publishing::{Patience, Start};
 use crate::request::{NodeSet, Payload, Request, Route};
 use crate::stats::Timer;
 
@@ -268,14 +267,6 @@ impl Producer {
         self.inner.shared.counters.not_sent(&reason);
         PublishError::NotSent(reason)
     }
-}
-
-/// How queuing a request started.
-pub(crate) enum Start<'a> {
-    /// Queued, or failed.
-    Done(Result<Publish, PublishError>),
-    /// Waiting for room in the queue.
-    Waiting(Pin<Box<dyn Future<Output = Result<Publish, PublishError>> + Send + 'a>>),
 }
 
 /// A request that was not queued: its span and timer record why.

@@ -2,8 +2,7 @@
 
 mod enqueue;
 
-pub(crate) use enqueue::Start;
-
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,8 +16,9 @@ use tokio::time::Instant;
 use crate::config::ProducerConfig;
 use crate::error::{LookupdsFailed, NodesDown, PingFailure, PublishError, Publisher};
 use crate::gate::Gate;
-use crate::publishing::{Enqueuing, Publishing, Target};
-use crate::request::{Checks, Control, HandBack, Request};
+use crate::generic::GenericPublisher;
+use crate::publishing::{Enqueuing, Patience, Publishing, Start, Starter};
+use crate::request::{Control, HandBack, Payload, Request};
 use crate::router::Router;
 use crate::stats::{Counters, ProducerState, Stats};
 
@@ -161,112 +161,77 @@ impl Producer {
         &self.inner.config
     }
 
-    /// Publishes one message and waits for nsqd's answer.
-    ///
-    /// The returned [`Publishing`] future takes a deadline of its own:
-    /// `producer.publish(&topic, body).timeout(d).await`.
+    /// Publishes one message and waits for nsqd's answer; see
+    /// [`GenericPublisher::publish`], which this forwards to.
     ///
     /// # Errors
     ///
     /// A [`PublishError`](crate::PublishError) that says whether the message may have been stored.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future before the message is written withdraws it; after that, the message
-    /// may still be published.
-    pub fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Publishing<'_> {
-        Publishing::new(
-            Target::Producer(self),
-            self.limits().pub_payload(topic, body.into()),
-        )
+    pub fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Publishing<'_, Self> {
+        GenericPublisher::publish(self, topic, body)
     }
 
-    /// Publishes several messages in one MPUB and waits for nsqd's answer, which covers them
-    /// all: nsqd stores all of them or none.
+    /// Publishes several messages in one MPUB; see [`GenericPublisher::multi_publish`].
     ///
     /// # Errors
     ///
-    /// As [`publish`](Self::publish); also [`InvalidPublish::NoMessages`](crate::InvalidPublish::NoMessages) for an empty batch.
-    pub fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_>
+    /// As [`GenericPublisher::multi_publish`].
+    pub fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_, Self>
     where
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
-        Publishing::new(
-            Target::Producer(self),
-            self.limits().mpub_payload(topic, bodies),
-        )
+        GenericPublisher::multi_publish(self, topic, bodies)
     }
 
-    /// Publishes one message that nsqd delivers after `delay`, and waits for nsqd's answer.
+    /// Publishes one deferred message; see [`GenericPublisher::deferred_publish`].
     ///
     /// # Errors
     ///
-    /// As [`publish`](Self::publish); also [`InvalidPublish::DeferTooLong`](crate::InvalidPublish::DeferTooLong) for a delay above
-    /// the configured maximum.
+    /// As [`GenericPublisher::deferred_publish`].
     pub fn deferred_publish(
         &self,
         topic: &Topic,
         delay: Duration,
         body: impl Into<Bytes>,
-    ) -> Publishing<'_> {
-        Publishing::new(
-            Target::Producer(self),
-            self.limits().dpub_payload(topic, delay, body.into()),
-        )
+    ) -> Publishing<'_, Self> {
+        GenericPublisher::deferred_publish(self, topic, delay, body)
     }
 
-    /// Queues one message and returns once it is queued, with a [`Publish`](crate::Publish) future for its
-    /// result. No I/O happens in the caller; waiting here is backpressure (a full queue). The
-    /// returned [`Enqueuing`] future takes a deadline of its own, as [`publish`](Self::publish)
-    /// does.
+    /// Queues one message; see [`GenericPublisher::publish_async`].
     ///
     /// # Errors
     ///
-    /// Errors found before queuing: invalid input, a closed producer, a full queue with
-    /// `fail_fast`, or the publish deadline passing while waiting for room.
-    pub fn publish_async(&self, topic: &Topic, body: impl Into<Bytes>) -> Enqueuing<'_> {
-        Enqueuing::new(
-            Target::Producer(self),
-            self.limits().pub_payload(topic, body.into()),
-        )
+    /// As [`GenericPublisher::publish_async`].
+    pub fn publish_async(&self, topic: &Topic, body: impl Into<Bytes>) -> Enqueuing<'_, Self> {
+        GenericPublisher::publish_async(self, topic, body)
     }
 
-    /// Queues one MPUB; see [`publish_async`](Self::publish_async).
+    /// Queues one MPUB; see [`GenericPublisher::multi_publish_async`].
     ///
     /// # Errors
     ///
-    /// As [`publish_async`](Self::publish_async).
-    pub fn multi_publish_async<I>(&self, topic: &Topic, bodies: I) -> Enqueuing<'_>
+    /// As [`GenericPublisher::multi_publish_async`].
+    pub fn multi_publish_async<I>(&self, topic: &Topic, bodies: I) -> Enqueuing<'_, Self>
     where
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
-        Enqueuing::new(
-            Target::Producer(self),
-            self.limits().mpub_payload(topic, bodies),
-        )
+        GenericPublisher::multi_publish_async(self, topic, bodies)
     }
 
-    /// Queues one DPUB; see [`publish_async`](Self::publish_async).
+    /// Queues one DPUB; see [`GenericPublisher::deferred_publish_async`].
     ///
     /// # Errors
     ///
-    /// As [`publish_async`](Self::publish_async).
+    /// As [`GenericPublisher::deferred_publish_async`].
     pub fn deferred_publish_async(
         &self,
         topic: &Topic,
         delay: Duration,
         body: impl Into<Bytes>,
-    ) -> Enqueuing<'_> {
-        Enqueuing::new(
-            Target::Producer(self),
-            self.limits().dpub_payload(topic, delay, body.into()),
-        )
-    }
-
-    fn limits(&self) -> Checks<'_> {
-        Checks(&self.inner.config.limits)
+    ) -> Enqueuing<'_, Self> {
+        GenericPublisher::deferred_publish_async(self, topic, delay, body)
     }
 
     /// Connects if needed, then writes a `NOP` and flushes it.
@@ -420,6 +385,30 @@ impl Drop for Inner {
                  close before exiting"
             );
         }
+    }
+}
+
+impl Starter for Producer {
+    fn limits(&self) -> &nsq_proto::PublishLimits {
+        &self.inner.config.limits
+    }
+
+    fn start(&self, payload: Payload, patience: Patience) -> Start<'_> {
+        Self::start(self, payload, patience)
+    }
+}
+
+impl GenericPublisher for Producer {
+    fn flush(&self) -> impl Future<Output = ()> + Send + '_ {
+        Self::flush(self)
+    }
+
+    fn close(&self) -> impl Future<Output = Stats> + Send + '_ {
+        Self::close(self)
+    }
+
+    fn stats(&self) -> Stats {
+        Self::stats(self)
     }
 }
 
