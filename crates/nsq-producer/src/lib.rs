@@ -531,13 +531,16 @@ mod generic;
 mod lookupd;
 #[cfg(feature = "metrics")]
 mod metrics;
+mod policy;
 mod pool;
 mod producer;
 mod publish;
 mod publishing;
 mod request;
 mod router;
+mod shared;
 mod stats;
+mod tag;
 mod transactions;
 mod unwritten;
 

@@ -13,10 +13,12 @@ mod by_name;
 mod config;
 #[cfg(feature = "lookupd")]
 mod discover;
+mod failover;
 mod health;
 mod node;
 mod pick;
 mod rebalance;
+mod route;
 mod send;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -34,16 +36,15 @@ pub use budget::RetryBudget;
 pub use config::{PoolConfig, Strategy};
 pub use node::NodeStatus;
 
-pub(crate) use health::{Peers, PoolLink};
-
 use self::budget::Bucket;
 use self::node::Node;
+use self::route::NodeSet;
 use crate::error::{NodeDown, NodesDown, NotSentReason};
 use crate::gate::Gate;
 use crate::generic::GenericPublisher;
 use crate::producer::{ConnectError, FlushTimedOut};
 use crate::publishing::{Enqueuing, Patience, Publishing, Start, Starter};
-use crate::request::{NodeSet, Payload, Request};
+use crate::request::{Payload, Request};
 use crate::stats::{Counters, ProducerState, Stats};
 
 /// A pool of nsqd: publishes go to the nodes that are up, and what a node that goes down has
@@ -57,18 +58,18 @@ use crate::stats::{Counters, ProducerState, Stats};
 /// failover never stores a message twice, and order across nodes is not kept.
 #[derive(Debug, Clone)]
 pub struct Pool {
-    inner: Arc<Inner>,
+    inner: Arc<PoolInner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    shared: Arc<Shared>,
+struct PoolInner {
+    shared: Arc<PoolShared>,
     rebalancer: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// State shared by the pool's handles, its node watchers and the rebalancer.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct PoolShared {
     nodes: RwLock<Arc<[Arc<Node>]>>,
     config: PoolConfig,
     /// The next node for round-robin.
@@ -83,7 +84,7 @@ pub(crate) struct Shared {
     /// no node up.
     counters: Counters,
     /// Requests the rebalancer holds, waiting for a node with room or for a node to come up,
-    /// and publishes on their way to it ([`park`](Shared::park)).
+    /// and publishes on their way to it ([`park`](PoolShared::park)).
     parked: AtomicU64,
     /// Requests the rebalancer has queued on a node, ever: a flush that sees this change looks
     /// again, since such a request may have entered a node's queue after that node's flush
@@ -182,7 +183,7 @@ impl Pool {
             config.producer.queue_capacity,
             config.producer.queue_capacity_bytes,
         );
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(PoolShared {
             nodes: RwLock::new(Arc::from(Vec::new())),
             next: AtomicUsize::new(0),
             random: AtomicU64::new(seed()),
@@ -214,7 +215,7 @@ impl Pool {
             tokio::spawn(discover::run(Arc::downgrade(&shared)));
         }
         Ok(Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new(PoolInner {
                 shared,
                 rebalancer: Mutex::new(Some(rebalancer)),
             }),
@@ -538,7 +539,7 @@ impl GenericPublisher for Pool {
     }
 }
 
-impl Drop for Inner {
+impl Drop for PoolInner {
     /// The last handle is gone without `close`: the nodes' producers are let go, so that each
     /// delivers what it holds and ends, as a lone producer does when its handles are gone.
     fn drop(&mut self) {
@@ -568,7 +569,7 @@ impl Drop for Inner {
     }
 }
 
-impl Shared {
+impl PoolShared {
     pub(crate) fn nodes(&self) -> Arc<[Arc<Node>]> {
         self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -623,19 +624,17 @@ impl Shared {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let producer = self.config.producer.clone();
         let retry_unknown = self.config.retry_unknown;
-        let link = PoolLink {
-            pool: Arc::downgrade(self),
-            slow: health::SlowRule::of(&self.config),
-        };
-        let node = Node::new(
-            addr,
+        let health = Arc::new(health::NodeHealth::default());
+        let policy = failover::NodePolicy::new(
+            addr.clone(),
             id,
-            discovered,
             retry_unknown,
-            producer,
             hand_back,
-            link,
-        )?;
+            Arc::downgrade(self),
+            health::SlowRule::of(&self.config),
+            health.clone(),
+        );
+        let node = Node::new(addr, id, discovered, producer, Arc::new(policy), health)?;
         let state = node.producer.watch_state();
         let watch = Node::watch(
             Arc::downgrade(&node),

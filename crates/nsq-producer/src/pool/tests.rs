@@ -8,12 +8,12 @@ use std::time::Duration;
 use nsq_proto::Topic;
 
 use super::node::Node;
-use super::{Pool, PoolConfig, Shared, Strategy};
+use super::route::NodeSet;
+use super::{Pool, PoolConfig, PoolShared, Strategy};
 use crate::config::ProducerConfig;
 use crate::error::{NotSentReason, PublishError};
-use crate::request::NodeSet;
 
-fn shared(pool: &Pool) -> &Arc<Shared> {
+fn shared(pool: &Pool) -> &Arc<PoolShared> {
     &pool.inner.shared
 }
 

@@ -4,7 +4,7 @@ mod enqueue;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,9 +17,11 @@ use crate::config::ProducerConfig;
 use crate::error::{LookupdsFailed, NodesDown, PingFailure, PublishError, Publisher};
 use crate::gate::Gate;
 use crate::generic::GenericPublisher;
+use crate::policy::{Keep, Policy};
 use crate::publishing::{Enqueuing, Patience, Publishing, Start, Starter};
-use crate::request::{Control, HandBack, Payload, Request};
+use crate::request::{Control, Payload, Request};
 use crate::router::Router;
+use crate::shared::ProducerShared;
 use crate::stats::{Counters, ProducerState, Stats};
 
 /// A producer for one nsqd.
@@ -28,39 +30,19 @@ use crate::stats::{Counters, ProducerState, Stats};
 /// [crate documentation](crate) for the behaviour of publishes.
 #[derive(Debug, Clone)]
 pub struct Producer {
-    inner: Arc<Inner>,
+    inner: Arc<ProducerInner>,
 }
 
 #[derive(Debug)]
-struct Inner {
+struct ProducerInner {
     addr: String,
     config: Arc<ProducerConfig>,
     requests: mpsc::Sender<Request>,
     control: mpsc::Sender<Control>,
-    shared: Arc<Shared>,
+    shared: Arc<ProducerShared>,
     gate: Gate,
     /// What a publish after close is told was closed: a node of a pool says the pool.
     publisher: Publisher,
-}
-
-/// State shared by the handles and the router.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) counters: Counters,
-    pub(crate) state: watch::Sender<ProducerState>,
-    /// The queue's room, in bytes: the only thing a publisher waits for. A request holds
-    /// [`Gate::permits`] of it while queued, which bounds the number of requests as well as
-    /// their bytes; a publisher that has its permits always finds a place in the channel.
-    pub(crate) queue_bytes: Semaphore,
-    pub(crate) closed: AtomicBool,
-    /// In a pool: false from a lost connection or a failed attempt until the next connection,
-    /// while everything queued is handed back to the pool. Set by the router where the state
-    /// changes, so the pool never routes to a node that would hold a publish for a redial.
-    pub(crate) up: AtomicBool,
-    /// In a pool: connected, but judged slow (and so not up).
-    pub(crate) slow: AtomicBool,
-    /// In a pool: the moving average of nsqd's wait per reply, in nanoseconds (0: none yet).
-    pub(crate) pace_ns: AtomicU64,
 }
 
 impl Producer {
@@ -75,20 +57,22 @@ impl Producer {
     ///
     /// When called outside a tokio runtime: the router task is spawned here.
     pub fn new(addr: impl Into<String>, config: ProducerConfig) -> Result<Self, ConfigError> {
-        Self::build(addr.into(), config, None)
+        Self::build(addr.into(), config, Arc::new(Keep))
     }
 
-    /// A producer that hands what it cannot write to `hand_back` (a pool's node), or a
-    /// stand-alone one.
+    /// A producer whose router reports what it cannot deliver to `policy` ([`Keep`] for a
+    /// stand-alone one).
     pub(crate) fn build(
         addr: String,
         config: ProducerConfig,
-        hand_back: Option<HandBack>,
+        policy: Arc<dyn Policy>,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         let ignored = config.ignored_options();
+        let takes = policy.takes();
+        let publisher = takes.publisher;
         // A pool's nodes share one configuration: the pool warns once, not each node.
-        if !ignored.is_empty() && hand_back.is_none() {
+        if !ignored.is_empty() && publisher == Publisher::Producer {
             tracing::warn!(
                 options = %ignored.join(", "),
                 "ignoring go-nsq options that do not apply to a producer"
@@ -99,20 +83,12 @@ impl Producer {
         let gate = Gate::new(config.queue_capacity, config.queue_capacity_bytes);
         let (requests, requests_rx) = mpsc::channel(config.queue_capacity);
         let (control, control_rx) = mpsc::channel(CONTROL_CAPACITY);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(ProducerShared {
             counters: Counters::new(&addr),
             state: watch::Sender::new(ProducerState::Idle),
             queue_bytes: Semaphore::new(gate.size()),
             closed: AtomicBool::new(false),
-            up: AtomicBool::new(true),
-            slow: AtomicBool::new(false),
-            pace_ns: AtomicU64::new(0),
         });
-        let publisher = if hand_back.is_some() {
-            Publisher::Pool
-        } else {
-            Publisher::Producer
-        };
         let router = Router::new(
             Arc::from(addr.as_str()),
             conn_config,
@@ -120,11 +96,11 @@ impl Producer {
             requests_rx,
             control_rx,
             shared.clone(),
-            hand_back,
+            policy,
         );
         tokio::spawn(router.run());
         Ok(Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new(ProducerInner {
                 addr,
                 config,
                 requests,
@@ -306,8 +282,8 @@ impl Producer {
         self.close_by(Instant::now()).await
     }
 
-    /// Leaves a pool: hands what is queued back to the pool, then closes, waiting for what is
-    /// in flight (at most the close timeout).
+    /// Gives what is queued to the router's policy, then closes, waiting for what is in flight
+    /// (at most the close timeout).
     pub(crate) async fn retire(&self) -> Stats {
         let shared = &self.inner.shared;
         shared.closed.store(true, Ordering::Release);
@@ -365,7 +341,7 @@ impl Producer {
     }
 }
 
-impl Drop for Inner {
+impl Drop for ProducerInner {
     /// The last handle is gone. The router goes on with what is queued and in flight, but only
     /// while the runtime runs: a program that returns from `main` now loses it, so say how
     /// much there is. A pool's node leaves that to the pool.
