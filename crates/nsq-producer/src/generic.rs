@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use nsq_proto::Topic;
 
-use crate::publishing::{Enqueuing, Publishing, Starter};
+use crate::publish_futures::{Enqueuing, Publishing, Starter};
 use crate::request::Checks;
 use crate::stats::Stats;
 

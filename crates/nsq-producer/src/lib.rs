@@ -534,8 +534,8 @@ mod metrics;
 mod policy;
 mod pool;
 mod producer;
-mod publish;
-mod publishing;
+mod publish_futures;
+mod publish_handle;
 mod request;
 mod router;
 mod shared;
@@ -552,8 +552,8 @@ pub use error::{
 pub use generic::GenericPublisher;
 pub use pool::{NodeStatus, Pool, PoolConfig, RetryBudget, Strategy};
 pub use producer::{ConnectError, FlushTimedOut, Producer};
-pub use publish::Publish;
-pub use publishing::{Enqueuing, Publishing};
+pub use publish_futures::{Enqueuing, Publishing};
+pub use publish_handle::Publish;
 pub use stats::{ProducerState, Stats};
 
 pub use nsq_conn::{ConfigError, ConnConfig, ConnConfigBuilder, ConnError};

@@ -43,7 +43,7 @@ use crate::error::{NodeDown, NodesDown, NotSentReason};
 use crate::gate::Gate;
 use crate::generic::GenericPublisher;
 use crate::producer::{ConnectError, FlushTimedOut};
-use crate::publishing::{Enqueuing, Patience, Publishing, Start, Starter};
+use crate::publish_futures::{Enqueuing, Patience, Publishing, Start, Starter};
 use crate::request::{Payload, Request};
 use crate::stats::{Counters, ProducerState, Stats};
 

@@ -22,7 +22,7 @@ use super::PoolShared;
 use super::route;
 use crate::completion::timed_completion;
 use crate::error::{NotSentReason, PublishError, Publisher};
-use crate::publish::{Publish, publish_span};
+use crate::publish_handle::{Publish, publish_span};
 use crate::request::{Payload, Request};
 use crate::tag::Tag;
 

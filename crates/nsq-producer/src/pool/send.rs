@@ -13,9 +13,9 @@ use super::route::{NodeSet, Route};
 use super::{Pool, PoolShared, Strategy};
 use crate::completion::{Responder, timed_completion};
 use crate::error::{NotSentReason, PublishError, Publisher, TooFewNodes};
-use crate::publish::{Publish, publish_span};
-use crate::publishing::Patience;
-use crate::publishing::Start;
+use crate::publish_futures::Patience;
+use crate::publish_futures::Start;
+use crate::publish_handle::{Publish, publish_span};
 use crate::request::Payload;
 use crate::tag::Tag;
 

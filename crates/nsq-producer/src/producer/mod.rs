@@ -18,7 +18,7 @@ use crate::error::{LookupdsFailed, NodesDown, PingFailure, PublishError, Publish
 use crate::gate::Gate;
 use crate::generic::GenericPublisher;
 use crate::policy::{Keep, Policy};
-use crate::publishing::{Enqueuing, Patience, Publishing, Start, Starter};
+use crate::publish_futures::{Enqueuing, Patience, Publishing, Start, Starter};
 use crate::request::{Control, Payload, Request};
 use crate::router::Router;
 use crate::shared::ProducerShared;

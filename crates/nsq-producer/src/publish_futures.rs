@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use nsq_proto::PublishLimits;
 
 use crate::error::PublishError;
-use crate::publish::Publish;
+use crate::publish_handle::Publish;
 use crate::request::Payload;
 
 /// What the publish futures need of what they publish through (a
