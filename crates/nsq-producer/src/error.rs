@@ -157,7 +157,8 @@ pub enum NotSentReason {
     QueueFull,
     /// nsqd could not be reached; the last connection error.
     Unavailable(Arc<ConnError>),
-    /// The producer closed before the request could be written.
+    /// The producer, or the pool that held the request, closed before the request could be
+    /// written.
     Closed,
     /// The caller withdrew it with [`Publish::cancel`](crate::Publish::cancel) before it was
     /// written.
@@ -260,7 +261,7 @@ impl fmt::Display for NotSentReason {
             }
             Self::QueueFull => f.write_str("the queue is full"),
             Self::Unavailable(err) => write!(f, "nsqd is unavailable: {err}"),
-            Self::Closed => f.write_str("the producer closed before it was written"),
+            Self::Closed => f.write_str("closed before it was written"),
             Self::Cancelled => f.write_str("cancelled by the caller before it was written"),
             Self::NoNodeUp(nodes) => write!(f, "no nsqd of the pool is up ({nodes})"),
             Self::TooFewNodesUp(too_few) => too_few.fmt(f),

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use nsq_producer::{Publish, PublishError};
 
-use crate::tally::Msgs;
+use crate::input::Msgs;
 
 /// The outcomes of a group of publishes, with their messages.
 #[derive(Debug, Default)]

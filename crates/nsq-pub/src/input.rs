@@ -29,6 +29,23 @@ pub(crate) struct Msg {
     pub(crate) record: u64,
 }
 
+/// The messages of one publish: one PUB's, or one MPUB's.
+#[derive(Debug)]
+pub(crate) enum Msgs {
+    One(Msg),
+    Many(Vec<Msg>),
+}
+
+impl Msgs {
+    /// The messages, as a slice.
+    pub(crate) fn as_slice(&self) -> &[Msg] {
+        match self {
+            Self::One(msg) => std::slice::from_ref(msg),
+            Self::Many(msgs) => msgs,
+        }
+    }
+}
+
 /// What the reader hands the publisher.
 #[derive(Debug)]
 pub(crate) enum Chunk {

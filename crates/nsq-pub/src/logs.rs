@@ -13,7 +13,7 @@ use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
-use crate::progress::Printer;
+use crate::console::Printer;
 
 /// Installs the log for `-v` given `verbose` times, or for `RUST_LOG`.
 pub(crate) fn init(verbose: u8) {

@@ -8,14 +8,17 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod books;
 mod collect;
+mod console;
 mod goflags;
 mod input;
 mod logs;
 mod outfile;
+mod pacer;
 mod progress;
+mod publisher;
 mod report;
-mod run;
 mod setup;
 mod signals;
 mod tally;
@@ -23,19 +26,20 @@ mod verify;
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use clap::CommandFactory;
 use tokio::sync::{mpsc, watch};
 
 use crate::args::Args;
+use crate::books::Books;
+use crate::console::Printer;
 use crate::input::Chunk;
-use crate::progress::Printer;
+use crate::publisher::Publisher;
 use crate::report::{EXIT_CANNOT_START, EXIT_USAGE, Report};
-use crate::run::End;
 use crate::signals::Interrupts;
-use crate::tally::Tally;
+use crate::tally::End;
 
 fn main() -> ExitCode {
     let args = Args::parse_go_style();
@@ -96,7 +100,7 @@ async fn publish(args: &Args, plan: setup::Plan) -> u8 {
         }
     };
     let mut stop_rx = stop.subscribe();
-    let (sources, mut tally) = match setup::open(args) {
+    let (sources, mut books) = match setup::open(args) {
         Ok(opened) => opened,
         Err(message) => {
             eprintln!("nsq-pub: error: {message}");
@@ -115,27 +119,30 @@ async fn publish(args: &Args, plan: setup::Plan) -> u8 {
         Ok(prepared) => prepared,
         Err(message) => {
             // As to_nsq, which connects for its first message: no message, no error.
-            if nothing_to_publish(&mut input, &mut tally, &mut stop_rx).await {
+            if nothing_to_publish(&mut input, &mut books, &mut stop_rx).await {
                 Printer.line(format_args!(
                     "nsq-pub: warning: {message}; the input has nothing to publish"
                 ));
-                return conclude(args, tally, End::Complete, &stop, started, None).await;
+                return conclude(args, books, End::Complete, &stop, started, None).await;
             }
             eprintln!("nsq-pub: error: {message}");
             return EXIT_CANNOT_START;
         }
     };
-    let progress = progress::Progress::start(tally.counters.clone(), total, read_bytes, args.quiet);
-    let end = run::publish_all(&prepared.job(), input, &mut tally, &mut stop_rx).await;
+    let progress =
+        progress::Progress::start(books.tally().counters(), total, read_bytes, args.quiet);
+    let (end, books) = Publisher::new(prepared.job(), input, stop_rx, books)
+        .run()
+        .await;
     progress.finish();
-    conclude(args, tally, end, &stop, started, Some(&mut prepared)).await
+    conclude(args, books, end, &stop, started, Some(&mut prepared)).await
 }
 
 /// Whether the input ends without a message (reading it up to its first message, or until an
 /// interrupt).
 async fn nothing_to_publish(
     input: &mut mpsc::Receiver<Chunk>,
-    tally: &mut Tally,
+    books: &mut Books,
     stop: &mut watch::Receiver<Interrupts>,
 ) -> bool {
     loop {
@@ -147,7 +154,7 @@ async fn nothing_to_publish(
         match chunk {
             None => return true,
             Some(Chunk::Messages { msgs, skipped }) if msgs.is_empty() => {
-                tally.counters.skipped_empty.fetch_add(skipped, Relaxed);
+                books.taken(&msgs, skipped);
             }
             Some(_) => return false,
         }
@@ -157,14 +164,14 @@ async fn nothing_to_publish(
 /// Writes the report and puts the out files in place; returns the exit status.
 async fn conclude(
     args: &Args,
-    mut tally: Tally,
+    books: Books,
     end: End,
     stop: &watch::Sender<Interrupts>,
     started: Instant,
     prepared: Option<&mut setup::Prepared>,
 ) -> u8 {
     let signal = stop.borrow().signal;
-    let mut report = Report::new(args.topic(), &tally, end, signal, started.elapsed());
+    let mut report = Report::new(args.topic(), books.tally(), end, signal, started.elapsed());
     if let Some(prepared) = prepared {
         report.copies_acknowledged = Some(prepared.acked_messages());
         if let Some(counts) = prepared.counts_before.take() {
@@ -173,7 +180,7 @@ async fn conclude(
             }
         }
     }
-    for (path, e) in tally.finish() {
+    for (path, e) in books.close() {
         Printer.line(format_args!(
             "nsq-pub: error: writing {}: {e}",
             path.display()

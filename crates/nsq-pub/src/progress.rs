@@ -1,15 +1,15 @@
 //! Progress while publishing: a live line on a terminal, a plain line every few seconds
 //! otherwise (a log, a CI job), nothing with `--quiet`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 
-use crate::report::{bytes, count};
+use crate::console::{self, Printer, bytes, count};
 use crate::tally::Counters;
 
 /// The live line with a known total: what comes before the counts takes 33 columns, so that
@@ -32,34 +32,6 @@ pub(crate) enum Total {
 /// A running progress display; [`finish`](Self::finish) removes it.
 pub(crate) struct Progress {
     task: Option<(JoinHandle<()>, Option<ProgressBar>)>,
-}
-
-/// The live progress line, while there is one: what [`Printer`] takes down to print.
-static LIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
-
-/// Prints lines on standard error without tearing the live progress line: the line is taken
-/// down, the text printed, and the line drawn again. Error lines, interrupt notices and the
-/// producer's log all go through it.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Printer;
-
-impl Printer {
-    /// Prints `text` as a line of its own on standard error.
-    pub(crate) fn line(&self, text: std::fmt::Arguments<'_>) {
-        self.bytes(format!("{text}\n").as_bytes());
-    }
-
-    /// Writes `bytes` (whole lines) to standard error.
-    pub(crate) fn bytes(&self, bytes: &[u8]) {
-        let live = LIVE.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let write = || {
-            let _ = std::io::stderr().lock().write_all(bytes);
-        };
-        match live {
-            Some(bar) => bar.suspend(write),
-            None => write(),
-        }
-    }
 }
 
 impl Progress {
@@ -88,7 +60,7 @@ impl Progress {
                 ),
             };
             bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-            *LIVE.lock().unwrap_or_else(PoisonError::into_inner) = Some(bar.clone());
+            console::show_live(bar.clone());
             let shown = bar.clone();
             let task = tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -129,7 +101,7 @@ impl Progress {
     pub(crate) fn finish(self) {
         if let Some((task, bar)) = self.task {
             task.abort();
-            LIVE.lock().unwrap_or_else(PoisonError::into_inner).take();
+            console::clear_live();
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }

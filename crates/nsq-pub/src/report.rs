@@ -3,13 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::run::End;
-use crate::tally::{INTERRUPTED, NO_NODE_UP, Tally};
+use crate::console::{bytes, count};
+use crate::tally::{End, INTERRUPTED, NO_NODE_UP, Tally};
 
 /// Distinct errors listed in the text report; the others are summed on one line.
 const SHOWN_ERRORS: usize = 10;
@@ -93,12 +92,11 @@ impl Report {
         signal: Option<&'static str>,
         elapsed: Duration,
     ) -> Self {
-        let c = &tally.counters;
-        let acknowledged = c.acknowledged.load(Relaxed);
-        let not_stored = c.not_stored.load(Relaxed);
-        let unknown = c.unknown.load(Relaxed);
+        let acknowledged = tally.acknowledged();
+        let not_stored = tally.not_stored();
+        let unknown = tally.unknown();
         let interrupted = end == End::Interrupted;
-        let not_published = tally.not_stored_by.get(INTERRUPTED).copied().unwrap_or(0);
+        let not_published = tally.not_stored_by().get(INTERRUPTED).copied().unwrap_or(0);
         let exit_code = if unknown > 0 {
             EXIT_UNKNOWN
         } else if not_stored > not_published || end == End::InputFailed {
@@ -113,14 +111,14 @@ impl Report {
             schema: SCHEMA,
             topic: topic.to_owned(),
             read: acknowledged + not_stored + unknown,
-            skipped_empty: c.skipped_empty.load(Relaxed),
+            skipped_empty: tally.skipped_empty(),
             acknowledged,
             not_stored,
-            not_stored_by: tally.not_stored_by.clone(),
+            not_stored_by: tally.not_stored_by().clone(),
             unknown,
-            errors: tally.errors.clone(),
+            errors: tally.errors().clone(),
             copies_acknowledged: None,
-            bytes: c.bytes.load(Relaxed),
+            bytes: tally.bytes(),
             elapsed_s: secs,
             rate: if secs > 0.0 {
                 acknowledged as f64 / secs
@@ -143,30 +141,6 @@ impl Report {
             self.exit_code = EXIT_NOT_STORED;
         }
         self.verified = Some(verified);
-    }
-}
-
-/// Thousands separated by commas.
-pub(crate) fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(d);
-    }
-    out
-}
-
-/// Bytes in B, kB, MB or GB (powers of 1000).
-pub(crate) fn bytes(n: u64) -> String {
-    let n = n as f64;
-    match n {
-        n if n >= 1e9 => format!("{:.2} GB", n / 1e9),
-        n if n >= 1e6 => format!("{:.1} MB", n / 1e6),
-        n if n >= 1e3 => format!("{:.1} kB", n / 1e3),
-        n => format!("{n} B"),
     }
 }
 
@@ -252,21 +226,5 @@ impl fmt::Display for Report {
             )?;
         }
         write!(f, "  exit status {}", self.exit_code)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_and_sizes_read_easily() {
-        assert_eq!(count(0), "0");
-        assert_eq!(count(999), "999");
-        assert_eq!(count(1000), "1,000");
-        assert_eq!(count(1234567), "1,234,567");
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(1_500), "1.5 kB");
-        assert_eq!(bytes(100_000_000), "100.0 MB");
     }
 }

@@ -5,11 +5,11 @@ use std::time::Duration;
 use nsq_producer::{Pool, PoolConfig, ProducerConfig, ProducerState, Strategy, Topic};
 
 use crate::args::{Args, Batch, Mode, split_producer_opt};
+use crate::books::Books;
+use crate::console::Printer;
 use crate::input::Sources;
-use crate::progress::Printer;
+use crate::publisher::Job;
 use crate::report::{Report, Verified};
-use crate::run::Job;
-use crate::tally::Tally;
 use crate::verify;
 
 /// The checked flags: everything that can be refused without touching the network or a file.
@@ -101,12 +101,12 @@ pub(crate) struct Prepared {
     pub(crate) counts_before: Option<Vec<(String, u64)>>,
 }
 
-/// Opens the input and the out files (in the returned tally).
+/// Opens the input and the out files (in the returned books).
 ///
 /// # Errors
 ///
 /// A file that cannot be opened or created.
-pub(crate) fn open(args: &Args) -> Result<(Sources, Tally), String> {
+pub(crate) fn open(args: &Args) -> Result<(Sources, Books), String> {
     let sources = match args.generate {
         Some(count) => Sources::Generate {
             count,
@@ -115,14 +115,14 @@ pub(crate) fn open(args: &Args) -> Result<(Sources, Tally), String> {
         None => Sources::open(&args.files)
             .map_err(|(path, e)| format!("opening {}: {e}", path.display()))?,
     };
-    let tally = Tally::new(
+    let books = Books::new(
         args.failed_out.as_deref(),
         args.unknown_out.as_deref(),
         args.delimiter,
         sources.names(),
     )
     .map_err(|(path, e)| format!("creating {}: {e}", path.display()))?;
-    Ok((sources, tally))
+    Ok((sources, books))
 }
 
 /// Connects to nsqd.

@@ -4,7 +4,7 @@
 
 use tokio::sync::watch;
 
-use crate::progress::Printer;
+use crate::console::Printer;
 
 /// An interrupt: how many so far, and the last signal's name.
 #[derive(Debug, Clone, Copy, Default)]

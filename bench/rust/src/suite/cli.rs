@@ -15,11 +15,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::execute::{Executor, GRACE, Outcome, run_child_with};
+use nsq_test_support::Nsqd;
+
+use super::child::{GRACE, run_child_with};
+use super::outcome::{CliRun, Outcome};
 use super::plan::{Case, Client, Plan};
+use super::report::text::thousands;
 use crate::cpu::{children_cpu, process_cpu};
 use crate::record::RunResult;
 
@@ -28,18 +32,6 @@ const INPUT_NAME: &str = "k-lines.txt";
 
 /// The printable bytes that fill each line after its number.
 const FILLER: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-
-/// What the suite records of a case k run besides the result.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct CliRun {
-    /// The topic the run published to (created before it, deleted after it).
-    pub(crate) topic: String,
-    /// The command line, with the file of lines.
-    pub(crate) command: String,
-    /// nsq-pub's `--report-json`, as it wrote it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) report: Option<Value>,
-}
 
 /// The fields of nsq-pub's `--report-json` that the suite checks.
 #[derive(Debug, Deserialize)]
@@ -52,9 +44,15 @@ struct PubReport {
     unknown: u64,
 }
 
-/// Runs `client` once in case k against the executor's nsqd, and checks the topic depth.
-pub(super) fn run(executor: &mut Executor<'_>, round: u32, client: Client) -> Outcome {
-    let plan = executor.plan;
+/// Runs `client` once in case k against `nsqd`, and checks the topic depth. The file of lines
+/// is written at the first run; `input` keeps its path, or why it could not be written.
+pub(super) fn run(
+    plan: &Plan,
+    nsqd: &Nsqd,
+    input: &mut Option<Result<PathBuf, String>>,
+    round: u32,
+    client: Client,
+) -> Outcome {
     let n = plan.cli_n;
     let mut outcome = Outcome::new(round, Case::K, client);
     let unsupported =
@@ -75,10 +73,7 @@ pub(super) fn run(executor: &mut Executor<'_>, round: u32, client: Client) -> Ou
         outcome.result = unsupported("n/a (not built)");
         return outcome;
     };
-    let input = match executor
-        .cli_input
-        .get_or_insert_with(|| prepare_input(plan))
-    {
+    let input = match input.get_or_insert_with(|| prepare_input(plan)) {
         Ok(path) => path.clone(),
         Err(why) => {
             outcome.failure = Some(why.clone());
@@ -86,7 +81,6 @@ pub(super) fn run(executor: &mut Executor<'_>, round: u32, client: Client) -> Ou
         }
     };
 
-    let nsqd = executor.nsqd;
     let topic = format!("k-{}-{round}", client.name());
     let addr = nsqd.tcp_addr().to_string();
     let report_path = input.with_file_name(format!("k-nsq-pub-report-{round}.json"));
@@ -256,31 +250,9 @@ fn shown_command(command: &Command) -> String {
     shown
 }
 
-/// `n` with a comma between groups of three digits: `1,000,000`.
-pub(super) fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_with_commas() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(100_000), "100,000");
-        assert_eq!(thousands(1_000_000), "1,000,000");
-    }
 
     #[test]
     fn lines_are_distinct_printable_and_of_the_size() {

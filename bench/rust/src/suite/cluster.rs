@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use nsq_test_support::{Nsqd, NsqdOptions};
 
-use super::execute::{Executor, GRACE, Outcome, TOPIC, last_json_line, run_child, tail};
+use super::child::{GRACE, last_json_line, run_child, tail};
+use super::execute::{Executor, TOPIC};
 use super::failover::{FROZEN_RECOVERED, FailoverRun, Figures, RECOVERED};
+use super::outcome::Outcome;
 use super::plan::{Case, Client};
 use crate::record::RunResult;
 

@@ -1,88 +1,20 @@
 //! Running one client for one case against the suite's nsqd, and checking nsqd's count.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use nsq_test_support::Nsqd;
-use serde::Serialize;
 
-use super::cli::{self, CliRun};
-use super::failover::FailoverRun;
+use super::child::{GRACE, last_json_line, run_child, tail};
+use super::cli;
+use super::outcome::Outcome;
 use super::plan::{Case, Client, Plan};
 use crate::cpu::process_cpu;
 use crate::record::RunResult;
 
 /// The topic every run publishes to; it is deleted after each run.
 pub(crate) const TOPIC: &str = "bench";
-
-/// How long a client may take beyond its time limit (start-up, connecting, closing) before it
-/// is killed.
-pub(super) const GRACE: Duration = Duration::from_secs(120);
-
-/// What one run of one client in one case gave.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Outcome {
-    pub(crate) round: u32,
-    pub(crate) case: &'static str,
-    pub(crate) client: &'static str,
-    /// The client's result line; `None` if it failed.
-    pub(crate) result: Option<RunResult>,
-    /// Why the run failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) failure: Option<String>,
-    /// nsqd's depth of the topic after the run, and the part of it on disk.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) topic_depth: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) backend_depth: Option<u64>,
-    /// Set when nsqd's count does not match what the client says was acknowledged.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) mismatch: Option<String>,
-    /// CPU seconds nsqd used while the client process ran.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) nsqd_cpu_s: Option<f64>,
-    /// Wall-clock seconds of the client process, start-up included.
-    pub(crate) process_s: f64,
-    /// Cases j and j0: what the suite saw and computed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) failover: Option<FailoverRun>,
-    /// Case k: the topic, the command and nsq-pub's report.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) cli: Option<CliRun>,
-}
-
-impl Outcome {
-    /// An outcome with nothing measured yet.
-    pub(super) fn new(round: u32, case: Case, client: Client) -> Self {
-        Self {
-            round,
-            case: case.id(),
-            client: client.name(),
-            result: None,
-            failure: None,
-            topic_depth: None,
-            backend_depth: None,
-            mismatch: None,
-            nsqd_cpu_s: None,
-            process_s: 0.0,
-            failover: None,
-            cli: None,
-        }
-    }
-
-    /// The result, when the run succeeded and the client could do the case.
-    pub(crate) fn measured(&self) -> Option<&RunResult> {
-        self.result.as_ref().filter(|r| r.unsupported.is_none())
-    }
-
-    /// Why the client cannot do the case, if it said so.
-    pub(crate) fn unsupported(&self) -> Option<&str> {
-        self.result.as_ref()?.unsupported.as_deref()
-    }
-}
 
 /// Runs clients against one nsqd.
 pub(crate) struct Executor<'a> {
@@ -111,7 +43,7 @@ impl Executor<'_> {
             return self.run_failover(round, case, client);
         }
         if case == Case::K {
-            return cli::run(self, round, client);
+            return cli::run(self.plan, self.nsqd, &mut self.cli_input, round, client);
         }
         let mut outcome = Outcome::new(round, case, client);
         let mut command = match self.launch(case, client) {
@@ -313,92 +245,6 @@ impl Executor<'_> {
     }
 }
 
-/// Runs `command` to completion with its output captured, killing it after `timeout`, and
-/// calls `tick` every few milliseconds while it runs. Returns stdout and stderr, or why it
-/// failed.
-pub(super) fn run_child(
-    command: &mut Command,
-    timeout: Duration,
-    tick: impl FnMut(),
-) -> Result<(String, String), String> {
-    run_child_with(command, Stdio::null(), timeout, tick)
-}
-
-/// [`run_child`] with `stdin` as the child's standard input.
-pub(super) fn run_child_with(
-    command: &mut Command,
-    stdin: Stdio,
-    timeout: Duration,
-    mut tick: impl FnMut(),
-) -> Result<(String, String), String> {
-    command
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let program = command.get_program().to_string_lossy().into_owned();
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let stdout = read_all(child.stdout.take());
-    let stderr = read_all(child.stderr.take());
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break Err(format!("killed after {} s", timeout.as_secs()));
-            }
-            Ok(None) => {
-                tick();
-                thread::sleep(Duration::from_millis(2));
-            }
-            Err(err) => break Err(format!("waiting for {program}: {err}")),
-        }
-    };
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
-    let status = status?;
-    if status.success() {
-        Ok((stdout, stderr))
-    } else {
-        Err(format!("exited with {status}: {}", tail(&stderr)))
-    }
-}
-
-fn read_all(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut pipe) = pipe {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            text = String::from_utf8_lossy(&bytes).into_owned();
-        }
-        text
-    })
-}
-
-/// The last lines of `text`, for error messages.
-pub(super) fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let start = lines.len().saturating_sub(3);
-    let tail = lines[start..].join(" | ");
-    if tail.is_empty() {
-        "(no output)".to_owned()
-    } else {
-        tail
-    }
-}
-
-/// The last line of `stdout` that parses as a result.
-pub(super) fn last_json_line(stdout: &str) -> Option<RunResult> {
-    stdout
-        .lines()
-        .rev()
-        .find_map(|line| serde_json::from_str(line.trim()).ok())
-}
-
 /// Whether nsqd's count agrees with the client: it must hold every acknowledged message, and
 /// at most the failed ones besides (a publish whose answer was lost may still be stored).
 fn check_depth(result: &RunResult, depth: Option<u64>) -> Option<String> {
@@ -529,13 +375,5 @@ mod tests {
         result.uncounted_acked = Some(5);
         assert_eq!(check_depth(&result, Some(15)), None);
         assert!(check_depth(&result, Some(12)).is_some());
-    }
-
-    #[test]
-    fn the_last_result_line_wins() {
-        let stdout =
-            "connected\n{\"client\":\"x\",\"case\":\"a\",\"n\":1,\"acked\":1,\"errors\":0}\n";
-        assert_eq!(last_json_line(stdout).unwrap().client, "x");
-        assert!(last_json_line("nothing").is_none());
     }
 }

@@ -2,11 +2,13 @@
 //! `runs` times interleaved (round by round, each client in its own process), then prints the
 //! table and writes `results.json` and `results.md`.
 
+mod child;
 mod cli;
 mod cluster;
 mod execute;
 mod facts;
 mod failover;
+mod outcome;
 mod plan;
 mod report;
 
@@ -15,10 +17,14 @@ use std::time::Instant;
 
 use nsq_test_support::{Nsqd, NsqdOptions};
 
-use self::execute::{Executor, Outcome};
+use self::execute::Executor;
 use self::facts::{Facts, utc_now};
+use self::outcome::Outcome;
 use self::plan::{Case, Client, Plan};
-use self::report::{Report, ResultsFile, Settings, render_goals};
+use self::report::Report;
+use self::report::frozen::TITLE as FROZEN_TITLE;
+use self::report::goals::render_goals;
+use self::report::results::{ResultsFile, Settings};
 use crate::flags::Flags;
 
 /// The suite's usage, part of `nsq-bench --help`.
@@ -95,7 +101,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         println!();
     }
     if let Some(frozen) = &frozen {
-        println!("{}", report::FROZEN_TITLE);
+        println!("{}", FROZEN_TITLE);
         println!("{}", frozen.render_text());
         for note in &frozen_notes {
             println!("  {note}");
@@ -131,11 +137,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             .iter()
             .map(|note| format!("- {note}\n"))
             .collect();
-        format!(
-            "{}\n\n{}\n{notes}\n",
-            report::FROZEN_TITLE,
-            table.render_markdown()
-        )
+        format!("{}\n\n{}\n{notes}\n", FROZEN_TITLE, table.render_markdown())
     });
     let markdown = format!(
         "Measured {date} with `{}` ({} run(s) of n={} messages of {} bytes; cells are \
@@ -226,7 +228,7 @@ fn log(outcome: &Outcome) {
         let mut text = match (result.msgs_per_sec, result.seconds) {
             (Some(rate), Some(seconds)) => format!(
                 "{} msgs/s, {} acked in {seconds:.2} s",
-                report::rate(rate),
+                report::text::rate(rate),
                 result.acked
             ),
             _ => String::new(),
@@ -242,7 +244,7 @@ fn log(outcome: &Outcome) {
         {
             text.push_str(&format!(
                 "{} waiting calls returned per second, {waiting} in {seconds:.2} s, {} acked",
-                report::rate(rate),
+                report::text::rate(rate),
                 result.acked
             ));
         }

@@ -1,38 +1,13 @@
-//! Case l in the report: its metrics, its table (beside j's), its notes and its goal.
+//! Case l in the report: its table (beside j's), its notes and its goal.
 
-use super::{
-    ACK_PAUSE, ACKED, CLIENT_CPU, FAILED_ATTEMPTS, FAILOVER_GAP, Goal, LOWEST_WINDOW, MEGABYTES,
-    Metric, NOT_SENT, OTHER, PRE_KILL_RATE, RESENT, Report, Status, THROUGHPUT, Table, UNKNOWN,
-    rate,
+use super::goals::Goal;
+use super::metrics::{
+    ACK_PAUSE, ACKED, CLIENT_CPU, FAILED_ATTEMPTS, FAILOVER_GAP, LOWEST_WINDOW, Metric, NOT_SENT,
+    OTHER, PRE_KILL_RATE, RESENT, STORED_TWICE, THROUGHPUT, UNKNOWN,
 };
-use crate::suite::cluster::stored_twice;
+use super::text::{Table, rate};
+use super::{Report, Status};
 use crate::suite::plan::{Case, Client};
-
-/// Messages stored beyond those acknowledged and those that failed: stored twice.
-const STORED_TWICE: Metric = Metric {
-    name: "stored_twice",
-    unit: "msgs",
-    read: |o, r, _| Some(stored_twice(r, &o.failover.as_ref()?.node_depths)? as f64),
-};
-
-/// The metrics of case l. `pre_kill_rate`, `failover_gap`, `longest_pause` and `lowest_window`
-/// are taken around the stop; the gap ends at a window at 80% of the rate before it.
-pub(super) const METRICS: &[Metric] = &[
-    THROUGHPUT,
-    MEGABYTES,
-    CLIENT_CPU,
-    PRE_KILL_RATE,
-    FAILOVER_GAP,
-    ACK_PAUSE,
-    LOWEST_WINDOW,
-    ACKED,
-    UNKNOWN,
-    NOT_SENT,
-    OTHER,
-    RESENT,
-    FAILED_ATTEMPTS,
-    STORED_TWICE,
-];
 
 /// A row of the frozen-node table: its label, its metric and how a value is written.
 type Row = (&'static str, &'static Metric, fn(f64) -> String);
@@ -47,18 +22,18 @@ const FROZEN_GOAL_MS: f64 = 500.0;
 /// How many windows after the stop the notes show.
 const TRACE_WINDOWS: usize = 10;
 
-/// The pool's time to 80% of the load after the stop.
-pub(super) fn goal(report: &Report<'_>) -> Goal {
-    Goal::at_most(
-        "l",
-        "frozen node: survivors at 80% of the load after, pool, ms",
-        report.median(Case::L, Client::Pool, &FAILOVER_GAP),
-        FROZEN_GOAL_MS,
-        " ms",
-    )
-}
-
 impl Report<'_> {
+    /// The pool's time to 80% of the load after the stop.
+    pub(super) fn frozen_goal(&self) -> Goal {
+        Goal::at_most(
+            "l",
+            "frozen node: survivors at 80% of the load after, pool, ms",
+            self.median(Case::L, Client::Pool, &FAILOVER_GAP),
+            FROZEN_GOAL_MS,
+            " ms",
+        )
+    }
+
     /// Case l for each client that ran it. `None` when it did not run.
     pub(crate) fn frozen_table(&self) -> Option<Table> {
         if !self.plan.wants(Case::L) {
