@@ -50,8 +50,7 @@ pub trait GenericPublisher: Starter + Sized {
     /// Dropping the future before the message is written withdraws it; after that, the message
     /// may still be published.
     fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Publishing<'_, Self> {
-        let payload = Checks(self.limits()).pub_payload(topic, body.into());
-        Publishing::new(self, payload)
+        Publishing::new(self.publish_async(topic, body))
     }
 
     /// Publishes several messages in one MPUB and waits for nsqd's answer, which covers them
@@ -66,8 +65,7 @@ pub trait GenericPublisher: Starter + Sized {
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
-        let payload = Checks(self.limits()).mpub_payload(topic, bodies);
-        Publishing::new(self, payload)
+        Publishing::new(self.multi_publish_async(topic, bodies))
     }
 
     /// Publishes one message that nsqd delivers after `delay`, and waits for nsqd's answer.
@@ -83,8 +81,7 @@ pub trait GenericPublisher: Starter + Sized {
         delay: Duration,
         body: impl Into<Bytes>,
     ) -> Publishing<'_, Self> {
-        let payload = Checks(self.limits()).dpub_payload(topic, delay, body.into());
-        Publishing::new(self, payload)
+        Publishing::new(self.deferred_publish_async(topic, delay, body))
     }
 
     /// Queues one message and returns once it is queued, with a [`Publish`](crate::Publish)

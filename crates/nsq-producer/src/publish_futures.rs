@@ -229,9 +229,10 @@ enum Outcome<'a, P: Starter> {
 }
 
 impl<'a, P: Starter> Publishing<'a, P> {
-    pub(crate) fn new(target: &'a P, payload: Result<Payload, PublishError>) -> Self {
+    /// Queues through `enqueuing`, then waits for the outcome.
+    pub(crate) fn new(enqueuing: Enqueuing<'a, P>) -> Self {
         Self {
-            stage: Outcome::Enqueuing(Enqueuing::new(target, payload)),
+            stage: Outcome::Enqueuing(enqueuing),
         }
     }
 

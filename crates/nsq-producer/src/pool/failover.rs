@@ -25,53 +25,32 @@ use crate::request::Request;
 /// The policy of one node's router.
 #[derive(Debug)]
 pub(crate) struct NodePolicy {
-    addr: String,
+    pub(super) addr: String,
     /// The node's identity in a request's route.
-    node: NodeId,
+    pub(super) node: NodeId,
     /// Written requests whose outcome is unknown go back too (at least once delivery).
-    retry_unknown: bool,
+    pub(super) retry_unknown: bool,
     /// The rebalancer's inbox. Only the router holds this policy, so that the inbox closes
     /// once every node's router has ended.
-    to: mpsc::UnboundedSender<Request>,
+    pub(super) to: mpsc::UnboundedSender<Request>,
     /// The pool, for comparing the node with the others. Weak, so that a pool dropped without
     /// `close` lets its producers go.
-    pool: Weak<PoolShared>,
+    pub(super) pool: Weak<PoolShared>,
     /// `None`: the node is never judged slow.
-    rule: Option<SlowRule>,
+    pub(super) rule: Option<SlowRule>,
     /// Where the pool reads the node's health.
-    health: Arc<NodeHealth>,
-    judge: Mutex<Judged>,
+    pub(super) health: Arc<NodeHealth>,
+    pub(super) judge: Mutex<Judged>,
 }
 
 /// The judgement, and whether the node is down (from a failure to the next connection).
 #[derive(Debug, Default)]
-struct Judged {
+pub(super) struct Judged {
     judge: Judge,
     down: bool,
 }
 
 impl NodePolicy {
-    pub(crate) fn new(
-        addr: String,
-        node: NodeId,
-        retry_unknown: bool,
-        to: mpsc::UnboundedSender<Request>,
-        pool: Weak<PoolShared>,
-        rule: Option<SlowRule>,
-        health: Arc<NodeHealth>,
-    ) -> Self {
-        Self {
-            addr,
-            node,
-            retry_unknown,
-            to,
-            pool,
-            rule,
-            health,
-            judge: Mutex::new(Judged::default()),
-        }
-    }
-
     fn judged(&self) -> std::sync::MutexGuard<'_, Judged> {
         self.judge.lock().unwrap_or_else(|p| p.into_inner())
     }

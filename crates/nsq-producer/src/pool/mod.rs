@@ -625,15 +625,16 @@ impl PoolShared {
         let producer = self.config.producer.clone();
         let retry_unknown = self.config.retry_unknown;
         let health = Arc::new(health::NodeHealth::default());
-        let policy = failover::NodePolicy::new(
-            addr.clone(),
-            id,
+        let policy = failover::NodePolicy {
+            addr: addr.clone(),
+            node: id,
             retry_unknown,
-            hand_back,
-            Arc::downgrade(self),
-            health::SlowRule::of(&self.config),
-            health.clone(),
-        );
+            to: hand_back,
+            pool: Arc::downgrade(self),
+            rule: health::SlowRule::of(&self.config),
+            health: health.clone(),
+            judge: Mutex::default(),
+        };
         let node = Node::new(addr, id, discovered, producer, Arc::new(policy), health)?;
         let state = node.producer.watch_state();
         let watch = Node::watch(
