@@ -485,6 +485,8 @@ impl Router {
         self.give_up_reclaimed();
         self.fail_queued(&NotSentReason::Closed);
         self.shared.closed.store(true, Ordering::Release);
+        // Closed: a slow judgement ends with the connection.
+        self.set_down(true);
         self.set_state(ProducerState::Closed);
         for ping in self.pings.drain(..) {
             let _ = ping.send(Err(PingFailure::Closed));
