@@ -81,7 +81,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), Failure> {
     let mut unavailable: Vec<String> = Vec::new();
 
     if clients.iter().any(|c| c == "go-nsq" || c == "bench_writer") {
-        if cmd::find_on_path("go").is_none() {
+        if crate::find::find_on_path("go").is_none() {
             for client in ["go-nsq", "bench_writer"] {
                 unavailable.push(format!("{client}=n/a (Go not installed)"));
             }

@@ -146,16 +146,6 @@ fn is_package_variable(key: &str) -> bool {
         )
 }
 
-/// The first file called `name` in a `PATH` directory.
-pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
-    let file_name = format!("{name}{}", env::consts::EXE_SUFFIX);
-    let path = env::var_os("PATH")?;
-    env::split_paths(&path)
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .map(|dir| dir.join(&file_name))
-        .find(|candidate| candidate.is_file())
-}
-
 fn spawn_failure(command: &Command, err: &io::Error) -> Failure {
     Failure::new(format!(
         "could not run `{}`: {err}",

@@ -5,6 +5,11 @@
 mod bench;
 mod cmd;
 mod demo;
+// The search for the nsq commands, shared with nsq-test-support (which this crate must not
+// depend on). Its public items are public there, for the tests.
+#[allow(unreachable_pub)]
+#[path = "../../tests/support/src/tools/find.rs"]
+mod find;
 mod fuzz;
 mod leftovers;
 mod nsqd;

@@ -24,7 +24,13 @@ use crate::cmd::{self, Failure};
 use crate::workspace_root;
 
 /// The published crates, each after the crates it depends on.
-const CRATES: [&str; 4] = ["nsq-proto", "nsq-conn", "nsq-producer", "nsq-pub"];
+const CRATES: [&str; 5] = [
+    "nsq-proto",
+    "nsq-conn",
+    "nsq-lookupd",
+    "nsq-producer",
+    "nsq-pub",
+];
 
 /// The license files every published crate carries, copies of the ones at the root.
 const LICENSE_FILES: [&str; 2] = ["LICENSE-APACHE", "LICENSE-MIT"];

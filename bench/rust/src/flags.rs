@@ -104,7 +104,7 @@ pub(crate) struct ClientOptions {
 }
 
 impl ClientOptions {
-    /// Reads the client options from `flags`, with the defaults docs/performance.md lists.
+    /// Reads the client options from `flags`; an option not given takes the default written here.
     pub(crate) fn from_flags(flags: &mut Flags) -> Result<Self, String> {
         let addr: String = flags.get("addr", "127.0.0.1:4150".to_owned())?;
         let addrs = match flags.string("addrs") {

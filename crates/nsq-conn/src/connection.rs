@@ -3,7 +3,6 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::{Future, poll_fn};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -11,9 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Sink, Stream};
-use nsq_proto::{
-    AuthResponse, Command, Frame, HeartbeatMonitor, IdentifyResponse, Response, UpgradePlan,
-};
+use nsq_proto::{Command, Frame, HeartbeatMonitor, Response};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Framed;
@@ -22,6 +19,7 @@ use tracing::Instrument;
 use crate::codec::NsqCodec;
 use crate::config::ConnConfig;
 use crate::error::ConnError;
+use crate::handshake::{ConnectionInfo, Established};
 use crate::transport::{BoxTransport, Meter};
 
 /// Buffered command bytes above which [`Connection::poll_send_ready`] flushes first.
@@ -81,39 +79,6 @@ pub struct Connection {
     closed: bool,
 }
 
-/// What the handshake established.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ConnectionInfo {
-    /// nsqd's IDENTIFY reply (its version, `max_rdy_count`, `msg_timeout`, ...).
-    pub identify: IdentifyResponse,
-    /// The upgrades in effect: TLS, compression, AUTH.
-    pub upgrades: UpgradePlan,
-    /// nsqd's AUTH reply, when AUTH was required.
-    pub auth: Option<AuthResponse>,
-    /// The negotiated heartbeat interval; `None` when heartbeats are disabled.
-    pub heartbeat_interval: Option<Duration>,
-    /// nsqd's address, for TCP connections.
-    pub peer_addr: Option<SocketAddr>,
-}
-
-impl ConnectionInfo {
-    pub(crate) fn new(
-        identify: IdentifyResponse,
-        upgrades: UpgradePlan,
-        auth: Option<AuthResponse>,
-        heartbeat_interval: Option<Duration>,
-    ) -> Self {
-        Self {
-            identify,
-            upgrades,
-            auth,
-            heartbeat_interval,
-            peer_addr: None,
-        }
-    }
-}
-
 impl Connection {
     /// Resolves and dials the configured address (within the dial timeout), then runs the
     /// handshake (within the handshake timeout).
@@ -128,7 +93,8 @@ impl Connection {
         async {
             let stream = crate::connect::dial(config).await?;
             let peer = stream.peer_addr().ok();
-            let mut connection = crate::handshake::handshake(stream, config).await?;
+            let established = crate::handshake::handshake(stream, config).await?;
+            let mut connection = Self::new(established, config);
             connection.info.peer_addr = peer;
             Ok(connection)
         }
@@ -156,19 +122,20 @@ impl Connection {
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let span = tracing::info_span!("nsq_conn", addr = %config.address());
-        let mut connection = crate::handshake::handshake(io, config)
+        let established = crate::handshake::handshake(io, config)
             .instrument(span.clone())
             .await?;
+        let mut connection = Self::new(established, config);
         connection.span = span;
         Ok(connection)
     }
 
-    pub(crate) fn new(
-        framed: Framed<BoxTransport, NsqCodec>,
-        meter: Arc<Meter>,
-        info: ConnectionInfo,
-        config: &ConnConfig,
-    ) -> Self {
+    fn new(established: Established, config: &ConnConfig) -> Self {
+        let Established {
+            framed,
+            meter,
+            info,
+        } = established;
         let now = Instant::now();
         let heartbeat = HeartbeatMonitor::new(info.heartbeat_interval, now.into_std());
         let deadline = heartbeat.deadline().map_or(now, Instant::from_std);

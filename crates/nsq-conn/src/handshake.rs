@@ -4,7 +4,9 @@
 //! Plain sequential async code over one `Framed`; each upgrade swaps the stream underneath it
 //! (see `upgrade.rs`) and keeps the codec and every buffered byte.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -17,12 +19,54 @@ use tokio_util::codec::Framed;
 
 use crate::codec::NsqCodec;
 use crate::config::ConnConfig;
-use crate::connection::{Connection, ConnectionInfo};
 use crate::error::ConnError;
 use crate::transport::{BoxTransport, Meter, Metered};
 
+/// What the handshake established.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// nsqd's IDENTIFY reply (its version, `max_rdy_count`, `msg_timeout`, ...).
+    pub identify: IdentifyResponse,
+    /// The upgrades in effect: TLS, compression, AUTH.
+    pub upgrades: UpgradePlan,
+    /// nsqd's AUTH reply, when AUTH was required.
+    pub auth: Option<AuthResponse>,
+    /// The negotiated heartbeat interval; `None` when heartbeats are disabled.
+    pub heartbeat_interval: Option<Duration>,
+    /// nsqd's address, for TCP connections.
+    pub peer_addr: Option<SocketAddr>,
+}
+
+impl ConnectionInfo {
+    pub(crate) fn new(
+        identify: IdentifyResponse,
+        upgrades: UpgradePlan,
+        auth: Option<AuthResponse>,
+        heartbeat_interval: Option<Duration>,
+    ) -> Self {
+        Self {
+            identify,
+            upgrades,
+            auth,
+            heartbeat_interval,
+            peer_addr: None,
+        }
+    }
+}
+
+/// A stream after a successful handshake, from which `Connection` is built.
+pub(crate) struct Established {
+    /// The stream with every upgrade in place and the bytes read past the handshake.
+    pub(crate) framed: Framed<BoxTransport, NsqCodec>,
+    /// Counts the bytes read and written underneath the upgrades.
+    pub(crate) meter: Arc<Meter>,
+    /// What was agreed.
+    pub(crate) info: ConnectionInfo,
+}
+
 /// Runs the whole handshake over `io` within the configured handshake timeout.
-pub(crate) async fn handshake<IO>(io: IO, config: &ConnConfig) -> Result<Connection, ConnError>
+pub(crate) async fn handshake<IO>(io: IO, config: &ConnConfig) -> Result<Established, ConnError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -36,7 +80,7 @@ where
     }
 }
 
-async fn run<IO>(io: IO, config: &ConnConfig) -> Result<Connection, ConnError>
+async fn run<IO>(io: IO, config: &ConnConfig) -> Result<Established, ConnError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -114,12 +158,11 @@ where
         hs.framed.send(Command::Nop).await?;
     }
     tracing::debug!("handshake complete");
-    Ok(Connection::new(
-        hs.framed,
+    Ok(Established {
+        framed: hs.framed,
         meter,
-        ConnectionInfo::new(identify, upgrades, auth, config.heartbeat_interval()),
-        config,
-    ))
+        info: ConnectionInfo::new(identify, upgrades, auth, config.heartbeat_interval()),
+    })
 }
 
 struct Handshake {

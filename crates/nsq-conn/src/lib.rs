@@ -88,8 +88,9 @@ pub use config::{
     DEFAULT_MAX_MSG_SIZE, DEFAULT_WRITE_TIMEOUT, USER_AGENT,
 };
 pub use config_error::ConfigError;
-pub use connection::{Connection, ConnectionInfo};
+pub use connection::Connection;
 pub use error::ConnError;
+pub use handshake::ConnectionInfo;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::{TlsConfig, TlsVersion};

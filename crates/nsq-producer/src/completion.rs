@@ -16,8 +16,8 @@ use std::task::{Context, Poll};
 
 use futures::task::AtomicWaker;
 
+use crate::counters::Timer;
 use crate::error::{NotSentReason, PublishError};
-use crate::stats::Timer;
 
 #[derive(Debug)]
 enum State {

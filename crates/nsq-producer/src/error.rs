@@ -144,6 +144,18 @@ impl fmt::Display for Copies {
     }
 }
 
+/// Why the outcome of written requests became unknown (the `reason` label of the metrics):
+/// the cause behind a [`PublishError::Unknown`] or [`PublishError::MaybeStored`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lost {
+    /// The connection failed, or was dropped, before nsqd's reply.
+    Connection,
+    /// nsqd answered an MPUB with `E_MPUB_FAILED`: part of it may be stored.
+    MpubFailed,
+    /// The producer closed (at its close timeout) before nsqd's reply.
+    Closed,
+}
+
 /// Why a request was not sent.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -102,7 +102,9 @@
 //! (60 s by default): a restarted nsqlookupd lists no node until each nsqd registers again (up
 //! to 30 s), and a node that is connected and acknowledging is never removed for that.
 //! Addresses given to the pool directly stay in it whatever nsqlookupd says; a pool with no
-//! address of its own is built with `Pool::new_lookupd` or `Pool::connect_lookupd`.
+//! address of its own is built with `Pool::new_lookupd` or `Pool::connect_lookupd`. An address
+//! that is one of nsqd's ports rather than nsqlookupd's HTTP port is named as such in the
+//! errors (the client is the [`nsq-lookupd`](https://docs.rs/nsq-lookupd) crate).
 //!
 //! Round-robin gives the turn of a node that is down to the nodes that are up in turn, so they
 //! share its traffic evenly.
@@ -515,7 +517,7 @@
 //! | `deflate` | yes | deflate compression |
 //! | `serde` | no | `Deserialize` for [`ProducerConfig`], from a map of go-nsq option names |
 //! | `metrics` | no | reporting through the `metrics` facade (see [Metrics](#metrics)) |
-//! | `lookupd` | no | discovery of a [`Pool`]'s nodes through nsqlookupd (`PoolConfig::lookupd`), over hyper |
+//! | `lookupd` | no | discovery of a [`Pool`]'s nodes through nsqlookupd (`PoolConfig::lookupd`), with the [`nsq-lookupd`](https://docs.rs/nsq-lookupd) client (hyper) |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -523,12 +525,11 @@ mod backoff;
 mod batch;
 mod completion;
 mod config;
+mod counters;
 mod deadline_set;
 mod error;
 mod gate;
 mod generic;
-#[cfg(feature = "lookupd")]
-mod lookupd;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod policy;
@@ -563,16 +564,6 @@ pub use nsq_conn::{TlsConfig, TlsVersion};
 pub use nsq_proto::{
     Channel, ErrorCode, InvalidName, InvalidPublish, PublishLimits, ServerError, Topic,
 };
-
-/// The nsqlookupd client behind the `lookupd` feature, reachable for the workspace's
-/// integration tests. Not a stable API: hidden from the documentation and free to change.
-#[cfg(feature = "lookupd")]
-#[doc(hidden)]
-pub mod __lookupd {
-    pub use crate::lookupd::{
-        LookupdError, Node, NodeTopic, fetch_nodes, merge_nodes, parse_nodes,
-    };
-}
 
 /// The examples of the crate's README, compiled as doc tests.
 #[cfg(doctest)]

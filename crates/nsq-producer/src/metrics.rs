@@ -12,8 +12,7 @@ use std::sync::Arc;
 use metrics::{Counter, Gauge, Histogram, SharedString, Unit};
 use tokio::time::Instant;
 
-use crate::error::{NotSentReason, PublishError};
-use crate::stats::Lost;
+use crate::error::{Lost, NotSentReason, PublishError};
 
 const PUBLISHES: &str = "nsq_producer_publishes_total";
 const MESSAGES: &str = "nsq_producer_messages_total";

@@ -4,7 +4,8 @@ use std::sync::atomic::AtomicBool;
 
 use tokio::sync::{Semaphore, watch};
 
-use crate::stats::{Counters, ProducerState};
+use crate::counters::Counters;
+use crate::stats::ProducerState;
 
 /// State shared by a producer's handles and its router.
 #[derive(Debug)]

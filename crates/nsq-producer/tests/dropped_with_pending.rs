@@ -8,7 +8,7 @@
 mod common;
 
 use nsq_producer::{Pool, PoolConfig, Producer, ProducerConfig};
-use nsq_test_support::Warnings;
+use nsq_test_support::{Warnings, closed_addr, topic};
 
 use common::*;
 
@@ -31,13 +31,13 @@ fn a_producer_dropped_with_publishes_queued_says_how_many() {
     let warnings = Warnings::default();
     let _guard = warnings.set_default();
     let rt = runtime();
-    let addr = closed_port();
+    let addr = closed_addr().to_string();
     rt.block_on(async {
         let producer = Producer::new(addr.clone(), ProducerConfig::default()).unwrap();
         for i in 0..PUBLISHES {
             drop(
                 producer
-                    .publish_async(&topic(), format!("m{i}"))
+                    .publish_async(&topic(TOPIC), format!("m{i}"))
                     .await
                     .unwrap(),
             );
@@ -72,9 +72,17 @@ fn a_pool_dropped_with_publishes_queued_says_how_many() {
     let _guard = warnings.set_default();
     let rt = runtime();
     rt.block_on(async {
-        let pool = Pool::new([closed_port(), closed_port()], PoolConfig::default()).unwrap();
+        let pool = Pool::new(
+            [closed_addr().to_string(), closed_addr().to_string()],
+            PoolConfig::default(),
+        )
+        .unwrap();
         for i in 0..PUBLISHES {
-            drop(pool.publish_async(&topic(), format!("m{i}")).await.unwrap());
+            drop(
+                pool.publish_async(&topic(TOPIC), format!("m{i}"))
+                    .await
+                    .unwrap(),
+            );
         }
         drop(pool);
     });
@@ -96,8 +104,8 @@ fn a_closed_producer_dropped_says_nothing() {
     let _guard = warnings.set_default();
     let rt = runtime();
     rt.block_on(async {
-        let producer = Producer::new(closed_port(), ProducerConfig::default()).unwrap();
-        drop(producer.publish_async(&topic(), "m").await.unwrap());
+        let producer = Producer::new(closed_addr().to_string(), ProducerConfig::default()).unwrap();
+        drop(producer.publish_async(&topic(TOPIC), "m").await.unwrap());
         producer.close_now().await;
         drop(producer);
     });

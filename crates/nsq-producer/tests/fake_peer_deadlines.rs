@@ -3,7 +3,7 @@
 //! unanswered, queued behind a full pipeline. Deadlines of one's own arrive out of order with
 //! the configured ones, and each must still be kept on time.
 //!
-//! Time runs on tokio's paused clock (see `fake_peer.rs`), so the latencies checked here are
+//! Time runs on tokio's paused clock (see `common/mod.rs`), so the latencies checked here are
 //! the producer's own timers. "Within its deadline plus 50 ms" is a correctness check.
 
 mod common;
@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use nsq_producer::{NotSentReason, Producer, PublishError};
-use nsq_test_support::FakeNsqd;
+use nsq_test_support::{FakeNsqd, topic, within};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -45,7 +45,7 @@ fn every_kind(producer: &Producer, timeouts: [Duration; 6]) -> Vec<Timed> {
             let producer = producer.clone();
             let task = tokio::spawn(async move {
                 let started = Instant::now();
-                let t = topic();
+                let t = topic(TOPIC);
                 let delay = Duration::from_millis(10);
                 let outcome: Pin<Box<dyn Future<Output = Outcome> + Send + '_>> = match kind {
                     "publish" => Box::pin(producer.publish(&t, kind).timeout(timeout)),
@@ -170,7 +170,7 @@ async fn a_longer_deadline_of_ones_own_is_kept_too() {
     let patient = {
         let producer = producer.clone();
         tokio::spawn(async move {
-            let publish = producer.publish(&topic(), "patient");
+            let publish = producer.publish(&topic(TOPIC), "patient");
             publish.timeout(Duration::from_secs(5)).await
         })
     };
@@ -208,7 +208,7 @@ async fn per_call_deadline_holds_behind_a_full_pipeline() {
     assert_eq!(expect_pub(&mut nsqd).await, "first");
     let started = Instant::now();
     let short = producer
-        .publish(&topic(), "short")
+        .publish(&topic(TOPIC), "short")
         .timeout(Duration::from_millis(100))
         .await;
     assert_eq!(
@@ -238,7 +238,7 @@ async fn deadline_and_no_timeout() {
     config.stall_grace = Duration::from_millis(100);
     let (producer, mut nsqd) = connect(&server, config).await;
     let past = producer
-        .publish(&topic(), "late")
+        .publish(&topic(TOPIC), "late")
         .deadline(Instant::now())
         .await;
     assert_eq!(
@@ -253,7 +253,12 @@ async fn deadline_and_no_timeout() {
 
     let unbounded = {
         let producer = producer.clone();
-        tokio::spawn(async move { producer.publish(&topic(), "whenever").no_timeout().await })
+        tokio::spawn(async move {
+            producer
+                .publish(&topic(TOPIC), "whenever")
+                .no_timeout()
+                .await
+        })
     };
     assert_eq!(expect_pub(&mut nsqd).await, "whenever");
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -1,7 +1,7 @@
 //! Deadlines and reconnection against peers that misbehave: a closed port, an HTTP port, a peer
 //! that stops answering, a handshake that never completes, a connection lost while closing.
 //!
-//! Time runs on tokio's paused clock (see `fake_peer.rs` for why that works over loopback
+//! Time runs on tokio's paused clock (see `common/mod.rs` for why that works over loopback
 //! sockets), so "ten seconds of redialling" takes no real time and the latencies checked here are
 //! the producer's own timers, not the machine's speed. A bound such as "within the publish
 //! timeout plus 50 ms" is a correctness check: a publish must not outlive its deadline.
@@ -14,7 +14,7 @@ use nsq_producer::{
     ConnError, NotSentReason, Producer, ProducerConfig, ProducerState, PublishError,
 };
 use nsq_proto::server::ClientCommand;
-use nsq_test_support::FakeNsqd;
+use nsq_test_support::{FakeNsqd, closed_addr, topic, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -36,9 +36,9 @@ const MARGIN: Duration = Duration::from_millis(50);
 async fn dials_back_off_against_a_closed_port() {
     let mut config = unbatched();
     config.publish_timeout = Some(Duration::from_secs(10));
-    let producer = Producer::new(closed_port(), config).unwrap();
+    let producer = Producer::new(closed_addr().to_string(), config).unwrap();
     let started = Instant::now();
-    let result = within("the publish", producer.publish(&topic(), "m")).await;
+    let result = within("the publish", producer.publish(&topic(TOPIC), "m")).await;
     assert!(started.elapsed() <= Duration::from_secs(10) + MARGIN);
     match &result {
         Err(PublishError::NotSent(NotSentReason::Unavailable(cause))) => {
@@ -104,7 +104,7 @@ async fn dials_back_off_against_an_http_port() {
     let mut config = unbatched();
     config.publish_timeout = Some(Duration::from_secs(10));
     let producer = Producer::new(addr, config).unwrap();
-    let result = within("the publish", producer.publish(&topic(), "m")).await;
+    let result = within("the publish", producer.publish(&topic(TOPIC), "m")).await;
     match &result {
         Err(PublishError::NotSent(NotSentReason::Unavailable(cause))) => {
             assert!(cause.to_string().contains("HTTP"), "{cause}");
@@ -137,7 +137,7 @@ async fn an_overdue_request_holds_back_writes_on_its_connection() {
         tokio::spawn(async move {
             let mut results = Vec::new();
             for i in 0..8 {
-                results.push(producer.publish(&topic(), format!("m{i}")).await);
+                results.push(producer.publish(&topic(TOPIC), format!("m{i}")).await);
             }
             results
         })
@@ -192,7 +192,7 @@ async fn deadlines_hold_while_the_handshake_hangs() {
             let producer = producer.clone();
             async move {
                 let started = Instant::now();
-                let result = producer.publish(&topic(), body).await;
+                let result = producer.publish(&topic(TOPIC), body).await;
                 (started.elapsed(), result)
             }
         }

@@ -7,6 +7,7 @@
 
 mod common;
 
+use nsq_test_support::within;
 use std::time::Instant;
 
 use nsq_producer::{Delivery, ErrorCode, PublishError};

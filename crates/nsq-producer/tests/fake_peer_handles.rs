@@ -1,11 +1,12 @@
 //! The caller's handles against a scripted nsqd: `flush` waits for exactly what was queued
 //! before it, and `close_now` gives up on everything at once.
 //!
-//! Tests that depend on time run on tokio's paused clock (see `fake_peer.rs`); a bound such as
+//! Tests that depend on time run on tokio's paused clock (see `common/mod.rs`); a bound such as
 //! "returns within 50 ms" there is the producer's own timers, a correctness check.
 
 mod common;
 
+use nsq_test_support::{closed_addr, topic, within};
 use std::time::Duration;
 
 use nsq_producer::{FlushTimedOut, NotSentReason, Producer, PublishError};
@@ -21,7 +22,7 @@ async fn flush_waits_for_what_was_queued_before_it() {
     let (producer, mut nsqd) = connect(&server, unbatched()).await;
     for body in ["a", "b", "c"] {
         // Detached: the handles are dropped, the messages still go.
-        drop(producer.publish_async(&topic(), body).await.unwrap());
+        drop(producer.publish_async(&topic(TOPIC), body).await.unwrap());
     }
     let flush = {
         let producer = producer.clone();
@@ -34,7 +35,7 @@ async fn flush_waits_for_what_was_queued_before_it() {
     nsqd.send_ok().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!flush.is_finished(), "flush returned with c unanswered");
-    let later = producer.publish_async(&topic(), "d").await.unwrap();
+    let later = producer.publish_async(&topic(TOPIC), "d").await.unwrap();
     assert_eq!(expect_pub(&mut nsqd).await, "d");
     nsqd.send_ok().await;
     within("the flush", flush).await.unwrap();
@@ -49,7 +50,7 @@ async fn flush_waits_for_what_was_queued_before_it() {
 async fn flush_timeout_gives_up_and_flush_after_close_returns() {
     let server = FakeServer::bind().await;
     let (producer, mut nsqd) = connect(&server, unbatched()).await;
-    drop(producer.publish_async(&topic(), "a").await.unwrap());
+    drop(producer.publish_async(&topic(TOPIC), "a").await.unwrap());
     assert_eq!(expect_pub(&mut nsqd).await, "a");
     assert_eq!(
         within(
@@ -75,11 +76,11 @@ async fn close_now_fails_queued_and_in_flight_at_once() {
     let mut config = unbatched();
     config.max_pipelined = 1;
     let (producer, mut nsqd) = connect(&server, config).await;
-    let written = producer.publish_async(&topic(), "a").await.unwrap();
+    let written = producer.publish_async(&topic(TOPIC), "a").await.unwrap();
     assert_eq!(expect_pub(&mut nsqd).await, "a");
     let queued = [
-        producer.publish_async(&topic(), "b").await.unwrap(),
-        producer.publish_async(&topic(), "c").await.unwrap(),
+        producer.publish_async(&topic(TOPIC), "b").await.unwrap(),
+        producer.publish_async(&topic(TOPIC), "c").await.unwrap(),
     ];
     let started = Instant::now();
     let stats = within("close_now", producer.close_now()).await;
@@ -106,7 +107,7 @@ async fn close_now_fails_queued_and_in_flight_at_once() {
 /// once and they fail as not sent, instead of waiting for their deadlines.
 #[tokio::test(start_paused = true)]
 async fn close_now_while_nsqd_is_unreachable() {
-    let producer = Producer::new(closed_port(), unbatched()).unwrap();
+    let producer = Producer::new(closed_addr().to_string(), unbatched()).unwrap();
     let waiting = spawn_publishes(&producer, 5);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let started = Instant::now();

@@ -3,6 +3,7 @@
 
 mod common;
 
+use nsq_test_support::{topic, within};
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -48,7 +49,7 @@ async fn waiting_callers_in_one_futures_unordered_all_get_in_in_order() {
         bodies
     });
 
-    let topic = topic();
+    let topic = topic(TOPIC);
     let started = AtomicUsize::new(0);
     let polls = AtomicUsize::new(0);
     let mut calls: FuturesUnordered<_> = (0..CALLERS)
@@ -162,7 +163,7 @@ async fn waiting_caller_past_its_deadline_is_not_sent() {
     config.publish_timeout = Some(Duration::from_secs(2));
     config.stall_grace = Duration::from_secs(60);
     let (producer, mut nsqd) = connect(&server, config).await;
-    let topic = topic();
+    let topic = topic(TOPIC);
 
     // One written and unanswered, two queued: full.
     let mut pending = Vec::new();

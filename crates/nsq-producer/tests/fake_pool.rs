@@ -7,7 +7,7 @@
 mod common;
 
 use nsq_producer::{NotSentReason, Pool, PoolConfig, Publish, PublishError, RetryBudget, Strategy};
-use nsq_test_support::FakeNsqd;
+use nsq_test_support::{FakeNsqd, topic, within};
 
 use common::*;
 
@@ -36,7 +36,7 @@ fn failover() -> PoolConfig {
 async fn queue_abc(pool: &Pool) -> Vec<Publish> {
     let mut queued = Vec::new();
     for body in ["a", "b", "c"] {
-        queued.push(pool.publish_async(&topic(), body).await.unwrap());
+        queued.push(pool.publish_async(&topic(TOPIC), body).await.unwrap());
     }
     queued
 }
@@ -130,7 +130,7 @@ async fn unknown_outcomes_are_sent_again_only_when_asked() {
     for retry_unknown in [false, true] {
         let config = failover().retry_unknown(retry_unknown);
         let (pool, mut a, mut b, _second) = two_nodes(config).await;
-        let publish = pool.publish_async(&topic(), "maybe").await.unwrap();
+        let publish = pool.publish_async(&topic(TOPIC), "maybe").await.unwrap();
         assert_eq!(expect_pub(&mut a).await, "maybe");
         drop(a);
         if retry_unknown {
@@ -154,7 +154,7 @@ async fn unknown_outcomes_are_sent_again_only_when_asked() {
 async fn a_fan_out_reports_each_copy() {
     let config = PoolConfig::new(unbatched()).strategy(Strategy::FanOut { copies: 2 });
     let (pool, mut a, mut b, second) = two_nodes(config).await;
-    let publish = pool.publish_async(&topic(), "twice").await.unwrap();
+    let publish = pool.publish_async(&topic(TOPIC), "twice").await.unwrap();
     assert_eq!(expect_pub(&mut a).await, "twice");
     assert_eq!(expect_pub(&mut b).await, "twice");
     a.send_ok().await;
@@ -192,7 +192,7 @@ async fn with_fail_fast_no_node_up_fails_at_once() {
     producer.publish_timeout = Some(std::time::Duration::from_secs(60));
     let pool = Pool::new([addr], PoolConfig::new(producer)).unwrap();
     for body in ["first", "second"] {
-        let outcome = within(body, pool.publish(&topic(), body)).await;
+        let outcome = within(body, pool.publish(&topic(TOPIC), body)).await;
         assert!(
             matches!(
                 outcome,

@@ -8,6 +8,7 @@
 
 mod common;
 
+use nsq_test_support::{topic, within};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -148,7 +149,10 @@ async fn every_outcome_is_counted_under_its_labels() {
     unknown_cause(within("lost", lost).await.unwrap());
 
     // The next attempt fails in the handshake, and with fail_fast the queued publish fails.
-    let queued = producer.publish_async(&topic(), "queued").await.unwrap();
+    let queued = producer
+        .publish_async(&topic(TOPIC), "queued")
+        .await
+        .unwrap();
     drop(server.accept_tcp().await);
     assert!(matches!(
         within("queued", queued).await,
@@ -270,7 +274,7 @@ async fn batches_and_mpub_failures_are_reported() {
     let mut nsqd = server.accept().await;
     let mut batched = Vec::new();
     for body in ["e", "f"] {
-        batched.push(producer.publish_async(&topic(), body).await.unwrap());
+        batched.push(producer.publish_async(&topic(TOPIC), body).await.unwrap());
     }
     assert_eq!(expect_mpub(&mut nsqd, TOPIC).await, ["e", "f"]);
     nsqd.send_ok().await;

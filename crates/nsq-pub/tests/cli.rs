@@ -8,12 +8,10 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use nsq_test_support::{Nsqd, NsqdOptions, Nsqlookupd, Rng};
+use nsq_test_support::{HANG, Nsqd, NsqdOptions, Nsqlookupd, Rng, read_all};
 use serde_json::Value;
 
-use common::{
-    HANG, Running, assert_same_messages, count, nsq_pub, numbered_lines, read_all, report, run,
-};
+use common::{Running, assert_same_messages, count, nsq_pub, numbered_lines, report, run};
 
 /// Test input: records separated by a delimiter, some of them empty.
 struct Delimited {
@@ -203,7 +201,7 @@ fn round_robin_spreads_lines_over_three_nsqd() {
         .collect();
     assert_eq!(depths.iter().sum::<u64>(), N as u64, "depths {depths:?}");
     assert!(depths.iter().all(|&d| d > 0), "depths {depths:?}");
-    let stored: Vec<Vec<u8>> = nodes
+    let stored: Vec<_> = nodes
         .iter()
         .flat_map(|node| read_all(node, "spread"))
         .collect();

@@ -4,11 +4,9 @@
 
 mod common;
 
-use nsq_test_support::{Nsqd, NsqdOptions};
+use nsq_test_support::{Nsqd, NsqdOptions, closed_addr, read_all};
 
-use common::{
-    Finished, assert_same_messages, closed_addr, count, read_all, records, report, run, topic_names,
-};
+use common::{Finished, assert_same_messages, count, records, report, run, topic_names};
 
 const INPUT: &[u8] = b"one\ntwo\nthree\n";
 

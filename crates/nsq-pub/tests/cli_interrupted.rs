@@ -7,12 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use nsq_test_support::Nsqd;
+use bytes::Bytes;
+use nsq_test_support::{HANG, Nsqd, READBACK, read_all, read_at_least};
 
-use common::{
-    HANG, Running, assert_same_messages, count, nsq_pub, numbered_lines, read_all, records, report,
-    run,
-};
+use common::{Running, assert_same_messages, count, nsq_pub, numbered_lines, records, report, run};
 
 /// Lines in the input file.
 const N: usize = 60_000;
@@ -130,7 +128,7 @@ fn interrupted_run_can_be_finished_exactly(signal: &str) {
         "{report}"
     );
     let mut accounted = stored.clone();
-    accounted.extend(failed.iter().cloned());
+    accounted.extend(failed.iter().cloned().map(Bytes::from));
     assert_same_messages(&accounted, &lines[..taken], "stored and failed-out");
 
     // Finish: the failed-out lines, then the input after the record it stopped at.
@@ -150,10 +148,10 @@ fn interrupted_run_can_be_finished_exactly(signal: &str) {
 }
 
 /// What the topic received since the first read-back, through that channel.
-fn read_all_again(nsqd: &Nsqd) -> Vec<Vec<u8>> {
+fn read_all_again(nsqd: &Nsqd) -> Vec<Bytes> {
     let depth = nsqd
-        .channel_stats("interrupted", common::READBACK)
+        .channel_stats("interrupted", READBACK)
         .and_then(|c| c["depth"].as_u64())
         .expect("the read-back channel");
-    common::read_at_least(nsqd, "interrupted", common::READBACK, depth as usize)
+    read_at_least(nsqd, "interrupted", READBACK, depth as usize)
 }

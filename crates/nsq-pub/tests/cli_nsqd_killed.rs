@@ -7,11 +7,11 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use nsq_test_support::{Nsqd, NsqdOptions};
+use bytes::Bytes;
+use nsq_test_support::{HANG, Nsqd, NsqdOptions, READBACK, read_all, read_at_least};
 
 use common::{
-    HANG, READBACK, Running, assert_same_messages, count, multiset, nsq_pub, numbered_lines,
-    read_all, read_at_least, records, report, run,
+    Running, assert_same_messages, count, multiset, nsq_pub, numbered_lines, records, report, run,
 };
 
 /// 60,000 distinct lines fed on stdin at `--rate 15000` to an nsqd that syncs every message to
@@ -134,9 +134,9 @@ fn nsqd_killed_mid_run_loses_nothing_unaccounted() {
     nsqd.restart();
     let stored = read_all(&nsqd, "killed");
     let unknown_set: HashSet<&[u8]> = unknown_lines.iter().map(Vec::as_slice).collect();
-    let (stored_unknown, stored_known): (Vec<Vec<u8>>, Vec<Vec<u8>>) = stored
+    let (stored_unknown, stored_known): (Vec<Bytes>, Vec<Bytes>) = stored
         .into_iter()
-        .partition(|line| unknown_set.contains(line.as_slice()));
+        .partition(|line| unknown_set.contains(line.as_ref()));
     assert_same_messages(
         &stored_known,
         &acknowledged,
@@ -168,7 +168,7 @@ fn nsqd_killed_mid_run_loses_nothing_unaccounted() {
     );
     let expected_refed: Vec<Vec<u8>> = failed.iter().chain(&unknown_lines).cloned().collect();
     assert_same_messages(&refed, &expected_refed, "re-fed");
-    let all: Vec<Vec<u8>> = stored_known
+    let all: Vec<Bytes> = stored_known
         .into_iter()
         .chain(stored_unknown)
         .chain(refed)

@@ -7,9 +7,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nsq_test_support::Nsqd;
+use nsq_test_support::{HANG, Nsqd, closed_addr};
 
-use common::{HANG, Running, closed_addr, nsq_pub, numbered_lines, run, topic_names};
+use common::{Running, nsq_pub, numbered_lines, run, topic_names};
 
 const INPUT: &[u8] = b"one\ntwo\nthree\n";
 

@@ -5,9 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use nsq_test_support::Nsqd;
+use nsq_test_support::{HANG, Nsqd};
 
-use common::{HANG, Running, count, nsq_pub, numbered_lines, records, report};
+use common::{Running, count, nsq_pub, numbered_lines, records, report};
 
 /// 40,000 lines at `--rate 20000`, nsqd killed (by the pid the test started) once it holds
 /// 2,000. Then, in the JSON report: `read = acknowledged + not_stored + unknown`, the

@@ -7,10 +7,10 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use nsq_test_support::{NsqTool, Nsqd, NsqdOptions};
+use nsq_test_support::{NsqTool, Nsqd, NsqdOptions, read_all};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
-use common::{Finished, Running, nsq_pub, read_all};
+use common::{Finished, Running, nsq_pub};
 
 /// A self-signed certificate for `127.0.0.1`, marked as a CA; writes `<name>.pem` and
 /// `<name>.key` to `dir`.

@@ -6,9 +6,9 @@ mod common;
 
 use std::process::Command;
 
-use nsq_test_support::{NsqTool, Nsqd};
+use nsq_test_support::{NsqTool, Nsqd, closed_addr, read_all};
 
-use common::{Finished, Running, assert_same_messages, closed_addr, nsq_pub, read_all};
+use common::{Finished, Running, assert_same_messages, nsq_pub};
 
 /// Runs `command` with `args` (`{T}` replaced with `topic`, `{A}` with `addr`) and `stdin`.
 fn run_with(

@@ -9,10 +9,10 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use conn_common::{publish_one, topic, within};
-use nsq_conn::{ConnConfig, ConnError, Connection, TlsConfig};
+use conn_common::{connect, connect_err, publish_one};
+use nsq_conn::{ConnConfig, ConnError, TlsConfig};
 use nsq_proto::{Command, ErrorCode, Frame, NegotiationError};
-use nsq_test_support::{Nsqd, NsqdOptions, TestPki};
+use nsq_test_support::{Nsqd, NsqdOptions, TestPki, topic, within};
 
 /// The secrets the auth service knows.
 const PUBLISHER: &str = "publisher-secret";
@@ -139,9 +139,7 @@ async fn conn_auth_accepted_then_publish() {
         .check_tls_required(true)
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     assert!(conn.info().identify.auth_required);
     assert!(conn.info().upgrades.auth);
     let reply = conn.info().auth.clone().expect("the AUTH reply");
@@ -181,9 +179,7 @@ async fn conn_auth_over_tls_passes_the_client_certificate_name() {
         .auth_secret(PUBLISHER)
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     let upgrades = conn.info().upgrades;
     assert!(upgrades.tls && upgrades.compression.is_some() && upgrades.auth);
     publish_one(&mut conn, "conn_auth_tls").await;
@@ -201,9 +197,7 @@ async fn conn_auth_without_authorizations_is_unauthorized() {
         .auth_secret(NOBODY)
         .build()
         .unwrap();
-    let err = within("connect", Connection::connect(&config))
-        .await
-        .unwrap_err();
+    let err = connect_err(&config).await;
     let ConnError::AuthRejected(server) = &err else {
         panic!("expected an AUTH rejection, got {err}");
     };
@@ -222,9 +216,7 @@ async fn conn_auth_with_an_unknown_secret_fails() {
         .auth_secret("wrong")
         .build()
         .unwrap();
-    let err = within("connect", Connection::connect(&config))
-        .await
-        .unwrap_err();
+    let err = connect_err(&config).await;
     let server = err
         .server_error()
         .unwrap_or_else(|| panic!("nsqd's error, got {err}"));
@@ -239,9 +231,7 @@ async fn conn_auth_required_without_a_secret_fails_before_auth() {
     let config = ConnConfig::builder(nsqd.tcp_addr().to_string())
         .build()
         .unwrap();
-    let err = within("connect", Connection::connect(&config))
-        .await
-        .unwrap_err();
+    let err = connect_err(&config).await;
     assert!(
         matches!(
             err,
@@ -260,9 +250,7 @@ async fn conn_auth_topic_not_permitted_is_unauthorized() {
         .auth_secret(ONLY_ALLOWED)
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     publish_one(&mut conn, "conn_auth_allowed").await;
     let denied = topic("conn_auth_denied");
     conn.send(Command::Pub {

@@ -3,8 +3,8 @@
 
 mod conn_common;
 
-use conn_common::{publish_burst, within};
-use nsq_conn::{ConnConfig, ConnConfigBuilder, Connection, TlsConfig};
+use conn_common::{connect, publish_burst};
+use nsq_conn::{ConnConfig, ConnConfigBuilder, TlsConfig};
 use nsq_proto::Compression;
 use nsq_test_support::{Nsqd, NsqdOptions, TestPki};
 
@@ -16,9 +16,7 @@ fn builder(nsqd: &Nsqd) -> ConnConfigBuilder {
 async fn conn_snappy_publishes_4mib_mpub_and_pubs() {
     let nsqd = Nsqd::start();
     let config = builder(&nsqd).snappy(true).build().unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     assert_eq!(conn.info().upgrades.compression, Some(Compression::Snappy));
     publish_burst(&mut conn, &nsqd, "conn_snappy").await;
 }
@@ -31,9 +29,7 @@ async fn conn_deflate_level_1_publishes_4mib_mpub_and_pubs() {
         .deflate_level(1)
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     assert_eq!(
         conn.info().upgrades.compression,
         Some(Compression::Deflate { level: 1 })
@@ -50,9 +46,7 @@ async fn conn_deflate_level_9_publishes_4mib_mpub_and_pubs() {
         .deflate_level(9)
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     assert_eq!(conn.info().identify.deflate_level, 9);
     publish_burst(&mut conn, &nsqd, "conn_deflate_9").await;
 }
@@ -65,9 +59,7 @@ async fn conn_deflate_level_above_nsqds_maximum_is_capped_by_nsqd() {
         .deflate_level(9)
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     // nsqd compresses at its --max-deflate-level (6); the client still compresses at 9.
     assert_eq!(conn.info().identify.deflate_level, 6);
     assert_eq!(
@@ -81,9 +73,7 @@ async fn conn_deflate_level_above_nsqds_maximum_is_capped_by_nsqd() {
 async fn conn_compression_refused_by_nsqd_continues_uncompressed() {
     let nsqd = Nsqd::start_with(NsqdOptions::new().snappy(false));
     let config = builder(&nsqd).snappy(true).build().unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     assert_eq!(conn.info().upgrades.compression, None);
     publish_burst(&mut conn, &nsqd, "conn_snappy_refused").await;
 }
@@ -101,9 +91,7 @@ async fn conn_tls_snappy_publishes_4mib_mpub_and_pubs() {
         .snappy(true)
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     assert!(conn.info().upgrades.tls);
     assert_eq!(conn.info().upgrades.compression, Some(Compression::Snappy));
     publish_burst(&mut conn, &nsqd, "conn_tls_snappy").await;
@@ -122,9 +110,7 @@ async fn conn_tls_deflate_publishes_4mib_mpub_and_pubs() {
         .deflate(true)
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     assert!(conn.info().upgrades.tls);
     assert_eq!(
         conn.info().upgrades.compression,
@@ -143,9 +129,7 @@ async fn conn_compression_with_the_tls_check_publishes() {
         (builder(&nsqd).deflate(true), "conn_checked_deflate"),
     ] {
         let config = config.check_tls_required(true).build().unwrap();
-        let mut conn = within("connect", Connection::connect(&config))
-            .await
-            .unwrap();
+        let mut conn = connect(&config).await;
         assert!(conn.info().upgrades.compression.is_some());
         publish_burst(&mut conn, &nsqd, topic).await;
     }

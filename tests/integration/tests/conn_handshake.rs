@@ -2,13 +2,14 @@
 
 mod conn_common;
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use conn_common::{publish_one, topic, within};
+use conn_common::{connect, connect_err, publish_one};
 use futures::FutureExt;
 use nsq_conn::{ConfigError, ConnConfig, ConnError, Connection};
 use nsq_proto::{Command, DecodeError, ErrorCode, Frame};
-use nsq_test_support::{Nsqd, NsqdOptions};
+use nsq_test_support::{Nsqd, NsqdOptions, closed_addr, topic, within};
 
 #[tokio::test]
 async fn conn_plain_connect_parses_the_identify_reply() {
@@ -16,9 +17,7 @@ async fn conn_plain_connect_parses_the_identify_reply() {
     let config = ConnConfig::builder(nsqd.tcp_addr().to_string())
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     let info = conn.info().clone();
     assert!(info.identify.negotiated);
     assert_eq!(info.identify.version.as_deref(), Some("1.3.0"));
@@ -62,9 +61,7 @@ async fn conn_consumer_fields_are_echoed_when_set() {
         .sample_rate(10)
         .build()
         .unwrap();
-    let conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let conn = connect(&config).await;
     let identify = &conn.info().identify;
     assert_eq!(identify.output_buffer_size, 8192);
     assert_eq!(identify.output_buffer_timeout, 100);
@@ -72,17 +69,45 @@ async fn conn_consumer_fields_are_echoed_when_set() {
     assert_eq!(identify.sample_rate, 10);
 }
 
+/// The connection comes from the local address it was given: nsqd sees it there. A port of
+/// the test's choosing is seen exactly; with port 0 on another loopback address (127.0.0.2,
+/// which a connection to nsqd would not come from unbound), nsqd sees that address and a port
+/// the system chose.
 #[tokio::test]
 async fn conn_local_address_is_bound() {
     let nsqd = Nsqd::start();
-    let config = ConnConfig::builder(nsqd.tcp_addr().to_string())
-        .local_addr("127.0.0.1:0".parse().unwrap())
-        .build()
-        .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
-    publish_one(&mut conn, "conn_local_addr").await;
+    let chosen = closed_addr();
+    let other_loopback: SocketAddr = "127.0.0.2:0".parse().unwrap();
+    for (i, local) in [chosen, other_loopback].into_iter().enumerate() {
+        let client_id = format!("conn_local_addr_{i}");
+        let config = ConnConfig::builder(nsqd.tcp_addr().to_string())
+            .client_id(client_id.clone())
+            .local_addr(local)
+            .build()
+            .unwrap();
+        let mut conn = connect(&config).await;
+        publish_one(&mut conn, "conn_local_addr").await;
+        let seen = peer_address(&nsqd, &client_id);
+        assert!(seen.ip().is_loopback(), "{seen}");
+        assert_ne!(seen.port(), 0, "{seen}");
+        assert_eq!(seen.ip(), local.ip(), "nsqd sees the bound address");
+        if local.port() != 0 {
+            assert_eq!(seen, local, "nsqd sees the bound port");
+        }
+    }
+}
+
+/// The address nsqd sees the producer connection of `client_id` come from (its `/stats`).
+fn peer_address(nsqd: &Nsqd, client_id: &str) -> SocketAddr {
+    let stats = nsqd.stats();
+    let producer = stats["producers"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["client_id"] == client_id))
+        .unwrap_or_else(|| panic!("no producer {client_id:?} in {stats}"));
+    producer["remote_address"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no remote_address in {producer}"))
 }
 
 #[tokio::test]
@@ -92,9 +117,7 @@ async fn conn_heartbeat_1000ms_idle_3s_then_publish() {
         .heartbeat_interval(Duration::from_millis(1000))
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     // Idle for 3 s while the connection is polled: nsqd sends a heartbeat every second and
     // would close the connection after 2 s without the NOPs. None of them surfaces.
     let idle = tokio::time::timeout(Duration::from_secs(3), conn.recv()).await;
@@ -128,9 +151,7 @@ async fn conn_heartbeat_above_nsqds_maximum_reports_nsqds_text() {
         .heartbeat_interval(Duration::from_millis(2001))
         .build()
         .unwrap();
-    let err = within("connect", Connection::connect(&config))
-        .await
-        .unwrap_err();
+    let err = connect_err(&config).await;
     let server = err
         .server_error()
         .unwrap_or_else(|| panic!("nsqd's error, got {err}"));
@@ -149,9 +170,7 @@ async fn conn_heartbeats_disabled() {
         .disable_heartbeats()
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     assert_eq!(conn.info().heartbeat_interval, None);
     let idle = tokio::time::timeout(Duration::from_secs(1), conn.recv()).await;
     assert!(idle.is_err(), "{idle:?}");
@@ -165,9 +184,7 @@ async fn conn_http_port_fails_fast() {
         .build()
         .unwrap();
     let started = Instant::now();
-    let err = within("connect", Connection::connect(&config))
-        .await
-        .unwrap_err();
+    let err = connect_err(&config).await;
     assert!(
         matches!(err, ConnError::Decode(DecodeError::HttpResponse)),
         "{err}"
@@ -210,9 +227,7 @@ async fn conn_error_frame_is_delivered_before_the_close() {
     let config = ConnConfig::builder(nsqd.tcp_addr().to_string())
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     let topic = topic("conn_reject");
     conn.send(Command::Pub {
         topic: &topic,

@@ -2,10 +2,10 @@
 
 mod conn_common;
 
-use conn_common::{publish_one, topic, within};
+use conn_common::{connect, connect_err, publish_one};
 use nsq_conn::{ConnConfig, ConnError, Connection, TlsConfig};
 use nsq_proto::{Command, ErrorCode, Frame, NegotiationError};
-use nsq_test_support::{Nsqd, NsqdOptions, TestPki};
+use nsq_test_support::{Nsqd, NsqdOptions, TestPki, topic, within};
 
 fn tls_nsqd(pki: &TestPki, options: NsqdOptions) -> Nsqd {
     Nsqd::start_with(
@@ -27,9 +27,7 @@ async fn conn_tls() {
     let pki = TestPki::generate();
     let nsqd = tls_nsqd(&pki, NsqdOptions::new());
     let config = tls_config(&nsqd, TlsConfig::new().root_ca_file(pki.ca_cert()));
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     assert!(conn.info().identify.tls_v1);
     assert!(conn.info().upgrades.tls);
     publish_one(&mut conn, "conn_tls").await;
@@ -48,9 +46,7 @@ async fn conn_tls_with_a_dns_server_name() {
         .tls_v1(TlsConfig::new().root_ca_file(pki.ca_cert()))
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     publish_one(&mut conn, "conn_tls_dns").await;
 }
 
@@ -60,9 +56,7 @@ async fn conn_tls_required() {
     // "tcp-https": TLS is required on the TCP port; the plain HTTP API stays for the checks.
     let nsqd = tls_nsqd(&pki, NsqdOptions::new().tls_required("tcp-https"));
     let config = tls_config(&nsqd, TlsConfig::new().root_ca_file(pki.ca_cert()));
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     publish_one(&mut conn, "conn_tls_required").await;
     assert_eq!(nsqd.topic_depth("conn_tls_required"), Some(1));
 
@@ -70,9 +64,7 @@ async fn conn_tls_required() {
     let plain = ConnConfig::builder(nsqd.tcp_addr().to_string())
         .build()
         .unwrap();
-    let mut conn = within("connect", Connection::connect(&plain))
-        .await
-        .unwrap();
+    let mut conn = connect(&plain).await;
     let topic = topic("conn_tls_required");
     conn.send(Command::Pub {
         topic: &topic,
@@ -104,9 +96,7 @@ async fn conn_tls_required_fails_the_checked_handshake() {
         .check_tls_required(true)
         .build()
         .unwrap();
-    let err = within("connect", Connection::connect(&plain))
-        .await
-        .unwrap_err();
+    let err = connect_err(&plain).await;
     assert!(matches!(err, ConnError::TlsRequired { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
@@ -169,9 +159,7 @@ async fn conn_tls_untrusted_server_certificate_is_refused() {
     }
     // The explicitly named opt-out connects anyway.
     let config = tls_config(&nsqd, TlsConfig::new().danger_accept_invalid_certs());
-    let mut conn = within("connect", Connection::connect(&config))
-        .await
-        .unwrap();
+    let mut conn = connect(&config).await;
     publish_one(&mut conn, "conn_tls_danger").await;
 }
 
@@ -180,9 +168,7 @@ async fn conn_tls_requested_from_nsqd_without_tls_fails() {
     let pki = TestPki::generate();
     let nsqd = Nsqd::start();
     let config = tls_config(&nsqd, TlsConfig::new().root_ca_file(pki.ca_cert()));
-    let err = within("connect", Connection::connect(&config))
-        .await
-        .unwrap_err();
+    let err = connect_err(&config).await;
     assert!(
         matches!(err, ConnError::Negotiation(NegotiationError::TlsNotGranted)),
         "{err}"

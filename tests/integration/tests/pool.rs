@@ -12,9 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use nsq_producer::{NotSentReason, Pool, PoolConfig, PublishError, Strategy};
-use nsq_test_support::{Nsqd, NsqdOptions};
+use nsq_test_support::{Nsqd, NsqdOptions, read_until_quiet, topic, within};
 
-use common::{blocking, eventually, producer_config, read_until_quiet, topic, within};
+use common::{Publishers, blocking, eventually, producer_config, publish_spread};
 
 fn addrs(nodes: &[Nsqd]) -> Vec<String> {
     nodes.iter().map(|n| n.tcp_addr().to_string()).collect()
@@ -30,19 +30,7 @@ async fn round_robin_spreads_evenly_over_three_nsqd() {
     let config = PoolConfig::new(producer_config()).strategy(Strategy::RoundRobin);
     let pool = Pool::connect(addrs(&nodes), config).await.unwrap();
     let t = topic("spread");
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|k| {
-            let (pool, t) = (pool.clone(), t.clone());
-            tokio::spawn(async move {
-                for i in (k..N).step_by(TASKS as usize) {
-                    pool.publish(&t, format!("m{i}")).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        within("a publishing task", task).await.unwrap();
-    }
+    publish_spread(&pool, &t, TASKS, N).await;
     let per_node: Vec<u64> = pool.nodes().iter().map(|n| n.stats.acked).collect();
     let stats = pool.close().await;
     assert_eq!(stats.acked, N);
@@ -166,7 +154,8 @@ async fn failover_under_sigkill_loses_and_duplicates_nothing() {
     // Read back everything every node holds.
     let mut stored: HashMap<Bytes, u32> = HashMap::new();
     for node in &nodes {
-        let bodies = read_until_quiet(node, "failover", "readback", Duration::from_secs(3)).await;
+        let bodies =
+            blocking(|| read_until_quiet(node, "failover", "readback", Duration::from_secs(3)));
         for body in bodies {
             *stored.entry(body).or_default() += 1;
         }
@@ -254,32 +243,14 @@ async fn a_stalled_node_loses_only_what_was_written_to_it() {
         .unwrap();
     let t = topic("stalled");
     let frozen = nodes[1].tcp_addr().to_string();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let tasks: Vec<_> = (0..8)
-        .map(|k| {
-            let (pool, t, stop) = (pool.clone(), t.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut outcomes = Vec::new();
-                let mut i = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    outcomes.push(pool.publish(&t, format!("t{k}m{i}")).await);
-                    i += 1;
-                }
-                outcomes
-            })
-        })
-        .collect();
+    let publishers = Publishers::start(&pool, &t, 8);
     tokio::time::sleep(Duration::from_millis(500)).await;
     nodes[1].pause();
     tokio::time::sleep(Duration::from_secs(6)).await;
     let up_while_frozen = pool.nodes().iter().find(|n| n.addr == frozen).map(|n| n.up);
     nodes[1].resume();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        outcomes.extend(within("a publishing task", task).await.unwrap());
-    }
+    let outcomes = publishers.stop().await;
     let node = pool.nodes().into_iter().find(|n| n.addr == frozen).unwrap();
     let failed: Vec<_> = outcomes.iter().filter(|o| o.is_err()).collect();
     for outcome in &failed {
@@ -319,24 +290,13 @@ async fn fan_out_stores_every_message_on_two_nodes() {
     let config = PoolConfig::new(producer_config()).strategy(Strategy::FanOut { copies: 2 });
     let pool = Pool::connect(addrs(&nodes), config).await.unwrap();
     let t = topic("fan_out");
-    let tasks: Vec<_> = (0..8)
-        .map(|k| {
-            let (pool, t) = (pool.clone(), t.clone());
-            tokio::spawn(async move {
-                for i in (k..N).step_by(8) {
-                    pool.publish(&t, format!("m{i}")).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        within("a publishing task", task).await.unwrap();
-    }
+    publish_spread(&pool, &t, 8, N).await;
     let stats = pool.close().await;
     assert_eq!(stats.acked, 2 * N, "two acknowledged copies per message");
     let mut stored: HashMap<Bytes, u32> = HashMap::new();
     for node in &nodes {
-        let bodies = read_until_quiet(node, "fan_out", "readback", Duration::from_secs(2)).await;
+        let bodies =
+            blocking(|| read_until_quiet(node, "fan_out", "readback", Duration::from_secs(2)));
         for body in bodies {
             *stored.entry(body).or_default() += 1;
         }

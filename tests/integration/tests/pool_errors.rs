@@ -11,15 +11,9 @@ use nsq_producer::{
     ConfigError, ConnectError, NotSentReason, Pool, PoolConfig, ProducerState, PublishError,
     Strategy,
 };
-use nsq_test_support::Nsqd;
+use nsq_test_support::{Nsqd, closed_addr, topic, within};
 
-use common::{blocking, eventually, producer_config, topic, within};
-
-/// An address where nothing listens.
-fn closed_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
+use common::{blocking, eventually, producer_config};
 
 fn fan_out(copies: usize) -> PoolConfig {
     let mut config = producer_config();
@@ -72,7 +66,7 @@ async fn copies_beyond_the_nsqd_given_are_refused_when_the_pool_is_built() {
     let port = nsqd.tcp_addr().port();
     let one_nsqd = [format!("127.0.0.1:{port}"), format!("localhost:{port}")];
     for addrs in [
-        vec![closed_port(), closed_port()],
+        vec![closed_addr().to_string(), closed_addr().to_string()],
         one_nsqd.to_vec(),
         vec![one_nsqd[0].clone(), one_nsqd[0].clone()],
     ] {
@@ -144,7 +138,7 @@ async fn connect_with_every_node_down_names_each_node() {
 /// why, rather than saying the pool has no node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_names_the_nsqlookupd_it_could_not_reach() {
-    let lookupd = closed_port();
+    let lookupd = closed_addr().to_string();
     let config = PoolConfig::new(producer_config()).lookupd([format!("http://{lookupd}")]);
     let err = within("connect", Pool::connect(Vec::<String>::new(), config))
         .await

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use nsq_producer::{Pool, PoolConfig, PublishError};
-use nsq_test_support::{DelayProxy, Nsqd};
+use nsq_test_support::{DelayProxy, Nsqd, topic, within};
 
-use common::{eventually, producer_config, topic, within};
+use common::{Publishers, eventually, producer_config};
 
 /// One publish: when it started and ended, relative to the test's start, and its outcome.
 struct Outcome {
@@ -187,31 +187,13 @@ async fn a_node_a_hundred_times_slower_gets_only_a_trickle() {
     config.publish_timeout = Some(Duration::from_secs(2));
     let pool = Pool::connect(addrs, PoolConfig::new(config)).await.unwrap();
     let t = topic("slow_node");
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = (0..16)
-        .map(|k| {
-            let (pool, t, stop) = (pool.clone(), t.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut outcomes = Vec::new();
-                let mut i = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    outcomes.push(pool.publish(&t, format!("t{k}m{i}")).await);
-                    i += 1;
-                }
-                outcomes
-            })
-        })
-        .collect();
+    let publishers = Publishers::start(&pool, &t, 16);
     let mut seen_slow = false;
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         seen_slow |= pool.nodes().iter().any(|n| n.addr == slow && n.slow);
     }
-    stop.store(true, Ordering::Relaxed);
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        outcomes.extend(within("a publishing task", task).await.unwrap());
-    }
+    let outcomes = publishers.stop().await;
     let nodes_after = pool.nodes();
     let stats = pool.close().await;
     for outcome in &outcomes {
@@ -244,21 +226,7 @@ async fn a_briefly_frozen_node_comes_back_when_it_answers() {
     let pool = Pool::connect(addrs, PoolConfig::new(config)).await.unwrap();
     let frozen = nodes[1].tcp_addr().to_string();
     let t = topic("brief_freeze");
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = (0..8)
-        .map(|k| {
-            let (pool, t, stop) = (pool.clone(), t.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut outcomes = Vec::new();
-                let mut i = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    outcomes.push(pool.publish(&t, format!("t{k}m{i}")).await);
-                    i += 1;
-                }
-                outcomes
-            })
-        })
-        .collect();
+    let publishers = Publishers::start(&pool, &t, 8);
     let node = |pool: &Pool| pool.nodes().into_iter().find(|n| n.addr == frozen).unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     nodes[1].pause();
@@ -275,11 +243,7 @@ async fn a_briefly_frozen_node_comes_back_when_it_answers() {
         node.up && node.stats.acked > at_thaw + 100
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        outcomes.extend(within("a publishing task", task).await.unwrap());
-    }
+    let outcomes = publishers.stop().await;
     let after = node(&pool);
     pool.close().await;
     assert!(seen_slow, "the frozen node was reported slow");

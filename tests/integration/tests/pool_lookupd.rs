@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nsq_producer::{Pool, PoolConfig};
-use nsq_test_support::{Nsqd, NsqdOptions, Nsqlookupd};
+use nsq_test_support::{Nsqd, NsqdOptions, Nsqlookupd, topic, within};
 
-use common::{blocking, eventually, producer_config, topic, within};
+use common::{blocking, eventually, producer_config};
 
 const POLL: Duration = Duration::from_millis(300);
 

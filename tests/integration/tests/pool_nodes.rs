@@ -7,9 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use nsq_producer::{NotSentReason, Pool, PoolConfig, PublishError, Strategy};
-use nsq_test_support::Nsqd;
+use nsq_test_support::{Nsqd, topic, within};
 
-use common::{blocking, eventually, producer_config, topic, within};
+use common::{blocking, eventually, producer_config, publish_spread, stop_and_see_down};
 
 fn addrs(nodes: &[Nsqd]) -> Vec<String> {
     nodes.iter().map(|n| n.tcp_addr().to_string()).collect()
@@ -30,27 +30,10 @@ async fn round_robin_spreads_a_down_nodes_share_evenly() {
     let config = PoolConfig::new(config).strategy(Strategy::RoundRobin);
     let pool = Pool::connect(addrs(&nodes), config).await.unwrap();
     let killed = nodes[1].tcp_addr().to_string();
-    blocking(|| nodes[1].stop());
-    let down = eventually(false, || {
-        pool.nodes().iter().find(|n| n.addr == killed).unwrap().up
-    })
-    .await;
-    assert!(!down, "the pool saw the killed node go down");
+    stop_and_see_down(&pool, &mut nodes[1]).await;
 
     let t = topic("spread_down");
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|k| {
-            let (pool, t) = (pool.clone(), t.clone());
-            tokio::spawn(async move {
-                for i in (k..N).step_by(TASKS as usize) {
-                    pool.publish(&t, format!("m{i}")).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        within("a publishing task", task).await.unwrap();
-    }
+    publish_spread(&pool, &t, TASKS, N).await;
     let survivors: Vec<u64> = pool
         .nodes()
         .iter()
@@ -156,13 +139,7 @@ async fn a_waiting_fan_out_goes_out_when_enough_nodes_are_up() {
     let mut nodes: Vec<Nsqd> = (0..2).map(|_| Nsqd::start()).collect();
     let config = PoolConfig::new(producer_config()).strategy(Strategy::FanOut { copies: 2 });
     let pool = Pool::connect(addrs(&nodes), config).await.unwrap();
-    let killed = nodes[1].tcp_addr().to_string();
-    blocking(|| nodes[1].stop());
-    let down = eventually(false, || {
-        pool.nodes().iter().find(|n| n.addr == killed).unwrap().up
-    })
-    .await;
-    assert!(!down, "the pool saw the killed node go down");
+    stop_and_see_down(&pool, &mut nodes[1]).await;
 
     let t = topic("fan_out_waits");
     let publish = within(

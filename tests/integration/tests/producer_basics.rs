@@ -1,9 +1,9 @@
 //! nsq-producer against a real nsqd v1.3.0: connecting, pinging, heartbeats, publishing and
 //! reading back, closing, ordering (scenarios 1-3, 18-21, 42, 46 and 50 in docs/testing.md).
 //!
-//! Every test starts its own nsqd; messages are read back with the bare consumer of
-//! `common::Consumer` (nsq-conn plus SUB/RDY/FIN), and counts are cross-checked with nsqd's
-//! own statistics.
+//! Every test starts its own nsqd; messages are read back with nsq-test-support's `NsqdReader`
+//! (SUB, RDY and FIN on a blocking socket), and counts are cross-checked with nsqd's own
+//! statistics.
 
 mod common;
 
@@ -18,10 +18,10 @@ use nsq_producer::{
     ConnError, ConnectError, NotSentReason, PingFailure, Producer, ProducerState, PublishError,
     Publisher,
 };
-use nsq_test_support::Nsqd;
+use nsq_test_support::{Nsqd, read_exactly, topic, within};
 use serde_json::Value;
 
-use common::{producer_config, read_exactly, topic, within};
+use common::{blocking, producer_config};
 
 /// nsqd's list of clients that have published (`producers` in `/stats`); empty when none has.
 fn producers(nsqd: &Nsqd) -> Vec<Value> {
@@ -236,8 +236,7 @@ async fn s18_publish_ten_read_back() {
     assert_eq!(stats.acked, 10);
     assert_eq!(stats.in_flight, 0);
     assert_eq!(stats.queued, 0);
-    let read: BTreeSet<Bytes> = read_exactly(&nsqd, "s18_publish", "ch", 10)
-        .await
+    let read: BTreeSet<Bytes> = blocking(|| read_exactly(&nsqd, "s18_publish", "ch", 10))
         .into_iter()
         .collect();
     assert_eq!(read, sent);
@@ -259,7 +258,7 @@ async fn s19_multi_publish_ten() {
         .expect("MPUB");
     assert_eq!(producer.stats().acked, 1, "one request");
     assert_eq!(producer.stats().acked_messages, 10, "ten messages");
-    let read = read_exactly(&nsqd, "s19_mpub", "ch", 10).await;
+    let read = blocking(|| read_exactly(&nsqd, "s19_mpub", "ch", 10));
     assert_eq!(read, bodies, "an MPUB is delivered in batch order");
     within("close", producer.close()).await;
 }
@@ -306,8 +305,7 @@ async fn s20_async_publish_with_contexts() {
     assert_eq!(seen, (0..10).collect());
 
     let expected: HashSet<Bytes> = completions.iter().map(|(ctx, _)| body(ctx)).collect();
-    let read: HashSet<Bytes> = read_exactly(&nsqd, "s20_async", "ch", 10)
-        .await
+    let read: HashSet<Bytes> = blocking(|| read_exactly(&nsqd, "s20_async", "ch", 10))
         .into_iter()
         .collect();
     assert_eq!(read, expected);
@@ -336,7 +334,7 @@ async fn s21_async_multi_publish() {
     assert_eq!(result, Ok(()));
     assert_eq!(label, "test0");
     assert_eq!(number, 1);
-    let read = read_exactly(&nsqd, "s21_async_mpub", "ch", 10).await;
+    let read = blocking(|| read_exactly(&nsqd, "s21_async_mpub", "ch", 10));
     assert_eq!(read, bodies);
     within("close", producer.close()).await;
 }
@@ -410,7 +408,7 @@ async fn s50_ordering() {
             .await
             .expect("publish");
     }
-    let read = read_exactly(&nsqd, "s50_sequential", "ch", 1000).await;
+    let read = blocking(|| read_exactly(&nsqd, "s50_sequential", "ch", 1000));
     assert_eq!(
         read, expected,
         "sequential publishes are stored in call order"
@@ -428,7 +426,7 @@ async fn s50_ordering() {
     for publish in pending {
         within("completion", publish).await.expect("acknowledged");
     }
-    let read = read_exactly(&nsqd, "s50_pipelined", "ch", 1000).await;
+    let read = blocking(|| read_exactly(&nsqd, "s50_pipelined", "ch", 1000));
     assert_eq!(
         read, expected,
         "pipelined publishes are stored in call order"

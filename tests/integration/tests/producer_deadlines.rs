@@ -8,9 +8,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use nsq_producer::{Producer, PublishError};
-use nsq_test_support::Nsqd;
+use nsq_test_support::{Nsqd, topic, within};
 
-use common::{blocking, eventually, producer_config, topic, within};
+use common::{blocking, eventually, producer_config};
 
 /// How far past its deadline a publish may resolve: scheduling on a busy 2-core machine, not a
 /// timer of the producer's.

@@ -6,9 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use nsq_producer::{NotSentReason, Producer, PublishError};
-use nsq_test_support::Nsqd;
+use nsq_test_support::{Nsqd, topic, within};
 
-use common::{eventually, producer_config, topic, within};
+use common::{eventually, producer_config};
 
 /// 20,000 `publish_async` handles dropped at once (fire and forget), then `flush` and `close`:
 /// every message is delivered, nsqd's depth is 20,000, and the counters say so.

@@ -21,9 +21,9 @@ use nsq_producer::{
     Delivery, ErrorCode, InvalidPublish, NotSentReason, Producer, ProducerState, PublishError,
     Topic,
 };
-use nsq_test_support::{Nsqd, NsqdOptions};
+use nsq_test_support::{Nsqd, NsqdOptions, channel_number, read_exactly, topic, within};
 
-use common::{channel_number, eventually, producer_config, read_exactly, topic, within};
+use common::{blocking, eventually, producer_config};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -223,7 +223,7 @@ async fn s24_deferred_publish() {
     within("close", producer.close()).await;
 
     // The deferred message is delivered once its time has come.
-    let mut read = read_exactly(&nsqd, "s24_dpub", "ch", 2).await;
+    let mut read = blocking(|| read_exactly(&nsqd, "s24_dpub", "ch", 2));
     read.sort();
     assert_eq!(read, [Bytes::from("later"), Bytes::from("now")]);
 }

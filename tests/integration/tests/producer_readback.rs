@@ -5,16 +5,16 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use nsq_producer::{ErrorCode, NotSentReason, Producer, PublishError, Topic};
-use nsq_test_support::{Nsqd, NsqdOptions, Rng};
-use tokio::sync::watch;
+use nsq_test_support::{Nsqd, NsqdOptions, NsqdReader, Rng, channel_number, topic};
 
-use common::{Consumer, channel_number, eventually, producer_config, topic};
+use common::{eventually, producer_config};
 
 const TASKS: u64 = 64;
 /// Messages per task: 640,000 in all, which a debug build on a 2-core machine publishes and
@@ -186,27 +186,29 @@ async fn readback(name: &str, batching: bool) {
     let producer = Producer::new(nsqd.tcp_addr().to_string(), config).unwrap();
     let t = topic(name);
 
-    let (target_tx, mut target_rx) = watch::channel(None::<u64>);
-    let mut consumer = Consumer::subscribe(nsqd.tcp_addr(), name, "ch", 2500).await;
-    let reader = tokio::spawn(async move {
-        let mut read = Vec::new();
-        let mut corrupt = Vec::new();
-        loop {
-            if let Some(target) = *target_rx.borrow_and_update() {
-                if (read.len() + corrupt.len()) as u64 >= target {
-                    break;
+    // The reader runs on a thread of its own until it has read what nsqd says it stored, which
+    // is known once the publishers are done.
+    let target = Arc::new(OnceLock::new());
+    let mut reader = NsqdReader::subscribe(nsqd.tcp_addr(), name, "ch");
+    let reader = tokio::task::spawn_blocking({
+        let target = Arc::clone(&target);
+        move || {
+            let mut read = Vec::new();
+            let mut corrupt = Vec::new();
+            while target
+                .get()
+                .is_none_or(|&target| ((read.len() + corrupt.len()) as u64) < target)
+            {
+                if let Some(message) = reader.next_within(Duration::from_millis(50)) {
+                    match check(&message.body) {
+                        Some(id) => read.push(id),
+                        None => corrupt.push(message.body),
+                    }
                 }
             }
-            tokio::select! {
-                message = consumer.next() => match check(&message.body) {
-                    Some(id) => read.push(id),
-                    None => corrupt.push(message.body),
-                },
-                changed = target_rx.changed() => changed.expect("target sender alive"),
-            }
+            reader.flush();
+            (read, corrupt, reader.redeliveries())
         }
-        consumer.flush().await;
-        (read, corrupt, consumer.redeliveries())
     });
 
     let publishers: Vec<_> = (0..TASKS)
@@ -241,7 +243,7 @@ async fn readback(name: &str, batching: bool) {
         .expect("close");
 
     let stored = nsqd.topic_message_count(name).expect("topic exists");
-    target_tx.send_replace(Some(stored));
+    target.set(stored).expect("the target is set once");
     let (read, corrupt, redeliveries) = tokio::time::timeout(GUARD, reader)
         .await
         .expect("the consumer reads what nsqd stored")

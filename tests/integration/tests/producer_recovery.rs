@@ -12,9 +12,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use nsq_producer::{Producer, ProducerState, PublishError};
-use nsq_test_support::Nsqd;
+use nsq_test_support::{Nsqd, read_exactly, topic, within};
 
-use common::{blocking, eventually, producer_config, read_exactly, topic, within};
+use common::{blocking, eventually, producer_config};
 
 /// Records every state the producer's watch shows.
 fn record_states(producer: &Producer) -> Arc<Mutex<Vec<ProducerState>>> {
@@ -147,8 +147,7 @@ async fn s45_close_drains() {
     assert_eq!(stats.unknown, 0);
     assert_eq!(stats.rejected_total(), 0);
     assert_eq!(nsqd.topic_message_count("s45_close"), Some(COUNT as u64));
-    let read: HashSet<Bytes> = read_exactly(&nsqd, "s45_close", "ch", COUNT)
-        .await
+    let read: HashSet<Bytes> = blocking(|| read_exactly(&nsqd, "s45_close", "ch", COUNT))
         .into_iter()
         .collect();
     assert_eq!(read, bodies.into_iter().collect());
@@ -309,7 +308,7 @@ async fn restart_during_publishing() {
 
     // Message by message: read everything back through a channel created now.
     nsqd.create_channel("restart_stress", "ch");
-    let read = read_exactly(&nsqd, "restart_stress", "ch", stored as usize).await;
+    let read = blocking(|| read_exactly(&nsqd, "restart_stress", "ch", stored as usize));
     let read_set: HashSet<Bytes> = read.iter().cloned().collect();
     assert_eq!(read_set.len(), read.len(), "nothing is stored twice");
     let missing: Vec<_> = acked.difference(&read_set).take(10).collect();

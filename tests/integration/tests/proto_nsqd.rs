@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use nsq_proto::{
     Command, ErrorCode, Frame, FrameDecoder, IdentifyConfig, IdentifyResponse, MAGIC_V2, Response,
-    ServerError, Topic, UpgradePlan,
+    ServerError, UpgradePlan,
 };
-use nsq_test_support::{Nsqd, NsqdOptions};
+use nsq_test_support::{Nsqd, NsqdOptions, topic};
 use serde_json::Value;
 
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -112,10 +112,6 @@ impl Client {
             Ok(frame) => panic!("expected the connection to close, got {frame:?}"),
         }
     }
-}
-
-fn topic(name: &str) -> Topic {
-    Topic::new(name).unwrap()
 }
 
 /// `PUB <topic>\n` with a body, written by hand so that any topic text can be sent.

@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nsq_producer::{Pool, PoolConfig, Producer, ProducerConfig};
-use nsq_test_support::Nsqd;
+use nsq_test_support::{Nsqd, topic, within};
 
-use common::{blocking, topic, within};
+use common::blocking;
 
 /// How long nsqd is down.
 const DOWN: Duration = Duration::from_secs(7);

@@ -202,13 +202,7 @@ impl FakeNsqd {
     /// anything. Returns the IDENTIFY body.
     pub async fn accept_plain(&mut self) -> Value {
         self.expect_magic().await;
-        let identify = self.expect_identify().await;
-        let mut reply = Self::identify_reply(&identify);
-        for feature in ["tls_v1", "snappy", "deflate"] {
-            reply[feature] = json!(false);
-        }
-        self.send_response(reply.to_string().as_bytes()).await;
-        identify
+        self.answer_identify_plainly().await
     }
 
     /// Reads the check a producer ends its plaintext handshake with (`NOP`, then IDENTIFY
@@ -225,6 +219,12 @@ impl FakeNsqd {
             ClientCommand::Nop,
             "fake nsqd: expected the NOP of the TLS check"
         );
+        self.answer_identify_plainly().await
+    }
+
+    /// Reads an IDENTIFY and answers it as nsqd 1.3.0 with its default options, enabling
+    /// nothing; returns its body.
+    async fn answer_identify_plainly(&mut self) -> Value {
         let identify = self.expect_identify().await;
         let mut reply = Self::identify_reply(&identify);
         for feature in ["tls_v1", "snappy", "deflate"] {

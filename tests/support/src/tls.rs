@@ -156,6 +156,40 @@ impl TestPki {
             .expect("server certificate and key");
         Arc::new(config)
     }
+
+    /// A rustls server configuration presenting the server certificate and requiring a client
+    /// certificate signed by the CA (as nsqd with `--tls-client-auth-policy=require-verify`),
+    /// for fake peers that check what a client presents. TLS 1.2 and 1.3 are offered.
+    ///
+    /// # Panics
+    ///
+    /// If the files cannot be read back.
+    pub fn mutual_server_config(&self) -> Arc<rustls::ServerConfig> {
+        let read = |path: PathBuf| {
+            CertificateDer::pem_file_iter(&path)
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .unwrap_or_else(|err| panic!("read {}: {err}", path.display()))
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in read(self.ca_cert()) {
+            roots.add(cert).expect("the CA certificate");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .expect("a client verifier");
+        let key = PrivateKeyDer::from_pem_file(self.server_key()).expect("read the server key");
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(read(self.server_cert()), key)
+            .expect("server certificate and key");
+        Arc::new(config)
+    }
 }
 
 fn ca(name: &str) -> (CertificateParams, KeyPair) {

@@ -108,7 +108,7 @@ impl Case {
         Self::L,
     ];
 
-    /// The case's letter as docs/performance.md writes it.
+    /// The case's letter, as the report and docs/performance.md write it.
     pub(crate) fn id(self) -> &'static str {
         match self {
             Self::A => "a",

@@ -16,10 +16,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use nsq_lookupd::{Lookupd, LookupdError, Node, merge_nodes};
 use tokio::time::Instant;
 
 use super::PoolShared;
-use crate::lookupd::{fetch_nodes, merge_nodes};
 
 /// How long one poll of one nsqlookupd may take.
 const POLL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,7 +52,7 @@ pub(crate) async fn run(shared: Weak<PoolShared>) {
 pub(crate) async fn poll(shared: &Arc<PoolShared>) -> Vec<String> {
     let lookupds = &shared.config.lookupd;
     let answers =
-        futures::future::join_all(lookupds.iter().map(|l| fetch_nodes(l, POLL_TIMEOUT))).await;
+        futures::future::join_all(lookupds.iter().map(String::as_str).map(nodes_of)).await;
     let mut lists = Vec::new();
     let mut failed = Vec::new();
     for answer in answers {
@@ -72,16 +72,16 @@ pub(crate) async fn poll(shared: &Arc<PoolShared>) -> Vec<String> {
         .iter()
         .map(|node| Listed {
             addr: node.tcp_address(),
-            tombstoned: node
-                .topics
-                .iter()
-                .filter(|t| t.tombstoned)
-                .map(|t| t.name.clone())
-                .collect(),
+            tombstoned: node.tombstoned_topics().map(str::to_owned).collect(),
         })
         .collect();
     reconcile(shared, &listed, Instant::now());
     failed
+}
+
+/// The nodes one nsqlookupd lists, within [`POLL_TIMEOUT`].
+async fn nodes_of(lookupd: &str) -> Result<Vec<Node>, LookupdError> {
+    Lookupd::new(lookupd)?.timeout(POLL_TIMEOUT).nodes().await
 }
 
 /// A node as the nsqlookupds list it: its TCP address and the topics tombstoned on it.

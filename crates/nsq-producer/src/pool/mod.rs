@@ -39,13 +39,14 @@ pub use node::NodeStatus;
 
 use self::budget::Bucket;
 use self::node::Node;
+use crate::counters::Counters;
 use crate::error::{NodeDown, NodesDown};
 use crate::gate::Gate;
 use crate::generic::GenericPublisher;
 use crate::producer::{ConnectError, FlushTimedOut};
 use crate::publish_futures::{Enqueuing, Patience, Publishing, Start, Starter};
 use crate::request::{Payload, Request};
-use crate::stats::{Counters, ProducerState, Stats};
+use crate::stats::{ProducerState, Stats};
 
 /// A pool of nsqd: publishes go to the nodes that are up, and what a node that goes down has
 /// not written moves to another node at once.

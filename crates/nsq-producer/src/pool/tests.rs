@@ -13,6 +13,9 @@ use super::{Pool, PoolConfig, PoolShared, Strategy};
 use crate::config::ProducerConfig;
 use crate::error::{NotSentReason, PublishError};
 
+// Node choice, no-node reasons and the waiting room, through `PoolShared::pick` and the publish API.
+mod routing;
+
 fn shared(pool: &Pool) -> &Arc<PoolShared> {
     &pool.inner.shared
 }

@@ -10,11 +10,11 @@ use tokio::time::Instant;
 
 use super::Producer;
 use crate::completion::timed_completion;
+use crate::counters::Timer;
 use crate::error::{NotSentReason, PublishError};
 use crate::publish_futures::{Patience, Start};
 use crate::publish_handle::{Publish, publish_span, record_outcome};
 use crate::request::{Payload, Request};
-use crate::stats::Timer;
 use crate::tag::Tag;
 
 impl Producer {

@@ -14,6 +14,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::config::ProducerConfig;
+use crate::counters::Counters;
 use crate::error::{LookupdsFailed, NodesDown, PingFailure, PublishError, Publisher};
 use crate::gate::Gate;
 use crate::generic::GenericPublisher;
@@ -22,7 +23,7 @@ use crate::publish_futures::{Enqueuing, Patience, Publishing, Start, Starter};
 use crate::request::{Control, Payload, Request};
 use crate::router::Router;
 use crate::shared::ProducerShared;
-use crate::stats::{Counters, ProducerState, Stats};
+use crate::stats::{ProducerState, Stats};
 
 /// A producer for one nsqd.
 ///

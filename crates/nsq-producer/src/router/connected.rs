@@ -16,9 +16,8 @@ use tokio::time::{Instant, Sleep};
 use super::deadlines::{poll_timer, unarmed};
 use super::{Phase, Router, fail_request};
 use crate::batch::Member;
-use crate::error::{NotSentReason, PingFailure};
+use crate::error::{Lost, NotSentReason, PingFailure};
 use crate::request::{Payload, Request};
-use crate::stats::Lost;
 use crate::transactions::{InFlight, Resolved, Violation};
 
 /// Why the connected phase ended.

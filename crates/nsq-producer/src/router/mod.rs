@@ -29,11 +29,12 @@ use crate::backoff::{Backoff, Jitter};
 use crate::batch::Batch;
 use crate::completion::Responder;
 use crate::config::ProducerConfig;
-use crate::error::{NotSentReason, PingFailure, PublishError};
+use crate::counters::Counters;
+use crate::error::{Lost, NotSentReason, PingFailure, PublishError};
 use crate::policy::{Health, Policy, Takes};
 use crate::request::{Control, Payload, Request};
 use crate::shared::ProducerShared;
-use crate::stats::{Counters, Lost, ProducerState, Stats};
+use crate::stats::{ProducerState, Stats};
 use crate::transactions::{Reclaim, Transactions};
 use crate::unwritten::Unwritten;
 

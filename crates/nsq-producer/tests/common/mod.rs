@@ -1,5 +1,21 @@
-//! Helpers shared by the scripted-peer tests: a loopback listener standing in for nsqd, the
-//! producer connected to it, and the frames and outcomes the tests check.
+//! Helpers shared by the scripted-peer tests (`fake_*.rs`): a loopback listener standing in for
+//! nsqd, the producer connected to it, and the frames and outcomes the tests check. Test names
+//! that start with a number check that scenario (`s22_...` is scenario 22); docs/testing.md lists
+//! the scenarios.
+//!
+//! The producer dials TCP, so each test binds a listener on `127.0.0.1:0`, gives its address to
+//! the producer and plays nsqd's side of every accepted connection with [`FakeNsqd`].
+//!
+//! Tests that depend on time run with tokio's clock paused: the clock jumps to the next timer
+//! whenever every task is waiting, so "the fake is silent for two heartbeats" takes no real time,
+//! and a `sleep` in the test returns only once everything else has settled. This works over
+//! loopback sockets because bytes written to one end are readable at the other as soon as the
+//! write returns, and tokio polls for I/O (without moving the clock if a task woke) before it
+//! jumps. Two things keep that true: the fake's sockets have `TCP_NODELAY` (the producer's
+//! already do), since otherwise a small write can wait tens of real milliseconds for a delayed
+//! ACK while the clock races ahead; and the producer takes its deadlines from tokio's clock.
+//! No test asserts how long anything took; timeouts in the tests only turn a hang into a
+//! failure.
 
 // Each test file uses its own subset of these.
 #![allow(dead_code, unreachable_pub)]
@@ -12,12 +28,10 @@ use std::task::{Context, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use nsq_producer::{
-    ConnError, NotSentReason, Producer, ProducerConfig, Publish, PublishError, Topic,
-};
+use nsq_producer::{ConnError, NotSentReason, Producer, ProducerConfig, Publish, PublishError};
 use nsq_proto::server::ClientCommand;
 use nsq_proto::{HEARTBEAT, OK, ServerError};
-use nsq_test_support::FakeNsqd;
+use nsq_test_support::{FakeNsqd, topic, within};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -37,23 +51,8 @@ pub fn fail_fast() -> ProducerConfig {
     config
 }
 
-/// How long any step may take before the test fails. With the clock paused the clock only gets
-/// here when every task is stuck, so it must be longer than any timer a scenario relies on.
-pub const GUARD: Duration = Duration::from_secs(20);
-
+/// The topic of every publish in these tests.
 pub const TOPIC: &str = "t";
-
-/// Awaits `future`, failing the test if it hangs.
-pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    match tokio::time::timeout(GUARD, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("hung: {what}"),
-    }
-}
-
-pub fn topic() -> Topic {
-    Topic::new(TOPIC).unwrap()
-}
 
 /// A loopback listener standing in for nsqd's TCP port.
 pub struct FakeServer {
@@ -128,7 +127,7 @@ pub fn spawn_publish(
     body: &'static str,
 ) -> JoinHandle<Result<(), PublishError>> {
     let producer = producer.clone();
-    tokio::spawn(async move { producer.publish(&topic(), body).await })
+    tokio::spawn(async move { producer.publish(&topic(TOPIC), body).await })
 }
 
 /// Reads a PUB to [`TOPIC`] and returns its body.
@@ -250,10 +249,10 @@ pub async fn expect_mpub(nsqd: &mut FakeNsqd, topic_name: &str) -> Vec<Bytes> {
 pub async fn queue_abc_and_dpub(producer: &Producer) -> (Vec<Publish>, Publish) {
     let mut batched = Vec::new();
     for body in ["a", "b", "c"] {
-        batched.push(producer.publish_async(&topic(), body).await.unwrap());
+        batched.push(producer.publish_async(&topic(TOPIC), body).await.unwrap());
     }
     let deferred = producer
-        .deferred_publish_async(&topic(), Duration::from_millis(5), "d")
+        .deferred_publish_async(&topic(TOPIC), Duration::from_millis(5), "d")
         .await
         .unwrap();
     (batched, deferred)
@@ -280,18 +279,12 @@ pub async fn batch_then_dpub(server: &FakeServer) -> (Producer, Vec<Publish>, Pu
     (producer, batched, deferred, nsqd)
 }
 
-/// An address where nothing listens: every dial is refused.
-pub fn closed_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
 /// `n` publishes (`m0`, `m1`, ...) to [`TOPIC`], each from a task of its own.
 pub fn spawn_publishes(producer: &Producer, n: usize) -> Vec<JoinHandle<Result<(), PublishError>>> {
     (0..n)
         .map(|i| {
             let producer = producer.clone();
-            tokio::spawn(async move { producer.publish(&topic(), format!("m{i}")).await })
+            tokio::spawn(async move { producer.publish(&topic(TOPIC), format!("m{i}")).await })
         })
         .collect()
 }

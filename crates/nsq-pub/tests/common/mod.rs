@@ -1,5 +1,5 @@
-//! Helpers shared by the nsq-pub tests: running the binary with some standard input, a small
-//! blocking consumer to read messages back from nsqd, multiset comparisons and test inputs.
+//! Helpers shared by the nsq-pub tests: running the binary with some standard input, multiset
+//! comparisons and test inputs. Messages are read back with nsq-test-support's `read_all`.
 //!
 // Each test file uses its own subset of these.
 #![allow(dead_code, unreachable_pub)]
@@ -7,26 +7,13 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use nsq_proto::{Channel, Command as NsqCommand, Frame, FrameDecoder, MAGIC_V2, Response, Topic};
-use nsq_test_support::Nsqd;
+use nsq_test_support::{HANG, Nsqd};
 use serde_json::Value;
-
-/// How long anything may take before a test gives up on it: turns a hang into a failure. It is
-/// never asserted as a duration.
-pub const HANG: Duration = Duration::from_secs(60);
-
-/// How long the consumer waits for a message it expects.
-const READ_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The channel every read-back subscribes to.
-pub const READBACK: &str = "readback";
 
 /// A command for the binary under test.
 pub fn nsq_pub() -> Command {
@@ -257,16 +244,18 @@ pub fn records(bytes: &[u8], delimiter: u8) -> Vec<Vec<u8>> {
 }
 
 /// How often each message occurs.
-pub fn multiset<'a>(messages: impl IntoIterator<Item = &'a Vec<u8>>) -> HashMap<&'a [u8], usize> {
+pub fn multiset<'a, M: AsRef<[u8]> + 'a>(
+    messages: impl IntoIterator<Item = &'a M>,
+) -> HashMap<&'a [u8], usize> {
     let mut counts = HashMap::new();
     for message in messages {
-        *counts.entry(message.as_slice()).or_default() += 1;
+        *counts.entry(message.as_ref()).or_default() += 1;
     }
     counts
 }
 
 /// Asserts that `got` and `want` hold the same messages the same number of times.
-pub fn assert_same_messages(got: &[Vec<u8>], want: &[Vec<u8>], what: &str) {
+pub fn assert_same_messages<G: AsRef<[u8]>, W: AsRef<[u8]>>(got: &[G], want: &[W], what: &str) {
     if got.len() == want.len() && multiset(got) == multiset(want) {
         return;
     }
@@ -305,12 +294,6 @@ pub fn numbered_lines(prefix: &str, n: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
     (input, lines)
 }
 
-/// A closed port on 127.0.0.1: one just bound and released.
-pub fn closed_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
-    listener.local_addr().expect("local address")
-}
-
 /// Names of the topics nsqd has.
 pub fn topic_names(nsqd: &Nsqd) -> Vec<String> {
     nsqd.stats()["topics"]
@@ -322,190 +305,4 @@ pub fn topic_names(nsqd: &Nsqd) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Everything `topic` holds on `nsqd`, read through the channel [`READBACK`], which must not
-/// exist yet (so the topic's depth is everything there is). An absent topic holds nothing.
-pub fn read_all(nsqd: &Nsqd, topic: &str) -> Vec<Vec<u8>> {
-    let Some(stats) = nsqd.topic_stats(topic) else {
-        return Vec::new();
-    };
-    assert!(
-        stats["channels"].as_array().is_none_or(Vec::is_empty),
-        "read_all needs a topic without channels: {stats}"
-    );
-    let depth = stats["depth"].as_u64().expect("topic depth");
-    read_at_least(nsqd, topic, READBACK, depth as usize)
-}
-
-/// Reads `n` messages from `topic`/`channel`, then any more there are, until nsqd reports the
-/// topic and the channel empty with nothing in flight (a message delivered and not yet read
-/// would stay in flight, since only what is read is finished). Returns the bodies in arrival
-/// order.
-///
-/// `n` is what the caller knows to be there; more may be: after a SIGKILL, nsqd's depth can
-/// miss a message written just before the kill.
-pub fn read_at_least(nsqd: &Nsqd, topic: &str, channel: &str, n: usize) -> Vec<Vec<u8>> {
-    let mut consumer = Consumer::subscribe(nsqd.tcp_addr(), topic, channel);
-    let mut bodies = consumer.read(n);
-    let deadline = Instant::now() + HANG;
-    loop {
-        while let Some(body) = consumer.next_within(Duration::from_millis(50)) {
-            bodies.push(body);
-        }
-        consumer.flush();
-        let stats = nsqd
-            .channel_stats(topic, channel)
-            .expect("the channel exists");
-        let in_flight = stats["in_flight_count"].as_u64().expect("in_flight_count");
-        let depth = stats["depth"].as_u64().expect("channel depth");
-        let topic_depth = nsqd.topic_depth(topic).expect("the topic exists");
-        if in_flight == 0 && depth == 0 && topic_depth == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "after reading {} messages, {topic} still has depth {topic_depth}, {channel} depth \
-             {depth} and {in_flight} in flight",
-            bodies.len()
-        );
-    }
-    assert_eq!(consumer.redeliveries, 0, "no message is delivered twice");
-    bodies
-}
-
-/// A bare blocking consumer: SUB, one RDY, and a FIN for every message (written whenever no
-/// whole frame is waiting, so reading many messages costs few writes).
-pub struct Consumer {
-    stream: TcpStream,
-    input: BytesMut,
-    decoder: FrameDecoder,
-    output: BytesMut,
-    received: usize,
-    redeliveries: u64,
-}
-
-impl Consumer {
-    /// Connects, subscribes to `topic`/`channel` and announces RDY 2500.
-    pub fn subscribe(addr: SocketAddr, topic: &str, channel: &str) -> Self {
-        let stream = TcpStream::connect(addr)
-            .unwrap_or_else(|err| panic!("consumer cannot connect to {addr}: {err}"));
-        stream.set_nodelay(true).unwrap();
-        let mut consumer = Self {
-            stream,
-            input: BytesMut::new(),
-            decoder: FrameDecoder::default(),
-            output: BytesMut::new(),
-            received: 0,
-            redeliveries: 0,
-        };
-        consumer.output.extend_from_slice(MAGIC_V2);
-        let topic = Topic::new(topic).expect("valid topic");
-        let channel = Channel::new(channel).expect("valid channel");
-        consumer.queue(NsqCommand::Sub {
-            topic: &topic,
-            channel: &channel,
-        });
-        consumer.flush();
-        match consumer.frame() {
-            Frame::Response(Response::Ok) => {}
-            other => panic!("SUB answered with {other:?}"),
-        }
-        consumer.queue(NsqCommand::Rdy { count: 2500 });
-        consumer.flush();
-        consumer
-    }
-
-    fn queue(&mut self, command: NsqCommand<'_>) {
-        command.encode(&mut self.output).expect("encode a command");
-    }
-
-    /// Writes out what is queued (FINs, NOPs).
-    pub fn flush(&mut self) {
-        if !self.output.is_empty() {
-            self.stream.write_all(&self.output).expect("write to nsqd");
-            self.output.clear();
-        }
-    }
-
-    /// The next frame other than a heartbeat (answered with NOP).
-    ///
-    /// # Panics
-    ///
-    /// When none comes within [`READ_TIMEOUT`].
-    fn frame(&mut self) -> Frame {
-        self.frame_within(READ_TIMEOUT).unwrap_or_else(|| {
-            panic!(
-                "no frame from nsqd within {READ_TIMEOUT:?} after {} messages",
-                self.received
-            )
-        })
-    }
-
-    /// The next frame other than a heartbeat (answered with NOP), if one comes within `wait`.
-    /// What is queued is written out before waiting.
-    fn frame_within(&mut self, wait: Duration) -> Option<Frame> {
-        let mut chunk = vec![0; 64 * 1024];
-        self.stream.set_read_timeout(Some(wait)).unwrap();
-        loop {
-            match self.decoder.decode(&mut self.input).expect("valid frames") {
-                Some(Frame::Response(Response::Heartbeat)) => self.queue(NsqCommand::Nop),
-                Some(frame) => return Some(frame),
-                None => {
-                    self.flush();
-                    match self.stream.read(&mut chunk) {
-                        Ok(0) => panic!(
-                            "nsqd closed the connection after {} messages",
-                            self.received
-                        ),
-                        Ok(n) => self.input.extend_from_slice(&chunk[..n]),
-                        Err(err)
-                            if matches!(
-                                err.kind(),
-                                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                            ) =>
-                        {
-                            return None;
-                        }
-                        Err(err) => panic!(
-                            "reading from nsqd failed after {} messages: {err}",
-                            self.received
-                        ),
-                    }
-                }
-            }
-        }
-    }
-
-    /// The next message's body; the message is finished with the next flush.
-    pub fn next(&mut self) -> Vec<u8> {
-        let frame = self.frame();
-        self.finish(frame)
-    }
-
-    /// Queues the FIN of the message in `frame` and returns its body.
-    fn finish(&mut self, frame: Frame) -> Vec<u8> {
-        match frame {
-            Frame::Message(message) => {
-                self.queue(NsqCommand::Fin { id: &message.id });
-                self.received += 1;
-                if message.attempts > 1 {
-                    self.redeliveries += 1;
-                }
-                message.body.to_vec()
-            }
-            other => panic!("the consumer expected a message, got {other:?}"),
-        }
-    }
-
-    /// The next message's body if one comes within `wait`.
-    pub fn next_within(&mut self, wait: Duration) -> Option<Vec<u8>> {
-        let frame = self.frame_within(wait)?;
-        Some(self.finish(frame))
-    }
-
-    /// Reads exactly `n` messages.
-    pub fn read(&mut self, n: usize) -> Vec<Vec<u8>> {
-        (0..n).map(|_| self.next()).collect()
-    }
 }

@@ -1,32 +1,19 @@
-//! Helpers shared by the `producer_*` tests: a minimal consumer, hang guards, nsqd statistics
-//! and a seeded random source.
+//! Helpers shared by the `producer_*` and `pool_*` tests: their producer configuration, a way
+//! to run blocking harness calls, a poll of nsqd's statistics, and publishers for the pool
+//! tests. The hang guard, the topic
+//! names and the reader of messages are nsq-test-support's.
 //!
 //! Each test file uses a different subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-use std::future::{Future, poll_fn};
-use std::net::SocketAddr;
-use std::task::Poll;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use nsq_conn::{ConnConfig, Connection};
-use nsq_producer::ProducerConfig;
-use nsq_proto::{Channel, Command, Frame, Message, Response, Topic};
-use nsq_test_support::Nsqd;
-
-/// How long anything may take before a test gives up on it: turns a hang into a failure. It is
-/// never asserted as a duration.
-pub const HANG: Duration = Duration::from_secs(60);
-
-/// Awaits `future`, failing the test if it takes longer than [`HANG`].
-pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    match tokio::time::timeout(HANG, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what}: no result within {HANG:?}"),
-    }
-}
+use nsq_producer::{Pool, ProducerConfig, PublishError};
+use nsq_proto::Topic;
+use nsq_test_support::{HANG, Nsqd, within};
+use tokio::task::JoinHandle;
 
 /// A producer configuration for tests: the defaults with quick reconnects.
 pub fn producer_config() -> ProducerConfig {
@@ -36,25 +23,10 @@ pub fn producer_config() -> ProducerConfig {
     config
 }
 
-pub fn topic(name: &str) -> Topic {
-    Topic::new(name).unwrap_or_else(|err| panic!("{name:?} should be a valid topic: {err}"))
-}
-
 /// Runs the blocking harness call `f` without stalling the runtime's other tasks (for calls
 /// that take a while, such as a restart). Needs the multi-threaded runtime.
 pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
-}
-
-/// A numeric field of a channel's statistics (`depth`, `deferred_count`, `message_count`,
-/// `in_flight_count`, ...).
-pub fn channel_number(nsqd: &Nsqd, topic: &str, channel: &str, field: &str) -> u64 {
-    let stats = nsqd
-        .channel_stats(topic, channel)
-        .unwrap_or_else(|| panic!("channel {topic}/{channel} does not exist"));
-    stats[field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no numeric {field:?} in {stats}"))
 }
 
 /// Polls `read` until it returns `want` or [`HANG`] passes; returns the last value. For nsqd's
@@ -70,149 +42,69 @@ pub async fn eventually<T: PartialEq>(want: T, mut read: impl FnMut() -> T) -> T
     }
 }
 
-/// Buffered FIN bytes above which the consumer writes them out even while messages keep coming.
-const FIN_FLUSH_THRESHOLD: usize = 16 * 1024;
-
-/// A bare consumer on one nsq-conn `Connection`: SUB, one RDY, and a FIN for every message.
-///
-/// FINs are buffered and written when no frame is waiting (or many have piled up), so reading
-/// many messages costs few writes.
-pub struct Consumer {
-    conn: Connection,
-    /// How often each message id was delivered.
-    deliveries: HashMap<[u8; 16], u32>,
+/// Tasks publishing `t<task>m<i>` to a pool one after another until [`stop`](Self::stop).
+pub struct Publishers {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<Vec<Result<(), PublishError>>>>,
 }
 
-impl Consumer {
-    /// Connects, subscribes to `topic`/`channel` and announces `rdy`.
-    pub async fn subscribe(addr: SocketAddr, topic: &str, channel: &str, rdy: u32) -> Self {
-        let config = ConnConfig::builder(addr.to_string())
-            .client_id("test-consumer")
-            .build()
-            .expect("consumer configuration");
-        let mut conn = within("consumer connect", Connection::connect(&config))
-            .await
-            .unwrap_or_else(|err| panic!("consumer cannot connect to {addr}: {err}"));
-        let topic = Topic::new(topic).expect("valid topic");
-        let channel = Channel::new(channel).expect("valid channel");
-        conn.send(Command::Sub {
-            topic: &topic,
-            channel: &channel,
-        })
-        .await
-        .expect("send SUB");
-        match within("SUB reply", conn.recv()).await {
-            Ok(Frame::Response(Response::Ok)) => {}
-            other => panic!("SUB answered with {other:?}"),
-        }
-        conn.send(Command::Rdy { count: rdy })
-            .await
-            .expect("send RDY");
-        Self {
-            conn,
-            deliveries: HashMap::new(),
-        }
+impl Publishers {
+    /// Starts `tasks` tasks publishing to `topic` on `pool`.
+    pub fn start(pool: &Pool, topic: &Topic, tasks: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..tasks)
+            .map(|k| {
+                let (pool, t, stop) = (pool.clone(), topic.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut outcomes = Vec::new();
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        outcomes.push(pool.publish(&t, format!("t{k}m{i}")).await);
+                        i += 1;
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        Self { stop, tasks }
     }
 
-    /// The next message, finished (the FIN goes out with the next flush). Cancel safe.
-    ///
-    /// # Panics
-    ///
-    /// On anything but a message, or a connection error.
-    pub async fn next(&mut self) -> Message {
-        let conn = &mut self.conn;
-        let frame = poll_fn(|cx| match conn.poll_recv(cx) {
-            Poll::Ready(frame) => {
-                if conn.write_buffer_len() >= FIN_FLUSH_THRESHOLD {
-                    // Progress only; the flush is driven on by later calls.
-                    let _ = conn.poll_flush(cx);
+    /// Stops the tasks after their publish under way; returns every outcome.
+    pub async fn stop(self) -> Vec<Result<(), PublishError>> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut outcomes = Vec::new();
+        for task in self.tasks {
+            outcomes.extend(within("a publishing task", task).await.unwrap());
+        }
+        outcomes
+    }
+}
+
+/// Publishes `m0` to `m<n-1>` to `topic` on `pool` from `tasks` tasks, each taking every
+/// `tasks`-th message; every publish must be `Ok`.
+pub async fn publish_spread(pool: &Pool, topic: &Topic, tasks: u64, n: u64) {
+    let handles: Vec<_> = (0..tasks)
+        .map(|k| {
+            let (pool, t) = (pool.clone(), topic.clone());
+            tokio::spawn(async move {
+                for i in (k..n).step_by(tasks as usize) {
+                    pool.publish(&t, format!("m{i}")).await.unwrap();
                 }
-                Poll::Ready(frame)
-            }
-            // Nothing to read right now: a good moment to send the FINs.
-            Poll::Pending if conn.write_buffer_len() > 0 => match conn.poll_flush(cx) {
-                Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-                _ => Poll::Pending,
-            },
-            Poll::Pending => Poll::Pending,
+            })
         })
-        .await;
-        match frame {
-            Ok(Frame::Message(message)) => {
-                self.conn
-                    .buffer_command(&Command::Fin { id: &message.id })
-                    .expect("buffer FIN");
-                *self.deliveries.entry(message.id.0).or_default() += 1;
-                message
-            }
-            other => panic!("consumer expected a message, got {other:?}"),
-        }
-    }
-
-    /// Reads exactly `n` messages (failing after [`HANG`]) and returns their bodies in arrival
-    /// order.
-    pub async fn read(&mut self, n: usize) -> Vec<Bytes> {
-        let mut bodies = Vec::with_capacity(n);
-        within(&format!("reading {n} messages"), async {
-            while bodies.len() < n {
-                bodies.push(self.next().await.body);
-            }
-        })
-        .await;
-        bodies
-    }
-
-    /// Messages delivered more than once (nsqd requeues a message that is not finished in
-    /// time); 0 in a healthy test.
-    pub fn redeliveries(&self) -> u64 {
-        self.deliveries.values().map(|&n| u64::from(n - 1)).sum()
-    }
-
-    /// Writes the buffered FINs out.
-    pub async fn flush(&mut self) {
-        let conn = &mut self.conn;
-        within("flushing FINs", poll_fn(|cx| conn.poll_flush(cx)))
-            .await
-            .expect("flush FINs");
+        .collect();
+    for handle in handles {
+        within("a publishing task", handle).await.unwrap();
     }
 }
 
-/// Reads `n` messages from a fresh channel consumer and checks, through nsqd's statistics,
-/// that the channel received exactly `n` and has none left: returns the bodies in arrival
-/// order.
-pub async fn read_exactly(nsqd: &Nsqd, topic: &str, channel: &str, n: usize) -> Vec<Bytes> {
-    let mut consumer = Consumer::subscribe(nsqd.tcp_addr(), topic, channel, 2500).await;
-    let bodies = consumer.read(n).await;
-    consumer.flush().await;
-    assert_eq!(consumer.redeliveries(), 0, "no message is delivered twice");
-    let in_flight = eventually(0, || {
-        channel_number(nsqd, topic, channel, "in_flight_count")
+/// Stops `nsqd` (SIGKILL) and waits until `pool` sees its node down.
+pub async fn stop_and_see_down(pool: &Pool, nsqd: &mut Nsqd) {
+    let killed = nsqd.tcp_addr().to_string();
+    blocking(|| nsqd.stop());
+    let up = eventually(false, || {
+        pool.nodes().iter().find(|n| n.addr == killed).unwrap().up
     })
     .await;
-    assert_eq!(in_flight, 0, "every message read was finished");
-    assert_eq!(
-        channel_number(nsqd, topic, channel, "message_count"),
-        n as u64,
-        "the channel received exactly the messages read"
-    );
-    assert_eq!(channel_number(nsqd, topic, channel, "depth"), 0);
-    assert_eq!(channel_number(nsqd, topic, channel, "deferred_count"), 0);
-    bodies
-}
-
-/// Reads from a fresh channel consumer until no message has come for `quiet`; returns the
-/// bodies in arrival order. For a topic whose size is not known in advance.
-pub async fn read_until_quiet(
-    nsqd: &Nsqd,
-    topic: &str,
-    channel: &str,
-    quiet: Duration,
-) -> Vec<Bytes> {
-    let mut consumer = Consumer::subscribe(nsqd.tcp_addr(), topic, channel, 2500).await;
-    let mut bodies = Vec::new();
-    while let Ok(message) = tokio::time::timeout(quiet, consumer.next()).await {
-        bodies.push(message.body);
-    }
-    consumer.flush().await;
-    bodies
+    assert!(!up, "the pool saw the killed node go down");
 }

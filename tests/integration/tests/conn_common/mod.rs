@@ -1,28 +1,25 @@
-//! Helpers shared by the `conn_*` tests: a deadline for every await, a test topic name, and a
-//! publish burst checked against nsqd's statistics.
+//! Helpers shared by the `conn_*` tests: connecting, and a publish burst checked against nsqd's
+//! statistics.
 #![allow(dead_code)]
 
-use std::future::Future;
-use std::time::Duration;
-
 use bytes::Bytes;
-use nsq_conn::Connection;
-use nsq_proto::{Command, Frame, Response, Topic};
-use nsq_test_support::Nsqd;
+use nsq_conn::{ConnConfig, ConnError, Connection};
+use nsq_proto::{Command, Frame, Response};
+use nsq_test_support::{Nsqd, topic, within};
 
-/// Turns a hang into a failure; never asserted as a duration.
-pub const HANG: Duration = Duration::from_secs(30);
-
-/// Awaits `future`, failing the test if it takes longer than [`HANG`].
-pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    match tokio::time::timeout(HANG, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what}: no result within {HANG:?}"),
-    }
+/// Connects with `config`; the connection must be made.
+pub async fn connect(config: &ConnConfig) -> Connection {
+    within("connect", Connection::connect(config))
+        .await
+        .unwrap_or_else(|err| panic!("connecting to {}: {err}", config.address()))
 }
 
-pub fn topic(name: &str) -> Topic {
-    Topic::new(name).unwrap_or_else(|err| panic!("{name:?}: {err}"))
+/// Connects with `config`; the attempt must fail. Returns its error.
+pub async fn connect_err(config: &ConnConfig) -> ConnError {
+    match within("connect", Connection::connect(config)).await {
+        Ok(_) => panic!("connecting to {} was expected to fail", config.address()),
+        Err(err) => err,
+    }
 }
 
 /// Eight messages of 512 KiB: one 4 MiB MPUB (under nsqd's 5 MiB body limit, each message at
