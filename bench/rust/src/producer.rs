@@ -1,14 +1,12 @@
 //! `nsq-bench producer`: this workspace's `nsq_producer::Producer` in cases a, b, c, c* and d.
-//! The loops are generic over [`Publisher`], so that `nsq-bench pool` runs the same ones through
-//! a `Pool` of one node.
+//! The loops are generic over [`GenericPublisher`], so that `nsq-bench pool` runs the same
+//! ones through a `Pool` of one node.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use nsq_producer::{
-    Enqueuing, Pool, Producer, ProducerConfig, PublishError, Publishing, Stats, Topic,
-};
+use nsq_producer::{GenericPublisher, Producer, ProducerConfig, PublishError, Topic};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::cpu::CpuClock;
@@ -20,53 +18,6 @@ pub(crate) const CLIENT: &str = "producer";
 
 /// The option that turns automatic batching on, for case c*.
 const BATCHING_OPTION: &str = "batching";
-
-/// What the benchmark loops use of a [`Producer`] or a [`Pool`]: both have this publish API,
-/// with the same future types, so each loop compiles to the same code for either.
-pub(crate) trait Publisher: Clone + Send + Sync + 'static {
-    fn publish(&self, topic: &Topic, body: Bytes) -> Publishing<'_>;
-    fn publish_async(&self, topic: &Topic, body: Bytes) -> Enqueuing<'_>;
-    fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_>
-    where
-        I: IntoIterator<Item = Bytes>;
-    fn close(&self) -> impl Future<Output = Stats> + Send + '_;
-}
-
-impl Publisher for Producer {
-    fn publish(&self, topic: &Topic, body: Bytes) -> Publishing<'_> {
-        Self::publish(self, topic, body)
-    }
-    fn publish_async(&self, topic: &Topic, body: Bytes) -> Enqueuing<'_> {
-        Self::publish_async(self, topic, body)
-    }
-    fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_>
-    where
-        I: IntoIterator<Item = Bytes>,
-    {
-        Self::multi_publish(self, topic, bodies)
-    }
-    fn close(&self) -> impl Future<Output = Stats> + Send + '_ {
-        Self::close(self)
-    }
-}
-
-impl Publisher for Pool {
-    fn publish(&self, topic: &Topic, body: Bytes) -> Publishing<'_> {
-        Self::publish(self, topic, body)
-    }
-    fn publish_async(&self, topic: &Topic, body: Bytes) -> Enqueuing<'_> {
-        Self::publish_async(self, topic, body)
-    }
-    fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_>
-    where
-        I: IntoIterator<Item = Bytes>,
-    {
-        Self::multi_publish(self, topic, bodies)
-    }
-    fn close(&self) -> impl Future<Output = Stats> + Send + '_ {
-        Self::close(self)
-    }
-}
 
 /// Runs one case with a lone producer and returns its result line.
 pub(crate) async fn run(options: &ClientOptions) -> Result<RunResult, String> {
@@ -100,7 +51,7 @@ pub(crate) fn case_config(options: &ClientOptions) -> Result<Option<ProducerConf
 }
 
 /// Runs `options.case` through `publisher`, already connected, then closes it.
-pub(crate) async fn measure<P: Publisher>(
+pub(crate) async fn measure<P: GenericPublisher + Clone + Send + 'static>(
     client: &str,
     publisher: &P,
     options: &ClientOptions,
@@ -163,7 +114,7 @@ pub(crate) async fn connect(addr: &str, config: ProducerConfig) -> Result<Produc
 }
 
 /// Case a: one caller publishes and waits for each acknowledgement.
-async fn serial<P: Publisher>(
+async fn serial<P: GenericPublisher + Clone + Send + 'static>(
     producer: &P,
     topic: &Topic,
     body: &Bytes,
@@ -177,7 +128,7 @@ async fn serial<P: Publisher>(
             break;
         }
         let began = Instant::now();
-        let result = Publisher::publish(producer, topic, body.clone()).await;
+        let result = GenericPublisher::publish(producer, topic, body.clone()).await;
         tally.latency(began.elapsed());
         tally.record(result, 1);
     }
@@ -185,7 +136,7 @@ async fn serial<P: Publisher>(
 }
 
 /// Case b: `callers` tasks share the producer, each publishing its share as in case a.
-async fn concurrent<P: Publisher>(
+async fn concurrent<P: GenericPublisher + Clone + Send + 'static>(
     producer: &P,
     topic: &Topic,
     body: &Bytes,
@@ -211,7 +162,7 @@ async fn concurrent<P: Publisher>(
 }
 
 /// Case c: `publish_async` with at most `window` publishes unanswered.
-pub(crate) async fn pipelined<P: Publisher>(
+pub(crate) async fn pipelined<P: GenericPublisher + Clone + Send + 'static>(
     producer: &P,
     topic: &Topic,
     body: &Bytes,
@@ -220,7 +171,7 @@ pub(crate) async fn pipelined<P: Publisher>(
     deadline: Option<Instant>,
 ) -> Tally {
     pipeline(n, window, deadline, || {
-        Publisher::publish_async(producer, topic, body.clone())
+        GenericPublisher::publish_async(producer, topic, body.clone())
     })
     .await
 }
@@ -284,7 +235,7 @@ where
 }
 
 /// Case d: one caller publishes MPUBs of `batch` messages and waits for each.
-async fn batches<P: Publisher>(
+async fn batches<P: GenericPublisher + Clone + Send + 'static>(
     producer: &P,
     topic: &Topic,
     body: &Bytes,
@@ -302,7 +253,7 @@ async fn batches<P: Publisher>(
         let size = left.min(batch as u64);
         let bodies = (0..size).map(|_| body.clone());
         let began = Instant::now();
-        let result = Publisher::multi_publish(producer, topic, bodies).await;
+        let result = GenericPublisher::multi_publish(producer, topic, bodies).await;
         tally.latency(began.elapsed());
         tally.record(result, size);
         left -= size;

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::completion::Responder;
 use crate::deadline_set::earlier;
-use crate::request::Route;
+use crate::tag::Tag;
 
 /// One request in a batch.
 #[derive(Debug)]
@@ -26,8 +26,8 @@ pub(crate) struct Member {
     pub(crate) deadline: Option<Instant>,
     /// Its place in the queue (see `Request::index`).
     pub(crate) index: u64,
-    /// See `Request::route`.
-    pub(crate) route: Option<Box<Route>>,
+    /// See `Request::tag`.
+    pub(crate) tag: Tag,
 }
 
 /// PUBs taken from the queue and not yet written.

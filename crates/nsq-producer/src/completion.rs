@@ -101,10 +101,10 @@ impl Responder {
         }
     }
 
-    /// Makes a written request queued again, for a pool to send it to another node: nsqd did
-    /// not execute it. False (and nothing changes) unless it is written and its caller still
-    /// waits for it (not told it timed out).
-    pub(crate) fn rewind(&self) -> bool {
+    /// Makes a written request queued again: nsqd did not execute it, and it may be written
+    /// again (see `Reclaim`). False (and nothing changes) unless it is written and its caller
+    /// still waits for it (not told it timed out).
+    pub(crate) fn unwrite(&self) -> bool {
         let Some(slot) = &self.slot else { return false };
         let mut state = slot.lock();
         if matches!(*state, State::Written(_)) {

@@ -48,6 +48,10 @@
 //! # }
 //! ```
 //!
+//! Both types implement [`GenericPublisher`], which holds that API once: code that publishes
+//! can take either (`async fn send<P: GenericPublisher>(to: &P)`), and a program moves from one
+//! nsqd to a pool by changing its constructor.
+//!
 //! A pool runs one [`Producer`] per nsqd and sends each publish to one node that is up, picked
 //! by its [`Strategy`]: round-robin, ordered failover (the first node that is up, failing back
 //! to a recovered node once it has stayed up for a while), or the less loaded of two nodes
@@ -525,15 +529,19 @@ mod counters;
 mod deadline_set;
 mod error;
 mod gate;
+mod generic;
 #[cfg(feature = "metrics")]
 mod metrics;
+mod policy;
 mod pool;
 mod producer;
-mod publish;
-mod publishing;
+mod publish_futures;
+mod publish_handle;
 mod request;
 mod router;
+mod shared;
 mod stats;
+mod tag;
 mod transactions;
 mod unwritten;
 
@@ -542,10 +550,11 @@ pub use error::{
     Copies, Delivery, LookupdsFailed, NodeDown, NodesDown, NotSentReason, PingFailure,
     PublishError, Publisher, TooFewNodes,
 };
+pub use generic::GenericPublisher;
 pub use pool::{NodeStatus, Pool, PoolConfig, RetryBudget, Strategy};
 pub use producer::{ConnectError, FlushTimedOut, Producer};
-pub use publish::Publish;
-pub use publishing::{Enqueuing, Publishing};
+pub use publish_futures::{Enqueuing, Publishing};
+pub use publish_handle::Publish;
 pub use stats::{ProducerState, Stats};
 
 pub use nsq_conn::{ConfigError, ConnConfig, ConnConfigBuilder, ConnError};

@@ -2,9 +2,11 @@
 //!
 //! nsqd executes one connection's commands strictly in order and answers each publish with
 //! exactly one frame, so the n-th reply belongs to the n-th request written (docs/protocol.md,
-//! "Replies and their order"). This
-//! module holds that rule and nothing else: no tokio, no I/O, so it is tested exhaustively on
-//! its own. The router is glue around it.
+//! "Replies and their order"). This module holds that rule, the outcome each reply gives, and
+//! which requests were certainly not executed: no I/O (tokio only for its `Instant`), so it is
+//! tested exhaustively on its own. The router is glue around it. When the router's policy asks
+//! for them ([`Reclaim`]), requests nsqd did not execute are taken out rather than completed,
+//! for the router to give to the policy.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,7 +18,8 @@ use tokio::time::Instant;
 use crate::completion::Responder;
 use crate::deadline_set::{DeadlineSet, earlier};
 use crate::error::{NotSentReason, PublishError};
-use crate::request::{Payload, Route};
+use crate::request::Payload;
+use crate::tag::Tag;
 
 /// One written request waiting for its reply.
 ///
@@ -40,11 +43,11 @@ pub(crate) struct InFlight {
     pub(crate) messages: u32,
     /// Its place in the queue (see `Request::index`).
     pub(crate) index: u64,
-    /// In a pool: the command it carried, kept to send it again elsewhere if nsqd does not
-    /// execute it (`None` outside a pool).
+    /// The command it carried, kept when the router's policy takes what nsqd does not execute
+    /// (see [`Reclaim`]); `None` otherwise.
     pub(crate) payload: Option<Payload>,
-    /// See `Request::route`.
-    pub(crate) route: Option<Box<Route>>,
+    /// See `Request::tag`.
+    pub(crate) tag: Tag,
 }
 
 impl InFlight {
@@ -66,7 +69,7 @@ impl InFlight {
             messages,
             index,
             payload: None,
-            route: None,
+            tag: Tag::default(),
         }
     }
 }
@@ -89,11 +92,11 @@ pub(crate) enum Resolved {
     },
 }
 
-/// Requests a pool may send again: written, but certainly not stored (nsqd aborted them behind
-/// a rejection, or failed them with a transient error), or with an unknown outcome when the pool
-/// sends those again too. Each keeps the outcome it would have had.
+/// A request taken out instead of completed (see [`Reclaim`]): written, but certainly not
+/// stored (nsqd aborted it behind a rejection, or failed it with a transient error), or with an
+/// unknown outcome when those are reclaimed too. It keeps the outcome it would have had.
 #[derive(Debug)]
-pub(crate) struct Resend {
+pub(crate) struct Reclaimed {
     pub(crate) request: InFlight,
     pub(crate) outcome: PublishError,
 }
@@ -129,10 +132,10 @@ impl Violation {
 pub(crate) struct Transactions {
     /// The nsqd's address, which errors name.
     addr: Arc<str>,
-    /// In a pool: which outcomes are sent again elsewhere (`None` outside a pool).
-    resend_policy: Option<ResendPolicy>,
-    /// Requests taken out to be sent again, for the router to hand back.
-    resend: Vec<Resend>,
+    /// Which requests are taken out rather than completed (`None`: none).
+    reclaim: Option<Reclaim>,
+    /// Requests taken out, for the router to give to its policy.
+    reclaimed: Vec<Reclaimed>,
     queue: VecDeque<InFlight>,
     /// How many requests at the head the walk for timeouts has passed: each of them has been
     /// told it timed out, or was answered first. Requests that arrive out of deadline order are
@@ -141,44 +144,45 @@ pub(crate) struct Transactions {
     deadlines: DeadlineSet,
 }
 
-/// Which outcomes of written requests a pool sends again on another node.
+/// Which written requests are taken out rather than completed, for the router's policy: those
+/// nsqd certainly did not execute, each with its command.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ResendPolicy {
-    /// Also those that may be stored: at least once, with possible duplicates.
+pub(crate) struct Reclaim {
+    /// Also those whose outcome is unknown (they may be stored).
     pub(crate) unknown: bool,
 }
 
 impl Transactions {
-    /// The FIFO of the connection to the nsqd at `addr`. In a pool's node (`resend_policy`
-    /// given), requests nsqd did not execute are taken out for sending again.
-    pub(crate) fn new(addr: Arc<str>, resend_policy: Option<ResendPolicy>) -> Self {
+    /// The FIFO of the connection to the nsqd at `addr`. With `reclaim`, requests nsqd did not
+    /// execute are taken out rather than completed.
+    pub(crate) fn new(addr: Arc<str>, reclaim: Option<Reclaim>) -> Self {
         Self {
             addr,
-            resend_policy,
-            resend: Vec::new(),
+            reclaim,
+            reclaimed: Vec::new(),
             queue: VecDeque::new(),
             timed_out: 0,
             deadlines: DeadlineSet::default(),
         }
     }
 
-    /// The requests taken out to be sent again since the last call.
-    pub(crate) fn take_resend(&mut self) -> Vec<Resend> {
-        std::mem::take(&mut self.resend)
+    /// The requests taken out since the last call.
+    pub(crate) fn take_reclaimed(&mut self) -> Vec<Reclaimed> {
+        std::mem::take(&mut self.reclaimed)
     }
 
-    /// Takes `request` out to be sent again when `resend` allows it, it carries its command and
-    /// its caller still waits; otherwise adds it to `done`, to be completed with `outcome`.
-    /// Returns whether it was taken out.
-    fn sort(
+    /// Takes `request` out when `reclaim` allows it, it carries its command and its caller
+    /// still waits; otherwise adds it to `done`, to be completed with `outcome`. Returns
+    /// whether it was taken out.
+    fn complete_or_reclaim(
         &mut self,
         request: InFlight,
         outcome: PublishError,
-        resend: bool,
+        reclaim: bool,
         done: &mut Vec<(InFlight, PublishError)>,
     ) -> bool {
-        if resend && request.payload.is_some() && request.responder.rewind() {
-            self.resend.push(Resend { request, outcome });
+        if reclaim && request.payload.is_some() && request.responder.unwrite() {
+            self.reclaimed.push(Reclaimed { request, outcome });
             return true;
         }
         done.push((request, outcome));
@@ -308,19 +312,19 @@ impl Transactions {
         // that fails, so the ones before it are stored. Any other error means nothing of the
         // command was stored.
         let maybe_stored = err.code() == &ErrorCode::MpubFailed;
-        // In a pool: what nsqd did not execute goes to another node; so does what failed for a
-        // transient reason (nsqd could not store it now), and with `retry_unknown` what may be
-        // stored.
-        let policy = self.resend_policy;
+        // What nsqd did not execute is reclaimed when asked; so is what failed for a transient
+        // reason (nsqd could not store it now), and, when unknown outcomes are reclaimed too,
+        // what may be stored.
+        let reclaim = self.reclaim;
         let transient = matches!(err.code(), ErrorCode::PubFailed | ErrorCode::DpubFailed);
-        let resend_head = policy.is_some_and(|p| transient || (maybe_stored && p.unknown));
-        let resend_rest = policy.is_some();
+        let reclaim_head = reclaim.is_some_and(|p| transient || (maybe_stored && p.unknown));
+        let reclaim_rest = reclaim.is_some();
         let head: Vec<InFlight> = self.queue.drain(..requests).collect();
         let rest: Vec<InFlight> = self.queue.drain(..).collect();
         let aborted = rest.len();
         let mut done = Vec::with_capacity(requests + aborted);
-        let mut resent_head = 0;
-        let mut resent_rest = 0;
+        let mut reclaimed_head = 0;
+        let mut reclaimed_rest = 0;
         // nsqd answers an MPUB once: every request in the command shares its fate.
         for request in head {
             let outcome = if maybe_stored {
@@ -334,16 +338,18 @@ impl Transactions {
                     error: err.clone(),
                 }
             };
-            resent_head += usize::from(self.sort(request, outcome, resend_head, &mut done));
+            reclaimed_head +=
+                usize::from(self.complete_or_reclaim(request, outcome, reclaim_head, &mut done));
         }
         // nsqd stopped reading at the error: nothing behind it was executed.
         for request in rest {
             let outcome = PublishError::NotSent(NotSentReason::Aborted);
-            resent_rest += usize::from(self.sort(request, outcome, resend_rest, &mut done));
+            reclaimed_rest +=
+                usize::from(self.complete_or_reclaim(request, outcome, reclaim_rest, &mut done));
         }
         let resolved = Resolved::Rejected {
-            requests: requests - resent_head,
-            aborted: aborted - resent_rest,
+            requests: requests - reclaimed_head,
+            aborted: aborted - reclaimed_rest,
             code: err.code().clone(),
             maybe_stored,
         };
@@ -364,7 +370,7 @@ impl Transactions {
         cause: Option<Arc<ConnError>>,
         count: impl FnOnce(usize),
     ) -> usize {
-        let resend = self.resend_policy.is_some_and(|p| p.unknown);
+        let reclaim = self.reclaim.is_some_and(|p| p.unknown);
         let mut done = Vec::with_capacity(self.queue.len());
         let requests: Vec<InFlight> = self.queue.drain(..).collect();
         for request in requests {
@@ -372,7 +378,7 @@ impl Transactions {
                 addr: self.addr.clone(),
                 cause: cause.clone(),
             };
-            self.sort(request, outcome, resend, &mut done);
+            self.complete_or_reclaim(request, outcome, reclaim, &mut done);
         }
         let n = done.len();
         count(n);
@@ -456,7 +462,7 @@ mod tests {
             messages: 1,
             index: 0,
             payload: None,
-            route: None,
+            tag: Tag::default(),
         };
         (request, completion)
     }

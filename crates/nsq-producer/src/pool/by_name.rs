@@ -1,35 +1,12 @@
-//! Pool configuration by name: the table of the pool's own options, [`PoolConfig::set`], the
-//! checks of the pool's fields, and deserialization through `set`.
-
-use std::time::Duration;
+//! Pool configuration by name: the table of the pool's own options, [`PoolConfig::set`],
+//! [`PoolConfig::new`] (which applies the pool's options set by name on its
+//! `ProducerConfig`), the checks of the pool's fields, and deserialization through `set`.
 
 use nsq_conn::ConfigError;
 
 use super::config::{PoolConfig, Strategy};
+use crate::config::ProducerConfig;
 use crate::config::go_nsq::Value;
-
-/// `copies` and `fail_back_after` as set by name: they parameterize the strategy set by name,
-/// whichever is given first.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Parameters {
-    copies: Option<usize>,
-    fail_back_after: Option<Duration>,
-}
-
-impl Parameters {
-    /// `strategy` with the parameters set by name, or its own.
-    fn apply(self, strategy: Strategy) -> Strategy {
-        match strategy {
-            Strategy::FanOut { copies } => Strategy::FanOut {
-                copies: self.copies.unwrap_or(copies),
-            },
-            Strategy::Failover { fail_back_after } => Strategy::Failover {
-                fail_back_after: self.fail_back_after.unwrap_or(fail_back_after),
-            },
-            other => other,
-        }
-    }
-}
 
 /// One option of the pool's own, by name.
 struct PoolOption {
@@ -213,6 +190,24 @@ fn split_list(text: &str) -> Vec<String> {
 }
 
 impl PoolConfig {
+    /// A pool configuration with `producer` for every node and the other settings at their
+    /// defaults, except the go-nsq options `max_attempts` and `lookupd_poll_interval` if they
+    /// were set on `producer` by name ([`ProducerConfig::set`], or deserialized): a producer
+    /// ignores them, a pool applies them as [`set`](Self::set) does.
+    pub fn new(mut producer: ProducerConfig) -> Self {
+        let given = producer.take_for_pool(applies);
+        let mut config = Self {
+            producer,
+            ..Self::default()
+        };
+        for (option, value) in given {
+            // The syntax was checked when the option was set on the producer; a value out of
+            // the pool's range is reported by `validate`, when the pool is built.
+            let _ = config.apply(option, &value);
+        }
+        config
+    }
+
     /// Sets an option by name: one of the pool's own, below, or else any option of
     /// [`ProducerConfig::set`](crate::ProducerConfig::set), for every node's producer. Names
     /// may use `_` or `-`; values take the syntax of [`ProducerConfig::set`](crate::ProducerConfig::set) (durations such
@@ -387,6 +382,8 @@ impl<'de> serde::Deserialize<'de> for PoolConfig {
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
+
+    use std::time::Duration;
 
     use super::*;
     use crate::ProducerConfig;

@@ -179,7 +179,7 @@ pub struct PoolConfig {
     pub lookupd_grace_period: Duration,
     /// `copies` and `fail_back_after` as set by name, for the strategy set by name in any
     /// order.
-    pub(super) by_name: super::by_name::Parameters,
+    pub(super) by_name: Parameters,
 }
 
 impl Default for PoolConfig {
@@ -198,30 +198,12 @@ impl Default for PoolConfig {
             lookupd_poll_interval: Duration::from_secs(30),
             #[cfg(feature = "lookupd")]
             lookupd_grace_period: Duration::from_secs(60),
-            by_name: super::by_name::Parameters::default(),
+            by_name: Parameters::default(),
         }
     }
 }
 
 impl PoolConfig {
-    /// A pool configuration with `producer` for every node and the other settings at their
-    /// defaults, except the go-nsq options `max_attempts` and `lookupd_poll_interval` if they
-    /// were set on `producer` by name ([`ProducerConfig::set`], or deserialized): a producer
-    /// ignores them, a pool applies them as [`set`](Self::set) does.
-    pub fn new(mut producer: ProducerConfig) -> Self {
-        let given = producer.take_for_pool(super::by_name::applies);
-        let mut config = Self {
-            producer,
-            ..Self::default()
-        };
-        for (option, value) in given {
-            // The syntax was checked when the option was set on the producer; a value out of
-            // the pool's range is reported by `validate`, when the pool is built.
-            let _ = config.apply(option, &value);
-        }
-        config
-    }
-
     /// Sets the strategy.
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
@@ -288,5 +270,28 @@ impl PoolConfig {
     pub fn max_attempts(mut self, max_attempts: u32) -> Self {
         self.max_attempts = max_attempts;
         self
+    }
+}
+
+/// `copies` and `fail_back_after` as set by name: they parameterize the strategy set by name,
+/// whichever is given first.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Parameters {
+    pub(super) copies: Option<usize>,
+    pub(super) fail_back_after: Option<Duration>,
+}
+
+impl Parameters {
+    /// `strategy` with the parameters set by name, or its own.
+    pub(super) fn apply(self, strategy: Strategy) -> Strategy {
+        match strategy {
+            Strategy::FanOut { copies } => Strategy::FanOut {
+                copies: self.copies.unwrap_or(copies),
+            },
+            Strategy::Failover { fail_back_after } => Strategy::Failover {
+                fail_back_after: self.fail_back_after.unwrap_or(fail_back_after),
+            },
+            other => other,
+        }
     }
 }

@@ -19,13 +19,13 @@ use std::time::Duration;
 use nsq_lookupd::{Lookupd, LookupdError, Node, merge_nodes};
 use tokio::time::Instant;
 
-use super::Shared;
+use super::PoolShared;
 
 /// How long one poll of one nsqlookupd may take.
 const POLL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Polls until the pool is gone or closed.
-pub(crate) async fn run(shared: Weak<Shared>) {
+pub(crate) async fn run(shared: Weak<PoolShared>) {
     let mut random = super::seed();
     loop {
         let interval = {
@@ -49,7 +49,7 @@ pub(crate) async fn run(shared: Weak<Shared>) {
 
 /// Polls every nsqlookupd once and brings the pool's nodes in line with what they list.
 /// Returns the errors of the nsqlookupd that failed, each naming its nsqlookupd.
-pub(crate) async fn poll(shared: &Arc<Shared>) -> Vec<String> {
+pub(crate) async fn poll(shared: &Arc<PoolShared>) -> Vec<String> {
     let lookupds = &shared.config.lookupd;
     let answers =
         futures::future::join_all(lookupds.iter().map(String::as_str).map(nodes_of)).await;
@@ -93,7 +93,7 @@ pub(crate) struct Listed {
 
 /// Adds the nodes `listed` that the pool lacks, and removes the discovered nodes it no longer
 /// lists that are down or have gone unlisted for the grace period, as of `now`.
-pub(crate) fn reconcile(shared: &Arc<Shared>, listed: &[Listed], now: Instant) {
+pub(crate) fn reconcile(shared: &Arc<PoolShared>, listed: &[Listed], now: Instant) {
     let mut seen = HashSet::new();
     for node in listed {
         let addr = &node.addr;
@@ -126,7 +126,7 @@ pub(crate) fn reconcile(shared: &Arc<Shared>, listed: &[Listed], now: Instant) {
         let unlisted = now.saturating_duration_since(since);
         let addr = &node.addr;
         // A slow node is connected: only its connection being down counts here.
-        if !node.is_up() && !node.producer.is_slow() {
+        if !node.is_up() && !node.health.is_slow() {
             tracing::info!(
                 %addr,
                 "nsqlookupd no longer lists the node and it is down: removing it from the pool"

@@ -13,10 +13,13 @@ mod by_name;
 mod config;
 #[cfg(feature = "lookupd")]
 mod discover;
+mod failover;
 mod health;
 mod node;
+mod nodes;
 mod pick;
 mod rebalance;
+mod route;
 mod send;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -34,16 +37,15 @@ pub use budget::RetryBudget;
 pub use config::{PoolConfig, Strategy};
 pub use node::NodeStatus;
 
-pub(crate) use health::{Peers, PoolLink};
-
 use self::budget::Bucket;
 use self::node::Node;
 use crate::counters::Counters;
-use crate::error::{NodeDown, NodesDown, NotSentReason};
+use crate::error::{NodeDown, NodesDown};
 use crate::gate::Gate;
+use crate::generic::GenericPublisher;
 use crate::producer::{ConnectError, FlushTimedOut};
-use crate::publishing::{Enqueuing, Publishing, Target};
-use crate::request::{Checks, NodeSet, Request};
+use crate::publish_futures::{Enqueuing, Patience, Publishing, Start, Starter};
+use crate::request::{Payload, Request};
 use crate::stats::{ProducerState, Stats};
 
 /// A pool of nsqd: publishes go to the nodes that are up, and what a node that goes down has
@@ -57,18 +59,18 @@ use crate::stats::{ProducerState, Stats};
 /// failover never stores a message twice, and order across nodes is not kept.
 #[derive(Debug, Clone)]
 pub struct Pool {
-    inner: Arc<Inner>,
+    inner: Arc<PoolInner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    shared: Arc<Shared>,
+struct PoolInner {
+    shared: Arc<PoolShared>,
     rebalancer: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// State shared by the pool's handles, its node watchers and the rebalancer.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct PoolShared {
     nodes: RwLock<Arc<[Arc<Node>]>>,
     config: PoolConfig,
     /// The next node for round-robin.
@@ -83,7 +85,7 @@ pub(crate) struct Shared {
     /// no node up.
     counters: Counters,
     /// Requests the rebalancer holds, waiting for a node with room or for a node to come up,
-    /// and publishes on their way to it ([`park`](Shared::park)).
+    /// and publishes on their way to it ([`park`](PoolShared::park)).
     parked: AtomicU64,
     /// Requests the rebalancer has queued on a node, ever: a flush that sees this change looks
     /// again, since such a request may have entered a node's queue after that node's flush
@@ -182,7 +184,7 @@ impl Pool {
             config.producer.queue_capacity,
             config.producer.queue_capacity_bytes,
         );
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(PoolShared {
             nodes: RwLock::new(Arc::from(Vec::new())),
             next: AtomicUsize::new(0),
             random: AtomicU64::new(seed()),
@@ -214,7 +216,7 @@ impl Pool {
             tokio::spawn(discover::run(Arc::downgrade(&shared)));
         }
         Ok(Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new(PoolInner {
                 shared,
                 rebalancer: Mutex::new(Some(rebalancer)),
             }),
@@ -318,104 +320,79 @@ impl Pool {
     }
 
     /// Publishes one message on a node that is up and waits for nsqd's answer; see
-    /// [`Producer::publish`](crate::Producer::publish).
+    /// [`GenericPublisher::publish`], which this forwards to.
     ///
     /// # Errors
     ///
     /// A [`PublishError`](crate::PublishError) that says whether the message may have been stored.
-    pub fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Publishing<'_> {
-        Publishing::new(
-            Target::Pool(self),
-            self.checks().pub_payload(topic, body.into()),
-        )
+    pub fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Publishing<'_, Self> {
+        GenericPublisher::publish(self, topic, body)
     }
 
     /// Publishes several messages in one MPUB on a node that is up; see
-    /// [`Producer::multi_publish`](crate::Producer::multi_publish).
+    /// [`GenericPublisher::multi_publish`].
     ///
     /// # Errors
     ///
-    /// As [`publish`](Self::publish).
-    pub fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_>
+    /// As [`GenericPublisher::multi_publish`].
+    pub fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_, Self>
     where
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
-        Publishing::new(
-            Target::Pool(self),
-            self.checks().mpub_payload(topic, bodies),
-        )
+        GenericPublisher::multi_publish(self, topic, bodies)
     }
 
     /// Publishes one deferred message on a node that is up; see
-    /// [`Producer::deferred_publish`](crate::Producer::deferred_publish).
+    /// [`GenericPublisher::deferred_publish`].
     ///
     /// # Errors
     ///
-    /// As [`publish`](Self::publish).
+    /// As [`GenericPublisher::deferred_publish`].
     pub fn deferred_publish(
         &self,
         topic: &Topic,
         delay: Duration,
         body: impl Into<Bytes>,
-    ) -> Publishing<'_> {
-        let payload = self.checks().dpub_payload(topic, delay, body.into());
-        Publishing::new(Target::Pool(self), payload)
+    ) -> Publishing<'_, Self> {
+        GenericPublisher::deferred_publish(self, topic, delay, body)
     }
 
-    /// Queues one message on a node that is up; see
-    /// [`Producer::publish_async`](crate::Producer::publish_async). While no node is up, the
-    /// pool itself queues it (counted under `queued` in [`stats`](Self::stats), waited for by
-    /// [`flush`](Self::flush)) and returns at once: it goes to the first node to come up, or
-    /// fails with [`NotSentReason::NoNodeUp`](crate::NotSentReason::NoNodeUp) at its deadline.
-    /// A [`FanOut`](Strategy::FanOut)'s publish is queued the same way until `copies` nodes are
-    /// up. The pool holds as much as one node's queue (`queue_capacity` requests and
-    /// `queue_capacity_bytes`); beyond that this waits for room, until the deadline, as on a
-    /// producer whose queue is full.
+    /// Queues one message on a node that is up, or in the pool while none is; see
+    /// [`GenericPublisher::publish_async`].
     ///
     /// # Errors
     ///
-    /// As [`Producer::publish_async`](crate::Producer::publish_async).
-    pub fn publish_async(&self, topic: &Topic, body: impl Into<Bytes>) -> Enqueuing<'_> {
-        Enqueuing::new(
-            Target::Pool(self),
-            self.checks().pub_payload(topic, body.into()),
-        )
+    /// As [`GenericPublisher::publish_async`].
+    pub fn publish_async(&self, topic: &Topic, body: impl Into<Bytes>) -> Enqueuing<'_, Self> {
+        GenericPublisher::publish_async(self, topic, body)
     }
 
-    /// Queues one MPUB on a node that is up; see [`publish_async`](Self::publish_async).
+    /// Queues one MPUB; see [`GenericPublisher::multi_publish_async`].
     ///
     /// # Errors
     ///
-    /// As [`publish_async`](Self::publish_async).
-    pub fn multi_publish_async<I>(&self, topic: &Topic, bodies: I) -> Enqueuing<'_>
+    /// As [`GenericPublisher::multi_publish_async`].
+    pub fn multi_publish_async<I>(&self, topic: &Topic, bodies: I) -> Enqueuing<'_, Self>
     where
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
-        Enqueuing::new(
-            Target::Pool(self),
-            self.checks().mpub_payload(topic, bodies),
-        )
+        GenericPublisher::multi_publish_async(self, topic, bodies)
     }
 
-    /// Queues one DPUB on a node that is up; see [`publish_async`](Self::publish_async).
+    /// Queues one DPUB; see [`GenericPublisher::deferred_publish_async`].
     ///
     /// # Errors
     ///
-    /// As [`publish_async`](Self::publish_async).
+    /// As [`GenericPublisher::deferred_publish_async`].
     pub fn deferred_publish_async(
         &self,
         topic: &Topic,
         delay: Duration,
         body: impl Into<Bytes>,
-    ) -> Enqueuing<'_> {
-        let payload = self.checks().dpub_payload(topic, delay, body.into());
-        Enqueuing::new(Target::Pool(self), payload)
-    }
-
-    fn checks(&self) -> Checks<'_> {
-        Checks(&self.inner.shared.config.producer.limits)
+    ) -> Enqueuing<'_, Self> {
+        GenericPublisher::deferred_publish_async(self, topic, delay, body)
     }
 
     /// Waits until every publish queued before this call has its outcome, on whichever node
@@ -539,7 +516,31 @@ impl Pool {
     }
 }
 
-impl Drop for Inner {
+impl Starter for Pool {
+    fn limits(&self) -> &nsq_proto::PublishLimits {
+        &self.inner.shared.config.producer.limits
+    }
+
+    fn start(&self, payload: Payload, patience: Patience) -> Start<'_> {
+        Self::start(self, payload, patience)
+    }
+}
+
+impl GenericPublisher for Pool {
+    fn flush(&self) -> impl std::future::Future<Output = ()> + Send + '_ {
+        Self::flush(self)
+    }
+
+    fn close(&self) -> impl std::future::Future<Output = Stats> + Send + '_ {
+        Self::close(self)
+    }
+
+    fn stats(&self) -> Stats {
+        Self::stats(self)
+    }
+}
+
+impl Drop for PoolInner {
     /// The last handle is gone without `close`: the nodes' producers are let go, so that each
     /// delivers what it holds and ends, as a lone producer does when its handles are gone.
     fn drop(&mut self) {
@@ -569,180 +570,6 @@ impl Drop for Inner {
     }
 }
 
-impl Shared {
-    pub(crate) fn nodes(&self) -> Arc<[Arc<Node>]> {
-        self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// The pool's totals; see [`Pool::stats`].
-    fn totals(&self) -> Stats {
-        let mut total = self.counters.snapshot();
-        total.queued += self.parked.load(Ordering::Relaxed);
-        total.queued += self.fan_outs_waiting.load(Ordering::Relaxed);
-        add(
-            &mut total,
-            &self.retired.lock().unwrap_or_else(|p| p.into_inner()),
-        );
-        for node in self.all_nodes().iter() {
-            add(&mut total, &node.producer.stats());
-        }
-        total
-    }
-
-    /// The nodes in the pool and those leaving it.
-    fn all_nodes(&self) -> Vec<Arc<Node>> {
-        let mut all: Vec<Arc<Node>> = self.nodes().iter().cloned().collect();
-        all.extend(
-            self.retiring
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .cloned(),
-        );
-        all
-    }
-
-    /// Adds a node for the nsqd at `addr`, unless the pool has one, and starts following its
-    /// health. Returns the node, or `None` once the pool is closed.
-    pub(crate) fn add_node(
-        self: &Arc<Self>,
-        addr: String,
-        discovered: bool,
-    ) -> Result<Option<Arc<Node>>, ConfigError> {
-        let hand_back = self
-            .hand_back
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let Some(hand_back) = hand_back else {
-            return Ok(None);
-        };
-        let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(existing) = nodes.iter().find(|n| n.addr == addr) {
-            return Ok(Some(existing.clone()));
-        }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let producer = self.config.producer.clone();
-        let retry_unknown = self.config.retry_unknown;
-        let link = PoolLink {
-            pool: Arc::downgrade(self),
-            slow: health::SlowRule::of(&self.config),
-        };
-        let node = Node::new(
-            addr,
-            id,
-            discovered,
-            retry_unknown,
-            producer,
-            hand_back,
-            link,
-        )?;
-        let state = node.producer.watch_state();
-        let watch = Node::watch(
-            Arc::downgrade(&node),
-            state,
-            self.epoch,
-            self.health.clone(),
-        );
-        tokio::spawn(watch);
-        let mut list: Vec<Arc<Node>> = nodes.iter().cloned().collect();
-        list.push(node.clone());
-        *nodes = Arc::from(list);
-        drop(nodes);
-        self.health.send_modify(|n| *n += 1);
-        Ok(Some(node))
-    }
-
-    /// Takes the node at `addr` out of the pool: no publish goes to it any more, what it has
-    /// not written moves to other nodes, and it closes once what is in flight is answered. Its
-    /// final counters stay in the pool's totals.
-    #[cfg_attr(not(feature = "lookupd"), allow(dead_code))]
-    pub(crate) fn remove_node(self: &Arc<Self>, addr: &str) {
-        let removed = {
-            let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
-            let (gone, kept): (Vec<Arc<Node>>, Vec<Arc<Node>>) =
-                nodes.iter().cloned().partition(|n| n.addr == addr);
-            *nodes = Arc::from(kept);
-            gone
-        };
-        for node in removed {
-            tracing::info!(addr = %node.addr, "removing a node from the pool");
-            self.retiring
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(node.clone());
-            let shared = self.clone();
-            tokio::spawn(async move {
-                let stats = node.producer.retire().await;
-                shared
-                    .retiring
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .retain(|n| !Arc::ptr_eq(n, &node));
-                add(
-                    &mut shared.retired.lock().unwrap_or_else(|p| p.into_inner()),
-                    &stats,
-                );
-            });
-        }
-        self.health.send_modify(|n| *n += 1);
-    }
-
-    #[cfg_attr(not(feature = "lookupd"), allow(dead_code))]
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-
-    /// Takes a token to send a written request again.
-    pub(crate) fn may_resend(&self) -> bool {
-        let acked = self
-            .all_nodes()
-            .iter()
-            .map(|n| n.producer.stats().acked)
-            .sum();
-        self.budget.try_spend(acked)
-    }
-
-    /// Requests moved so far: handed back by nodes, and queued on nodes by the rebalancer.
-    fn moves(&self) -> u64 {
-        let handed_back: u64 = self
-            .all_nodes()
-            .iter()
-            .map(|n| n.producer.stats().handed_back)
-            .sum();
-        handed_back + self.placed.load(Ordering::SeqCst)
-    }
-
-    /// The nodes in `which` that are down, with their last errors.
-    pub(crate) fn nodes_down(&self, which: &NodeSet) -> NodesDown {
-        self.nodes_down_where(|n| which.contains(n.id))
-    }
-
-    /// Every node of the pool, with its last error: for a publish that found no node up.
-    pub(crate) fn all_nodes_down(&self) -> NodesDown {
-        self.nodes_down_where(|_| true)
-    }
-
-    fn nodes_down_where(&self, which: impl Fn(&Node) -> bool) -> NodesDown {
-        let down: Vec<NodeDown> = self
-            .nodes()
-            .iter()
-            .filter(|n| which(n))
-            .map(|n| n.down())
-            .collect();
-        NodesDown(Arc::from(down))
-    }
-
-    /// Why a request the pool holds failed at its deadline.
-    pub(crate) fn expiry_reason(&self) -> NotSentReason {
-        if self.nodes().iter().any(|n| n.is_up()) {
-            NotSentReason::DeadlineExpired
-        } else {
-            NotSentReason::NoNodeUp(self.all_nodes_down())
-        }
-    }
-}
-
 impl PoolConfig {
     /// Whether nodes are discovered through nsqlookupd.
     fn discovers(&self) -> bool {
@@ -755,25 +582,6 @@ impl PoolConfig {
             false
         }
     }
-}
-
-/// Adds a node's counters to the pool's totals.
-fn add(total: &mut Stats, node: &Stats) {
-    total.queued += node.queued;
-    total.in_flight += node.in_flight;
-    total.acked += node.acked;
-    total.acked_messages += node.acked_messages;
-    for (code, n) in &node.rejected {
-        *total.rejected.entry(code.clone()).or_default() += n;
-    }
-    total.not_sent += node.not_sent;
-    total.unknown += node.unknown;
-    total.withdrawn += node.withdrawn;
-    total.handed_back += node.handed_back;
-    total.timed_out += node.timed_out;
-    total.reconnects += node.reconnects;
-    total.connect_failures += node.connect_failures;
-    total.bytes_written += node.bytes_written;
 }
 
 pub(crate) fn seed() -> u64 {

@@ -12,10 +12,12 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::health::NodeHealth;
+use super::route::NodeId;
 use crate::config::ProducerConfig;
 use crate::error::NodeDown;
+use crate::policy::Policy;
 use crate::producer::Producer;
-use crate::request::{HandBack, NodeId, Request};
 use crate::stats::{ProducerState, Stats};
 
 #[derive(Debug)]
@@ -24,6 +26,8 @@ pub(crate) struct Node {
     /// Its identity in the pool's node sets: never given to another node of the pool.
     pub(crate) id: NodeId,
     pub(crate) producer: Producer,
+    /// Its health, which its producer's policy keeps.
+    pub(crate) health: Arc<NodeHealth>,
     /// Whether it was up when its state last changed (the producer's flag is the truth; this
     /// tells a change).
     up: AtomicBool,
@@ -43,25 +47,16 @@ impl Node {
         addr: String,
         id: NodeId,
         discovered: bool,
-        retry_unknown: bool,
         config: ProducerConfig,
-        hand_back: tokio::sync::mpsc::UnboundedSender<Request>,
-        pool: super::PoolLink,
+        policy: Arc<dyn Policy>,
+        health: Arc<NodeHealth>,
     ) -> Result<Arc<Self>, nsq_conn::ConfigError> {
-        let producer = Producer::build(
-            addr.clone(),
-            config,
-            Some(HandBack {
-                node: id,
-                retry_unknown,
-                to: hand_back,
-                pool,
-            }),
-        )?;
+        let producer = Producer::build(addr.clone(), config, policy)?;
         Ok(Arc::new(Self {
             addr,
             id,
             producer,
+            health,
             up: AtomicBool::new(true),
             up_since: AtomicU64::new(0),
             discovered,
@@ -114,9 +109,11 @@ impl Node {
         since.take().is_some()
     }
 
+    /// Whether the pool may send it publishes: not closed, not between a failure and the next
+    /// connection, and not slow.
     #[inline]
     pub(crate) fn is_up(&self) -> bool {
-        self.producer.is_up()
+        self.health.is_up() && !self.producer.is_closed()
     }
 
     /// Whether it has been up since at least `since_ms` (milliseconds since the pool's epoch).
@@ -137,8 +134,8 @@ impl Node {
             let closed = {
                 let Some(node) = node.upgrade() else { return };
                 let state = state.borrow_and_update();
-                // The producer sets its flag where its state changes; here only the change is
-                // announced, and when the node came up noted.
+                // The node's policy sets its flag where its router's state changes; here only the
+                // change is announced, and when the node came up noted.
                 let up = node.is_up();
                 if up != node.up.load(Ordering::Acquire) {
                     if up {
@@ -178,7 +175,7 @@ impl Node {
             addr: self.addr.clone(),
             discovered: self.discovered,
             up: self.is_up(),
-            slow: self.producer.is_slow(),
+            slow: self.health.is_slow(),
             state: self.producer.state(),
             stats: self.producer.stats(),
         }

@@ -6,10 +6,10 @@ use std::sync::atomic::Ordering;
 use nsq_proto::Topic;
 
 use super::node::Node;
-use super::{Shared, Strategy};
-use crate::request::NodeSet;
+use super::route::NodeSet;
+use super::{PoolShared, Strategy};
 
-impl Shared {
+impl PoolShared {
     /// The node for the next publish to `topic` among those up, taking the topic and not in
     /// `avoid`.
     pub(crate) fn pick(&self, avoid: &NodeSet, topic: &Topic) -> Option<Arc<Node>> {

@@ -7,7 +7,7 @@
 //! room or none is up, the request is parked here until one does or its deadline passes (with
 //! `fail_fast`, it fails at once instead).
 //!
-//! A publish that finds no node up is parked here too ([`Shared::park`]), so that queuing it
+//! A publish that finds no node up is parked here too ([`PoolShared::park`]), so that queuing it
 //! never waits: it goes to the first node to come up, or fails at its deadline.
 
 use std::collections::VecDeque;
@@ -18,11 +18,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::Shared;
+use super::PoolShared;
+use super::route;
 use crate::completion::timed_completion;
 use crate::error::{NotSentReason, PublishError, Publisher};
-use crate::publish::{Publish, publish_span};
+use crate::publish_handle::{Publish, publish_span};
 use crate::request::{Payload, Request};
+use crate::tag::Tag;
 
 /// How often parked requests are tried again (also at every change of a node's health).
 const RETRY_PARKED: Duration = Duration::from_millis(10);
@@ -39,7 +41,7 @@ pub(crate) struct Held {
 /// Runs until every node and the pool have dropped their senders: at close. `handed` brings
 /// what nodes hand back, `arriving` publishes that found no node up.
 pub(crate) async fn run(
-    shared: Arc<Shared>,
+    shared: Arc<PoolShared>,
     mut handed: mpsc::UnboundedReceiver<Request>,
     mut arriving: mpsc::UnboundedReceiver<Held>,
 ) {
@@ -59,14 +61,14 @@ pub(crate) async fn run(
                 Some(request) => {
                     // A request nsqd did not execute was written: sending it again spends the
                     // retry budget.
-                    let written = request.route.as_ref().is_some_and(|r| r.failed.is_some());
+                    let written = route::was_written(&request);
                     if written && !shared.may_resend() {
                         tracing::debug!("retry budget spent: a publish ends with its outcome on its node");
                         shared.fail(request, NotSentReason::Closed);
                     } else if let Err(request) = place(&shared, request, false) {
                         if shared.config.producer.fail_fast {
                             // Publishes do not wait: not for room, not for a node.
-                            let up = shared.pick(request.avoid(), request.payload.topic());
+                            let up = shared.pick(route::avoid(&request), request.payload.topic());
                             let reason = match up {
                                 Some(_) => NotSentReason::QueueFull,
                                 None => NotSentReason::NoNodeUp(shared.all_nodes_down()),
@@ -103,7 +105,7 @@ pub(crate) async fn run(
     shared.rebalanced.notify_waiters();
 }
 
-fn retry(shared: &Shared, parked: &mut VecDeque<Held>) {
+fn retry(shared: &PoolShared, parked: &mut VecDeque<Held>) {
     for _ in 0..parked.len() {
         let Some(held) = parked.pop_front() else {
             break;
@@ -116,7 +118,7 @@ fn retry(shared: &Shared, parked: &mut VecDeque<Held>) {
 
 /// [`place`] for a request held here: once it is queued on a node or has ended, its room in
 /// the waiting room is given back.
-fn settle(shared: &Shared, held: Held) -> Result<(), Held> {
+fn settle(shared: &PoolShared, held: Held) -> Result<(), Held> {
     let Held { request, room } = held;
     match place(shared, request, true) {
         Ok(()) => {
@@ -130,8 +132,8 @@ fn settle(shared: &Shared, held: Held) -> Result<(), Held> {
 /// Queues `request` on a node that is up and has room, preferring nodes it was not queued on
 /// before; gives it back when there is none. Requests whose caller withdrew them, whose deadline
 /// passed, or that were already queued on as many nodes as allowed, end here. A request `held`
-/// here leaves `Shared::parked` just before it is queued or ends.
-fn place(shared: &Shared, mut request: Request, held: bool) -> Result<(), Request> {
+/// here leaves `PoolShared::parked` just before it is queued or ends.
+fn place(shared: &PoolShared, mut request: Request, held: bool) -> Result<(), Request> {
     let leave = || {
         if held {
             shared.parked.fetch_sub(1, Ordering::SeqCst);
@@ -146,8 +148,10 @@ fn place(shared: &Shared, mut request: Request, held: bool) -> Result<(), Reques
         Some(NotSentReason::Closed)
     } else if request.deadline.is_some_and(|d| d <= Instant::now()) {
         Some(shared.expiry_reason())
-    } else if request.tried().len() >= shared.config.max_attempts as usize {
-        Some(NotSentReason::NoNodeUp(shared.nodes_down(request.tried())))
+    } else if route::tried(&request).len() >= shared.config.max_attempts as usize {
+        Some(NotSentReason::NoNodeUp(
+            shared.nodes_down(route::tried(&request)),
+        ))
     } else {
         None
     };
@@ -158,12 +162,12 @@ fn place(shared: &Shared, mut request: Request, held: bool) -> Result<(), Reques
     }
     // Nodes not tried yet first, then any node that is up, but never one that holds another
     // copy of the message.
-    let untried = request.tried().union(request.avoid());
-    let other_copies = request.avoid().clone();
+    let untried = route::tried(&request).union(route::avoid(&request));
+    let other_copies = route::avoid(&request).clone();
     for mut avoid in [untried, other_copies] {
         // Nodes found full are avoided too.
         while let Some(node) = shared.pick(&avoid, request.payload.topic()) {
-            match node.producer.requeue(request) {
+            match node.producer.queue_request(request) {
                 Ok(()) => {
                     // Counted moved before it leaves `parked`: a flush that no longer sees it
                     // parked sees the move and looks at the nodes again.
@@ -181,7 +185,7 @@ fn place(shared: &Shared, mut request: Request, held: bool) -> Result<(), Reques
     Err(request)
 }
 
-impl Shared {
+impl PoolShared {
     /// Queues a publish that found no node up with the rebalancer, which holds it until a node
     /// is up or its deadline passes, and returns its handle at once: nothing waits here.
     /// `room` is what it took in the pool's waiting room.
@@ -205,7 +209,7 @@ impl Shared {
             deadline,
             permits: 0,
             index: 0,
-            route: None,
+            tag: Tag::default(),
         };
         // Sent under the lock that close takes the sender with: once the sender is gone,
         // nothing more arrives.
@@ -231,7 +235,8 @@ impl Shared {
             self.counters.withdrawn();
             return;
         }
-        let outcome = match request.route.and_then(|r| r.failed) {
+        let mut request = request;
+        let outcome = match route::take_failed(&mut request) {
             Some(outcome) => outcome,
             None => PublishError::NotSent(reason),
         };

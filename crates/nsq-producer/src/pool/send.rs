@@ -9,13 +9,15 @@ use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 
 use super::node::Node;
-use super::{Pool, Shared, Strategy};
+use super::route::{NodeSet, Route};
+use super::{Pool, PoolShared, Strategy};
 use crate::completion::{Responder, timed_completion};
 use crate::error::{NotSentReason, PublishError, Publisher, TooFewNodes};
-use crate::producer::Start;
-use crate::publish::{Publish, publish_span};
-use crate::publishing::Patience;
-use crate::request::{NodeSet, Payload};
+use crate::publish_futures::Patience;
+use crate::publish_futures::Start;
+use crate::publish_handle::{Publish, publish_span};
+use crate::request::Payload;
+use crate::tag::Tag;
 
 impl Pool {
     /// Queues a checked request on the node the strategy picks, or, while no node is up, in the
@@ -94,7 +96,7 @@ impl Pool {
     }
 }
 
-impl Shared {
+impl PoolShared {
     /// Why a publish to `topic` found nowhere to go: no node up, or for a fan-out fewer nodes
     /// up than the copies, with each node's state.
     pub(crate) fn no_node_reason(&self, topic: &nsq_proto::Topic) -> NotSentReason {
@@ -240,9 +242,13 @@ fn start_copies(nodes: Vec<Arc<Node>>, payload: Payload, patience: Patience) -> 
     let starts: Vec<(String, Start<'static>)> = nodes
         .iter()
         .map(|node| {
-            let start =
-                node.producer
-                    .start_avoiding(payload.clone(), patience, all.without(node.id));
+            let route = Route {
+                avoid: all.without(node.id),
+                ..Route::default()
+            };
+            let start = node
+                .producer
+                .start_tagged(payload.clone(), patience, Tag::new(route));
             (node.addr.clone(), start)
         })
         .collect();

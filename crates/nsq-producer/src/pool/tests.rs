@@ -8,15 +8,15 @@ use std::time::Duration;
 use nsq_proto::Topic;
 
 use super::node::Node;
-use super::{Pool, PoolConfig, Shared, Strategy};
+use super::route::NodeSet;
+use super::{Pool, PoolConfig, PoolShared, Strategy};
 use crate::config::ProducerConfig;
 use crate::error::{NotSentReason, PublishError};
-use crate::request::NodeSet;
 
-// Node choice, no-node reasons and the waiting room, through `Shared::pick` and the publish API.
+// Node choice, no-node reasons and the waiting room, through `PoolShared::pick` and the publish API.
 mod routing;
 
-fn shared(pool: &Pool) -> &Arc<Shared> {
+fn shared(pool: &Pool) -> &Arc<PoolShared> {
     &pool.inner.shared
 }
 

@@ -1,42 +1,39 @@
 //! Queuing a publish: at once when the queue has room, else waiting for room until the
-//! publish's deadline; and queuing a request a pool moves here from another node.
+//! publish's deadline; and queuing a request that another producer's policy gave up.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use tokio::sync::{TryAcquireError, mpsc};
 use tokio::task::unconstrained;
 use tokio::time::Instant;
 
-use super::{Producer, Shared};
+use super::Producer;
 use crate::completion::timed_completion;
 use crate::counters::Timer;
 use crate::error::{NotSentReason, PublishError};
-use crate::publish::{Publish, publish_span, record_outcome};
-use crate::publishing::Patience;
-use crate::request::{NodeSet, Payload, Request, Route};
+use crate::publish_futures::{Patience, Start};
+use crate::publish_handle::{Publish, publish_span, record_outcome};
+use crate::request::{Payload, Request};
+use crate::tag::Tag;
 
 impl Producer {
     /// Starts queuing a checked request: queues it at once if there is room, or returns the
     /// wait for room.
     pub(crate) fn start(&self, payload: Payload, patience: Patience) -> Start<'static> {
-        self.start_avoiding(payload, patience, NodeSet::new())
+        self.start_tagged(payload, patience, Tag::default())
     }
 
-    /// [`start`](Self::start) for one copy of a fan-out pool's message: `avoid` holds the
-    /// nodes of the other copies, where this one must never move.
-    pub(crate) fn start_avoiding(
+    /// [`start`](Self::start) for a request that carries `tag` for the router's policy.
+    pub(crate) fn start_tagged(
         &self,
         payload: Payload,
         patience: Patience,
-        avoid: NodeSet,
+        tag: Tag,
     ) -> Start<'static> {
         let span = publish_span(&self.inner.addr, &payload);
         let timer = self.inner.shared.counters.timer();
-        match self.try_enqueue(payload, patience, avoid, &span, &timer) {
+        match self.try_enqueue(payload, patience, tag, &span, &timer) {
             Attempt::Done(result) => {
                 if let Err(err) = &result {
                     failed_to_queue(err, &span, &timer);
@@ -63,7 +60,7 @@ impl Producer {
         &self,
         payload: Payload,
         patience: Patience,
-        avoid: NodeSet,
+        tag: Tag,
         span: &tracing::Span,
         timer: &Timer,
     ) -> Attempt {
@@ -78,7 +75,7 @@ impl Producer {
             return Attempt::Done(Err(self.not_sent(NotSentReason::DeadlineExpired)));
         }
         let permits = inner.gate.permits(payload.command().encoded_len());
-        let waiting = |payload, avoid, have_permits| {
+        let waiting = |payload, tag, have_permits| {
             if inner.config.fail_fast {
                 if have_permits {
                     shared.queue_bytes.add_permits(permits as usize);
@@ -86,26 +83,33 @@ impl Producer {
                 Attempt::Done(Err(self.not_sent(NotSentReason::QueueFull)))
             } else {
                 Attempt::Wait(Waiting {
-                    payload,
-                    avoid,
-                    deadline,
-                    permits,
+                    queued: Queued {
+                        payload,
+                        tag,
+                        deadline,
+                        permits,
+                    },
                     have_permits,
                 })
             }
         };
         match shared.queue_bytes.try_acquire_many(permits) {
             Ok(permit) => permit.forget(),
-            Err(TryAcquireError::NoPermits) => return waiting(payload, avoid, false),
+            Err(TryAcquireError::NoPermits) => return waiting(payload, tag, false),
             Err(TryAcquireError::Closed) => return Attempt::Done(Err(self.closed())),
         }
         match inner.requests.try_reserve() {
             Ok(place) => {
-                let request = (payload, deadline, permits, avoid);
-                Attempt::Done(Ok(self.send(place, request, span, timer)))
+                let queued = Queued {
+                    payload,
+                    tag,
+                    deadline,
+                    permits,
+                };
+                Attempt::Done(Ok(self.send(place, queued, span, timer)))
             }
             // Not expected: see `Gate`.
-            Err(mpsc::error::TrySendError::Full(())) => waiting(payload, avoid, true),
+            Err(mpsc::error::TrySendError::Full(())) => waiting(payload, tag, true),
             Err(mpsc::error::TrySendError::Closed(())) => {
                 shared.queue_bytes.add_permits(permits as usize);
                 Attempt::Done(Err(self.closed()))
@@ -132,12 +136,10 @@ impl Producer {
         timer: &Timer,
     ) -> Result<Publish, PublishError> {
         let Waiting {
-            payload,
-            avoid,
-            deadline,
-            permits,
+            queued,
             have_permits,
         } = waiting;
+        let (deadline, permits) = (queued.deadline, queued.permits);
         let shared = &self.inner.shared;
         if !have_permits {
             let room = shared.queue_bytes.acquire_many(permits);
@@ -159,10 +161,7 @@ impl Producer {
             }
         };
         match place {
-            Some(Ok(place)) => {
-                let request = (payload, deadline, permits, avoid);
-                Ok(self.send(place, request, span, timer))
-            }
+            Some(Ok(place)) => Ok(self.send(place, queued, span, timer)),
             Some(Err(())) => {
                 shared.queue_bytes.add_permits(permits as usize);
                 Err(self.closed())
@@ -175,16 +174,19 @@ impl Producer {
     }
 
     /// Puts the request in its reserved place and returns the caller's half.
-    /// `request`: the payload, the deadline, the permits it holds, and the nodes it must never
-    /// move to (see [`Route::avoid`]).
     fn send(
         &self,
         place: mpsc::Permit<'_, Request>,
-        request: (Payload, Option<Instant>, u32, NodeSet),
+        queued: Queued,
         span: &tracing::Span,
         timer: &Timer,
     ) -> Publish {
-        let (payload, deadline, permits, avoid) = request;
+        let Queued {
+            payload,
+            tag,
+            deadline,
+            permits,
+        } = queued;
         let shared = &self.inner.shared;
         let (responder, completion) = timed_completion(timer.clone());
         // Counted before the request is in the channel, where the router may take it at once.
@@ -195,19 +197,14 @@ impl Producer {
             deadline,
             permits,
             index: 0,
-            route: (!avoid.is_empty()).then(|| {
-                Box::new(Route {
-                    avoid,
-                    ..Route::default()
-                })
-            }),
+            tag,
         });
         Publish::new(completion, span.clone())
     }
 
-    /// Queues a request another node of a pool handed back, if there is room now; gives it
-    /// back if not (or if this producer is closed).
-    pub(crate) fn requeue(&self, mut request: Request) -> Result<(), Request> {
+    /// Queues a request that another producer's policy gave up (its caller still waits), if
+    /// there is room now; gives it back if not (or if this producer is closed).
+    pub(crate) fn queue_request(&self, mut request: Request) -> Result<(), Request> {
         let inner = &*self.inner;
         let shared = &inner.shared;
         if shared.closed.load(Ordering::Acquire) {
@@ -233,30 +230,10 @@ impl Producer {
         }
     }
 
-    /// Whether a pool may send this node publishes: not closed, and not between a failure and
-    /// the next connection.
+    /// Whether it is closed: it takes no publishes.
     #[inline]
-    pub(crate) fn is_up(&self) -> bool {
-        let shared = &self.inner.shared;
-        shared.up.load(Ordering::Acquire) && !shared.closed.load(Ordering::Acquire)
-    }
-
-    /// In a pool: whether it is connected but judged slow.
-    pub(crate) fn is_slow(&self) -> bool {
-        self.inner.shared.slow.load(Ordering::Relaxed)
-    }
-
-    /// In a pool: the moving average of nsqd's wait per reply, once there is one.
-    pub(crate) fn pace(&self) -> Option<Duration> {
-        match self.inner.shared.pace_ns.load(Ordering::Relaxed) {
-            0 => None,
-            ns => Some(Duration::from_nanos(ns)),
-        }
-    }
-
-    /// Whether `shared` is this producer's state.
-    pub(crate) fn runs_on(&self, shared: &Arc<Shared>) -> bool {
-        Arc::ptr_eq(&self.inner.shared, shared)
+    pub(crate) fn is_closed(&self) -> bool {
+        self.inner.shared.closed.load(Ordering::Acquire)
     }
 
     /// Requests queued or in flight: what a pool balances on.
@@ -268,14 +245,6 @@ impl Producer {
         self.inner.shared.counters.not_sent(&reason);
         PublishError::NotSent(reason)
     }
-}
-
-/// How queuing a request started.
-pub(crate) enum Start<'a> {
-    /// Queued, or failed.
-    Done(Result<Publish, PublishError>),
-    /// Waiting for room in the queue.
-    Waiting(Pin<Box<dyn Future<Output = Result<Publish, PublishError>> + Send + 'a>>),
 }
 
 /// A request that was not queued: its span and timer record why.
@@ -290,13 +259,20 @@ enum Attempt {
     Wait(Waiting),
 }
 
+/// What a request is queued with, beside its caller's half.
+struct Queued {
+    payload: Payload,
+    /// See `Request::tag`.
+    tag: Tag,
+    /// When its caller stops waiting (see `Request::deadline`).
+    deadline: Option<Instant>,
+    /// The queue permits it holds, or will once it has room.
+    permits: u32,
+}
+
 /// A request waiting for room in the queue.
 struct Waiting {
-    payload: Payload,
-    /// See [`Route::avoid`].
-    avoid: NodeSet,
-    deadline: Option<Instant>,
-    permits: u32,
+    queued: Queued,
     /// Its permits are already taken; only a place in the channel is missing (not expected,
     /// see [`Gate`]).
     have_permits: bool,

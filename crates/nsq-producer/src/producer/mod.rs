@@ -2,10 +2,9 @@
 
 mod enqueue;
 
-pub(crate) use enqueue::Start;
-
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,9 +17,12 @@ use crate::config::ProducerConfig;
 use crate::counters::Counters;
 use crate::error::{LookupdsFailed, NodesDown, PingFailure, PublishError, Publisher};
 use crate::gate::Gate;
-use crate::publishing::{Enqueuing, Publishing, Target};
-use crate::request::{Checks, Control, HandBack, Request};
+use crate::generic::GenericPublisher;
+use crate::policy::{Keep, Policy};
+use crate::publish_futures::{Enqueuing, Patience, Publishing, Start, Starter};
+use crate::request::{Control, Payload, Request};
 use crate::router::Router;
+use crate::shared::ProducerShared;
 use crate::stats::{ProducerState, Stats};
 
 /// A producer for one nsqd.
@@ -29,39 +31,19 @@ use crate::stats::{ProducerState, Stats};
 /// [crate documentation](crate) for the behaviour of publishes.
 #[derive(Debug, Clone)]
 pub struct Producer {
-    inner: Arc<Inner>,
+    inner: Arc<ProducerInner>,
 }
 
 #[derive(Debug)]
-struct Inner {
+struct ProducerInner {
     addr: String,
     config: Arc<ProducerConfig>,
     requests: mpsc::Sender<Request>,
     control: mpsc::Sender<Control>,
-    shared: Arc<Shared>,
+    shared: Arc<ProducerShared>,
     gate: Gate,
     /// What a publish after close is told was closed: a node of a pool says the pool.
     publisher: Publisher,
-}
-
-/// State shared by the handles and the router.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) counters: Counters,
-    pub(crate) state: watch::Sender<ProducerState>,
-    /// The queue's room, in bytes: the only thing a publisher waits for. A request holds
-    /// [`Gate::permits`] of it while queued, which bounds the number of requests as well as
-    /// their bytes; a publisher that has its permits always finds a place in the channel.
-    pub(crate) queue_bytes: Semaphore,
-    pub(crate) closed: AtomicBool,
-    /// In a pool: false from a lost connection or a failed attempt until the next connection,
-    /// while everything queued is handed back to the pool. Set by the router where the state
-    /// changes, so the pool never routes to a node that would hold a publish for a redial.
-    pub(crate) up: AtomicBool,
-    /// In a pool: connected, but judged slow (and so not up).
-    pub(crate) slow: AtomicBool,
-    /// In a pool: the moving average of nsqd's wait per reply, in nanoseconds (0: none yet).
-    pub(crate) pace_ns: AtomicU64,
 }
 
 impl Producer {
@@ -76,20 +58,22 @@ impl Producer {
     ///
     /// When called outside a tokio runtime: the router task is spawned here.
     pub fn new(addr: impl Into<String>, config: ProducerConfig) -> Result<Self, ConfigError> {
-        Self::build(addr.into(), config, None)
+        Self::build(addr.into(), config, Arc::new(Keep))
     }
 
-    /// A producer that hands what it cannot write to `hand_back` (a pool's node), or a
-    /// stand-alone one.
+    /// A producer whose router reports what it cannot deliver to `policy` ([`Keep`] for a
+    /// stand-alone one).
     pub(crate) fn build(
         addr: String,
         config: ProducerConfig,
-        hand_back: Option<HandBack>,
+        policy: Arc<dyn Policy>,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         let ignored = config.ignored_options();
+        let takes = policy.takes();
+        let publisher = takes.publisher;
         // A pool's nodes share one configuration: the pool warns once, not each node.
-        if !ignored.is_empty() && hand_back.is_none() {
+        if !ignored.is_empty() && publisher == Publisher::Producer {
             tracing::warn!(
                 options = %ignored.join(", "),
                 "ignoring go-nsq options that do not apply to a producer"
@@ -100,20 +84,12 @@ impl Producer {
         let gate = Gate::new(config.queue_capacity, config.queue_capacity_bytes);
         let (requests, requests_rx) = mpsc::channel(config.queue_capacity);
         let (control, control_rx) = mpsc::channel(CONTROL_CAPACITY);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(ProducerShared {
             counters: Counters::new(&addr),
             state: watch::Sender::new(ProducerState::Idle),
             queue_bytes: Semaphore::new(gate.size()),
             closed: AtomicBool::new(false),
-            up: AtomicBool::new(true),
-            slow: AtomicBool::new(false),
-            pace_ns: AtomicU64::new(0),
         });
-        let publisher = if hand_back.is_some() {
-            Publisher::Pool
-        } else {
-            Publisher::Producer
-        };
         let router = Router::new(
             Arc::from(addr.as_str()),
             conn_config,
@@ -121,11 +97,11 @@ impl Producer {
             requests_rx,
             control_rx,
             shared.clone(),
-            hand_back,
+            policy,
         );
         tokio::spawn(router.run());
         Ok(Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new(ProducerInner {
                 addr,
                 config,
                 requests,
@@ -162,112 +138,77 @@ impl Producer {
         &self.inner.config
     }
 
-    /// Publishes one message and waits for nsqd's answer.
-    ///
-    /// The returned [`Publishing`] future takes a deadline of its own:
-    /// `producer.publish(&topic, body).timeout(d).await`.
+    /// Publishes one message and waits for nsqd's answer; see
+    /// [`GenericPublisher::publish`], which this forwards to.
     ///
     /// # Errors
     ///
     /// A [`PublishError`](crate::PublishError) that says whether the message may have been stored.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future before the message is written withdraws it; after that, the message
-    /// may still be published.
-    pub fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Publishing<'_> {
-        Publishing::new(
-            Target::Producer(self),
-            self.limits().pub_payload(topic, body.into()),
-        )
+    pub fn publish(&self, topic: &Topic, body: impl Into<Bytes>) -> Publishing<'_, Self> {
+        GenericPublisher::publish(self, topic, body)
     }
 
-    /// Publishes several messages in one MPUB and waits for nsqd's answer, which covers them
-    /// all: nsqd stores all of them or none.
+    /// Publishes several messages in one MPUB; see [`GenericPublisher::multi_publish`].
     ///
     /// # Errors
     ///
-    /// As [`publish`](Self::publish); also [`InvalidPublish::NoMessages`](crate::InvalidPublish::NoMessages) for an empty batch.
-    pub fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_>
+    /// As [`GenericPublisher::multi_publish`].
+    pub fn multi_publish<I>(&self, topic: &Topic, bodies: I) -> Publishing<'_, Self>
     where
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
-        Publishing::new(
-            Target::Producer(self),
-            self.limits().mpub_payload(topic, bodies),
-        )
+        GenericPublisher::multi_publish(self, topic, bodies)
     }
 
-    /// Publishes one message that nsqd delivers after `delay`, and waits for nsqd's answer.
+    /// Publishes one deferred message; see [`GenericPublisher::deferred_publish`].
     ///
     /// # Errors
     ///
-    /// As [`publish`](Self::publish); also [`InvalidPublish::DeferTooLong`](crate::InvalidPublish::DeferTooLong) for a delay above
-    /// the configured maximum.
+    /// As [`GenericPublisher::deferred_publish`].
     pub fn deferred_publish(
         &self,
         topic: &Topic,
         delay: Duration,
         body: impl Into<Bytes>,
-    ) -> Publishing<'_> {
-        Publishing::new(
-            Target::Producer(self),
-            self.limits().dpub_payload(topic, delay, body.into()),
-        )
+    ) -> Publishing<'_, Self> {
+        GenericPublisher::deferred_publish(self, topic, delay, body)
     }
 
-    /// Queues one message and returns once it is queued, with a [`Publish`](crate::Publish) future for its
-    /// result. No I/O happens in the caller; waiting here is backpressure (a full queue). The
-    /// returned [`Enqueuing`] future takes a deadline of its own, as [`publish`](Self::publish)
-    /// does.
+    /// Queues one message; see [`GenericPublisher::publish_async`].
     ///
     /// # Errors
     ///
-    /// Errors found before queuing: invalid input, a closed producer, a full queue with
-    /// `fail_fast`, or the publish deadline passing while waiting for room.
-    pub fn publish_async(&self, topic: &Topic, body: impl Into<Bytes>) -> Enqueuing<'_> {
-        Enqueuing::new(
-            Target::Producer(self),
-            self.limits().pub_payload(topic, body.into()),
-        )
+    /// As [`GenericPublisher::publish_async`].
+    pub fn publish_async(&self, topic: &Topic, body: impl Into<Bytes>) -> Enqueuing<'_, Self> {
+        GenericPublisher::publish_async(self, topic, body)
     }
 
-    /// Queues one MPUB; see [`publish_async`](Self::publish_async).
+    /// Queues one MPUB; see [`GenericPublisher::multi_publish_async`].
     ///
     /// # Errors
     ///
-    /// As [`publish_async`](Self::publish_async).
-    pub fn multi_publish_async<I>(&self, topic: &Topic, bodies: I) -> Enqueuing<'_>
+    /// As [`GenericPublisher::multi_publish_async`].
+    pub fn multi_publish_async<I>(&self, topic: &Topic, bodies: I) -> Enqueuing<'_, Self>
     where
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
-        Enqueuing::new(
-            Target::Producer(self),
-            self.limits().mpub_payload(topic, bodies),
-        )
+        GenericPublisher::multi_publish_async(self, topic, bodies)
     }
 
-    /// Queues one DPUB; see [`publish_async`](Self::publish_async).
+    /// Queues one DPUB; see [`GenericPublisher::deferred_publish_async`].
     ///
     /// # Errors
     ///
-    /// As [`publish_async`](Self::publish_async).
+    /// As [`GenericPublisher::deferred_publish_async`].
     pub fn deferred_publish_async(
         &self,
         topic: &Topic,
         delay: Duration,
         body: impl Into<Bytes>,
-    ) -> Enqueuing<'_> {
-        Enqueuing::new(
-            Target::Producer(self),
-            self.limits().dpub_payload(topic, delay, body.into()),
-        )
-    }
-
-    fn limits(&self) -> Checks<'_> {
-        Checks(&self.inner.config.limits)
+    ) -> Enqueuing<'_, Self> {
+        GenericPublisher::deferred_publish_async(self, topic, delay, body)
     }
 
     /// Connects if needed, then writes a `NOP` and flushes it.
@@ -342,8 +283,8 @@ impl Producer {
         self.close_by(Instant::now()).await
     }
 
-    /// Leaves a pool: hands what is queued back to the pool, then closes, waiting for what is
-    /// in flight (at most the close timeout).
+    /// Gives what is queued to the router's policy, then closes, waiting for what is in flight
+    /// (at most the close timeout).
     pub(crate) async fn retire(&self) -> Stats {
         let shared = &self.inner.shared;
         shared.closed.store(true, Ordering::Release);
@@ -401,7 +342,7 @@ impl Producer {
     }
 }
 
-impl Drop for Inner {
+impl Drop for ProducerInner {
     /// The last handle is gone. The router goes on with what is queued and in flight, but only
     /// while the runtime runs: a program that returns from `main` now loses it, so say how
     /// much there is. A pool's node leaves that to the pool.
@@ -421,6 +362,30 @@ impl Drop for Inner {
                  close before exiting"
             );
         }
+    }
+}
+
+impl Starter for Producer {
+    fn limits(&self) -> &nsq_proto::PublishLimits {
+        &self.inner.config.limits
+    }
+
+    fn start(&self, payload: Payload, patience: Patience) -> Start<'_> {
+        Self::start(self, payload, patience)
+    }
+}
+
+impl GenericPublisher for Producer {
+    fn flush(&self) -> impl Future<Output = ()> + Send + '_ {
+        Self::flush(self)
+    }
+
+    fn close(&self) -> impl Future<Output = Stats> + Send + '_ {
+        Self::close(self)
+    }
+
+    fn stats(&self) -> Stats {
+        Self::stats(self)
     }
 }
 

@@ -122,10 +122,10 @@ impl Router {
         self.transactions.fail_all(cause.clone(), |failed| {
             counters.unknown(Lost::Connection, failed);
         });
-        self.hand_back_resend();
+        self.give_up_reclaimed();
         self.last_error = cause;
         self.set_down(true);
-        self.hand_back_queued();
+        self.give_up_queued();
         self.settle_flushes();
         if self.done_without_connection() {
             return Phase::Done;
@@ -186,8 +186,8 @@ impl Router {
         }
 
         // 3. Writes, unless writing has stopped: after a failed write only reading goes on,
-        //    until the connection hands out its last reply and its error; in a pool, while the
-        //    node is judged slow, what is queued goes back to the pool (see `lag.rs`); and while
+        //    until the connection hands out its last reply and its error; while the policy
+        //    judges nsqd slow, what is queued goes to the policy (see `timing.rs`); and while
         //    the oldest written request is past its deadline, nothing more is written (see
         //    `overdue`).
         if io.write_failed {
@@ -196,7 +196,7 @@ impl Router {
         if self.poll_slow(now) {
             self.timers.stop(Timer::Linger);
             self.take_queued(cx);
-            self.hand_back_queued();
+            self.give_up_queued();
         } else if self.overdue(now) {
             self.timers.stop(Timer::Linger);
             self.take_queued(cx);
@@ -338,10 +338,10 @@ impl Router {
                 c.aborted(*aborted);
             }
         });
-        self.hand_back_resend();
+        self.give_up_reclaimed();
         match resolved {
             Ok(Resolved::Acked { requests, .. }) => {
-                self.lag.acked(requests);
+                self.timing.acked(requests);
                 None
             }
             Ok(Resolved::Rejected { .. }) => Some(Exit::Rejected),
@@ -374,7 +374,7 @@ impl Router {
             responder,
             deadline,
             index,
-            route,
+            tag,
             ..
         } = request;
         if deadline.is_some_and(|d| d <= now) {
@@ -394,7 +394,7 @@ impl Router {
                     responder,
                     deadline,
                     index,
-                    route,
+                    tag,
                 };
                 self.batch.push(topic, body, member);
                 return Ok(());
@@ -414,10 +414,10 @@ impl Router {
         let overdue_at = self.overdue_at(deadline, now);
         let messages = payload.messages();
         let mut in_flight = InFlight::single(responder, deadline, overdue_at, now, index, messages);
-        if self.hand_back.is_some() {
-            // Kept to be sent again elsewhere if nsqd does not execute it.
+        if self.takes.not_executed {
+            // Kept for the policy, should nsqd not execute it.
             in_flight.payload = Some(payload);
-            in_flight.route = route;
+            in_flight.tag = tag;
         }
         self.transactions.push(in_flight);
         Ok(())
@@ -459,7 +459,7 @@ impl Router {
         let now = Instant::now();
         let patience = self.config.publish_timeout;
         let transactions = &mut self.transactions;
-        let keep = self.hand_back.is_some();
+        let keep = self.takes.not_executed;
         written.finish(|i, member, topic, body| {
             let group = if i == 0 { requests as u32 } else { 0 };
             transactions.push(InFlight {
@@ -467,7 +467,7 @@ impl Router {
                     topic: topic.clone(),
                     body,
                 }),
-                route: member.route,
+                tag: member.tag,
                 responder: member.responder,
                 deadline: member.deadline,
                 overdue_at: overdue_at(member.deadline, now, patience),

@@ -62,8 +62,8 @@ impl Router {
                 control = self.control.recv(), if !self.control_done => self.on_control(control),
                 request = self.requests.recv(), if !self.requests_done => {
                     self.received(request);
-                    // A node of a pool that is down does not keep publishes for its redial.
-                    if !self.hand_back_queued() {
+                    // A policy that takes unwritten requests gets them rather than the redial.
+                    if !self.give_up_queued() {
                         self.cut_backoff();
                     }
                 }
@@ -121,7 +121,7 @@ impl Router {
         }
         self.last_error = Some(err.clone());
         self.set_down(true);
-        if !self.hand_back_queued() && self.config.fail_fast {
+        if !self.give_up_queued() && self.config.fail_fast {
             self.fail_queued(&NotSentReason::Unavailable(err));
         }
         self.retry_later()
@@ -130,13 +130,14 @@ impl Router {
     /// After a failed attempt, or a connection that ended before it was healthy: the next dial
     /// waits for a backoff that grows with each failure in a row. The wait is capped low (see
     /// [`PROMPT_MAX`](crate::backoff::PROMPT_MAX)) while someone waits for the connection: a
-    /// pool's node, which the pool wants back, or a producer with publishes queued. A producer
-    /// with nothing queued waits the full backoff, cut short if a publish arrives meanwhile.
+    /// policy that asks for it ([`Takes::prompt_redial`](crate::policy::Takes::prompt_redial)),
+    /// or publishes queued. A producer with nothing queued waits the full backoff, cut short if
+    /// a publish arrives meanwhile.
     pub(super) fn retry_later(&mut self) -> Phase {
         let unit = self.jitter.next_unit();
         let now = Instant::now();
         let prompt = now + self.backoff.delay(self.failures, unit, true);
-        let prompt_now = self.hand_back.is_some()
+        let prompt_now = self.takes.prompt_redial
             || !self.unwritten.is_empty()
             || !self.batch.is_empty()
             || !self.pings.is_empty();

@@ -18,8 +18,8 @@
 mod connected;
 mod deadlines;
 mod dial;
-mod lag;
 mod timers;
+mod timing;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -33,11 +33,12 @@ use crate::batch::Batch;
 use crate::completion::Responder;
 use crate::config::ProducerConfig;
 use crate::counters::Counters;
-use crate::error::{Lost, NotSentReason, PingFailure, PublishError, Publisher};
-use crate::producer::Shared;
-use crate::request::{Control, HandBack, Payload, Request};
+use crate::error::{Lost, NotSentReason, PingFailure, PublishError};
+use crate::policy::{Health, Policy, Takes};
+use crate::request::{Control, Payload, Request};
+use crate::shared::ProducerShared;
 use crate::stats::{ProducerState, Stats};
-use crate::transactions::{ResendPolicy, Transactions};
+use crate::transactions::{Reclaim, Transactions};
 use crate::unwritten::Unwritten;
 use timers::{Timer, Timers, Wakeup};
 
@@ -47,7 +48,7 @@ pub(crate) struct Router {
     config: Arc<ProducerConfig>,
     requests: mpsc::Receiver<Request>,
     control: mpsc::Receiver<Control>,
-    shared: Arc<Shared>,
+    shared: Arc<ProducerShared>,
     transactions: Transactions,
     backoff: Backoff,
     jitter: Jitter,
@@ -72,10 +73,12 @@ pub(crate) struct Router {
     /// Flushes waiting for every request below their index to have its outcome.
     flushes: Vec<(u64, oneshot::Sender<()>)>,
     closing: Option<Closing>,
-    /// In a pool: where queued requests go when this node cannot write them.
-    hand_back: Option<HandBack>,
-    /// In a pool: between a failure (a lost connection, a failed attempt) and the next
-    /// connection, when every request that arrives is handed back at once.
+    /// What it cannot deliver is reported to this.
+    policy: Arc<dyn Policy>,
+    /// What the policy takes, asked once.
+    takes: Takes,
+    /// Between a failure (a lost connection, a failed attempt) and the next connection: when
+    /// the policy takes unwritten requests, every request that arrives goes to it at once.
     down: bool,
     /// During a full backoff wait (nothing was queued): when the prompt wait would have ended,
     /// for a publish that arrives meanwhile.
@@ -84,8 +87,10 @@ pub(crate) struct Router {
     timers: Timers,
     /// The one timer the router sleeps on, moved to the earliest entry of `timers`.
     wakeup: Wakeup,
-    /// In a pool: whether the node is judged slow, and what that judgement needs.
-    lag: lag::Lag,
+    /// How nsqd has been answering, for a policy that judges whether it is slow.
+    timing: timing::Timing,
+    /// The policy judged nsqd slow: nothing more is written, and what is queued goes to it.
+    slow: bool,
     /// Requests channel closed and drained (every handle dropped, or close).
     requests_done: bool,
     control_done: bool,
@@ -116,9 +121,10 @@ impl Router {
         config: Arc<ProducerConfig>,
         requests: mpsc::Receiver<Request>,
         control: mpsc::Receiver<Control>,
-        shared: Arc<Shared>,
-        hand_back: Option<HandBack>,
+        shared: Arc<ProducerShared>,
+        policy: Arc<dyn Policy>,
     ) -> Self {
+        let takes = policy.takes();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -127,8 +133,8 @@ impl Router {
             backoff: Backoff::new(config.reconnect_backoff_min, config.reconnect_backoff_max),
             transactions: Transactions::new(
                 addr.clone(),
-                hand_back.as_ref().map(|hand_back| ResendPolicy {
-                    unknown: hand_back.retry_unknown,
+                takes.not_executed.then_some(Reclaim {
+                    unknown: takes.unknown,
                 }),
             ),
             addr,
@@ -148,9 +154,11 @@ impl Router {
             taken: 0,
             flushes: Vec::new(),
             closing: None,
-            hand_back,
+            policy,
+            takes,
             down: false,
-            lag: lag::Lag::default(),
+            timing: timing::Timing::default(),
+            slow: false,
             prompt_at: None,
             timers: Timers::default(),
             wakeup: Wakeup::default(),
@@ -275,7 +283,7 @@ impl Router {
             Some(Control::Close { reply, deadline }) => self.begin_close(reply, deadline),
             Some(Control::Retire { reply }) => {
                 self.set_down(true);
-                self.hand_back_queued();
+                self.give_up_queued();
                 let deadline = Instant::now() + self.config.close_timeout;
                 self.begin_close(reply, deadline);
             }
@@ -394,16 +402,11 @@ impl Router {
         self.release_permits();
     }
 
-    /// In a pool, and not closing: hands every queued request (batched, unwritten, in the
-    /// channel) to the pool, to be queued on another node at once. Returns whether it did.
-    fn hand_back_queued(&mut self) -> bool {
-        let Some(hand_back) = self.hand_back.clone() else {
-            return false;
-        };
-        if !self.down && !self.is_slow() {
-            return false;
-        }
-        if self.closing.is_some() {
+    /// When the policy takes unwritten requests, nsqd is unreachable or slow, and the router
+    /// is not closing: gives every queued request (batched, unwritten, in the channel) to the
+    /// policy. Returns whether it did.
+    fn give_up_queued(&mut self) -> bool {
+        if !self.takes.unwritten || (!self.down && !self.slow) || self.closing.is_some() {
             return false;
         }
         let mut queued: Vec<Request> = Vec::new();
@@ -415,87 +418,69 @@ impl Router {
                 // Its permits were returned when it joined the batch.
                 permits: 0,
                 index: member.index,
-                route: member.route,
+                tag: member.tag,
             });
         }
         queued.extend(self.unwritten.drain());
         while let Ok(request) = self.requests.try_recv() {
             queued.push(self.dequeued(request));
         }
-        let handed = queued.len();
-        for mut request in queued {
+        let given = queued.len();
+        for request in queued {
             self.leaves_queue(&request);
             if request.responder.is_abandoned() {
                 self.counters().withdrawn();
                 continue;
             }
-            request.route_mut().tried.insert(hand_back.node);
-            match hand_back.to.send(request) {
+            match self.policy.never_written(request) {
                 Ok(()) => self.counters().handed_back(),
-                // The pool is gone: nowhere else to go.
+                // The policy cannot take it: nowhere else to go.
                 Err(returned) => {
-                    fail_request(
-                        returned.0.responder,
-                        &NotSentReason::Closed,
-                        self.counters(),
-                    );
+                    fail_request(returned.responder, &NotSentReason::Closed, self.counters());
                 }
             }
         }
-        if handed > 0 {
-            tracing::debug!(addr = %self.addr, requests = handed, "handed queued requests back to the pool");
+        if given > 0 {
+            tracing::debug!(addr = %self.addr, requests = given, "gave queued requests up to the policy");
         }
         self.release_permits();
         true
     }
 
-    /// In a pool: hands the written requests nsqd did not execute (or, with `retry_unknown`,
-    /// whose outcome is unknown) to the pool, to be sent again on another node.
-    fn hand_back_resend(&mut self) {
-        let resend = self.transactions.take_resend();
-        if resend.is_empty() {
+    /// Gives the written requests nsqd did not execute (or, when the policy takes those too,
+    /// whose outcome is unknown) to the policy.
+    fn give_up_reclaimed(&mut self) {
+        let reclaimed = self.transactions.take_reclaimed();
+        if reclaimed.is_empty() {
             return;
         }
-        let Some(hand_back) = self.hand_back.clone() else {
-            return;
-        };
-        self.counters().handed_back_written(resend.len());
-        tracing::debug!(addr = %self.addr, requests = resend.len(), "handing written requests back to the pool");
-        for resend in resend {
-            let in_flight = resend.request;
-            let Some(payload) = in_flight.payload else {
-                continue;
-            };
-            let mut route = in_flight.route.unwrap_or_default();
-            route.tried.insert(hand_back.node);
-            route.failed = Some(resend.outcome);
-            let request = Request {
-                payload,
-                responder: in_flight.responder,
-                deadline: in_flight.deadline,
-                permits: 0,
-                index: 0,
-                route: Some(route),
-            };
-            if let Err(returned) = hand_back.to.send(request) {
-                let request = returned.0;
-                let outcome = request
-                    .route
-                    .and_then(|r| r.failed)
-                    .unwrap_or(PublishError::Closed(Publisher::Pool));
-                request.responder.complete(Err(outcome));
-            }
-        }
+        self.counters().handed_back_written(reclaimed.len());
+        tracing::debug!(addr = %self.addr, requests = reclaimed.len(), "gave written requests nsqd did not execute up to the policy");
+        let requests = reclaimed
+            .into_iter()
+            .filter_map(|reclaimed| {
+                let in_flight = reclaimed.request;
+                let request = Request {
+                    payload: in_flight.payload?,
+                    responder: in_flight.responder,
+                    deadline: in_flight.deadline,
+                    permits: 0,
+                    index: 0,
+                    tag: in_flight.tag,
+                };
+                Some((request, reclaimed.outcome))
+            })
+            .collect();
+        self.policy.not_executed(requests);
     }
 
-    /// In a pool, marks the node down (after a lost connection or a failed attempt) or up
-    /// again (connected), where the pool reads it.
+    /// Marks nsqd unreachable (after a lost connection or a failed attempt) or reachable again
+    /// (connected), and tells the policy. Either ends a slow judgement.
     fn set_down(&mut self, down: bool) {
-        if self.hand_back.is_some() {
-            self.clear_slow();
-            self.down = down;
-            self.shared.up.store(!down, Ordering::Release);
-        }
+        self.slow = false;
+        self.down = down;
+        self.policy
+            .health(if down { Health::Down } else { Health::Up });
     }
 
     fn shut_down(&mut self) {
@@ -503,12 +488,12 @@ impl Router {
         let counters = &self.shared.counters;
         self.transactions
             .fail_all(None, |failed| counters.unknown(Lost::Closed, failed));
-        // With `retry_unknown`, what was in flight goes to the pool, which ends it as unknown
-        // if no other node takes it.
-        self.hand_back_resend();
+        // When the policy takes unknown outcomes, what was in flight goes to it.
+        self.give_up_reclaimed();
         self.fail_queued(&NotSentReason::Closed);
         self.shared.closed.store(true, Ordering::Release);
-        self.shared.slow.store(false, Ordering::Relaxed);
+        // Closed: a slow judgement ends with the connection.
+        self.set_down(true);
         self.set_state(ProducerState::Closed);
         for ping in self.pings.drain(..) {
             let _ = ping.send(Err(PingFailure::Closed));

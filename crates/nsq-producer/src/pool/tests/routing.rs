@@ -1,5 +1,5 @@
-//! Where the pool sends a publish, without nsqd: which node each strategy picks (`Shared::pick`,
-//! `Shared::pick_distinct`), why a publish finds nowhere to go (`Shared::no_node_reason`), and
+//! Where the pool sends a publish, without nsqd: which node each strategy picks (`PoolShared::pick`,
+//! `PoolShared::pick_distinct`), why a publish finds nowhere to go (`PoolShared::no_node_reason`), and
 //! what becomes of a publish that finds no node up (the rebalancer's waiting room). The nodes
 //! are addresses nothing answers at: a closed port makes a node go down at its first attempt,
 //! a listener that never accepts keeps a node up with what it was given queued.
@@ -14,8 +14,8 @@ use super::{fail_attempt, none_up, shared};
 use crate::config::ProducerConfig;
 use crate::error::{NotSentReason, PublishError};
 use crate::pool::node::Node;
+use crate::pool::route::NodeSet;
 use crate::pool::{Pool, PoolConfig, Strategy};
-use crate::request::NodeSet;
 
 /// Three nodes at addresses nothing answers at: up until their first connection attempt fails.
 const ADDRS: [&str; 3] = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"];

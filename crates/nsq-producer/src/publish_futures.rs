@@ -8,15 +8,45 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use nsq_proto::PublishLimits;
+
 use crate::error::PublishError;
-use crate::pool::Pool;
-use crate::producer::{Producer, Start};
-use crate::publish::Publish;
+use crate::publish_handle::Publish;
 use crate::request::Payload;
+
+/// What the publish futures need of what they publish through (a
+/// [`Producer`](crate::Producer) or a [`Pool`](crate::Pool)): its limits, to check a
+/// caller's input, and the start of a checked publish. The trait cannot be named outside this
+/// crate, so only this crate's types implement
+/// [`GenericPublisher`](crate::GenericPublisher), which requires it.
+#[allow(
+    unnameable_types,
+    reason = "sealed: only this crate's types implement it"
+)]
+pub trait Starter: Sync {
+    /// The limits a publish is checked against before it is queued.
+    #[doc(hidden)]
+    fn limits(&self) -> &PublishLimits;
+
+    /// Starts queuing a checked publish: queues it at once if there is room, or returns the
+    /// wait for room.
+    #[doc(hidden)]
+    fn start(&self, payload: Payload, patience: Patience) -> Start<'_>;
+}
+
+/// How queuing a request started.
+#[allow(unnameable_types, reason = "part of the sealed `Starter`")]
+pub enum Start<'a> {
+    /// Queued, or failed.
+    Done(Result<Publish, PublishError>),
+    /// Waiting for room in the queue.
+    Waiting(Pin<Box<dyn Future<Output = Result<Publish, PublishError>> + Send + 'a>>),
+}
 
 /// How long one publish may take.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Patience {
+#[allow(unnameable_types, reason = "part of the sealed `Starter`")]
+pub enum Patience {
     /// [`ProducerConfig::publish_timeout`](crate::ProducerConfig::publish_timeout).
     Configured,
     /// This long from the first poll.
@@ -41,7 +71,8 @@ impl Patience {
 }
 
 /// Queues one publish (PUB, MPUB or DPUB) and resolves to its [`Publish`] handle once it is
-/// queued; returned by [`Producer::publish_async`] and its siblings.
+/// queued; returned by
+/// [`GenericPublisher::publish_async`](crate::GenericPublisher::publish_async) and its siblings.
 ///
 /// Waiting here is backpressure: a full queue. Before awaiting it, [`timeout`](Self::timeout),
 /// [`deadline`](Self::deadline) or [`no_timeout`](Self::no_timeout) replaces
@@ -61,34 +92,9 @@ impl Patience {
 /// # }
 /// ```
 #[must_use = "futures do nothing unless awaited"]
-pub struct Enqueuing<'a> {
-    target: Target<'a>,
+pub struct Enqueuing<'a, P: Starter> {
+    target: &'a P,
     stage: Stage<'a>,
-}
-
-/// What a publish goes to.
-#[derive(Clone, Copy)]
-pub(crate) enum Target<'a> {
-    Producer(&'a Producer),
-    Pool(&'a Pool),
-}
-
-impl<'a> Target<'a> {
-    fn start(self, payload: Payload, patience: Patience) -> Start<'a> {
-        match self {
-            Self::Producer(producer) => producer.start(payload, patience),
-            Self::Pool(pool) => pool.start(payload, patience),
-        }
-    }
-}
-
-impl fmt::Debug for Target<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Producer(producer) => f.debug_tuple("Producer").field(&producer.addr()).finish(),
-            Self::Pool(_) => f.write_str("Pool"),
-        }
-    }
 }
 
 enum Stage<'a> {
@@ -102,8 +108,8 @@ enum Stage<'a> {
     Done,
 }
 
-impl<'a> Enqueuing<'a> {
-    pub(crate) fn new(target: Target<'a>, payload: Result<Payload, PublishError>) -> Self {
+impl<'a, P: Starter> Enqueuing<'a, P> {
+    pub(crate) fn new(target: &'a P, payload: Result<Payload, PublishError>) -> Self {
         Self {
             target,
             stage: Stage::Start {
@@ -141,7 +147,7 @@ impl<'a> Enqueuing<'a> {
     }
 }
 
-impl Future for Enqueuing<'_> {
+impl<P: Starter> Future for Enqueuing<'_, P> {
     type Output = Result<Publish, PublishError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -171,7 +177,7 @@ impl Future for Enqueuing<'_> {
     }
 }
 
-impl fmt::Debug for Enqueuing<'_> {
+impl<P: Starter> fmt::Debug for Enqueuing<'_, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let stage = match &self.stage {
             Stage::Start { .. } => "start",
@@ -179,14 +185,14 @@ impl fmt::Debug for Enqueuing<'_> {
             Stage::Done => "done",
         };
         f.debug_struct("Enqueuing")
-            .field("target", &self.target)
+            .field("target", &std::any::type_name::<P>())
             .field("stage", &stage)
             .finish()
     }
 }
 
 /// Publishes (PUB, MPUB or DPUB) and resolves to nsqd's answer; returned by
-/// [`Producer::publish`] and its siblings.
+/// [`GenericPublisher::publish`](crate::GenericPublisher::publish) and its siblings.
 ///
 /// Before awaiting it, [`timeout`](Self::timeout), [`deadline`](Self::deadline) or
 /// [`no_timeout`](Self::no_timeout) replaces
@@ -212,20 +218,21 @@ impl fmt::Debug for Enqueuing<'_> {
 /// # }
 /// ```
 #[must_use = "futures do nothing unless awaited"]
-pub struct Publishing<'a> {
-    stage: Outcome<'a>,
+pub struct Publishing<'a, P: Starter> {
+    stage: Outcome<'a, P>,
 }
 
-enum Outcome<'a> {
-    Enqueuing(Enqueuing<'a>),
+enum Outcome<'a, P: Starter> {
+    Enqueuing(Enqueuing<'a, P>),
     Waiting(Publish),
     Done,
 }
 
-impl<'a> Publishing<'a> {
-    pub(crate) fn new(target: Target<'a>, payload: Result<Payload, PublishError>) -> Self {
+impl<'a, P: Starter> Publishing<'a, P> {
+    /// Queues through `enqueuing`, then waits for the outcome.
+    pub(crate) fn new(enqueuing: Enqueuing<'a, P>) -> Self {
         Self {
-            stage: Outcome::Enqueuing(Enqueuing::new(target, payload)),
+            stage: Outcome::Enqueuing(enqueuing),
         }
     }
 
@@ -249,7 +256,7 @@ impl<'a> Publishing<'a> {
         self.map(Enqueuing::no_timeout)
     }
 
-    fn map(self, f: impl FnOnce(Enqueuing<'a>) -> Enqueuing<'a>) -> Self {
+    fn map(self, f: impl FnOnce(Enqueuing<'a, P>) -> Enqueuing<'a, P>) -> Self {
         match self.stage {
             Outcome::Enqueuing(enqueuing) => Self {
                 stage: Outcome::Enqueuing(f(enqueuing)),
@@ -259,7 +266,7 @@ impl<'a> Publishing<'a> {
     }
 }
 
-impl Future for Publishing<'_> {
+impl<P: Starter> Future for Publishing<'_, P> {
     type Output = Result<(), PublishError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -287,7 +294,7 @@ impl Future for Publishing<'_> {
     }
 }
 
-impl fmt::Debug for Publishing<'_> {
+impl<P: Starter> fmt::Debug for Publishing<'_, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.stage {
             Outcome::Enqueuing(enqueuing) => f.debug_tuple("Publishing").field(enqueuing).finish(),

@@ -27,11 +27,12 @@ enum Handle {
     One(Completion),
     /// The copies a fan-out pool sent to several nodes: each node's address, its completion,
     /// and its outcome once known.
-    Copies(Vec<Copy>),
+    Copies(Vec<NodeCopy>),
 }
 
+/// One copy of a fan-out's message: the node it went to and how it ended there.
 #[derive(Debug)]
-struct Copy {
+struct NodeCopy {
     addr: String,
     /// `None` for a copy that could not be queued.
     completion: Option<Completion>,
@@ -59,7 +60,7 @@ impl Publish {
                         span = publish.span.clone();
                     }
                     match publish.handle {
-                        Handle::One(completion) => handles.push(Copy {
+                        Handle::One(completion) => handles.push(NodeCopy {
                             addr,
                             completion: Some(completion),
                             outcome: None,
@@ -67,7 +68,7 @@ impl Publish {
                         Handle::Copies(copies) => handles.extend(copies),
                     }
                 }
-                Err(err) => handles.push(Copy {
+                Err(err) => handles.push(NodeCopy {
                     addr,
                     completion: None,
                     outcome: Some(Err(err)),
