@@ -1,5 +1,8 @@
 //! The connected phase: one poll reads replies, takes control messages, writes queued requests
-//! and flushes, and keeps the deadlines of what is written and what is queued.
+//! and flushes, and keeps the deadlines of what is written and what is queued. Its deadlines
+//! (requests written or queued, the batch's linger, the stall grace, the slow-node check, the
+//! close) are entries of the router's timer table; each turn ends by arming the one timer for
+//! the earliest.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -11,9 +14,9 @@ use futures::Stream;
 use nsq_conn::{ConnError, Connection};
 use nsq_proto::{Command, Frame};
 use tokio::sync::oneshot;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
-use super::deadlines::{poll_timer, unarmed};
+use super::timers::{Timer, Timers};
 use super::{Phase, Router, fail_request};
 use crate::batch::Member;
 use crate::error::{Lost, NotSentReason, PingFailure};
@@ -56,12 +59,6 @@ impl Router {
                 answered: false,
                 yields: YIELDS_AFTER_REPLIES,
                 flushed_pings: Vec::new(),
-                stall: unarmed(),
-                close_timer: unarmed(),
-                linger: unarmed(),
-                timeout: unarmed(),
-                expiry: unarmed(),
-                slow: unarmed(),
             };
             let exit = poll_fn(|cx| {
                 let exit = self.poll_connected(cx, &mut io);
@@ -72,6 +69,9 @@ impl Router {
             .await;
             (exit, io.answered, io.flushed_pings)
         };
+        for timer in Timer::CONNECTION {
+            self.timers.stop(timer);
+        }
         // Pings whose NOP was not flushed before the connection ended are retried on the next
         // connection.
         self.pings.extend(unanswered_pings);
@@ -81,8 +81,17 @@ impl Router {
                 // Bounded: a peer that stopped reading must not hold the close up. A close out
                 // of time (or `close_now`) drops the connection at once.
                 if !self.closing_expired() {
-                    let close = poll_fn(|cx| conn.poll_close(cx));
-                    let _ = tokio::time::timeout(CLOSE_FLUSH_LIMIT, close).await;
+                    // Nothing else is due any more: the router is done.
+                    self.timers = Timers::default();
+                    let limit = Instant::now() + CLOSE_FLUSH_LIMIT;
+                    self.timers.set(Timer::Shutdown, Some(limit));
+                    let (timers, wakeup) = (&self.timers, &mut self.wakeup);
+                    poll_fn(|cx| match conn.poll_close(cx) {
+                        Poll::Ready(_) => Poll::Ready(()),
+                        Poll::Pending => wakeup.poll(timers.next(), cx),
+                    })
+                    .await;
+                    self.timers.stop(Timer::Shutdown);
                 }
                 Phase::Done
             }
@@ -184,10 +193,12 @@ impl Router {
         if io.write_failed {
             return Poll::Pending;
         }
-        if self.poll_slow(now, &mut io.slow, cx) {
+        if self.poll_slow(now) {
+            self.timers.stop(Timer::Linger);
             self.take_queued(cx);
             self.give_up_queued();
         } else if self.overdue(now) {
+            self.timers.stop(Timer::Linger);
             self.take_queued(cx);
         } else if let Err(err) = self.write_queued(cx, io, now) {
             return self.write_failed(cx, io, err);
@@ -209,17 +220,17 @@ impl Router {
 
         // 5. Deadlines: callers of requests written or queued whose time ran out, a reply that
         //    stopped coming, and the close timeout.
-        self.expire_in_flight(now, &mut io.timeout, cx);
-        self.expire_queued(now, &mut io.expiry, cx);
-        if let Some(overdue_at) = self.transactions.head_overdue_at() {
-            if poll_timer(&mut io.stall, overdue_at + self.config.stall_grace, cx) {
-                return Poll::Ready(Exit::Stalled);
-            }
+        self.expire_in_flight(now);
+        self.expire_queued(now);
+        let stall_at = self.transactions.head_overdue_at();
+        let grace = self.config.stall_grace;
+        self.timers.set(Timer::Stall, stall_at.map(|at| at + grace));
+        let due = self.timers.expired(now);
+        if due.contains(Timer::Stall) {
+            return Poll::Ready(Exit::Stalled);
         }
-        if let Some(closing) = &self.closing {
-            if poll_timer(&mut io.close_timer, closing.deadline, cx) {
-                return Poll::Ready(Exit::Finished);
-            }
+        if due.contains(Timer::Close) {
+            return Poll::Ready(Exit::Finished);
         }
 
         // 6. Done when nothing is left to write or to wait for.
@@ -227,6 +238,12 @@ impl Router {
         let idle = drained && self.transactions.is_empty() && !io.needs_flush;
         if idle && (self.closing.is_some() || self.control_done) {
             return Poll::Ready(Exit::Finished);
+        }
+
+        // 7. Sleep until the earliest deadline. One that passed during this turn is handled in
+        //    the next one, at once.
+        if self.wakeup.poll(self.timers.next(), cx).is_ready() {
+            cx.waker().wake_by_ref();
         }
         Poll::Pending
     }
@@ -297,7 +314,7 @@ impl Router {
         }
         // What is left waits for room in the window or in the connection's buffer.
         self.take_queued(cx);
-        self.poll_batch(cx, io)
+        self.poll_batch(io, now)
     }
 
     /// Resolves the oldest request with nsqd's reply; `Some` when the connection is finished.
@@ -406,21 +423,23 @@ impl Router {
         Ok(())
     }
 
-    /// Writes the batch now, or leaves it to gather more PUBs until the linger time has passed.
-    /// Without linger, a batch is only what was already queued, so batching adds no latency.
-    fn poll_batch(&mut self, cx: &mut Context<'_>, io: &mut Io<'_>) -> Result<(), ConnError> {
+    /// Writes the batch now, or leaves it to gather more PUBs until the linger time has passed
+    /// (the [`Timer::Linger`] entry). Without linger, a batch is only what was already queued,
+    /// so batching adds no latency.
+    fn poll_batch(&mut self, io: &mut Io<'_>, now: Instant) -> Result<(), ConnError> {
         let Some(started) = self.batch.started() else {
+            self.timers.stop(Timer::Linger);
             return Ok(());
         };
         let linger = self.config.batch_linger;
+        let write_at = started + linger;
         let window_full = self.transactions.len() + self.batch.len() >= self.config.max_pipelined;
         let no_more = self.requests_done || self.closing.is_some();
-        if linger.is_zero()
-            || window_full
-            || no_more
-            || poll_timer(&mut io.linger, started + linger, cx)
-        {
+        if linger.is_zero() || window_full || no_more || write_at <= now {
+            self.timers.stop(Timer::Linger);
             self.write_batch(io)?;
+        } else {
+            self.timers.set(Timer::Linger, Some(write_at));
         }
         Ok(())
     }
@@ -495,17 +514,6 @@ struct Io<'a> {
     /// Turns yielded since replies last woke callers.
     yields: u32,
     flushed_pings: Vec<oneshot::Sender<Result<(), PingFailure>>>,
-    /// The oldest request's deadline plus the stall grace.
-    stall: Pin<Box<Sleep>>,
-    close_timer: Pin<Box<Sleep>>,
-    /// When a lingering batch must be written.
-    linger: Pin<Box<Sleep>>,
-    /// The next deadline of a written request.
-    timeout: Pin<Box<Sleep>>,
-    /// The next deadline of a queued request.
-    expiry: Pin<Box<Sleep>>,
-    /// When the policy may judge nsqd slow, or no longer slow (see `timing.rs`).
-    slow: Pin<Box<Sleep>>,
 }
 
 impl Io<'_> {

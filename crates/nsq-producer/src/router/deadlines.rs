@@ -1,56 +1,42 @@
 //! Deadlines the router keeps for its callers, so that a pending publish holds no timer of its
-//! own: requests written and waiting for a reply, and requests still queued.
+//! own: requests written and waiting for a reply, and requests still queued. Each FIFO keeps
+//! its requests' deadlines; these handlers fail or time out what is due and put the FIFO's
+//! next deadline in the timer table (see `timers.rs`).
 
-use std::future::{Future, poll_fn};
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use tokio::time::Instant;
 
-use tokio::time::{Instant, Sleep};
-
+use super::timers::Timer;
 use super::{Router, fail_request};
 use crate::deadline_set::earlier;
 
 impl Router {
-    /// Fails queued requests whose deadline passed and arms `expiry` for the next one; for the
+    /// Fails queued requests whose deadline passed and returns their queue bytes; for the
     /// phases without a connection.
-    pub(super) async fn sweep_expired(&mut self, expiry: &mut Pin<Box<Sleep>>) {
-        poll_fn(|cx| {
-            self.expire_queued(Instant::now(), expiry, cx);
-            // Nothing left to watch: a timer that fired must not wake the phase again.
-            if expiry.is_elapsed() {
-                expiry.as_mut().reset(far_future());
-            }
-            Poll::Ready(())
-        })
-        .await;
+    pub(super) fn sweep_expired(&mut self) {
+        self.expire_queued(Instant::now());
         self.release_permits();
     }
 
-    /// Tells the callers of written requests whose deadline passed that they timed out, and
-    /// arms `timer` for the next such deadline.
-    pub(super) fn expire_in_flight(
-        &mut self,
-        now: Instant,
-        timer: &mut Pin<Box<Sleep>>,
-        cx: &mut Context<'_>,
-    ) {
-        while let Some(deadline) = self.transactions.next_timeout() {
-            if deadline > now && !poll_timer(timer, deadline, cx) {
-                break;
+    /// Tells the callers of written requests whose deadline passed by `now` that they timed
+    /// out, and sets [`Timer::InFlight`] to the next such deadline.
+    pub(super) fn expire_in_flight(&mut self, now: Instant) {
+        loop {
+            match self.transactions.next_timeout() {
+                Some(deadline) if deadline <= now => {
+                    let told = self.transactions.time_out(now);
+                    self.shared.counters.timed_out(told);
+                }
+                next => {
+                    self.timers.set(Timer::InFlight, next);
+                    return;
+                }
             }
-            let told = self.transactions.time_out(deadline.max(now));
-            self.shared.counters.timed_out(told);
         }
     }
 
     /// Fails the requests taken from the channel and not written (batched or unwritten) whose
-    /// deadline passed, and arms `timer` for the next such deadline.
-    pub(super) fn expire_queued(
-        &mut self,
-        now: Instant,
-        timer: &mut Pin<Box<Sleep>>,
-        cx: &mut Context<'_>,
-    ) {
+    /// deadline passed by `now`, and sets [`Timer::Queued`] to the next such deadline.
+    pub(super) fn expire_queued(&mut self, now: Instant) {
         let reason = self.expiry_reason();
         let counters = &self.shared.counters;
         self.batch.expire(now, |responder| {
@@ -62,53 +48,6 @@ impl Router {
             fail_request(request.responder, &reason, counters);
         });
         let next = earlier(self.batch.next_deadline(), self.unwritten.next_deadline());
-        if let Some(deadline) = next {
-            if poll_timer(timer, deadline, cx) {
-                // Passed since `now` was read: go round again with the deadline as now.
-                self.expire_queued(deadline, timer, cx);
-            }
-        }
+        self.timers.set(Timer::Queued, next);
     }
-}
-
-/// Polls `timer` for `deadline`, moving it first if the deadline changed. True once it passed.
-///
-/// Deadlines mostly move later (the oldest request leaves, the next one is younger), and moving
-/// a timer costs a trip through the runtime's timer wheel, so a timer set for an earlier
-/// deadline is left to fire and is only then moved on; it is moved at once only when the new
-/// deadline is earlier.
-pub(super) fn poll_timer(
-    timer: &mut Pin<Box<Sleep>>,
-    deadline: Instant,
-    cx: &mut Context<'_>,
-) -> bool {
-    if deadline < timer.deadline() {
-        timer.as_mut().reset(deadline);
-    }
-    if timer.as_mut().poll(cx).is_pending() {
-        return false;
-    }
-    if deadline <= timer.deadline() {
-        return true;
-    }
-    // It fired for an earlier deadline that no longer matters: wait for this one.
-    timer.as_mut().reset(deadline);
-    timer.as_mut().poll(cx).is_ready()
-}
-
-/// Sleeps until `at`, or for ever when there is no deadline.
-pub(super) async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// A timer that has not been armed yet.
-pub(super) fn unarmed() -> Pin<Box<Sleep>> {
-    Box::pin(tokio::time::sleep_until(far_future()))
-}
-
-fn far_future() -> Instant {
-    Instant::now() + std::time::Duration::from_secs(86_400 * 365)
 }

@@ -2,14 +2,12 @@
 //! wait, the dial and the handshake. Requests queued meanwhile keep their deadlines, pings and
 //! close are answered, and close never waits for a dial or a handshake it no longer needs.
 
-use std::future::Future;
-use std::pin::{Pin, pin};
 use std::sync::Arc;
 
 use nsq_conn::{ConnError, Connection};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
-use super::deadlines::{sleep_until_opt, unarmed};
+use super::timers::Timer;
 use super::{Phase, Router};
 use crate::error::{NotSentReason, PingFailure};
 use crate::stats::ProducerState;
@@ -34,38 +32,65 @@ impl Router {
         }
     }
 
-    /// Waits until `at`, then dials and handshakes.
-    pub(super) async fn dial(&mut self, mut at: Instant) -> Phase {
-        let mut expiry = unarmed();
+    /// Waits until `at` (the [`Timer::Backoff`] entry), then dials and handshakes. Meanwhile
+    /// queued requests are taken from the channel, so that their deadlines are watched, and
+    /// expire at them; pings and close are taken in. Done instead when closing has nothing
+    /// left to deliver or runs out of time, or when every handle is gone with nothing queued.
+    pub(super) async fn dial(&mut self, at: Instant) -> Phase {
+        self.timers.set(Timer::Backoff, Some(at));
+        let mut connecting = None;
         loop {
-            // A publish that arrives during a long wait cuts it to the prompt one.
-            let waiting = self.publish_waits.clone();
-            let backoff = pin!(async move {
-                tokio::select! {
-                    () = tokio::time::sleep_until(at) => true,
-                    () = waiting.notified() => false,
-                }
-            });
-            match self.disconnected(backoff, &mut expiry).await {
-                None => return Phase::Done,
-                Some(true) => {
-                    self.prompt_at = None;
-                    break;
-                }
-                Some(false) => {
-                    if let Some(prompt_at) = self.prompt_at.take() {
-                        at = at.min(prompt_at);
-                        self.set_next_attempt(at);
+            self.take_control();
+            if self.done_without_connection() {
+                self.timers.stop(Timer::Backoff);
+                return Phase::Done;
+            }
+            self.sweep_expired();
+            self.settle_flushes();
+            if connecting.is_none() && self.timers.is_due(Timer::Backoff, Instant::now()) {
+                self.timers.stop(Timer::Backoff);
+                self.prompt_at = None;
+                self.set_state(ProducerState::Connecting);
+                let conn_config = self.conn_config.clone();
+                connecting = Some(Box::pin(
+                    async move { Connection::connect(&conn_config).await },
+                ));
+            }
+            let next = self.timers.next();
+            tokio::select! {
+                biased;
+                control = self.control.recv(), if !self.control_done => self.on_control(control),
+                request = self.requests.recv(), if !self.requests_done => {
+                    self.received(request);
+                    // A policy that takes unwritten requests gets them rather than the redial.
+                    if !self.give_up_queued() {
+                        self.cut_backoff();
                     }
                 }
+                () = self.wakeup.until(next) => {}
+                result = async { connecting.as_mut().expect("dialling").await },
+                    if connecting.is_some() => return self.dialled(result),
             }
         }
-        self.set_state(ProducerState::Connecting);
-        let conn_config = self.conn_config.clone();
-        let connect = pin!(Connection::connect(&conn_config));
-        match self.disconnected(connect, &mut expiry).await {
-            None => Phase::Done,
-            Some(Ok(conn)) => {
+    }
+
+    /// A publish arrived during a full backoff wait: the wait ends when the prompt one would
+    /// have.
+    fn cut_backoff(&mut self) {
+        let Some(prompt_at) = self.prompt_at.take() else {
+            return;
+        };
+        if let Some(at) = self.timers.get(Timer::Backoff) {
+            let at = at.min(prompt_at);
+            self.timers.set(Timer::Backoff, Some(at));
+            self.set_next_attempt(at);
+        }
+    }
+
+    /// The dial and handshake ended.
+    fn dialled(&mut self, result: Result<Connection, ConnError>) -> Phase {
+        match result {
+            Ok(conn) => {
                 if self.ever_connected {
                     self.counters().reconnected();
                 }
@@ -76,42 +101,7 @@ impl Router {
                 self.set_state(ProducerState::Connected);
                 Phase::Connected(Box::new(conn))
             }
-            Some(Err(err)) => self.dial_failed(err),
-        }
-    }
-
-    /// Runs `step` (the backoff wait, or the dial and handshake) to completion while there is no
-    /// connection: queued requests are taken from the channel, so that their deadlines are
-    /// watched, and expire at them; pings and close are taken in. `None` when the
-    /// router is done instead: closing with nothing left to deliver, closing out of time, or
-    /// every handle gone with nothing queued.
-    async fn disconnected<F: Future>(
-        &mut self,
-        mut step: Pin<&mut F>,
-        expiry: &mut Pin<Box<Sleep>>,
-    ) -> Option<F::Output> {
-        loop {
-            self.take_control();
-            if self.done_without_connection() {
-                return None;
-            }
-            self.sweep_expired(expiry).await;
-            self.settle_flushes();
-            let close_at = self.close_deadline();
-            tokio::select! {
-                biased;
-                control = self.control.recv(), if !self.control_done => self.on_control(control),
-                request = self.requests.recv(), if !self.requests_done => {
-                    self.received(request);
-                    // A policy that takes unwritten requests gets them rather than the redial.
-                    if !self.give_up_queued() && self.prompt_at.is_some() {
-                        self.publish_waits.notify_one();
-                    }
-                }
-                () = &mut *expiry => {}
-                () = sleep_until_opt(close_at) => {}
-                output = &mut step => return Some(output),
-            }
+            Err(err) => self.dial_failed(err),
         }
     }
 

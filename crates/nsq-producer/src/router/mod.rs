@@ -9,13 +9,16 @@
 //! while unwritten requests wait in the queue.
 //!
 //! The router runs through phases, one file each: [`dial`] (waiting for a connection: the
-//! backoff wait, the dial and the handshake), [`connected`] (the poll loop that reads, writes
-//! and flushes) and [`deadlines`] (the timers both phases keep). This file holds what they
-//! share: the queue's bookkeeping, control messages and closing.
+//! backoff wait, the dial and the handshake) and [`connected`] (the poll loop that reads,
+//! writes and flushes). Every deadline the phases keep is an entry of one table
+//! ([`timers`]), and the router sleeps on one timer moved to its earliest entry;
+//! [`deadlines`] handles the callers' deadlines when they fall due. This file holds what the
+//! phases share: the queue's bookkeeping, control messages and closing.
 
 mod connected;
 mod deadlines;
 mod dial;
+mod timers;
 mod timing;
 
 use std::sync::Arc;
@@ -37,6 +40,7 @@ use crate::shared::ProducerShared;
 use crate::stats::{ProducerState, Stats};
 use crate::transactions::{Reclaim, Transactions};
 use crate::unwritten::Unwritten;
+use timers::{Timer, Timers, Wakeup};
 
 pub(crate) struct Router {
     addr: Arc<str>,
@@ -79,8 +83,10 @@ pub(crate) struct Router {
     /// During a full backoff wait (nothing was queued): when the prompt wait would have ended,
     /// for a publish that arrives meanwhile.
     prompt_at: Option<Instant>,
-    /// Told when a publish arrives during a full backoff wait.
-    publish_waits: Arc<tokio::sync::Notify>,
+    /// Every deadline the router keeps: what is due next.
+    timers: Timers,
+    /// The one timer the router sleeps on, moved to the earliest entry of `timers`.
+    wakeup: Wakeup,
     /// How nsqd has been answering, for a policy that judges whether it is slow.
     timing: timing::Timing,
     /// The policy judged nsqd slow: nothing more is written, and what is queued goes to it.
@@ -92,8 +98,8 @@ pub(crate) struct Router {
     finished: bool,
 }
 
+/// A close under way; its deadline is the [`Timer::Close`] entry.
 struct Closing {
-    deadline: Instant,
     replies: Vec<oneshot::Sender<Stats>>,
 }
 
@@ -154,7 +160,8 @@ impl Router {
             timing: timing::Timing::default(),
             slow: false,
             prompt_at: None,
-            publish_waits: Arc::new(tokio::sync::Notify::new()),
+            timers: Timers::default(),
+            wakeup: Wakeup::default(),
             requests_done: false,
             control_done: false,
             finished: false,
@@ -304,28 +311,27 @@ impl Router {
         match &mut self.closing {
             Some(closing) => {
                 closing.replies.push(reply);
-                closing.deadline = closing.deadline.min(deadline);
+                let earlier = self
+                    .timers
+                    .get(Timer::Close)
+                    .map_or(deadline, |d| d.min(deadline));
+                self.timers.set(Timer::Close, Some(earlier));
             }
             None => {
                 tracing::info!(addr = %self.addr, "closing producer");
                 // No new requests; those already queued are still written.
                 self.requests.close();
                 self.closing = Some(Closing {
-                    deadline,
                     replies: vec![reply],
                 });
+                self.timers.set(Timer::Close, Some(deadline));
             }
         }
     }
 
-    fn close_deadline(&self) -> Option<Instant> {
-        self.closing.as_ref().map(|c| c.deadline)
-    }
-
+    /// Closing, and its deadline has passed.
     fn closing_expired(&self) -> bool {
-        self.closing
-            .as_ref()
-            .is_some_and(|c| Instant::now() >= c.deadline)
+        self.closing.is_some() && self.timers.is_due(Timer::Close, Instant::now())
     }
 
     /// Nothing queued, nothing unwritten and nothing in flight.
@@ -508,7 +514,6 @@ impl Router {
                 Control::Close { reply, .. } | Control::Retire { reply } => self
                     .closing
                     .get_or_insert_with(|| Closing {
-                        deadline: Instant::now(),
                         replies: Vec::new(),
                     })
                     .replies

@@ -23,14 +23,12 @@
 //! comparison per poll turn (the oldest request's age against `judge_after`); a router whose
 //! policy judges nothing measures nothing.
 
-use std::pin::Pin;
-use std::task::Context;
 use std::time::Duration;
 
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::Router;
-use super::deadlines::poll_timer;
+use super::timers::Timer;
 use crate::policy::ReplyTiming;
 
 /// The pace is measured over windows of this length (at least: a window ends at a reply).
@@ -127,14 +125,10 @@ impl Router {
         }
     }
 
-    /// Whether nsqd is slow at `now`, for this turn: asks the policy when it may be. Arms
-    /// `timer` for the moment the judgement may change without any other event.
-    pub(super) fn poll_slow(
-        &mut self,
-        now: Instant,
-        timer: &mut Pin<Box<Sleep>>,
-        cx: &mut Context<'_>,
-    ) -> bool {
+    /// Whether nsqd is slow at `now`, for this turn: asks the policy when it may be. Sets
+    /// [`Timer::Slow`] to the moment the judgement may change without any other event.
+    pub(super) fn poll_slow(&mut self, now: Instant) -> bool {
+        self.timers.stop(Timer::Slow);
         let Some(after) = self.takes.judge_after else {
             return false;
         };
@@ -152,7 +146,7 @@ impl Router {
                 return false;
             }
             if now.saturating_duration_since(written) < after {
-                poll_timer(timer, written + after, cx);
+                self.timers.set(Timer::Slow, Some(written + after));
                 return false;
             }
         }
@@ -164,11 +158,7 @@ impl Router {
             closing: self.closing.is_some(),
         };
         let judgement = self.policy.judge(&timing, now);
-        if let Some(at) = judgement.again_at {
-            if poll_timer(timer, at, cx) {
-                cx.waker().wake_by_ref();
-            }
-        }
+        self.timers.set(Timer::Slow, judgement.again_at);
         let became_slow = judgement.slow && !self.slow;
         self.slow = judgement.slow;
         if became_slow {
