@@ -169,9 +169,15 @@ impl RdyPlanner {
     /// A message received on `conn` was finished or requeued.
     pub fn message_done(&mut self, conn: ConnId, now: Instant) {
         self.advance(now);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.in_flight = c.in_flight.saturating_sub(1);
-            c.last_activity = now;
+        let timeout = self.idle_timeout;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let was_idle = !c.fresh && is_idle(c, now, timeout);
+        c.in_flight = c.in_flight.saturating_sub(1);
+        c.last_activity = now;
+        if was_idle {
+            self.plan();
         }
     }
 
