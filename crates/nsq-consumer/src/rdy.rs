@@ -427,21 +427,17 @@ mod tests {
     }
 
     #[test]
-    fn raising_max_in_flight_lowers_before_raising() {
+    fn changes_lower_before_they_raise() {
         let t = Instant::now();
-        let mut p = RdyPlanner::new(3, IDLE);
-        active(&mut p, 3, t);
+        let mut p = RdyPlanner::new(10, IDLE);
+        active(&mut p, 2, t);
+        assert_eq!(rdys(&p), [5, 5]);
         p.drain_changes();
-        // One connection goes idle: its share moves to the others, lowering first.
-        p.message_done(ConnId(0), t);
         p.message_done(ConnId(1), t);
-        p.message_done(ConnId(2), t);
-        p.set_max_in_flight(4);
-        p.message_received(ConnId(1), t + IDLE);
-        p.message_received(ConnId(2), t + IDLE);
-        p.tick(t + IDLE);
-        assert_eq!(p.rdy(ConnId(0)), Some(1));
-        assert_eq!(p.total_rdy(), 4);
+        let later = t + IDLE;
+        p.message_received(ConnId(0), later);
+        p.tick(later);
+        assert_eq!(p.drain_changes(), [(ConnId(1), 1), (ConnId(0), 9)]);
     }
 
     #[test]
