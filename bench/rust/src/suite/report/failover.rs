@@ -9,19 +9,20 @@ use super::{Report, Status};
 use crate::suite::plan::{Case, Client};
 
 impl Report<'_> {
-    /// Cases j and j0 side by side for each client that ran them: rates, the failover gap and
-    /// the outcomes. `None` when neither ran.
-    pub(crate) fn failover_table(&self) -> Option<Table> {
-        if !(self.plan.wants(Case::J) || self.plan.wants(Case::J0)) {
-            return None;
-        }
+    /// The clients that ran any of `cases` (of the three-nsqd cluster), and an empty table with
+    /// a column for each under `title`. `None` when no client ran them.
+    pub(super) fn cluster_table(
+        &self,
+        cases: &[Case],
+        title: &str,
+    ) -> Option<(Vec<Client>, Table)> {
         let clients: Vec<Client> = self
             .plan
             .clients
             .iter()
             .copied()
             .filter(|&c| {
-                [Case::J, Case::J0]
+                cases
                     .iter()
                     .any(|&case| matches!(self.status(case, c), Status::Ok))
             })
@@ -29,16 +30,26 @@ impl Report<'_> {
         if clients.is_empty() {
             return None;
         }
-        let mut header = vec!["failover (j, j0)".to_owned()];
+        let mut header = vec![title.to_owned()];
         header.extend(clients.iter().map(|c| match c {
             Client::Pool => "pool (3 nsqd)".to_owned(),
             Client::GoNsq => "go-nsq (3 Producers)".to_owned(),
             other => other.name().to_owned(),
         }));
-        let mut table = Table {
+        let table = Table {
             header,
             rows: Vec::new(),
         };
+        Some((clients, table))
+    }
+
+    /// Cases j and j0 side by side for each client that ran them: rates, the failover gap and
+    /// the outcomes. `None` when neither ran.
+    pub(crate) fn failover_table(&self) -> Option<Table> {
+        if !(self.plan.wants(Case::J) || self.plan.wants(Case::J0)) {
+            return None;
+        }
+        let (clients, mut table) = self.cluster_table(&[Case::J, Case::J0], "failover (j, j0)")?;
         let cell = |case: Case, metric: &Metric, format: fn(f64) -> String| {
             self.stat_cells(case, &clients, metric, format)
         };

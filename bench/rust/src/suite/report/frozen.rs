@@ -1,12 +1,12 @@
 //! Case l in the report: its table (beside j's), its notes and its goal.
 
+use super::Report;
 use super::goals::Goal;
 use super::metrics::{
     ACK_PAUSE, ACKED, CLIENT_CPU, FAILED_ATTEMPTS, FAILOVER_GAP, LOWEST_WINDOW, Metric, NOT_SENT,
     OTHER, PRE_KILL_RATE, RESENT, STORED_TWICE, THROUGHPUT, UNKNOWN,
 };
 use super::text::{Table, rate};
-use super::{Report, Status};
 use crate::suite::plan::{Case, Client};
 
 /// A row of the frozen-node table: its label, its metric and how a value is written.
@@ -39,26 +39,7 @@ impl Report<'_> {
         if !self.plan.wants(Case::L) {
             return None;
         }
-        let clients: Vec<Client> = self
-            .plan
-            .clients
-            .iter()
-            .copied()
-            .filter(|&c| matches!(self.status(Case::L, c), Status::Ok))
-            .collect();
-        if clients.is_empty() {
-            return None;
-        }
-        let mut header = vec!["frozen node (l)".to_owned()];
-        header.extend(clients.iter().map(|c| match c {
-            Client::Pool => "pool (3 nsqd)".to_owned(),
-            Client::GoNsq => "go-nsq (3 Producers)".to_owned(),
-            other => other.name().to_owned(),
-        }));
-        let mut table = Table {
-            header,
-            rows: Vec::new(),
-        };
+        let (clients, mut table) = self.cluster_table(&[Case::L], "frozen node (l)")?;
         let count = |v: f64| format!("{v:.0}");
         let millis = |v: f64| format!("{v:.0} ms");
         let percent = |v: f64| format!("{v:.0}%");
