@@ -73,6 +73,8 @@ impl ConsumerBuilder {
     /// subscribed to (each one's failure is listed).
     pub async fn connect(self) -> Result<Consumer, ConsumerError> {
         self.config.validate()?;
+        #[cfg(feature = "metrics")]
+        crate::metrics::describe();
         if self.nsqd.is_empty() && self.lookupd.is_empty() {
             return Err(ConsumerError::NoAddress);
         }
