@@ -122,7 +122,8 @@ impl Subscriber for Log {
         let mut line = Line::default();
         event.record(&mut line);
         Printer.line(format_args!(
-            "nsq-pub: {} {}: {}{}",
+            "{}: {} {}: {}{}",
+            crate::console::program(),
             metadata.level(),
             metadata.target(),
             line.message,
