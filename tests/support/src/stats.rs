@@ -49,6 +49,12 @@ pub struct ClientSnapshot {
     pub finish_count: u64,
     /// `REQ`s from this client.
     pub requeue_count: u64,
+    /// Whether the connection negotiated TLS.
+    pub tls: bool,
+    /// Whether the connection negotiated snappy compression.
+    pub snappy: bool,
+    /// Whether the connection negotiated deflate compression.
+    pub deflate: bool,
 }
 
 impl ChannelSnapshot {
@@ -82,6 +88,7 @@ impl ClientSnapshot {
     fn from_json(client: &Value, channel: &str) -> io::Result<Self> {
         let text = |key: &str| client[key].as_str().unwrap_or_default().to_owned();
         let name = format!("a client of {channel}");
+        let flag = |key: &str| client[key].as_bool().unwrap_or_default();
         Ok(Self {
             client_id: text("client_id"),
             user_agent: text("user_agent"),
@@ -92,6 +99,9 @@ impl ClientSnapshot {
             message_count: field(client, "message_count", &name)?,
             finish_count: field(client, "finish_count", &name)?,
             requeue_count: field(client, "requeue_count", &name)?,
+            tls: flag("tls"),
+            snappy: flag("snappy"),
+            deflate: flag("deflate"),
         })
     }
 }
@@ -177,7 +187,8 @@ mod tests {
                 "client_id": "me", "hostname": "h", "version": "V2",
                 "remote_address": "127.0.0.1:43018", "state": 3, "ready_count": 3,
                 "in_flight_count": 1, "message_count": 1, "finish_count": 6,
-                "requeue_count": 7, "connect_ts": 1796656931, "user_agent": "ua"
+                "requeue_count": 7, "connect_ts": 1796656931, "user_agent": "ua",
+                "tls": true, "snappy": false, "deflate": true
             }]
         });
         let snapshot = ChannelSnapshot::from_json(&stats, "c").unwrap();
@@ -191,6 +202,7 @@ mod tests {
         assert_eq!(client.remote_address, "127.0.0.1:43018");
         assert_eq!(client.finish_count, 6);
         assert_eq!(client.requeue_count, 7);
+        assert!(client.tls && !client.snappy && client.deflate);
     }
 
     #[test]
