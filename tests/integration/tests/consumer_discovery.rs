@@ -14,7 +14,7 @@ use nsq_consumer::{Consumer, Message};
 use nsq_test_support::{Nsqd, NsqdOptions, Nsqlookupd, within};
 
 use consumer_common::{
-    CHANNEL, consumer_config, fill, numbered, number_of, snapshot, until, until_drained,
+    CHANNEL, consumer_config, fill, number_of, numbered, snapshot, until, until_drained,
 };
 
 /// An nsqd registered with `lookupd` that has `topic`, once nsqlookupd lists it.

@@ -59,10 +59,13 @@ async fn stop_finishes_handlers_and_requeues_the_rest() {
             }
         }
     }));
-    until("500 messages are in handlers and 100 more delivered", || {
-        entered.load(Ordering::Relaxed) == IN_HANDLERS
-            && handle.stats().received == MAX_IN_FLIGHT
-    })
+    until(
+        "500 messages are in handlers and 100 more delivered",
+        || {
+            entered.load(Ordering::Relaxed) == IN_HANDLERS
+                && handle.stats().received == MAX_IN_FLIGHT
+        },
+    )
     .await;
     assert_eq!(
         snapshot(&nsqd, TOPIC, CHANNEL).in_flight_count,

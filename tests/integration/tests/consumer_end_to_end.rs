@@ -16,7 +16,7 @@ use nsq_consumer::{Consumer, Message};
 use nsq_producer::{Pool, PoolConfig, ProducerConfig, Strategy};
 use nsq_test_support::{ClientSnapshot, Nsqd, NsqdOptions, Nsqlookupd, TestPki, topic, within};
 
-use consumer_common::{CHANNEL, consumer_config, numbered, number_of, until, until_drained};
+use consumer_common::{CHANNEL, consumer_config, number_of, numbered, until, until_drained};
 
 /// Publishing tasks, each sending batches of this many messages.
 const BATCH: usize = 1000;
@@ -24,7 +24,11 @@ const PUBLISHERS: usize = 8;
 
 /// Starts three nsqd registered with `lookupd`, the `n`th with `options(n)`, with the topic
 /// and channel created (so that nsqlookupd lists them and nothing waits in the topic).
-fn cluster(lookupd: &Nsqlookupd, topic_name: &str, options: impl Fn(usize) -> NsqdOptions) -> Vec<Nsqd> {
+fn cluster(
+    lookupd: &Nsqlookupd,
+    topic_name: &str,
+    options: impl Fn(usize) -> NsqdOptions,
+) -> Vec<Nsqd> {
     (0..3)
         .map(|n| {
             let nsqd = Nsqd::start_with(options(n).lookupd(lookupd).data_in_memory(true));
@@ -138,7 +142,11 @@ async fn consume_numbered(
 
     let timeouts: u64 = nsqds
         .iter()
-        .map(|n| n.channel_snapshot(topic_name, CHANNEL).unwrap().timeout_count)
+        .map(|n| {
+            n.channel_snapshot(topic_name, CHANNEL)
+                .unwrap()
+                .timeout_count
+        })
         .sum();
     let extra: u64 = counts
         .iter()
@@ -171,9 +179,19 @@ async fn a_million_messages_through_lookupd() {
     let started = Instant::now();
     publish_numbered(&nsqds, TOPIC, TOTAL).await;
     eprintln!("{TOTAL} messages published in {:?}", started.elapsed());
-    consume_numbered(&lookupd, &nsqds, TOPIC, TOTAL, |conn| conn, |_, client| {
-        assert!(!client.tls && !client.snappy && !client.deflate, "{client:?}");
-    })
+    consume_numbered(
+        &lookupd,
+        &nsqds,
+        TOPIC,
+        TOTAL,
+        |conn| conn,
+        |_, client| {
+            assert!(
+                !client.tls && !client.snappy && !client.deflate,
+                "{client:?}"
+            );
+        },
+    )
     .await;
 }
 

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use nsq_consumer::{Consumer, Message};
 use nsq_test_support::{Nsqd, within};
 
-use consumer_common::{
-    CHANNEL, RdySampler, consumer_config, fill, snapshot, until, until_drained,
-};
+use consumer_common::{CHANNEL, RdySampler, consumer_config, fill, snapshot, until, until_drained};
 
 /// Three nsqd, 30 messages waiting on each, `max_in_flight` 2: fewer RDY slots than
 /// connections, so the consumer has to move its two RDY 1 slots around (every 100 ms here).
@@ -28,7 +26,13 @@ async fn rdy_never_exceeds_max_in_flight_over_three_nsqd() {
     const PER_NODE: usize = 30;
     let nsqds: Vec<Nsqd> = (0..3).map(|_| Nsqd::start()).collect();
     for (n, nsqd) in nsqds.iter().enumerate() {
-        fill(nsqd, TOPIC, CHANNEL, (0..PER_NODE).map(|i| format!("{n}-{i}"))).await;
+        fill(
+            nsqd,
+            TOPIC,
+            CHANNEL,
+            (0..PER_NODE).map(|i| format!("{n}-{i}")),
+        )
+        .await;
     }
 
     let mut config = consumer_config();
@@ -40,11 +44,7 @@ async fn rdy_never_exceeds_max_in_flight_over_three_nsqd() {
     }
     let consumer = within("connect", builder.connect()).await.unwrap();
     let handle = consumer.handle();
-    let sampler = RdySampler::start(
-        nsqds.iter().map(Nsqd::http_addr).collect(),
-        TOPIC,
-        CHANNEL,
-    );
+    let sampler = RdySampler::start(nsqds.iter().map(Nsqd::http_addr).collect(), TOPIC, CHANNEL);
 
     let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let total = 3 * PER_NODE;
@@ -153,7 +153,10 @@ async fn slow_handlers_do_not_stall_the_reader_or_other_connections() {
     .await
     .unwrap();
     let handle = consumer.handle();
-    until("both connections are up", || handle.stats().connections == 2).await;
+    until("both connections are up", || {
+        handle.stats().connections == 2
+    })
+    .await;
     let slow_client = snapshot(&slow_nsqd, TOPIC, CHANNEL).clients;
     assert_eq!(slow_client.len(), 1, "{slow_client:?}");
 
@@ -199,8 +202,14 @@ async fn slow_handlers_do_not_stall_the_reader_or_other_connections() {
     assert_eq!(stats.connections, 2, "{stats:?}");
     let slow = snapshot(&slow_nsqd, TOPIC, CHANNEL);
     assert_eq!(
-        slow.clients.iter().map(|c| &c.remote_address).collect::<Vec<_>>(),
-        slow_client.iter().map(|c| &c.remote_address).collect::<Vec<_>>(),
+        slow.clients
+            .iter()
+            .map(|c| &c.remote_address)
+            .collect::<Vec<_>>(),
+        slow_client
+            .iter()
+            .map(|c| &c.remote_address)
+            .collect::<Vec<_>>(),
         "nsqd still has the connection it had before the slow handlers"
     );
     assert_eq!(slow.timeout_count, 0, "{slow:?}");

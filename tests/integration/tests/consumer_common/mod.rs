@@ -74,9 +74,8 @@ pub async fn until(what: &str, mut check: impl FnMut() -> bool) -> Duration {
 pub async fn until_drained(nsqds: &[&Nsqd], topic_name: &str, channel: &str) {
     for nsqd in nsqds {
         until("the channel is empty with nothing in flight", || {
-            nsqd.channel_snapshot(topic_name, channel).is_some_and(|s| {
-                s.depth == 0 && s.in_flight_count == 0 && s.deferred_count == 0
-            })
+            nsqd.channel_snapshot(topic_name, channel)
+                .is_some_and(|s| s.depth == 0 && s.in_flight_count == 0 && s.deferred_count == 0)
         })
         .await;
     }
@@ -90,6 +89,8 @@ pub struct Round {
     pub ready: Vec<u64>,
     /// Per nsqd: messages in flight on the channel.
     pub in_flight: Vec<u64>,
+    /// Per nsqd: clients subscribed to the channel.
+    pub clients: Vec<usize>,
     /// When the pass ended, from the sampler's start.
     pub at: Duration,
 }
@@ -150,6 +151,7 @@ impl RdySampler {
                 let mut round = Round {
                     ready: Vec::new(),
                     in_flight: Vec::new(),
+                    clients: Vec::new(),
                     at: Duration::ZERO,
                 };
                 for addr in &http_addrs {
@@ -162,6 +164,9 @@ impl RdySampler {
                     round
                         .in_flight
                         .push(snapshot.as_ref().map_or(0, |s| s.in_flight_count));
+                    round
+                        .clients
+                        .push(snapshot.as_ref().map_or(0, |s| s.clients.len()));
                 }
                 round.at = start.elapsed();
                 samples.rounds.push(round);
