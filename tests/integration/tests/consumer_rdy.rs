@@ -17,9 +17,9 @@ use consumer_common::{CHANNEL, RdySampler, consumer_config, fill, snapshot, unti
 /// Three nsqd, 30 messages waiting on each, `max_in_flight` 2: fewer RDY slots than
 /// connections, so the consumer has to move its two RDY 1 slots around (every 100 ms here).
 /// A sampler reads every nsqd's `/stats` all along; on every stable pass (see
-/// `consumer_common::Samples`) the RDY counts of our connections add up to at most 2, and so do
-/// the messages in flight. Every nsqd's messages are all handled, once each, and each channel
-/// ends empty with nothing in flight.
+/// `consumer_common::Samples`) the RDY counts of our connections add up to at most 2. Every
+/// nsqd's messages are all handled, once each, and each channel ends empty with nothing in
+/// flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rdy_never_exceeds_max_in_flight_over_three_nsqd() {
     const TOPIC: &str = "consumer_rdy";
@@ -106,12 +106,16 @@ async fn rdy_never_exceeds_max_in_flight_over_three_nsqd() {
         stable.iter().any(|r| r.ready.iter().sum::<u64>() == 2),
         "the consumer used its whole max_in_flight at some point"
     );
-    for round in samples.stable_in_flight() {
-        assert!(
-            round.in_flight.iter().sum::<u64>() <= 2,
-            "more messages in flight than max_in_flight: {round:?}"
-        );
-    }
+    // Not asserted: RDY bounds what nsqd may send from now on, not what is already in flight,
+    // so when a connection's RDY is lowered below its messages in flight (a new connection
+    // arriving, a slot moving on) the total in flight can pass max_in_flight until those are
+    // answered.
+    let most_in_flight = samples
+        .stable_in_flight()
+        .iter()
+        .map(|r| r.in_flight.iter().sum::<u64>())
+        .max();
+    eprintln!("largest number in flight on a stable pass: {most_in_flight:?}");
     let nodes: Vec<&Nsqd> = nsqds.iter().collect();
     until_drained(&nodes, TOPIC, CHANNEL).await;
 }
