@@ -12,6 +12,8 @@ mod discovery;
 mod error;
 mod handler;
 mod message;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod rdy;
 mod shared;
 mod stats;
