@@ -222,15 +222,22 @@ async fn slow_handlers_do_not_stall_the_reader_or_other_connections() {
     let report = within("the drain", run).await.unwrap();
     assert_eq!(report.finished, FAST as u64 + 2, "{report}");
 
-    let log = log.lock().unwrap();
+    let (slow_done, fast_done, slow_started) = {
+        let log = log.lock().unwrap();
+        (
+            log.slow_done.clone(),
+            log.fast_done.clone(),
+            log.slow_started,
+        )
+    };
     assert_eq!(
-        log.slow_done.iter().map(|(_, a)| *a).collect::<Vec<_>>(),
+        slow_done.iter().map(|(_, a)| *a).collect::<Vec<_>>(),
         [1, 1],
         "the slow messages were delivered once each"
     );
-    let first_slow_done = log.slow_done.iter().map(|(at, _)| *at).min().unwrap();
-    let fast_last = *log.fast_done.iter().max().unwrap();
-    let slow_started = log.slow_started.unwrap();
+    let first_slow_done = slow_done.iter().map(|(at, _)| *at).min().unwrap();
+    let fast_last = *fast_done.iter().max().unwrap();
+    let slow_started = slow_started.unwrap();
     assert!(
         fast_last < first_slow_done,
         "the other nsqd's messages were all handled while the first slow one was held (last \
@@ -238,6 +245,5 @@ async fn slow_handlers_do_not_stall_the_reader_or_other_connections() {
         fast_last.saturating_duration_since(slow_started),
         first_slow_done - slow_started
     );
-    drop(log);
     until_drained(&[&slow_nsqd, &fast_nsqd], TOPIC, CHANNEL).await;
 }
