@@ -87,6 +87,8 @@ pub(crate) struct ConnTask {
     leaving: bool,
     /// nsqd confirmed the `CLS`.
     close_wait: bool,
+    /// Everything outstanding was requeued at the drain's deadline.
+    requeued_all: bool,
     /// nsqd closed its side while we were leaving with nothing outstanding.
     peer_closed: bool,
     #[cfg(feature = "metrics")]
@@ -125,6 +127,7 @@ impl ConnTask {
             outstanding: HashSet::new(),
             leaving: false,
             close_wait: false,
+            requeued_all: false,
             peer_closed: false,
             #[cfg(feature = "metrics")]
             meter,
@@ -179,7 +182,13 @@ impl ConnTask {
             if self.peer_closed {
                 return Poll::Ready(Ok(()));
             }
-            if self.leaving && self.outstanding.is_empty() && self.conn.write_buffer_len() == 0 {
+            // Leaving, close once nsqd confirmed the CLS (a message it sent before that is still
+            // taken and answered) or once everything was requeued, and nothing is unanswered.
+            if self.leaving
+                && (self.close_wait || self.requeued_all)
+                && self.outstanding.is_empty()
+                && self.conn.write_buffer_len() == 0
+            {
                 return match self.conn.poll_close(cx) {
                     Poll::Ready(result) => Poll::Ready(result.map_err(Into::into)),
                     Poll::Pending => Poll::Pending,
@@ -212,6 +221,7 @@ impl ConnTask {
                 }
                 Ctrl::RequeueAll => {
                     self.leaving = true;
+                    self.requeued_all = true;
                     let n = self.outstanding.len() as u64;
                     for id in self.outstanding.drain() {
                         self.conn.buffer_command(&Command::Req {
