@@ -245,16 +245,18 @@ async fn failures_back_off_every_connection_then_recover() {
     until_drained(&nodes, TOPIC, CHANNEL).await;
 }
 
-/// `msg_timeout` 1 s; the message is held until nsqd has timed it out, with the channel paused
-/// so that nsqd keeps the timed-out message instead of delivering it again at once. Finishing
-/// it then gets `E_FIN_FAILED` from nsqd: counted in `fin_failed`, the connection stays, and
-/// the consumer goes on to receive the redelivery (attempts 2) and a new message.
+/// `msg_timeout` 1 s; two messages are held until nsqd has timed them out, with the channel
+/// paused so that nsqd keeps them instead of delivering them again at once. Touching and then
+/// finishing the first gets `E_TOUCH_FAILED` and `E_FIN_FAILED`, requeueing the second
+/// `E_REQ_FAILED`: each counted, none fatal. The connection stays, and the consumer goes on to
+/// receive both redeliveries (attempts 2) and a new message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fin_failed_is_counted_and_not_fatal() {
-    const TOPIC: &str = "consumer_fin_failed";
+async fn answers_nsqd_refuses_are_counted_and_not_fatal() {
+    const TOPIC: &str = "consumer_answer_failed";
     let nsqd = Nsqd::start();
-    fill(&nsqd, TOPIC, CHANNEL, ["late"]).await;
+    fill(&nsqd, TOPIC, CHANNEL, ["first", "second"]).await;
     let mut config = consumer_config();
+    config.max_in_flight = 2;
     config.conn = config.conn.msg_timeout(Duration::from_secs(1));
     let mut consumer = within(
         "connect",
@@ -268,25 +270,40 @@ async fn fin_failed_is_counted_and_not_fatal() {
     .unwrap();
     let handle = consumer.handle();
 
-    let msg = within("the message", consumer.next()).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(within("a message", consumer.next()).await.unwrap());
+    }
+    held.sort_by(|a, b| a.body().cmp(b.body()));
+    let (first, second) = (&held[0], &held[1]);
+    assert_eq!(&first.body()[..], b"first");
     let pause = format!("/channel/pause?topic={TOPIC}&channel={CHANNEL}");
     let response = tokio::task::block_in_place(|| nsqd.http_request("POST", &pause, b""));
     assert!(response.is_success(), "{response:?}");
-    until("nsqd times the message out", || {
-        nsqd.channel_snapshot(TOPIC, CHANNEL).unwrap().timeout_count == 1
+    until("nsqd times both messages out", || {
+        nsqd.channel_snapshot(TOPIC, CHANNEL).unwrap().timeout_count == 2
     })
     .await;
-    // Written; nsqd answers it with E_FIN_FAILED.
-    let _ = msg.finish();
+    // Each is written; nsqd refuses each with an error that leaves the connection open.
+    let _ = first.touch();
+    until("E_TOUCH_FAILED is counted", || {
+        handle.stats().touch_failed == 1
+    })
+    .await;
+    let _ = first.finish();
     until("E_FIN_FAILED is counted", || handle.stats().fin_failed == 1).await;
+    let _ = second.requeue_without_backoff(Some(Duration::ZERO));
+    until("E_REQ_FAILED is counted", || handle.stats().req_failed == 1).await;
 
     let unpause = format!("/channel/unpause?topic={TOPIC}&channel={CHANNEL}");
     let response = tokio::task::block_in_place(|| nsqd.http_request("POST", &unpause, b""));
     assert!(response.is_success(), "{response:?}");
-    let again = within("the redelivery", consumer.next()).await.unwrap();
-    assert_eq!(again.id(), msg.id());
-    assert_eq!(again.attempts(), 2);
-    again.finish().unwrap();
+    for _ in 0..2 {
+        let again = within("a redelivery", consumer.next()).await.unwrap();
+        assert!(again.id() == first.id() || again.id() == second.id());
+        assert_eq!(again.attempts(), 2);
+        again.finish().unwrap();
+    }
     tokio::task::block_in_place(|| nsqd.http_publish(TOPIC, b"next"));
     let next = within("a new message", consumer.next()).await.unwrap();
     assert_eq!(&next.body()[..], b"next");
@@ -294,9 +311,14 @@ async fn fin_failed_is_counted_and_not_fatal() {
     until_drained(&[&nsqd], TOPIC, CHANNEL).await;
 
     let stats = handle.stats();
-    assert_eq!(stats.fin_failed, 1, "{stats:?}");
+    assert_eq!(
+        (stats.touch_failed, stats.fin_failed, stats.req_failed),
+        (1, 1, 1),
+        "{stats:?}"
+    );
     assert_eq!(stats.connects, 1, "{stats:?}");
     assert_eq!(stats.disconnects, 0, "{stats:?}");
     assert_eq!(stats.connections, 1, "{stats:?}");
+    drop(held);
     within("the drain", consumer.drain()).await;
 }
