@@ -1,7 +1,7 @@
 //! How the consumer answers messages, checked in nsqd's own statistics (v1.3.0): a message
 //! dropped unanswered is requeued at once, a message past `max_attempts` goes to the give-up
 //! hook (here: a dead-letter topic), failures back off with every connection at RDY 0 and then
-//! recover, and `E_FIN_FAILED` is counted without ending anything.
+//! recover, and `E_FIN_FAILED`, `E_REQ_FAILED` and `E_TOUCH_FAILED` are counted without ending anything.
 
 mod consumer_common;
 
