@@ -69,7 +69,7 @@ impl ConnConfigBuilder {
     /// | `max_msg_size` | the largest message body accepted from nsqd; `0` (go-nsq's "no limit") means nsqd's default, 1 MiB |
     /// | `snappy`, `deflate`, `deflate_level` | compression |
     /// | `tls_v1` | the TLS switch: off by default, and the only option that turns TLS on or off |
-    /// | `tls_root_ca_file`, `tls_cert`, `tls_key`, `tls_insecure_skip_verify`, `tls_min_version` | how TLS is set up, used once `tls_v1` is on; they edit the same settings as [`edit_tls`](Self::edit_tls). `tls_min_version` takes `tls1.2` or `tls1.3`; go-nsq's `ssl3.0`, `tls1.0` and `tls1.1` mean `tls1.2`, the lowest supported |
+    /// | `tls_root_ca_file`, `tls_cert`, `tls_key`, `tls_insecure_skip_verify`, `tls_min_version` | how TLS is set up, used once `tls_v1` is on; they edit the same settings as `edit_tls`. `tls_min_version` takes `tls1.2` or `tls1.3`; go-nsq's `ssl3.0`, `tls1.0` and `tls1.1` mean `tls1.2`, the lowest supported |
     ///
     /// go-nsq's `tls_config` takes a Go `*tls.Config`, which has no text form: it is refused;
     /// use the `tls_*` options or `TlsConfig`. Without the `tls`, `snappy` or `deflate`
