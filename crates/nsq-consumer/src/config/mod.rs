@@ -109,8 +109,9 @@ pub struct ConsumerConfig {
     /// backoff (default true). When false, the handler answers each message itself; a message
     /// dropped unanswered is still requeued at once.
     pub auto_response: bool,
-    /// go-nsq options given to [`set`](Self::set) that do not apply to a consumer.
-    ignored: Vec<&'static str>,
+    /// go-nsq options given to [`set`](Self::set) that do not apply to a consumer (visible in
+    /// the crate so that its code may build a configuration with `..Default::default()`).
+    pub(crate) ignored: Vec<&'static str>,
 }
 
 impl Default for ConsumerConfig {
