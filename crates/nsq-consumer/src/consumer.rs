@@ -73,6 +73,8 @@ impl ConsumerBuilder {
     /// subscribed to (each one's failure is listed).
     pub async fn connect(self) -> Result<Consumer, ConsumerError> {
         self.config.validate()?;
+        #[cfg(feature = "metrics")]
+        crate::metrics::describe();
         if self.nsqd.is_empty() && self.lookupd.is_empty() {
             return Err(ConsumerError::NoAddress);
         }
@@ -117,8 +119,11 @@ impl ConsumerBuilder {
             Err(_) => unreachable!("the coordinator always says whether it started"),
         }
         Ok(Consumer {
+            _stop: StopOnDrop {
+                shared: Arc::clone(&shared),
+                messages: Box::new(messages.clone()),
+            },
             messages: Box::pin(messages),
-            _stop: StopOnDrop(Arc::clone(&shared)),
             handle: ConsumerHandle { shared, report },
         })
     }
@@ -136,11 +141,18 @@ pub struct Consumer {
     _stop: StopOnDrop,
 }
 
-struct StopOnDrop(Arc<Shared>);
+/// Stops the consumer when it is dropped, and requeues the messages it had not handed out.
+struct StopOnDrop {
+    shared: Arc<Shared>,
+    messages: Box<async_channel::Receiver<Message>>,
+}
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        self.0.request_stop();
+        self.shared.request_stop();
+        // Nobody takes these any more: dropping them requeues them.
+        self.messages.close();
+        while self.messages.try_recv().is_ok() {}
     }
 }
 

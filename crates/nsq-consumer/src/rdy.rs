@@ -397,6 +397,24 @@ mod tests {
     }
 
     #[test]
+    fn starved_when_in_flight_reaches_85_percent_of_rdy() {
+        let t = Instant::now();
+        let mut p = RdyPlanner::new(20, IDLE);
+        active(&mut p, 1, t);
+        assert_eq!(p.rdy(ConnId(0)), Some(20));
+        // `active` delivered one message: 1 of 20 is not starved.
+        assert!(!p.is_starved());
+        for _ in 0..15 {
+            p.message_received(ConnId(0), t);
+        }
+        assert!(!p.is_starved(), "16 of 20 is below 85 %");
+        p.message_received(ConnId(0), t);
+        assert!(p.is_starved(), "17 of 20 is 85 %");
+        p.message_done(ConnId(0), t);
+        assert!(!p.is_starved());
+    }
+
+    #[test]
     fn new_connection_starts_at_one_then_gets_its_share() {
         let t = Instant::now();
         let mut p = RdyPlanner::new(100, IDLE);

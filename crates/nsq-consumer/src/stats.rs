@@ -23,11 +23,50 @@ pub(crate) struct Counters {
     pub(crate) backoffs: AtomicU64,
 }
 
+/// Something counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    Received,
+    Finished,
+    Requeued,
+    Dropped,
+    Touched,
+    GivenUp,
+    RequeuedByDrain,
+    LateAnswer,
+    LostWithConnection,
+    FinFailed,
+    ReqFailed,
+    TouchFailed,
+    Connect,
+    Disconnect,
+}
+
 pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Relaxed);
 }
 
 impl Counters {
+    pub(crate) fn add(&self, event: Event, n: u64) {
+        let counter = match event {
+            Event::Received => &self.received,
+            Event::Finished => &self.finished,
+            Event::Requeued => &self.requeued,
+            Event::Dropped => &self.dropped,
+            Event::Touched => &self.touched,
+            Event::GivenUp => &self.given_up,
+            Event::RequeuedByDrain => &self.requeued_by_drain,
+            Event::LateAnswer => &self.late_answers,
+            Event::LostWithConnection => &self.lost_with_connection,
+            Event::FinFailed => &self.fin_failed,
+            Event::ReqFailed => &self.req_failed,
+            Event::TouchFailed => &self.touch_failed,
+            Event::Connect => &self.connects,
+            Event::Disconnect => &self.disconnects,
+        };
+        counter.fetch_add(n, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self, connections: usize, total_rdy: u64, backoff_level: u32) -> Stats {
         let get = |c: &AtomicU64| c.load(Relaxed);
         Stats {
