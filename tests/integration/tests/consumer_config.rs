@@ -105,5 +105,10 @@ async fn options_set_by_name_reach_nsqd_and_take_effect() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    consumer.drain().await;
+    let report = consumer.drain().await;
+    // Two deliveries of one message: the first timed out in nsqd, the second was finished.
+    assert_eq!(report.received, 2, "{report}");
+    assert_eq!(report.timed_out, 1, "{report}");
+    assert_eq!(report.finished, 1, "{report}");
+    assert_eq!(report.left_in_flight, 0, "{report}");
 }
