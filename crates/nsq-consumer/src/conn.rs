@@ -394,16 +394,34 @@ impl ConnTask {
         let now = Instant::now();
         let max_attempts = self.shared.config.max_attempts;
         let mut give_ups = Vec::new();
+        // An id still outstanding is delivered again: nsqd timed the earlier delivery out
+        // (msg_timeout passed without an answer). That delivery no longer counts in flight.
+        let mut timed_out = 0u32;
+        for message in &messages {
+            if !self.outstanding.insert(message.id) {
+                timed_out += 1;
+            }
+        }
         {
             let mut state = self.shared.lock();
             for _ in 0..messages.len() {
                 state.planner.message_received(self.id, now);
             }
+            for _ in 0..timed_out {
+                state.planner.message_done(self.id, now);
+            }
             state.dispatch();
         }
         self.count(Event::Received, messages.len() as u64);
+        if timed_out > 0 {
+            self.count(Event::TimedOut, u64::from(timed_out));
+            tracing::warn!(
+                nsqd = %self.link.addr,
+                timed_out,
+                "messages delivered again after nsqd's msg_timeout passed unanswered"
+            );
+        }
         for message in messages {
-            self.outstanding.insert(message.id);
             let message = Message::new(message, Arc::clone(&self.link));
             if max_attempts > 0 && message.attempts() > max_attempts {
                 give_ups.push(message);
