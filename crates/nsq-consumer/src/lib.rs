@@ -26,7 +26,7 @@
 //!
 //! | name | type | what |
 //! |---|---|---|
-//! | `nsq_consumer_messages_total` | counter | messages, by `outcome`: `received`, `finished`, `requeued`, `dropped` (of requeued: dropped unanswered), `given_up`, `requeued_by_drain`, `lost_with_connection` |
+//! | `nsq_consumer_messages_total` | counter | messages, by `outcome`: `received`, `finished`, `requeued`, `dropped` (of requeued: dropped unanswered), `given_up`, `requeued_by_drain`, `lost_with_connection`, `timed_out` (delivered again after nsqd's `msg_timeout`) |
 //! | `nsq_consumer_answers_refused_total` | counter | `FIN`, `REQ` or `TOUCH` refused by nsqd, by `code` (`E_FIN_FAILED`, `E_REQ_FAILED`, `E_TOUCH_FAILED`) |
 //! | `nsq_consumer_connects_total` | counter | connections subscribed |
 //! | `nsq_consumer_disconnects_total` | counter | connections closed or lost |
@@ -46,6 +46,7 @@ mod coordinator;
 #[cfg(feature = "lookupd")]
 mod discovery;
 mod error;
+mod handle;
 mod handler;
 mod message;
 #[cfg(feature = "metrics")]
@@ -56,8 +57,9 @@ mod stats;
 
 pub use config::{BackoffStrategy, ConsumerConfig};
 pub use conn::ConnectionError;
-pub use consumer::{Consumer, ConsumerBuilder, ConsumerHandle};
+pub use consumer::{Consumer, ConsumerBuilder};
 pub use error::{ConsumerError, NodeError};
+pub use handle::ConsumerHandle;
 pub use handler::{Handler, HandlerError};
 pub use message::{AnswerError, Message};
 pub use nsq_conn::ConfigError;
