@@ -105,7 +105,9 @@ fn wait_source_empty(source: &Nsqd, running: &mut Running) {
             .channel_stats(TOPIC, CHANNEL)
             .and_then(|c| c["deferred_count"].as_u64())
             .unwrap_or(0);
-        depth == 0 && in_flight == 0 && deferred == 0
+        // Messages move from the topic's queue to the channel's as nsqd pumps them.
+        let topic_depth = source.topic_depth(TOPIC).unwrap_or(0);
+        topic_depth == 0 && depth == 0 && in_flight == 0 && deferred == 0
     });
 }
 
@@ -276,6 +278,11 @@ fn sigterm_mid_run_drains_and_reports() {
     );
     assert_eq!(count(&report, "unknown_requeued"), 0, "{report}");
     assert_eq!(count(&report, "source.left_in_flight"), 0, "{report}");
+    // nsqd moves the topic's messages to the channel in the background: once it is done,
+    // the channel's counts say it all.
+    wait_until(Duration::from_secs(30), "the source topic's queue empties", || {
+        source.topic_depth(TOPIC) == Some(0)
+    });
     let (depth, in_flight) = channel_state(&source, TOPIC, CHANNEL);
     assert_eq!(in_flight, 0, "nothing left in flight at the source");
     let deferred = source
