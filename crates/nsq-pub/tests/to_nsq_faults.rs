@@ -44,7 +44,11 @@ fn fill(source: &Nsqd, input: Vec<u8>, n: usize) {
     Running::spawn(&mut command, input)
         .wait_within(Duration::from_secs(120))
         .assert_code(0);
-    assert_eq!(source.topic_depth(TOPIC), Some(n as u64), "the source holds the input");
+    assert_eq!(
+        source.topic_depth(TOPIC),
+        Some(n as u64),
+        "the source holds the input"
+    );
 }
 
 /// Starts nsq-to-nsq from `source` to `destinations`, with `extra` flags, its JSON report to
@@ -98,17 +102,21 @@ fn stored(nsqds: &[&Nsqd]) -> u64 {
 /// Waits until the source channel has nothing left: no depth, nothing in flight, nothing
 /// deferred (a requeued message waits in the deferred queue).
 fn wait_source_empty(source: &Nsqd, running: &mut Running) {
-    wait_until(Duration::from_secs(180), "the source channel empties", || {
-        assert!(running.is_running(), "nsq-to-nsq ended on its own");
-        let (depth, in_flight) = channel_state(source, TOPIC, CHANNEL);
-        let deferred = source
-            .channel_stats(TOPIC, CHANNEL)
-            .and_then(|c| c["deferred_count"].as_u64())
-            .unwrap_or(0);
-        // Messages move from the topic's queue to the channel's as nsqd pumps them.
-        let topic_depth = source.topic_depth(TOPIC).unwrap_or(0);
-        topic_depth == 0 && depth == 0 && in_flight == 0 && deferred == 0
-    });
+    wait_until(
+        Duration::from_secs(180),
+        "the source channel empties",
+        || {
+            assert!(running.is_running(), "nsq-to-nsq ended on its own");
+            let (depth, in_flight) = channel_state(source, TOPIC, CHANNEL);
+            let deferred = source
+                .channel_stats(TOPIC, CHANNEL)
+                .and_then(|c| c["deferred_count"].as_u64())
+                .unwrap_or(0);
+            // Messages move from the topic's queue to the channel's as nsqd pumps them.
+            let topic_depth = source.topic_depth(TOPIC).unwrap_or(0);
+            topic_depth == 0 && depth == 0 && in_flight == 0 && deferred == 0
+        },
+    );
 }
 
 /// Reads back every destination and checks that each input line arrived at least once, at
@@ -280,9 +288,11 @@ fn sigterm_mid_run_drains_and_reports() {
     assert_eq!(count(&report, "source.left_in_flight"), 0, "{report}");
     // nsqd moves the topic's messages to the channel in the background: once it is done,
     // the channel's counts say it all.
-    wait_until(Duration::from_secs(30), "the source topic's queue empties", || {
-        source.topic_depth(TOPIC) == Some(0)
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "the source topic's queue empties",
+        || source.topic_depth(TOPIC) == Some(0),
+    );
     let (depth, in_flight) = channel_state(&source, TOPIC, CHANNEL);
     assert_eq!(in_flight, 0, "nothing left in flight at the source");
     let deferred = source
@@ -297,7 +307,11 @@ fn sigterm_mid_run_drains_and_reports() {
     assert_eq!(destination.topic_message_count(TOPIC), Some(forwarded));
     let got = read_back(&[&destination], TOPIC, forwarded as usize);
     let counts = tally(&got);
-    assert_eq!(got.len() as u64, forwarded, "the destination holds what was forwarded");
+    assert_eq!(
+        got.len() as u64,
+        forwarded,
+        "the destination holds what was forwarded"
+    );
     assert_eq!(counts.len(), got.len(), "each forwarded message once");
     let input: HashSet<&[u8]> = lines.iter().map(Vec::as_slice).collect();
     assert!(counts.keys().all(|b| input.contains(b)));

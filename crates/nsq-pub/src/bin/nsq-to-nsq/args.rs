@@ -173,9 +173,14 @@ impl Plan {
         for topic in &args.topic {
             let to = match &destination_topic {
                 Some(to) => to.clone(),
-                None => Topic::new(topic.as_str()).map_err(|e| format!("--topic {topic:?}: {e}"))?,
+                None => {
+                    Topic::new(topic.as_str()).map_err(|e| format!("--topic {topic:?}: {e}"))?
+                }
             };
-            if !routes.iter().any(|(from, _): &(String, Topic)| from == topic) {
+            if !routes
+                .iter()
+                .any(|(from, _): &(String, Topic)| from == topic)
+            {
                 routes.push((topic.clone(), to));
             }
         }

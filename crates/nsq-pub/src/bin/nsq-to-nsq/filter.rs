@@ -123,22 +123,38 @@ mod tests {
     #[test]
     fn required_field_and_value() {
         let filter = Filter::new(Some("kind"), Some("click"), &[]);
-        assert_eq!(judge(&filter, r#"{"kind":"click"}"#), forward(r#"{"kind":"click"}"#));
-        assert!(matches!(judge(&filter, r#"{"kind":"view"}"#), Verdict::Filtered(_)));
-        assert!(matches!(judge(&filter, r#"{"other":1}"#), Verdict::Filtered(_)));
+        assert_eq!(
+            judge(&filter, r#"{"kind":"click"}"#),
+            forward(r#"{"kind":"click"}"#)
+        );
+        assert!(matches!(
+            judge(&filter, r#"{"kind":"view"}"#),
+            Verdict::Filtered(_)
+        ));
+        assert!(matches!(
+            judge(&filter, r#"{"other":1}"#),
+            Verdict::Filtered(_)
+        ));
         assert!(matches!(judge(&filter, "[1,2]"), Verdict::Filtered(_)));
         assert!(matches!(judge(&filter, "nope"), Verdict::Filtered(_)));
         let numeric = Filter::new(Some("n"), Some("2"), &[]);
         assert_eq!(judge(&numeric, r#"{"n":2.0}"#), forward(r#"{"n":2.0}"#));
         assert_eq!(judge(&numeric, r#"{"n":"2"}"#), forward(r#"{"n":"2"}"#));
-        assert!(matches!(judge(&numeric, r#"{"n":3}"#), Verdict::Filtered(_)));
+        assert!(matches!(
+            judge(&numeric, r#"{"n":3}"#),
+            Verdict::Filtered(_)
+        ));
         let present = Filter::new(Some("n"), None, &[]);
         assert_eq!(judge(&present, r#"{"n":null}"#), forward(r#"{"n":null}"#));
     }
 
     #[test]
     fn whitelist_keeps_the_named_fields() {
-        let filter = Filter::new(None, None, &["b".to_owned(), "a".to_owned(), "z".to_owned()]);
+        let filter = Filter::new(
+            None,
+            None,
+            &["b".to_owned(), "a".to_owned(), "z".to_owned()],
+        );
         assert_eq!(
             judge(&filter, r#"{"a":1.0,"b":"x","c":[1]}"#),
             forward(r#"{"a":1,"b":"x"}"#)

@@ -92,7 +92,7 @@ impl Forwarder {
                 Some((msg, body, outcome)) = pending.next(), if !pending.is_empty() => {
                     self.settle(msg, &body, outcome);
                 }
-                Ok(_) = stop.wait_for(|i| i.count >= 1 + u8::from(stopping)),
+                Ok(_) = stop.wait_for(|i| i.count > u8::from(stopping)),
                     if !stopping || !pending.is_empty() =>
                 {
                     if !stopping {

@@ -135,10 +135,7 @@ async fn forward(args: &Args, plan: Plan) -> u8 {
         elapsed: started.elapsed(),
         signal: stop.borrow().signal,
         drain,
-        unknown_out: args
-            .unknown_out
-            .as_ref()
-            .map(|p| p.display().to_string()),
+        unknown_out: args.unknown_out.as_ref().map(|p| p.display().to_string()),
     };
     if !args.quiet {
         Printer.line(format_args!("{report}"));

@@ -9,12 +9,30 @@ use nsq_consumer::ConsumerConfig;
 /// # Errors
 ///
 /// An option this tool does not know, or a value it cannot read.
-pub(crate) fn set_consumer(config: &mut ConsumerConfig, key: &str, value: &str) -> Result<(), String> {
-    let duration = || parse_duration(value).ok_or_else(|| format!("{value:?} is not a duration (such as 500ms, 2s or 1m)"));
-    let number = || value.trim().parse::<u64>().map_err(|_| format!("{value:?} is not a whole number"));
+pub(crate) fn set_consumer(
+    config: &mut ConsumerConfig,
+    key: &str,
+    value: &str,
+) -> Result<(), String> {
+    let duration = || {
+        parse_duration(value)
+            .ok_or_else(|| format!("{value:?} is not a duration (such as 500ms, 2s or 1m)"))
+    };
+    let number = || {
+        value
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{value:?} is not a whole number"))
+    };
     match key {
-        "max_in_flight" => config.max_in_flight = u32::try_from(number()?).map_err(|_| format!("{value:?} is too large"))?,
-        "max_attempts" => config.max_attempts = u16::try_from(number()?).map_err(|_| format!("{value:?} is too large"))?,
+        "max_in_flight" => {
+            config.max_in_flight =
+                u32::try_from(number()?).map_err(|_| format!("{value:?} is too large"))?
+        }
+        "max_attempts" => {
+            config.max_attempts =
+                u16::try_from(number()?).map_err(|_| format!("{value:?} is too large"))?
+        }
         "default_requeue_delay" => config.default_requeue_delay = duration()?,
         "max_requeue_delay" => config.max_requeue_delay = duration()?,
         "backoff_multiplier" => config.backoff_multiplier = duration()?,
@@ -41,7 +59,9 @@ fn parse_duration(text: &str) -> Option<Duration> {
         let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
         let number: f64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -78,7 +98,11 @@ mod tests {
         set_consumer(&mut config, "default_requeue_delay", "2s").unwrap();
         assert_eq!(config.max_attempts, 3);
         assert_eq!(config.default_requeue_delay, Duration::from_secs(2));
-        assert!(set_consumer(&mut config, "nope", "1").unwrap_err().contains("nope"));
+        assert!(
+            set_consumer(&mut config, "nope", "1")
+                .unwrap_err()
+                .contains("nope")
+        );
         assert!(set_consumer(&mut config, "max_attempts", "x").is_err());
     }
 }
