@@ -250,8 +250,12 @@ fn consumer_config(args: &Args) -> Result<ConsumerConfig, String> {
     ));
     for opt in &args.consumer_opt {
         let (key, value) = split_opt(opt);
-        crate::options::set_consumer(&mut config, key, value)
+        config
+            .set(key, value)
             .map_err(|e| format!("--consumer-opt {opt:?}: {e}"))?;
+    }
+    for name in config.ignored_options() {
+        eprintln!("nsq-to-nsq: warning: --consumer-opt {name}: no use in a consumer, ignored");
     }
     // As nsq_to_nsq: --max-in-flight decides, whatever --consumer-opt said.
     config.max_in_flight = args.max_in_flight.max(1);
@@ -273,6 +277,9 @@ fn pool_config(args: &Args) -> Result<PoolConfig, String> {
         let (key, value) = split_opt(opt);
         pool.set(key, value)
             .map_err(|e| format!("--producer-opt {opt:?}: {e}"))?;
+    }
+    for name in pool.ignored_options() {
+        eprintln!("nsq-to-nsq: warning: --producer-opt {name}: no use in a producer, ignored");
     }
     if matches!(pool.strategy, Strategy::FanOut { .. }) {
         return Err("--producer-opt strategy: fan-out is not offered here".to_owned());

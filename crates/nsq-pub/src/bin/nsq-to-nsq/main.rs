@@ -16,7 +16,6 @@ mod forward;
 mod goflags;
 #[path = "../../logs.rs"]
 mod logs;
-mod options;
 mod report;
 #[path = "../../signals.rs"]
 mod signals;
