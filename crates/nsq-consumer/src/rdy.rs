@@ -114,6 +114,14 @@ impl RdyPlanner {
         self.backoff != Backoff::Off
     }
 
+    /// Whether some connection has messages in flight amounting to at least 85 % of its RDY
+    /// count: messages arrive faster than they are answered.
+    pub fn is_starved(&self) -> bool {
+        self.conns
+            .values()
+            .any(|c| c.in_flight > 0 && u64::from(c.in_flight) * 100 >= u64::from(c.rdy) * 85)
+    }
+
     /// The RDY changes decided since the last call, to be sent in this order. Only changes are
     /// listed; a connection may appear more than once, and its last entry is its current count.
     pub fn drain_changes(&mut self) -> Vec<(ConnId, u32)> {

@@ -152,16 +152,22 @@ impl FrameDecoder {
     }
 }
 
+/// The smallest buffer grown for a partial frame, so that the reads that complete it also take
+/// the frames behind it: a buffer of exactly one small frame's size would cost a read per
+/// frame for as long as the connection lives.
+pub(crate) const READ_AHEAD: usize = 64 * 1024;
+
 /// Makes room for `total` bytes in `src` without over-allocating.
 ///
 /// `BytesMut::reserve` may double the allocation, which would let a peer announcing a frame of
-/// the maximum size make the decoder hold up to twice its cap. Growing into a buffer of exactly
-/// the frame's size keeps the allocation within the cap.
+/// the maximum size make the decoder hold up to twice its cap. Growing into a buffer of the
+/// frame's size (or [`READ_AHEAD`], whichever is larger) keeps the allocation within the cap
+/// plus a constant.
 fn reserve_exact(src: &mut BytesMut, total: usize) {
     if src.capacity() >= total {
         return;
     }
-    let mut grown = BytesMut::with_capacity(total);
+    let mut grown = BytesMut::with_capacity(total.max(READ_AHEAD));
     grown.extend_from_slice(src);
     *src = grown;
 }
@@ -317,21 +323,32 @@ mod tests {
 
     #[test]
     fn reservation_never_exceeds_the_cap() {
-        // Regression: `BytesMut::reserve` doubled a 64-byte buffer to 120 bytes for a frame whose
-        // size field (99) was within a cap of 100.
-        let mut decoder = FrameDecoder::new(100);
+        // Regression: `BytesMut::reserve` doubled the buffer for a frame whose size field was
+        // within the cap. A frame above the read-ahead size gets a buffer of exactly its size.
+        let size = READ_AHEAD as u32 + 99;
+        let mut decoder = FrameDecoder::new(size + 1);
         let mut buf = BytesMut::with_capacity(64);
-        buf.extend_from_slice(&[0, 0, 0, 99, 0, 0, 0, 0, b'x']);
+        buf.extend_from_slice(&size.to_be_bytes());
+        buf.extend_from_slice(&[0, 0, 0, 0, b'x']);
         assert_eq!(decoder.decode(&mut buf), Ok(None));
-        assert_eq!(buf.capacity(), 95);
+        assert_eq!(buf.capacity(), READ_AHEAD + 95);
         assert_eq!(&buf[..], b"x");
-        buf.extend_from_slice(&[b'y'; 94]);
-        assert_eq!(buf.capacity(), 95);
+        buf.extend_from_slice(&vec![b'y'; READ_AHEAD + 94]);
+        assert_eq!(buf.capacity(), READ_AHEAD + 95);
         let Ok(Some(Frame::Response(Response::Other(data)))) = decoder.decode(&mut buf) else {
             panic!("expected the response frame");
         };
-        assert_eq!(data.len(), 95);
+        assert_eq!(data.len(), READ_AHEAD + 95);
         assert_eq!(data[0], b'x');
+    }
+
+    #[test]
+    fn a_small_partial_frame_leaves_room_for_the_frames_behind_it() {
+        let mut decoder = FrameDecoder::default();
+        let mut buf = BytesMut::with_capacity(16);
+        buf.extend_from_slice(&[0, 0, 0, 99, 0, 0, 0, 0, b'x']);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        assert_eq!(buf.capacity(), READ_AHEAD);
     }
 
     #[test]

@@ -1,0 +1,403 @@
+//! One connection's task: subscribe, read messages without ever waiting on the application,
+//! write answers and RDY counts, and leave cleanly.
+//!
+//! The task never awaits anything but its own connection and channels: messages go to an
+//! unbounded channel (bounded in practice by RDY: nsqd sends no more than the RDY count
+//! unanswered), so heartbeats are answered however slow the handlers are.
+
+use std::collections::HashSet;
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use nsq_conn::{ConnError, Connection};
+use nsq_proto::{Command, ErrorCode, Frame, MessageId, Response, ServerError};
+use tokio::sync::mpsc;
+
+use crate::backoff::Signal;
+use crate::message::{Answer, AnswerKind, Link, Message};
+use crate::rdy::ConnId;
+use crate::shared::{Ctrl, Shared};
+use crate::stats::bump;
+
+/// How many frames or answers one pass handles before the others get a turn.
+const BATCH: usize = 256;
+
+/// Why a connection ended.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The connection itself failed: dial, handshake, I/O, heartbeats, a malformed frame.
+    #[error(transparent)]
+    Conn(#[from] ConnError),
+    /// nsqd refused the subscription.
+    #[error("nsqd refused SUB: {0}")]
+    Subscribe(ServerError),
+    /// nsqd sent an error that closes the connection.
+    #[error("nsqd closed the connection with {0}")]
+    Fatal(ServerError),
+    /// The address does not make a valid connection configuration.
+    #[error(transparent)]
+    Config(#[from] nsq_conn::ConfigError),
+    /// nsqd answered something other than `OK` to SUB.
+    #[error("nsqd answered SUB with an unexpected frame")]
+    UnexpectedReply,
+}
+
+/// Where messages go.
+#[derive(Clone)]
+pub(crate) struct Outlets {
+    pub(crate) messages: async_channel::Sender<Message>,
+    /// Messages past `max_attempts`, when a give-up hook is set.
+    pub(crate) give_up: Option<mpsc::UnboundedSender<Message>>,
+}
+
+/// Dials, runs the handshake and subscribes.
+pub(crate) async fn subscribe(
+    shared: &Shared,
+    address: &str,
+) -> Result<Connection, ConnectionError> {
+    let config = shared.config.conn_config(address)?;
+    let mut conn = Connection::connect(&config).await?;
+    conn.send(Command::Sub {
+        topic: &shared.topic,
+        channel: &shared.channel,
+    })
+    .await?;
+    match conn.recv().await? {
+        Frame::Response(Response::Ok) => Ok(conn),
+        Frame::Error(err) => Err(ConnectionError::Subscribe(err)),
+        _ => Err(ConnectionError::UnexpectedReply),
+    }
+}
+
+/// A subscribed connection and its channels.
+pub(crate) struct ConnTask {
+    conn: Connection,
+    id: ConnId,
+    link: Arc<Link>,
+    answers: mpsc::UnboundedReceiver<Answer>,
+    ctrl: mpsc::UnboundedReceiver<Ctrl>,
+    shared: Arc<Shared>,
+    outlets: Outlets,
+    /// Messages delivered and not yet answered.
+    outstanding: HashSet<MessageId>,
+    /// `CLS` was sent: close once nothing is outstanding.
+    leaving: bool,
+    /// nsqd confirmed the `CLS`.
+    close_wait: bool,
+    /// nsqd closed its side while we were leaving with nothing outstanding.
+    peer_closed: bool,
+}
+
+impl ConnTask {
+    /// Registers the connection with the planner and runs it until it closes or fails.
+    /// Returns the failure, if any; the connection is unregistered either way.
+    pub(crate) async fn run(
+        shared: Arc<Shared>,
+        conn: Connection,
+        id: ConnId,
+        address: Arc<str>,
+        outlets: Outlets,
+    ) -> Result<(), ConnectionError> {
+        let (answers_tx, answers) = mpsc::unbounded_channel();
+        let (ctrl_tx, ctrl) = mpsc::unbounded_channel();
+        let max_rdy = u32::try_from(conn.info().identify.max_rdy_count.max(1)).unwrap_or(u32::MAX);
+        let link = Arc::new(Link {
+            addr: address,
+            answers: answers_tx,
+        });
+        shared.lock().add(id, max_rdy, ctrl_tx, Instant::now());
+        bump(&shared.counters.connects);
+        let mut task = Self {
+            conn,
+            id,
+            link,
+            answers,
+            ctrl,
+            shared,
+            outlets,
+            outstanding: HashSet::new(),
+            leaving: false,
+            close_wait: false,
+            peer_closed: false,
+        };
+        let result = poll_fn(|cx| task.poll_run(cx)).await;
+        task.finish(result.is_ok());
+        result
+    }
+
+    fn finish(&mut self, clean: bool) {
+        let shared = &self.shared;
+        shared.lock().remove(self.id);
+        bump(&shared.counters.disconnects);
+        let lost = self.outstanding.len() as u64;
+        if lost > 0 {
+            shared
+                .counters
+                .lost_with_connection
+                .fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                nsqd = %self.link.addr,
+                lost,
+                clean,
+                "connection ended with messages unanswered; nsqd redelivers them after its msg_timeout"
+            );
+        }
+        // Answers sent from now on find a closed channel and report `Disconnected`.
+        self.answers.close();
+        self.ctrl.close();
+    }
+
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectionError>> {
+        loop {
+            let mut progress = false;
+            progress |= self.poll_ctrl(cx)?;
+            progress |= self.poll_answers(cx)?;
+            if self.conn.write_buffer_len() > 0 {
+                if let Poll::Ready(result) = self.conn.poll_flush(cx) {
+                    result?;
+                }
+            }
+            progress |= self.poll_frames(cx)?;
+            if self.peer_closed {
+                return Poll::Ready(Ok(()));
+            }
+            if self.leaving && self.outstanding.is_empty() && self.conn.write_buffer_len() == 0 {
+                return match self.conn.poll_close(cx) {
+                    Poll::Ready(result) => Poll::Ready(result.map_err(Into::into)),
+                    Poll::Pending => Poll::Pending,
+                };
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    fn poll_ctrl(&mut self, cx: &mut Context<'_>) -> Result<bool, ConnectionError> {
+        let mut progress = false;
+        while let Poll::Ready(Some(ctrl)) = self.ctrl.poll_recv(cx) {
+            progress = true;
+            match ctrl {
+                Ctrl::Rdy(count) => {
+                    if !self.leaving {
+                        self.conn.buffer_command(&Command::Rdy { count })?;
+                    }
+                }
+                Ctrl::Leave => {
+                    if !self.leaving {
+                        self.leaving = true;
+                        self.conn.buffer_command(&Command::Rdy { count: 0 })?;
+                        self.conn.buffer_command(&Command::Cls)?;
+                    }
+                }
+                Ctrl::RequeueAll => {
+                    self.leaving = true;
+                    let n = self.outstanding.len() as u64;
+                    for id in self.outstanding.drain() {
+                        self.conn.buffer_command(&Command::Req {
+                            id: &id,
+                            timeout: Duration::ZERO,
+                        })?;
+                    }
+                    let c = &self.shared.counters;
+                    c.requeued
+                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    c.requeued_by_drain
+                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(progress)
+    }
+
+    fn poll_answers(&mut self, cx: &mut Context<'_>) -> Result<bool, ConnectionError> {
+        let mut done = 0u32;
+        let mut signals = Vec::new();
+        let mut handled = 0;
+        while handled < BATCH {
+            let Poll::Ready(Some(answer)) = self.answers.poll_recv(cx) else {
+                break;
+            };
+            handled += 1;
+            if let Some(signal) = self.write_answer(answer)? {
+                done += 1;
+                signals.push(signal);
+            }
+        }
+        if done > 0 {
+            let now = Instant::now();
+            let shared = Arc::clone(&self.shared);
+            let mut state = shared.lock();
+            for _ in 0..done {
+                state.planner.message_done(self.id, now);
+            }
+            for signal in signals {
+                shared.signal(&mut state, signal, now);
+            }
+            state.dispatch();
+        }
+        Ok(handled > 0)
+    }
+
+    /// Writes one answer; returns its backoff signal if it answered an outstanding message.
+    fn write_answer(&mut self, answer: Answer) -> Result<Option<Signal>, ConnectionError> {
+        let counters = &self.shared.counters;
+        if answer.kind == AnswerKind::Touch {
+            if self.outstanding.contains(&answer.id) {
+                self.conn
+                    .buffer_command(&Command::Touch { id: &answer.id })?;
+                bump(&counters.touched);
+            } else {
+                bump(&counters.late_answers);
+            }
+            return Ok(None);
+        }
+        if !self.outstanding.remove(&answer.id) {
+            bump(&counters.late_answers);
+            return Ok(None);
+        }
+        let signal = match answer.kind {
+            AnswerKind::Finish | AnswerKind::GiveUp => {
+                self.conn.buffer_command(&Command::Fin { id: &answer.id })?;
+                if answer.kind == AnswerKind::GiveUp {
+                    bump(&counters.given_up);
+                    Signal::Neutral
+                } else {
+                    bump(&counters.finished);
+                    Signal::Success
+                }
+            }
+            AnswerKind::Requeue { delay, backoff } => {
+                let delay = delay.unwrap_or_else(|| self.default_delay(answer.attempts));
+                self.conn.buffer_command(&Command::Req {
+                    id: &answer.id,
+                    timeout: delay,
+                })?;
+                bump(&counters.requeued);
+                if backoff {
+                    Signal::Failure
+                } else {
+                    Signal::Neutral
+                }
+            }
+            AnswerKind::Dropped => {
+                self.conn.buffer_command(&Command::Req {
+                    id: &answer.id,
+                    timeout: Duration::ZERO,
+                })?;
+                bump(&counters.requeued);
+                bump(&counters.dropped);
+                Signal::Neutral
+            }
+            AnswerKind::Touch => unreachable!("handled above"),
+        };
+        Ok(Some(signal))
+    }
+
+    /// go-nsq's default: `default_requeue_delay × attempts`, capped at `max_requeue_delay`.
+    fn default_delay(&self, attempts: u16) -> Duration {
+        let config = &self.shared.config;
+        config
+            .default_requeue_delay
+            .saturating_mul(u32::from(attempts.max(1)))
+            .min(config.max_requeue_delay)
+    }
+
+    fn poll_frames(&mut self, cx: &mut Context<'_>) -> Result<bool, ConnectionError> {
+        let mut messages = Vec::new();
+        let mut progress = false;
+        for _ in 0..BATCH {
+            let frame = match self.conn.poll_recv(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Err(ConnError::Closed))
+                    if self.leaving && self.outstanding.is_empty() =>
+                {
+                    // nsqd closed its side after our CLS and every answer was written.
+                    self.peer_closed = true;
+                    return Ok(progress);
+                }
+                Poll::Ready(frame) => frame?,
+            };
+            progress = true;
+            match frame {
+                Frame::Message(message) => messages.push(message),
+                Frame::Response(Response::CloseWait) => self.close_wait = true,
+                Frame::Response(_) => {}
+                Frame::Error(err) => self.server_error(err)?,
+            }
+        }
+        if !messages.is_empty() {
+            self.deliver(messages);
+        }
+        Ok(progress)
+    }
+
+    fn server_error(&mut self, err: ServerError) -> Result<(), ConnectionError> {
+        let counters = &self.shared.counters;
+        let counter = match err.code() {
+            ErrorCode::FinFailed => &counters.fin_failed,
+            ErrorCode::ReqFailed => &counters.req_failed,
+            ErrorCode::TouchFailed => &counters.touch_failed,
+            _ if err.is_fatal() => return Err(ConnectionError::Fatal(err)),
+            _ => {
+                tracing::warn!(nsqd = %self.link.addr, error = %err, "nsqd reported an error");
+                return Ok(());
+            }
+        };
+        bump(counter);
+        tracing::warn!(nsqd = %self.link.addr, error = %err, "nsqd refused an answer");
+        // The message had timed out in nsqd: handling is too slow, which is what backoff is
+        // for.
+        let shared = Arc::clone(&self.shared);
+        let mut state = shared.lock();
+        shared.signal(&mut state, Signal::Failure, Instant::now());
+        state.dispatch();
+        Ok(())
+    }
+
+    fn deliver(&mut self, messages: Vec<nsq_proto::Message>) {
+        let now = Instant::now();
+        let counters = &self.shared.counters;
+        let max_attempts = self.shared.config.max_attempts;
+        let mut give_ups = Vec::new();
+        {
+            let mut state = self.shared.lock();
+            for _ in 0..messages.len() {
+                state.planner.message_received(self.id, now);
+            }
+            state.dispatch();
+        }
+        counters
+            .received
+            .fetch_add(messages.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        for message in messages {
+            self.outstanding.insert(message.id);
+            let message = Message::new(message, Arc::clone(&self.link));
+            if max_attempts > 0 && message.attempts() > max_attempts {
+                give_ups.push(message);
+                continue;
+            }
+            // A closed outlet drops the message, which requeues it.
+            let _ = self.outlets.messages.try_send(message);
+        }
+        for message in give_ups {
+            match &self.outlets.give_up {
+                Some(hook) => {
+                    let _ = hook.send(message);
+                }
+                None => {
+                    tracing::warn!(
+                        nsqd = %message.nsqd(),
+                        id = %message.id(),
+                        attempts = message.attempts(),
+                        "giving up on a message after max_attempts: finishing it unhandled"
+                    );
+                    let _ = message.give_up();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! `Consumer`: the builder, the stream of messages, the handle, and the drain.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::Stream;
+use nsq_proto::{Channel, InvalidName, Topic};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::ConsumerConfig;
+use crate::conn::Outlets;
+use crate::coordinator::Coordinator;
+use crate::error::ConsumerError;
+use crate::handler::{Handler, run_give_ups};
+use crate::message::Message;
+use crate::shared::Shared;
+use crate::stats::{DrainReport, Stats};
+
+/// Sets up a [`Consumer`]: what to read, from where, and how.
+pub struct ConsumerBuilder {
+    topic: Topic,
+    channel: Channel,
+    config: ConsumerConfig,
+    nsqd: Vec<String>,
+    lookupd: Vec<String>,
+    give_up: Option<Box<dyn FnOnce(mpsc::UnboundedReceiver<Message>) + Send>>,
+}
+
+impl ConsumerBuilder {
+    /// Replaces the configuration.
+    pub fn config(mut self, config: ConsumerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Adds an nsqd TCP address (`host:port`) to subscribe to directly. A lost connection to it
+    /// is dialled again with exponential backoff for as long as the consumer runs.
+    pub fn nsqd(mut self, address: impl Into<String>) -> Self {
+        self.nsqd.push(address.into());
+        self
+    }
+
+    /// Adds an nsqlookupd HTTP address (`host:port` or `http://host:port`) to discover the
+    /// topic's nsqd from.
+    #[cfg(feature = "lookupd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "lookupd")))]
+    pub fn lookupd(mut self, address: impl Into<String>) -> Self {
+        self.lookupd.push(address.into());
+        self
+    }
+
+    /// Sets the give-up hook: a message delivered more than `max_attempts` times is handed to
+    /// it instead of being handled. When the hook returns `Ok` the message is finished (and
+    /// counted as given up); when it returns `Err`, the message is requeued without backoff
+    /// (so a dead-letter topic that is down loses nothing). The hook may also answer the
+    /// message itself. Without a hook, such a message is logged and finished.
+    pub fn give_up<H: Handler>(mut self, hook: H) -> Self {
+        self.give_up = Some(Box::new(move |rx| {
+            tokio::spawn(run_give_ups(rx, Arc::new(hook)));
+        }));
+        self
+    }
+
+    /// Validates the configuration, subscribes to the nsqd given by address and polls every
+    /// nsqlookupd once, then returns the running consumer. Nodes that fail are dialled again in
+    /// the background.
+    ///
+    /// # Errors
+    ///
+    /// [`ConsumerError`]: an invalid option, no address at all, an nsqlookupd address that is
+    /// not one (nsqd's port, say), or, when no nsqlookupd is given, no nsqd that could be
+    /// subscribed to (each one's failure is listed).
+    pub async fn connect(self) -> Result<Consumer, ConsumerError> {
+        self.config.validate()?;
+        if self.nsqd.is_empty() && self.lookupd.is_empty() {
+            return Err(ConsumerError::NoAddress);
+        }
+        for address in &self.nsqd {
+            self.config.conn_config(address)?;
+        }
+        #[cfg(feature = "lookupd")]
+        let discovery = if self.lookupd.is_empty() {
+            None
+        } else {
+            Some(crate::discovery::Discovery::new(
+                &self.lookupd,
+                self.topic.as_str(),
+                &self.config,
+            )?)
+        };
+        let shared = Arc::new(Shared::new(self.config, self.topic, self.channel));
+        let (messages_tx, messages) = async_channel::unbounded();
+        let give_up = self.give_up.map(|start| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            start(rx);
+            tx
+        });
+        let outlets = Outlets {
+            messages: messages_tx,
+            give_up,
+        };
+        let (report_tx, report) = watch::channel(None);
+        let coordinator = Coordinator::new(
+            Arc::clone(&shared),
+            outlets,
+            &self.nsqd,
+            report_tx,
+            #[cfg(feature = "lookupd")]
+            discovery,
+        );
+        let (ready_tx, ready) = oneshot::channel();
+        tokio::spawn(coordinator.run(ready_tx));
+        match ready.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => return Err(err),
+            Err(_) => unreachable!("the coordinator always says whether it started"),
+        }
+        Ok(Consumer {
+            messages: Box::pin(messages),
+            _stop: StopOnDrop(Arc::clone(&shared)),
+            handle: ConsumerHandle { shared, report },
+        })
+    }
+}
+
+/// A running consumer: a [`Stream`] of [`Message`]s.
+///
+/// Take messages from the stream and answer each, or hand them to a handler with
+/// [`run`](Self::run). [`drain`](Self::drain) (or [`ConsumerHandle::stop`]) ends it cleanly;
+/// dropping it stops taking messages and requeues those not yet taken.
+pub struct Consumer {
+    messages: Pin<Box<async_channel::Receiver<Message>>>,
+    handle: ConsumerHandle,
+    /// Dropping the consumer stops it.
+    _stop: StopOnDrop,
+}
+
+struct StopOnDrop(Arc<Shared>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.request_stop();
+    }
+}
+
+impl Consumer {
+    /// Starts building a consumer of `channel` on `topic`.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidName`] when a name is not one nsqd accepts.
+    pub fn builder(topic: &str, channel: &str) -> Result<ConsumerBuilder, InvalidName> {
+        Ok(ConsumerBuilder {
+            topic: Topic::new(topic)?,
+            channel: Channel::new(channel)?,
+            config: ConsumerConfig::default(),
+            nsqd: Vec::new(),
+            lookupd: Vec::new(),
+            give_up: None,
+        })
+    }
+
+    /// A handle to change and watch the consumer from elsewhere.
+    pub fn handle(&self) -> ConsumerHandle {
+        self.handle.clone()
+    }
+
+    /// Stops taking messages (RDY 0 and `CLS` on every connection), requeues the messages
+    /// delivered but not yet taken from the stream, waits until every message taken is
+    /// answered or `drain_timeout` passes, requeues what is left, closes the connections and
+    /// reports.
+    pub async fn drain(self) -> DrainReport {
+        self.handle.stop();
+        // Messages nobody will take: dropping them requeues them.
+        self.messages.close();
+        while self.messages.try_recv().is_ok() {}
+        self.handle.wait_report().await
+    }
+
+    /// Runs `handler` on every message with up to `concurrency` at once (independent of
+    /// `max_in_flight`) until [`ConsumerHandle::stop`] is called, then drains: handlers under
+    /// way finish (until `drain_timeout`), messages not yet handed out are requeued.
+    ///
+    /// With `auto_response` (the default), `Ok` finishes the message and `Err` requeues it with
+    /// backoff, unless the handler answered it itself or called
+    /// [`Message::disable_auto_response`].
+    pub async fn run<H: Handler>(self, concurrency: usize, handler: H) -> DrainReport {
+        let messages = (*self.messages).clone();
+        crate::handler::run(messages, self.handle.clone(), concurrency.max(1), handler).await
+    }
+}
+
+impl Stream for Consumer {
+    type Item = Message;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        self.messages.as_mut().poll_next(cx)
+    }
+}
+
+/// Changes and watches a running consumer; cheap to clone.
+#[derive(Clone)]
+pub struct ConsumerHandle {
+    shared: Arc<Shared>,
+    report: watch::Receiver<Option<DrainReport>>,
+}
+
+impl ConsumerHandle {
+    /// Changes `max_in_flight` at once: the RDY counts are shared out again immediately, and a
+    /// lower value is never exceeded, even while the changes are sent.
+    pub fn set_max_in_flight(&self, max_in_flight: u32) {
+        let mut state = self.shared.lock();
+        state.planner.set_max_in_flight(max_in_flight);
+        state.dispatch();
+    }
+
+    /// The current `max_in_flight`.
+    pub fn max_in_flight(&self) -> u32 {
+        self.shared.lock().planner.max_in_flight()
+    }
+
+    /// Whether some connection has at least 85 % of its RDY count in flight: messages arrive
+    /// faster than they are answered, and raising `max_in_flight` (or handling faster) would
+    /// help.
+    pub fn is_starved(&self) -> bool {
+        self.shared.lock().planner.is_starved()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Asks the consumer to stop and drain (see [`Consumer::drain`]); returns at once.
+    pub fn stop(&self) {
+        self.shared.request_stop();
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_stopping(&self) -> bool {
+        self.shared.is_stopping()
+    }
+
+    /// Resolves once a stop has been asked for.
+    pub async fn stopping(&self) {
+        let mut stop = self.shared.stop.subscribe();
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    }
+
+    pub(crate) fn auto_response(&self) -> bool {
+        self.shared.config.auto_response
+    }
+
+    pub(crate) fn drain_timeout(&self) -> std::time::Duration {
+        self.shared.config.drain_timeout
+    }
+
+    /// Waits until the consumer has drained and returns the report.
+    pub async fn wait_report(&self) -> DrainReport {
+        let mut report = self.report.clone();
+        match report.wait_for(Option::is_some).await {
+            Ok(r) => r.clone().expect("waited for it"),
+            // The coordinator's task is gone without a report: the runtime is shutting down.
+            Err(_) => DrainReport::from_stats(&self.shared.stats(), false),
+        }
+    }
+}
