@@ -75,7 +75,8 @@ impl ConsumeOptions {
         if options.addrs.is_empty()
             || options.n == 0
             || options.max_in_flight == 0
-            || !(options.latency_rate > 0.0)
+            || options.latency_rate.is_nan()
+            || options.latency_rate <= 0.0
         {
             return Err("--addrs must name an address; --n, --max-in-flight and \
                         --latency-rate must be positive"

@@ -5,6 +5,7 @@
 //! one nsqd it starts, and prints the table. `docs/performance.md` describes the cases.
 
 mod allocs;
+mod consume;
 mod cpu;
 mod flags;
 mod memory;
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
         }
         "suite" => suite::run(rest),
         "pace" => pace::run(rest),
+        "consume" => consume_client(rest),
         "producer" | "pool" | "rss" | "allocs" | "raw" | "stall" => client(command, rest),
         other => Err(format!("unknown command `{other}`; try --help")),
     };
@@ -74,6 +76,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `nsq-bench consume`: the consumer on a multi-threaded runtime, in a spawned task.
+fn consume_client(args: &[String]) -> Result<(), String> {
+    let options = consume::ConsumeOptions::parse(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    let result = runtime.block_on(async move {
+        tokio::spawn(consume::run(options))
+            .await
+            .map_err(|e| format!("the benchmark task failed: {e}"))?
+    })?;
+    result.emit();
+    Ok(())
 }
 
 fn client(command: &str, args: &[String]) -> Result<(), String> {

@@ -32,7 +32,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let rate: f64 = flags.get("rate", 1_000.0)?;
     let size: usize = flags.get("size", 100)?;
     flags.finish()?;
-    if addrs.is_empty() || !(rate > 0.0) {
+    if addrs.is_empty() || rate.is_nan() || rate <= 0.0 {
         return Err("--addrs must name an address and --rate be positive".into());
     }
 

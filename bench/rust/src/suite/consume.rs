@@ -41,7 +41,7 @@ const FILL_WAIT: Duration = Duration::from_secs(30);
 
 /// The share of the time the best consumer so far would take to empty the channel that
 /// bench_reader runs for, so that it stops before the channel is empty.
-const RUNFOR_SHARE: f64 = 0.6;
+const RUNFOR_SHARE: f64 = 0.5;
 
 /// The rate assumed for bench_reader's first run when no consumer has run the case yet.
 const FIRST_RATE: f64 = 500_000.0;

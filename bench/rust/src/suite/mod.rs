@@ -90,13 +90,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let date = utc_now();
 
     println!();
-    println!(
-        "nsq producer benchmarks: n={} messages of {} bytes, median (min-max) of {} run(s), {date}",
-        plan.n, plan.size, plan.runs
-    );
     // Only the consumer cases asked for: the publishers' tables have no rows.
     let publishers = !table.rows.is_empty();
     if publishers {
+        println!(
+            "nsq producer benchmarks: n={} messages of {} bytes, median (min-max) of {} run(s), \
+             {date}",
+            plan.n, plan.size, plan.runs
+        );
         println!("{}", table.render_text());
         println!(
             "marks: ! count mismatch, + stopped at the time limit, * see notes in results.json"
@@ -122,6 +123,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         println!();
     }
     if let Some(consumers) = &consumers {
+        println!(
+            "nsq consumer benchmarks: {} messages of {} bytes, median (min-max) of {} run(s), \
+             {date}",
+            plan.consumer_n, plan.size, plan.runs
+        );
         println!("{CONSUMER_TITLE}");
         println!("{}", consumers.render_text());
         for note in &consumer_notes {

@@ -337,7 +337,7 @@ impl Plan {
                     .into(),
             );
         }
-        if !(plan.latency_rate > 0.0) {
+        if plan.latency_rate.is_nan() || plan.latency_rate <= 0.0 {
             return Err("--latency-rate must be positive".into());
         }
         if plan.time_limit.is_zero() {

@@ -17,6 +17,9 @@ const BENCH_READER_GOAL: f64 = 0.9;
 /// The most the consumer's peak resident set may exceed max_in_flight messages by, in MiB.
 const RSS_CONSTANT_GOAL: f64 = 32.0;
 
+/// A row of the consumer table: its label, its metric and how a value is written.
+type Row = (String, &'static Metric, fn(f64) -> String);
+
 /// The heading of the consumer table.
 pub(crate) const TITLE: &str = "Consumers: a channel filled beforehand, read to the end; then \
                                 messages published at a fixed rate, timed from their publish \
@@ -55,7 +58,7 @@ impl Report<'_> {
         for case in cases {
             let id = case.id();
             let nodes = if case == Case::M { "1 nsqd" } else { "3 nsqd" };
-            let rows: [(String, &Metric, fn(f64) -> String); 4] = [
+            let rows: [Row; 4] = [
                 (
                     format!(
                         "({id}) msgs/s, {} messages, {nodes}",
