@@ -183,12 +183,16 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         String::new()
     };
     let markdown = format!(
-        "Measured {date} with `{}` ({} run(s) of n={} messages of {} bytes; cells are \
+        "Measured {date} with `{}` ({} run(s) of {} of {} bytes; cells are \
          median (min-max); {:.0} s in all).\n\nMachine: {} cores{}, load average {} at the \
          start; {}, {}, {}.\n\n{}{}{}{}Goals (medians of this run):\n\n{}",
         plan.command,
         plan.runs,
-        plan.n,
+        if publishers {
+            format!("n={} messages", plan.n)
+        } else {
+            format!("{} messages in the channel", plan.consumer_n)
+        },
         plan.size,
         wall_clock,
         facts.cores,
