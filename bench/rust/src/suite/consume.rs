@@ -79,6 +79,12 @@ pub(super) fn run(executor: &mut Executor<'_>, round: u32, case: Case, client: C
     }
     if case == Case::N {
         executor.start_cluster();
+        // A failover run restarts the node it killed; should it not have, this does.
+        for node in &mut executor.cluster {
+            if !node.is_running() {
+                node.restart();
+            }
+        }
     }
     let nodes: Vec<&Nsqd> = if case == Case::N {
         executor.cluster.iter().collect()
