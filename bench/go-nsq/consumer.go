@@ -6,7 +6,8 @@ package main
 //
 // The first phase measures throughput: the clock starts before the consumer connects and stops
 // when the handler has seen -n messages. CPU time and the peak resident set (VmHWM) are taken
-// then. The second phase measures latency: with the consumer still connected, the pacer
+// then, and the CPU time of the nsqd processes -nsqd-pids over the same time. The channel holds -filled messages, a few more than -n, so that the last timed ones do
+// not wait for nsqd's output buffer timer; the handler reads the rest untimed. The second phase measures latency: with the consumer still connected, the pacer
 // (`nsq-bench pace`, -pacer) publishes -latency-n messages at -latency-rate per second, each
 // body starting with `t=<unix nanoseconds>;`, the moment it was written; the handler records
 // now minus that moment.
@@ -49,7 +50,9 @@ func stampedAt(body []byte) (time.Time, bool) {
 type consumerHandler struct {
 	n         int64
 	seen      atomic.Int64
-	filled    chan struct{}
+	timedDone chan struct{}
+	filled    int64
+	allRead   chan struct{}
 	latencyN  int64
 	timed     atomic.Int64
 	latencies []time.Duration
@@ -58,10 +61,13 @@ type consumerHandler struct {
 
 func (h *consumerHandler) HandleMessage(m *nsq.Message) error {
 	count := h.seen.Add(1)
-	if count <= h.n {
-		if count == h.n {
-			close(h.filled)
-		}
+	if count == h.n {
+		close(h.timedDone)
+	}
+	if count == h.filled {
+		close(h.allRead)
+	}
+	if count <= h.filled {
 		return nil
 	}
 	// go-nsq runs one handler goroutine per AddHandler: the slice has one writer.
@@ -80,9 +86,14 @@ func consume(o options) (result, error) {
 	if o.addrs != "" {
 		addrs = strings.Split(o.addrs, ",")
 	}
+	if o.filled < o.n {
+		o.filled = o.n
+	}
 	handler := &consumerHandler{
 		n:         int64(o.n),
-		filled:    make(chan struct{}),
+		timedDone: make(chan struct{}),
+		filled:    int64(o.filled),
+		allRead:   make(chan struct{}),
 		latencyN:  int64(o.latencyN),
 		latencies: make([]time.Duration, 0, o.latencyN),
 		allTimed:  make(chan struct{}),
@@ -97,6 +108,11 @@ func consume(o options) (result, error) {
 	consumer.AddHandler(handler)
 
 	baseline := statusKiB("VmRSS")
+	var pids []string
+	if o.nsqdPids != "" {
+		pids = strings.Split(o.nsqdPids, ",")
+	}
+	nsqdStart, nsqdKnown := processesCPU(pids)
 	cpuStart := cpuTime()
 	start := time.Now()
 	if err := consumer.ConnectToNSQDs(addrs); err != nil {
@@ -107,12 +123,15 @@ func consume(o options) (result, error) {
 		limit = time.After(o.timeLimit)
 	}
 	select {
-	case <-handler.filled:
+	case <-handler.timedDone:
 	case <-limit:
 		res.Truncated = true
 	}
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpuStart
+	if nsqdEnd, ok := processesCPU(pids); ok && nsqdKnown {
+		res.NsqdCPUSeconds = (nsqdEnd - nsqdStart).Seconds()
+	}
 	peak := statusKiB("VmHWM")
 
 	received := handler.seen.Load()
@@ -128,6 +147,19 @@ func consume(o options) (result, error) {
 		res.BaselineRSSMiB = float64(baseline) / 1024
 	}
 
+	if !res.Truncated {
+		// The messages after the timed ones, untimed.
+		select {
+		case <-handler.allRead:
+		case <-limit:
+			res.Truncated = true
+		}
+		extra := handler.seen.Load() - int64(o.n)
+		if extra > int64(o.filled-o.n) {
+			extra = int64(o.filled - o.n)
+		}
+		res.UncountedAcked = int(extra)
+	}
 	if !res.Truncated && o.latencyN > 0 && o.pacer != "" {
 		if err := pace(o, addrs); err != nil {
 			res.FirstError = err.Error()
@@ -169,6 +201,38 @@ func pace(o options, addrs []string) error {
 		return fmt.Errorf("the pacer (%s pace) failed: %w", o.pacer, err)
 	}
 	return nil
+}
+
+// processesCPU is the user plus system CPU time of the processes pids, from /proc/<pid>/stat
+// (in clock ticks of 1/100 s); false when there are none or one cannot be read.
+func processesCPU(pids []string) (time.Duration, bool) {
+	if len(pids) == 0 {
+		return 0, false
+	}
+	var total time.Duration
+	for _, pid := range pids {
+		stat, err := os.ReadFile("/proc/" + strings.TrimSpace(pid) + "/stat")
+		if err != nil {
+			return 0, false
+		}
+		// The command name is in parentheses and may hold spaces; utime and stime are the
+		// 12th and 13th fields after it.
+		end := bytes.LastIndexByte(stat, ')')
+		if end < 0 {
+			return 0, false
+		}
+		fields := strings.Fields(string(stat[end+1:]))
+		if len(fields) < 13 {
+			return 0, false
+		}
+		utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+		stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+		if err1 != nil || err2 != nil {
+			return 0, false
+		}
+		total += time.Duration(utime+stime) * 10 * time.Millisecond
+	}
+	return total, true
 }
 
 // statusKiB reads a kB field of /proc/self/status, such as VmRSS or VmHWM; 0 when missing.

@@ -66,6 +66,8 @@ type result struct {
 	PeakRSSMiB     float64 `json:"peak_rss_mib,omitempty"`
 	BaselineRSSMiB float64 `json:"baseline_rss_mib,omitempty"`
 	LatencyN       int     `json:"latency_n,omitempty"`
+	UncountedAcked int     `json:"uncounted_acked,omitempty"`
+	NsqdCPUSeconds float64 `json:"nsqd_cpu_s,omitempty"`
 }
 
 type options struct {
@@ -84,6 +86,8 @@ type options struct {
 
 	// Consumer cases only.
 	channel     string
+	filled      int
+	nsqdPids    string
 	maxInFlight int
 	latencyN    int
 	latencyRate float64
@@ -105,7 +109,9 @@ func main() {
 	flag.IntVar(&o.killPid, "kill-pid", 0, "cases j and l: the pid of the nsqd at -addrs[-kill-index]")
 	flag.IntVar(&o.killIndex, "kill-index", 1, "cases j, j0 and l: the index in -addrs of the nsqd killed or stopped")
 	flag.StringVar(&o.channel, "channel", "bench", "cases m and n: the channel to read")
+	flag.IntVar(&o.filled, "filled", 0, "cases m and n: messages in the channel, -n timed and the rest read after (default -n)")
 	flag.IntVar(&o.maxInFlight, "max-in-flight", 2500, "cases m and n: the consumer's max_in_flight")
+	flag.StringVar(&o.nsqdPids, "nsqd-pids", "", "cases m and n: the pids of the nsqd read from, whose CPU time is taken over the timed phase")
 	flag.IntVar(&o.latencyN, "latency-n", 2000, "cases m and n: messages of the latency phase (0: none)")
 	flag.Float64Var(&o.latencyRate, "latency-rate", 1000, "cases m and n: messages per second of the latency phase")
 	flag.StringVar(&o.pacer, "pacer", "", "cases m and n: the nsq-bench binary whose `pace` command publishes the latency phase")

@@ -4,7 +4,10 @@
 //! The throughput phase: the clock starts before the consumer connects (`--addrs`, one
 //! connection per nsqd) and stops when the stream has yielded `--n` messages, each finished
 //! (FIN) at once, as a handler that does nothing would be. CPU time and the peak resident set
-//! (`VmHWM`) are taken then. The latency phase: with the consumer still connected, the pacer
+//! (`VmHWM`) are taken then, and the CPU time of the nsqd processes named by `--nsqd-pids` over
+//! the same time. The channel holds `--filled` messages, a few more than `--n`, so
+//! that the last timed ones do not wait for nsqd's output buffer timer; the loop reads the rest
+//! after the clock stops. The latency phase: with the consumer still connected, the pacer
 //! (`nsq-bench pace`, this binary) publishes `--latency-n` messages at `--latency-rate` per
 //! second, each stamped with the moment it was written; the loop records now minus that moment
 //! for each. Then the consumer drains and closes.
@@ -17,7 +20,7 @@ use futures::StreamExt;
 use nsq_consumer::{Consumer, ConsumerConfig};
 use tokio::time::timeout_at;
 
-use crate::cpu::CpuClock;
+use crate::cpu::{CpuClock, process_cpu};
 use crate::flags::Flags;
 use crate::memory::status_kib;
 use crate::pace::stamped_at;
@@ -38,8 +41,12 @@ pub(crate) struct ConsumeOptions {
     channel: String,
     /// `m` or `n`, as recorded.
     case: String,
+    /// The pids of the nsqd read from, whose CPU time is taken with the client's.
+    nsqd_pids: Vec<String>,
     /// Messages of the throughput phase.
     n: u64,
+    /// Messages in the channel when the client starts: `n` and some after them, read untimed.
+    filled: u64,
     /// Body size of the latency phase's messages.
     size: usize,
     max_in_flight: u32,
@@ -52,6 +59,7 @@ impl ConsumeOptions {
     /// Reads the options from the command line.
     pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
         let mut flags = Flags::parse(args, &[])?;
+        let n = flags.get("n", 1_000_000)?;
         let options = Self {
             addrs: flags
                 .string("addrs")
@@ -61,10 +69,19 @@ impl ConsumeOptions {
                 .filter(|a| !a.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            nsqd_pids: flags
+                .string("nsqd-pids")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
             topic: flags.get("topic", "bench".to_owned())?,
             channel: flags.get("channel", "bench".to_owned())?,
             case: flags.get("case", "m".to_owned())?,
-            n: flags.get("n", 1_000_000)?,
+            n,
+            filled: flags.get("filled", n)?.max(n),
             size: flags.get("size", 100)?,
             max_in_flight: flags.get("max-in-flight", 2500)?,
             latency_n: flags.get("latency-n", 2_000)?,
@@ -92,6 +109,13 @@ pub(crate) async fn run(options: ConsumeOptions) -> Result<RunResult, String> {
     config.max_in_flight = options.max_in_flight;
     let baseline = status_kib("VmRSS")?;
 
+    let nsqd_cpu = || -> Option<Duration> {
+        if options.nsqd_pids.is_empty() {
+            return None;
+        }
+        options.nsqd_pids.iter().map(|pid| process_cpu(pid)).sum()
+    };
+    let nsqd_before = nsqd_cpu();
     let cpu = CpuClock::start();
     let started = Instant::now();
     let mut builder = Consumer::builder(options.topic.as_str(), options.channel.as_str())
@@ -126,10 +150,25 @@ pub(crate) async fn run(options: ConsumeOptions) -> Result<RunResult, String> {
     }
     let elapsed = started.elapsed();
     let cpu_s = cpu.seconds();
+    let nsqd_cpu_s = nsqd_before
+        .zip(nsqd_cpu())
+        .map(|(before, after)| after.saturating_sub(before).as_secs_f64());
     let peak = status_kib("VmHWM")?;
 
+    // The messages after the timed ones, untimed.
+    let mut extra = 0;
+    while received == options.n && extra < options.filled - options.n {
+        match timeout_at(deadline, consumer.next()).await {
+            Ok(Some(message)) => {
+                extra += 1;
+                tally.record(message.finish(), 0);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+
     let mut latency_n = None;
-    if received == options.n && options.latency_n > 0 {
+    if received == options.n && extra == options.filled - options.n && options.latency_n > 0 {
         let samples = latency_phase(&mut consumer, &options, &mut tally).await;
         latency_n = Some(samples);
     }
@@ -138,9 +177,11 @@ pub(crate) async fn run(options: ConsumeOptions) -> Result<RunResult, String> {
     let mut result = RunResult::new(CLIENT, &options.case, options.n);
     result.fill(tally, elapsed);
     result.cpu_s = cpu_s;
+    result.nsqd_cpu_s = nsqd_cpu_s;
     result.peak_rss_mib = Some(peak as f64 / 1024.0);
     result.baseline_rss_mib = Some(baseline as f64 / 1024.0);
     result.latency_n = latency_n;
+    result.uncounted_acked = Some(extra);
     Ok(result)
 }
 

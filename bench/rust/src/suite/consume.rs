@@ -1,7 +1,8 @@
 //! Cases m and n: the consumers. Before each run the suite fills the topic's channel with
-//! `--consumer-n` messages of `--size` bytes (MPUB of 1,000 over one TCP connection per nsqd,
-//! before the client starts): on the suite's nsqd in m, spread evenly over the three nsqd of the
-//! failover cases in n. Then one client reads them:
+//! `--consumer-n` messages of `--size` bytes and a few more (`Plan::consumer_filled`), by MPUB
+//! of 1,000 over one TCP connection per nsqd, before the client starts: on the suite's nsqd in
+//! m, spread evenly over the three nsqd of the failover cases in n. Then one client reads them,
+//! timing the first `--consumer-n`:
 //!
 //! - `consumer`: `nsq-bench consume`, this workspace's consumer (see `consume.rs`);
 //! - `go-nsq`: the go-nsq client's consumer mode, go-nsq v1.1.0's `Consumer` with one handler;
@@ -125,6 +126,14 @@ pub(super) fn run(executor: &mut Executor<'_>, round: u32, case: Case, client: C
         .filter_map(|n| n.pid())
         .map(|p| p.to_string())
         .collect();
+    if client != Client::BenchReader && nsqd_pids.len() == nodes.len() {
+        // The consumers take nsqd's CPU time over their timed phase themselves.
+        command.arg(if client == Client::GoNsq {
+            format!("-nsqd-pids={}", nsqd_pids.join(","))
+        } else {
+            format!("--nsqd-pids={}", nsqd_pids.join(","))
+        });
+    }
     let nsqd_cpu = || -> Option<Duration> { nsqd_pids.iter().map(|p| process_cpu(p)).sum() };
     let nsqd_before = nsqd_cpu();
     let children_before = children_cpu();
@@ -179,9 +188,12 @@ pub(super) fn run(executor: &mut Executor<'_>, round: u32, case: Case, client: C
             if client == Client::BenchReader {
                 result.cpu_s = client_cpu;
                 result.peak_rss_mib = (peak_kib > 0).then(|| peak_kib as f64 / 1024.0);
+            } else {
+                // Over the timed phase, not the whole process (which the suite measured).
+                outcome.nsqd_cpu_s = result.nsqd_cpu_s;
             }
             if result.unsupported.is_none() {
-                outcome.mismatch = check_left(client, &result, left, plan.consumer_n);
+                outcome.mismatch = check_left(client, &result, left, plan);
                 if client != Client::BenchReader && !result.truncated {
                     if let Some(rate) = result.msgs_per_sec {
                         let best = executor.consume_rate.entry(case).or_insert(rate);
@@ -196,7 +208,7 @@ pub(super) fn run(executor: &mut Executor<'_>, round: u32, case: Case, client: C
     outcome
 }
 
-/// Fills the channel of each of `nodes` with its share of `plan.consumer_n` messages: a fresh
+/// Fills the channel of each of `nodes` with its share of `plan.consumer_filled()` messages: a fresh
 /// topic and channel, then MPUBs of [`FILL_BATCH`], each answered before the next.
 fn fill(nodes: &[&Nsqd], plan: &Plan) -> Result<(), String> {
     let topic = Topic::new(TOPIC).map_err(|e| e.to_string())?;
@@ -204,10 +216,11 @@ fn fill(nodes: &[&Nsqd], plan: &Plan) -> Result<(), String> {
     let full = vec![body; FILL_BATCH];
     let mut out = BytesMut::new();
     let count = nodes.len() as u64;
+    let total = plan.consumer_filled();
     for (i, node) in nodes.iter().enumerate() {
         node.delete_topic(TOPIC);
         node.create_channel(TOPIC, CHANNEL);
-        let share = plan.consumer_n / count + u64::from((i as u64) < plan.consumer_n % count);
+        let share = total / count + u64::from((i as u64) < total % count);
         let addr = node.tcp_addr().to_string();
         let mut conn = Connection::open(&addr)?;
         let mut left = share;
@@ -261,6 +274,8 @@ fn consumer_command(this: &Path, plan: &Plan, case: Case, addrs: &[String]) -> C
         case.arg(),
         "--n",
         &plan.consumer_n.to_string(),
+        "--filled",
+        &plan.consumer_filled().to_string(),
         "--size",
         &plan.size.to_string(),
         "--max-in-flight",
@@ -285,6 +300,7 @@ fn go_nsq_command(bin: &Path, this: &Path, plan: &Plan, case: Case, addrs: &[Str
         format!("-topic={TOPIC}"),
         format!("-channel={CHANNEL}"),
         format!("-n={}", plan.consumer_n),
+        format!("-filled={}", plan.consumer_filled()),
         format!("-size={}", plan.size),
         format!("-max-in-flight={}", plan.max_in_flight),
         format!("-latency-n={}", plan.latency_n),
@@ -351,9 +367,14 @@ fn bench_reader_result(stderr: &str, plan: &Plan) -> Result<RunResult, String> {
 
 /// Whether what is left in the channels agrees with the client: nothing for the consumers,
 /// which read every message; for bench_reader, which runs for a time, something (else it
-/// emptied the channel before its time was up, and its rate is too low), and at most what it
-/// did not read.
-fn check_left(client: Client, result: &RunResult, left: Option<u64>, n: u64) -> Option<String> {
+/// emptied the channel before its time was up, and its rate is too low).
+fn check_left(
+    client: Client,
+    result: &RunResult,
+    left: Option<u64>,
+    plan: &Plan,
+) -> Option<String> {
+    let (n, filled) = (plan.consumer_n, plan.consumer_filled());
     let Some(left) = left else {
         return Some("nsqd reported no channel after the run".to_owned());
     };
@@ -365,10 +386,10 @@ fn check_left(client: Client, result: &RunResult, left: Option<u64>, n: u64) -> 
             );
         }
         // The messages in flight when it closed the connection go back to the channel, so
-        // its count and nsqd's differ by up to max_in_flight; more than n is wrong.
-        return (result.acked > n).then(|| {
+        // its count and nsqd's differ by up to max_in_flight; more than were filled is wrong.
+        return (result.acked > filled).then(|| {
             format!(
-                "bench_reader counted {} messages, the channel had {n}",
+                "bench_reader counted {} messages, the channel had {filled}",
                 result.acked
             )
         });
@@ -376,9 +397,11 @@ fn check_left(client: Client, result: &RunResult, left: Option<u64>, n: u64) -> 
     if result.truncated {
         return None;
     }
-    (left > 0 || result.acked != n).then(|| {
+    let read = result.acked + result.uncounted_acked.unwrap_or(0);
+    (left > 0 || result.acked != n || read != filled).then(|| {
         format!(
-            "the client read {} of {n} messages and nsqd still holds {left}",
+            "the client read {read} of {filled} messages ({} of the {n} timed) and nsqd still \
+             holds {left}",
             result.acked
         )
     })
@@ -414,17 +437,29 @@ mod tests {
 
     #[test]
     fn what_is_left_must_match_the_client() {
+        let args: Vec<String> = ["--consumer-n", "100", "--max-in-flight", "1"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let mut flags = crate::flags::Flags::parse(&args, &[]).unwrap();
+        let plan = Plan::from_flags(&mut flags).unwrap();
+        assert_eq!(plan.consumer_filled(), 110);
         let mut result = RunResult::new("consumer", "m", 100);
         result.acked = 100;
-        assert_eq!(check_left(Client::Consumer, &result, Some(0), 100), None);
-        assert!(check_left(Client::Consumer, &result, Some(3), 100).is_some());
-        assert!(check_left(Client::Consumer, &result, None, 100).is_some());
+        result.uncounted_acked = Some(10);
+        assert_eq!(check_left(Client::Consumer, &result, Some(0), &plan), None);
+        assert!(check_left(Client::Consumer, &result, Some(3), &plan).is_some());
+        assert!(check_left(Client::Consumer, &result, None, &plan).is_some());
+        result.uncounted_acked = Some(7);
+        assert!(check_left(Client::Consumer, &result, Some(0), &plan).is_some());
         result.acked = 60;
         assert_eq!(
-            check_left(Client::BenchReader, &result, Some(40), 100),
+            check_left(Client::BenchReader, &result, Some(40), &plan),
             None
         );
-        let drained = check_left(Client::BenchReader, &result, Some(0), 100).unwrap();
+        let drained = check_left(Client::BenchReader, &result, Some(0), &plan).unwrap();
         assert!(drained.contains("emptied"), "{drained}");
+        result.acked = 111;
+        assert!(check_left(Client::BenchReader, &result, Some(5), &plan).is_some());
     }
 }

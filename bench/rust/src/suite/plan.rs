@@ -346,6 +346,16 @@ impl Plan {
         Ok(plan)
     }
 
+    /// The messages in the channel before a run of m or n: `consumer_n` measured, and as many
+    /// again as ten RDY windows or a twentieth of `consumer_n`, whichever is more, read after
+    /// the clock stops. Without them the last messages of the measured part would wait in
+    /// nsqd's output buffer for its flush timer (250 ms by default): nsqd flushes a consumer's
+    /// buffer when it is full, when the consumer's RDY is used up, or on that timer.
+    pub(crate) fn consumer_filled(&self) -> u64 {
+        let extra = (u64::from(self.max_in_flight) * 10).max(self.consumer_n / 20);
+        self.consumer_n + extra
+    }
+
     /// The clients of the main table and the CPU table: those that publish.
     pub(crate) fn publishers(&self) -> impl Iterator<Item = Client> + '_ {
         self.clients.iter().copied().filter(|c| !c.consumes())
@@ -399,7 +409,7 @@ impl Plan {
     pub(crate) fn failover_mem_queue_size(&self) -> u64 {
         let mut largest = self.failover_n;
         if self.wants(Case::N) {
-            largest = largest.max(self.consumer_n);
+            largest = largest.max(self.consumer_filled());
         }
         largest + 100_000
     }
@@ -421,7 +431,7 @@ impl Plan {
             largest = largest.max(self.cli_n);
         }
         if self.wants(Case::M) {
-            largest = largest.max(self.consumer_n);
+            largest = largest.max(self.consumer_filled());
         }
         largest + 100_000
     }
@@ -601,7 +611,18 @@ mod tests {
         let p = plan(&["--cases", "k", "--n", "1000", "--cli-n", "3000000"]).unwrap();
         assert_eq!(p.mem_queue_size(), 3_100_000);
         let p = plan(&["--cases", "m,n", "--n", "1000", "--consumer-n", "2000000"]).unwrap();
-        assert_eq!(p.mem_queue_size(), 2_100_000);
-        assert_eq!(p.failover_mem_queue_size(), 2_100_000);
+        assert_eq!(p.consumer_filled(), 2_100_000);
+        assert_eq!(p.mem_queue_size(), 2_200_000);
+        assert_eq!(p.failover_mem_queue_size(), 2_200_000);
+        let p = plan(&[
+            "--cases",
+            "m",
+            "--consumer-n",
+            "1000",
+            "--max-in-flight",
+            "10",
+        ])
+        .unwrap();
+        assert_eq!(p.consumer_filled(), 1_100);
     }
 }
