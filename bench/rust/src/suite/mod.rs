@@ -191,7 +191,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         if publishers {
             format!("n={} messages", plan.n)
         } else {
-            format!("{} messages in the channel", plan.consumer_n)
+            format!("{} timed messages", plan.consumer_n)
         },
         plan.size,
         wall_clock,
