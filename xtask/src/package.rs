@@ -24,10 +24,11 @@ use crate::cmd::{self, Failure};
 use crate::workspace_root;
 
 /// The published crates, each after the crates it depends on.
-const CRATES: [&str; 5] = [
+const CRATES: [&str; 6] = [
     "nsq-proto",
     "nsq-conn",
     "nsq-lookupd",
+    "nsq-consumer",
     "nsq-producer",
     "nsq-pub",
 ];

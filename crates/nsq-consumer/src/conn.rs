@@ -19,7 +19,7 @@ use crate::backoff::Signal;
 use crate::message::{Answer, AnswerKind, Link, Message};
 use crate::rdy::ConnId;
 use crate::shared::{Ctrl, Shared};
-use crate::stats::bump;
+use crate::stats::Event;
 
 /// How many frames or answers one pass handles before the others get a turn.
 const BATCH: usize = 256;
@@ -87,8 +87,12 @@ pub(crate) struct ConnTask {
     leaving: bool,
     /// nsqd confirmed the `CLS`.
     close_wait: bool,
+    /// Everything outstanding was requeued at the drain's deadline.
+    requeued_all: bool,
     /// nsqd closed its side while we were leaving with nothing outstanding.
     peer_closed: bool,
+    #[cfg(feature = "metrics")]
+    meter: crate::metrics::Meter,
 }
 
 impl ConnTask {
@@ -104,12 +108,14 @@ impl ConnTask {
         let (answers_tx, answers) = mpsc::unbounded_channel();
         let (ctrl_tx, ctrl) = mpsc::unbounded_channel();
         let max_rdy = u32::try_from(conn.info().identify.max_rdy_count.max(1)).unwrap_or(u32::MAX);
+        #[cfg(feature = "metrics")]
+        let meter =
+            crate::metrics::Meter::new(&address, shared.topic.as_str(), shared.channel.as_str());
         let link = Arc::new(Link {
             addr: address,
             answers: answers_tx,
         });
         shared.lock().add(id, max_rdy, ctrl_tx, Instant::now());
-        bump(&shared.counters.connects);
         let mut task = Self {
             conn,
             id,
@@ -121,23 +127,31 @@ impl ConnTask {
             outstanding: HashSet::new(),
             leaving: false,
             close_wait: false,
+            requeued_all: false,
             peer_closed: false,
+            #[cfg(feature = "metrics")]
+            meter,
         };
+        task.count(Event::Connect, 1);
         let result = poll_fn(|cx| task.poll_run(cx)).await;
         task.finish(result.is_ok());
         result
     }
 
+    fn count(&self, event: Event, n: u64) {
+        self.shared.counters.add(event, n);
+        #[cfg(feature = "metrics")]
+        self.meter.count(event, n);
+    }
+
     fn finish(&mut self, clean: bool) {
-        let shared = &self.shared;
-        shared.lock().remove(self.id);
-        bump(&shared.counters.disconnects);
+        self.shared.lock().remove(self.id);
+        self.count(Event::Disconnect, 1);
+        #[cfg(feature = "metrics")]
+        self.meter.closed();
         let lost = self.outstanding.len() as u64;
         if lost > 0 {
-            shared
-                .counters
-                .lost_with_connection
-                .fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
+            self.count(Event::LostWithConnection, lost);
             tracing::warn!(
                 nsqd = %self.link.addr,
                 lost,
@@ -161,10 +175,20 @@ impl ConnTask {
                 }
             }
             progress |= self.poll_frames(cx)?;
+            #[cfg(feature = "metrics")]
+            if progress {
+                self.meter.in_flight(self.outstanding.len());
+            }
             if self.peer_closed {
                 return Poll::Ready(Ok(()));
             }
-            if self.leaving && self.outstanding.is_empty() && self.conn.write_buffer_len() == 0 {
+            // Leaving, close once nsqd confirmed the CLS (a message it sent before that is still
+            // taken and answered) or once everything was requeued, and nothing is unanswered.
+            if self.leaving
+                && (self.close_wait || self.requeued_all)
+                && self.outstanding.is_empty()
+                && self.conn.write_buffer_len() == 0
+            {
                 return match self.conn.poll_close(cx) {
                     Poll::Ready(result) => Poll::Ready(result.map_err(Into::into)),
                     Poll::Pending => Poll::Pending,
@@ -184,6 +208,8 @@ impl ConnTask {
                 Ctrl::Rdy(count) => {
                     if !self.leaving {
                         self.conn.buffer_command(&Command::Rdy { count })?;
+                        #[cfg(feature = "metrics")]
+                        self.meter.rdy(count);
                     }
                 }
                 Ctrl::Leave => {
@@ -195,6 +221,7 @@ impl ConnTask {
                 }
                 Ctrl::RequeueAll => {
                     self.leaving = true;
+                    self.requeued_all = true;
                     let n = self.outstanding.len() as u64;
                     for id in self.outstanding.drain() {
                         self.conn.buffer_command(&Command::Req {
@@ -202,11 +229,8 @@ impl ConnTask {
                             timeout: Duration::ZERO,
                         })?;
                     }
-                    let c = &self.shared.counters;
-                    c.requeued
-                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                    c.requeued_by_drain
-                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    self.count(Event::Requeued, n);
+                    self.count(Event::RequeuedByDrain, n);
                 }
             }
         }
@@ -222,6 +246,16 @@ impl ConnTask {
                 break;
             };
             handled += 1;
+            // A requeue sent after a stop must not be written before the RDY 0 the stop queued
+            // first on the other channel, or nsqd delivers the message straight back.
+            if !self.leaving
+                && matches!(
+                    answer.kind,
+                    AnswerKind::Requeue { .. } | AnswerKind::Dropped
+                )
+            {
+                self.poll_ctrl(cx)?;
+            }
             if let Some(signal) = self.write_answer(answer)? {
                 done += 1;
                 signals.push(signal);
@@ -244,29 +278,28 @@ impl ConnTask {
 
     /// Writes one answer; returns its backoff signal if it answered an outstanding message.
     fn write_answer(&mut self, answer: Answer) -> Result<Option<Signal>, ConnectionError> {
-        let counters = &self.shared.counters;
         if answer.kind == AnswerKind::Touch {
             if self.outstanding.contains(&answer.id) {
                 self.conn
                     .buffer_command(&Command::Touch { id: &answer.id })?;
-                bump(&counters.touched);
+                self.count(Event::Touched, 1);
             } else {
-                bump(&counters.late_answers);
+                self.count(Event::LateAnswer, 1);
             }
             return Ok(None);
         }
         if !self.outstanding.remove(&answer.id) {
-            bump(&counters.late_answers);
+            self.count(Event::LateAnswer, 1);
             return Ok(None);
         }
         let signal = match answer.kind {
             AnswerKind::Finish | AnswerKind::GiveUp => {
                 self.conn.buffer_command(&Command::Fin { id: &answer.id })?;
                 if answer.kind == AnswerKind::GiveUp {
-                    bump(&counters.given_up);
+                    self.count(Event::GivenUp, 1);
                     Signal::Neutral
                 } else {
-                    bump(&counters.finished);
+                    self.count(Event::Finished, 1);
                     Signal::Success
                 }
             }
@@ -276,7 +309,7 @@ impl ConnTask {
                     id: &answer.id,
                     timeout: delay,
                 })?;
-                bump(&counters.requeued);
+                self.count(Event::Requeued, 1);
                 if backoff {
                     Signal::Failure
                 } else {
@@ -288,8 +321,8 @@ impl ConnTask {
                     id: &answer.id,
                     timeout: Duration::ZERO,
                 })?;
-                bump(&counters.requeued);
-                bump(&counters.dropped);
+                self.count(Event::Requeued, 1);
+                self.count(Event::Dropped, 1);
                 Signal::Neutral
             }
             AnswerKind::Touch => unreachable!("handled above"),
@@ -336,18 +369,17 @@ impl ConnTask {
     }
 
     fn server_error(&mut self, err: ServerError) -> Result<(), ConnectionError> {
-        let counters = &self.shared.counters;
-        let counter = match err.code() {
-            ErrorCode::FinFailed => &counters.fin_failed,
-            ErrorCode::ReqFailed => &counters.req_failed,
-            ErrorCode::TouchFailed => &counters.touch_failed,
+        let event = match err.code() {
+            ErrorCode::FinFailed => Event::FinFailed,
+            ErrorCode::ReqFailed => Event::ReqFailed,
+            ErrorCode::TouchFailed => Event::TouchFailed,
             _ if err.is_fatal() => return Err(ConnectionError::Fatal(err)),
             _ => {
                 tracing::warn!(nsqd = %self.link.addr, error = %err, "nsqd reported an error");
                 return Ok(());
             }
         };
-        bump(counter);
+        self.count(event, 1);
         tracing::warn!(nsqd = %self.link.addr, error = %err, "nsqd refused an answer");
         // The message had timed out in nsqd: handling is too slow, which is what backoff is
         // for.
@@ -360,21 +392,36 @@ impl ConnTask {
 
     fn deliver(&mut self, messages: Vec<nsq_proto::Message>) {
         let now = Instant::now();
-        let counters = &self.shared.counters;
         let max_attempts = self.shared.config.max_attempts;
         let mut give_ups = Vec::new();
+        // An id still outstanding is delivered again: nsqd timed the earlier delivery out
+        // (msg_timeout passed without an answer). That delivery no longer counts in flight.
+        let mut timed_out = 0u32;
+        for message in &messages {
+            if !self.outstanding.insert(message.id) {
+                timed_out += 1;
+            }
+        }
         {
             let mut state = self.shared.lock();
             for _ in 0..messages.len() {
                 state.planner.message_received(self.id, now);
             }
+            for _ in 0..timed_out {
+                state.planner.message_done(self.id, now);
+            }
             state.dispatch();
         }
-        counters
-            .received
-            .fetch_add(messages.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.count(Event::Received, messages.len() as u64);
+        if timed_out > 0 {
+            self.count(Event::TimedOut, u64::from(timed_out));
+            tracing::warn!(
+                nsqd = %self.link.addr,
+                timed_out,
+                "messages delivered again after nsqd's msg_timeout passed unanswered"
+            );
+        }
         for message in messages {
-            self.outstanding.insert(message.id);
             let message = Message::new(message, Arc::clone(&self.link));
             if max_attempts > 0 && message.attempts() > max_attempts {
                 give_ups.push(message);

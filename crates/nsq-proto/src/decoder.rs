@@ -152,10 +152,10 @@ impl FrameDecoder {
     }
 }
 
-/// The smallest buffer grown for a partial frame, so that the reads that complete it also take
+/// The smallest buffer [`FrameDecoder`] grows for a partial frame, so that the reads that complete it also take
 /// the frames behind it: a buffer of exactly one small frame's size would cost a read per
 /// frame for as long as the connection lives.
-pub(crate) const READ_AHEAD: usize = 64 * 1024;
+pub const READ_AHEAD: usize = 64 * 1024;
 
 /// Makes room for `total` bytes in `src` without over-allocating.
 ///

@@ -61,7 +61,7 @@ mod validate;
 pub mod server;
 
 pub use command::{Command, MAGIC_V2};
-pub use decoder::{DEFAULT_MAX_FRAME_SIZE, FrameDecoder};
+pub use decoder::{DEFAULT_MAX_FRAME_SIZE, FrameDecoder, READ_AHEAD};
 pub use error::{
     DecodeError, EncodeError, InvalidName, InvalidNameReason, InvalidPublish, NameKind,
     NegotiationError,
