@@ -50,6 +50,8 @@ usage: cargo xtask bench [options]
   --max-in-flight N    the consumers' max_in_flight in cases m and n (default 2500)
   --latency-n N        paced messages timed after each consumer run (default 2,000, quick 1,000)
   --latency-rate R     their rate per second (default 1,000)
+  --consumer-api A     how the consumer client reads in m and n: `stream` (default) or `run`
+                       (Consumer::run with a handler that does nothing, one worker)
   --callers N, --window N, --batch N   case b, c, d, j and l shapes (default 16, 1000, 100)
 
 Prints the table and writes target/bench/results.json and target/bench/results.md.

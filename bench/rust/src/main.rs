@@ -41,10 +41,12 @@ client commands print one JSON line with the result:
                                   stopped (SIGSTOP), rate of their return once it resumes
     common options: --addr HOST:PORT --topic T --n N --size BYTES --callers 16
                     --window 1000 --batch 100 --time-limit SECS
-  consume --case m|n --addrs A[,B,C] --n N [--channel bench] [--max-in-flight 2500]
-          [--latency-n 2000] [--latency-rate 1000] [--size 100] [--time-limit SECS]
+  consume --case m|n --addrs A[,B,C] --n N [--filled N] [--channel bench]
+          [--max-in-flight 2500] [--latency-n 2000] [--latency-rate 1000] [--size 100]
+          [--nsqd-pids P,Q] [--api stream|run] [--concurrency 1] [--time-limit SECS]
                                   cases m and n: this workspace's consumer reads N messages
-                                  already in the channel, then times --latency-n paced ones
+                                  already in the channel (timed; then the rest of --filled),
+                                  then times --latency-n paced ones
   pace --addrs A[,B,C] --n N --rate R [--topic T] [--size 100]
                                   publishes N messages at R per second, each stamped with the
                                   time it was written (the latency phase of m and n)

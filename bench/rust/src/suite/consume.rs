@@ -4,7 +4,8 @@
 //! m, spread evenly over the three nsqd of the failover cases in n. Then one client reads them,
 //! timing the first `--consumer-n`:
 //!
-//! - `consumer`: `nsq-bench consume`, this workspace's consumer (see `consume.rs`);
+//! - `consumer`: `nsq-bench consume`, this workspace's consumer (see `consume.rs`), through its
+//!   `Stream` or, with `--consumer-api run`, `Consumer::run` and a handler;
 //! - `go-nsq`: the go-nsq client's consumer mode, go-nsq v1.1.0's `Consumer` with one handler;
 //! - `bench_reader`: nsq v1.3.0's `bench/bench_reader`, m only (it reads one nsqd), with
 //!   `GOMAXPROCS=1` so that it opens one connection, `--rdy` the same max_in_flight.
@@ -286,6 +287,8 @@ fn consumer_command(this: &Path, plan: &Plan, case: Case, addrs: &[String]) -> C
         &plan.latency_rate.to_string(),
         "--time-limit",
         &plan.time_limit_of(case).as_secs_f64().to_string(),
+        "--api",
+        &plan.consumer_api,
     ]);
     command
 }

@@ -37,7 +37,8 @@ pub(crate) const USAGE: &str = "\
         [--cli-n 1000000] [--cli-runs 1] [--time-limit SECS] [--go-nsq-bin PATH]
         [--bench-writer-bin PATH] [--tokio-nsq-bin PATH] [--nsq-pub-bin PATH]
         [--to-nsq-bin PATH] [--consumer-n 1000000] [--max-in-flight 2500]
-        [--latency-n 2000] [--latency-rate 1000] [--bench-reader-bin PATH]
+        [--latency-n 2000] [--latency-rate 1000] [--consumer-api stream|run]
+        [--bench-reader-bin PATH]
         [--unavailable 'client=reason;...'] [--out PATH] [--out-md PATH] [--command TEXT]
       clients: producer, pool, go-nsq, tokio-nsq, raw, bench_writer, nsq-pub, to_nsq,
                consumer, bench_reader

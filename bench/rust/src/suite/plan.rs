@@ -197,6 +197,8 @@ pub(crate) struct Plan {
     /// Messages of the latency phase of cases m and n, and their rate per second.
     pub(crate) latency_n: u64,
     pub(crate) latency_rate: f64,
+    /// How the consumer client reads: `stream` (its `Stream`) or `run` (a handler).
+    pub(crate) consumer_api: String,
     /// Longest a client may publish in one run.
     pub(crate) time_limit: Duration,
     pub(crate) quick: bool,
@@ -290,6 +292,7 @@ impl Plan {
                 },
             )?,
             latency_rate: flags.get("latency-rate", LATENCY_RATE)?,
+            consumer_api: flags.get("consumer-api", "stream".to_owned())?,
             time_limit: Duration::from_secs_f64(
                 flags.get("time-limit", if quick { 10.0 } else { 20.0 })?,
             ),
@@ -339,6 +342,12 @@ impl Plan {
         }
         if plan.latency_rate.is_nan() || plan.latency_rate <= 0.0 {
             return Err("--latency-rate must be positive".into());
+        }
+        if !matches!(plan.consumer_api.as_str(), "stream" | "run") {
+            return Err(format!(
+                "--consumer-api: `stream` or `run`, not `{}`",
+                plan.consumer_api
+            ));
         }
         if plan.time_limit.is_zero() {
             return Err("--time-limit must be positive".into());
@@ -533,6 +542,12 @@ mod tests {
         assert_eq!(quick.cli_n, 100_000);
         assert_eq!((full.consumer_n, quick.consumer_n), (1_000_000, 100_000));
         assert_eq!((full.max_in_flight, full.latency_n), (2500, 2_000));
+        assert_eq!(full.consumer_api, "stream");
+        assert_eq!(
+            plan(&["--consumer-api", "run"]).unwrap().consumer_api,
+            "run"
+        );
+        assert!(plan(&["--consumer-api", "poll"]).is_err());
         assert_eq!(plan(&["--quick", "--n", "5"]).unwrap().n, 5);
     }
 
