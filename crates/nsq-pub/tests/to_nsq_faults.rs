@@ -316,3 +316,72 @@ fn sigterm_mid_run_drains_and_reports() {
     let input: HashSet<&[u8]> = lines.iter().map(Vec::as_slice).collect();
     assert!(counts.keys().all(|b| input.contains(b)));
 }
+
+/// As the kill run with one durable destination and `--unknown-out`: messages whose outcome
+/// became unknown when it was killed are written to the file and finished instead of
+/// requeued. Every input line ends at the destination or in the file, nothing arrives at the
+/// destination twice, and the file holds exactly the report's `unknown_written` lines.
+#[test]
+fn unknown_out_takes_the_unknown_messages_instead_of_a_requeue() {
+    const N: usize = 100_000;
+    let source = Nsqd::start();
+    let mut destination = durable_nsqd();
+    let (input, lines) = numbered_lines("file", N);
+    fill(&source, input, N);
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("report.json");
+    let unknown_path = dir.path().join("unknown.out");
+    let mut running = start_forwarding(
+        &source,
+        &[&destination],
+        &report_path,
+        &["--unknown-out", &unknown_path.display().to_string()],
+    );
+    wait_until(Duration::from_secs(60), "a fifth forwarded", || {
+        assert!(running.is_running(), "nsq-to-nsq ended on its own");
+        stored(&[&destination]) >= (N / 5) as u64
+    });
+    destination.stop();
+    thread::sleep(Duration::from_secs(1));
+    destination.restart();
+    wait_source_empty(&source, &mut running);
+    running.signal("TERM");
+    let finished = running.wait_within(Duration::from_secs(60));
+    assert_eq!(finished.code, Some(130), "stderr:\n{}", finished.stderr);
+    let report = report(&report_path);
+    eprintln!("unknown-out run: {report}");
+    let written = count(&report, "unknown_written");
+    assert_eq!(count(&report, "unknown_requeued"), 0, "{report}");
+    assert_eq!(
+        count(&report, "forwarded") + written,
+        N as u64,
+        "each message forwarded or written: {report}"
+    );
+    let file = std::fs::read(&unknown_path).unwrap();
+    let in_file: Vec<&[u8]> = file
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        in_file.len() as u64,
+        written,
+        "--unknown-out against {report}"
+    );
+
+    let got = read_back(&[&destination], TOPIC, N - in_file.len());
+    let counts = tally(&got);
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "nothing arrives twice when unknown messages go to the file"
+    );
+    let file_set: HashSet<&[u8]> = in_file.iter().copied().collect();
+    let missing: Vec<&Vec<u8>> = lines
+        .iter()
+        .filter(|l| !counts.contains_key(l.as_slice()) && !file_set.contains(l.as_slice()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} input lines neither at the destination nor in --unknown-out",
+        missing.len()
+    );
+}
