@@ -161,6 +161,13 @@ impl Plan {
         if args.nsqd.is_empty() && args.lookupd.is_empty() {
             return Err("--nsqd-tcp-address or --lookupd-http-address required".to_owned());
         }
+        #[cfg(not(feature = "lookupd"))]
+        if !args.lookupd.is_empty() {
+            return Err(
+                "--lookupd-http-address needs nsq-to-nsq built with its `lookupd` feature"
+                    .to_owned(),
+            );
+        }
         if !args.nsqd.is_empty() && !args.lookupd.is_empty() {
             return Err("use --nsqd-tcp-address or --lookupd-http-address, not both".to_owned());
         }

@@ -165,6 +165,7 @@ async fn connect_source(
     for addr in &args.nsqd {
         builder = builder.nsqd(addr.clone());
     }
+    #[cfg(feature = "lookupd")]
     for addr in &args.lookupd {
         builder = builder.lookupd(addr.clone());
     }
