@@ -59,12 +59,14 @@
 //! | `tls` | yes | `TlsConfig` and `ConnConfigBuilder::tls_v1`, `enable_tls`, `edit_tls`: TLS 1.2/1.3 via tokio-rustls (ring) |
 //! | `snappy` | yes | `ConnConfigBuilder::snappy`: snappy framing-format compression |
 //! | `deflate` | yes | `ConnConfigBuilder::deflate` and `deflate_level`: raw deflate |
+//! | `serde` | no | `by_name::deserialize`: a configuration set by name deserializes from a map of option names |
 //!
 //! A feature only adds API: without `snappy`, asking for snappy does not compile.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod by_name;
 mod codec;
 #[cfg(any(feature = "snappy", feature = "deflate"))]
 mod compress;
@@ -85,7 +87,7 @@ mod upgrade;
 pub use codec::NsqCodec;
 pub use config::{
     ConnConfig, ConnConfigBuilder, DEFAULT_DIAL_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_MAX_MSG_SIZE, DEFAULT_WRITE_TIMEOUT, USER_AGENT,
+    DEFAULT_MAX_MSG_SIZE, DEFAULT_WRITE_TIMEOUT, SetOutcome, USER_AGENT,
 };
 pub use config_error::ConfigError;
 pub use connection::Connection;

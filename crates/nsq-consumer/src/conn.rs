@@ -87,6 +87,8 @@ pub(crate) struct ConnTask {
     leaving: bool,
     /// nsqd confirmed the `CLS`.
     close_wait: bool,
+    /// Everything outstanding was requeued at the drain's deadline.
+    requeued_all: bool,
     /// nsqd closed its side while we were leaving with nothing outstanding.
     peer_closed: bool,
     #[cfg(feature = "metrics")]
@@ -125,6 +127,7 @@ impl ConnTask {
             outstanding: HashSet::new(),
             leaving: false,
             close_wait: false,
+            requeued_all: false,
             peer_closed: false,
             #[cfg(feature = "metrics")]
             meter,
@@ -179,7 +182,13 @@ impl ConnTask {
             if self.peer_closed {
                 return Poll::Ready(Ok(()));
             }
-            if self.leaving && self.outstanding.is_empty() && self.conn.write_buffer_len() == 0 {
+            // Leaving, close once nsqd confirmed the CLS (a message it sent before that is still
+            // taken and answered) or once everything was requeued, and nothing is unanswered.
+            if self.leaving
+                && (self.close_wait || self.requeued_all)
+                && self.outstanding.is_empty()
+                && self.conn.write_buffer_len() == 0
+            {
                 return match self.conn.poll_close(cx) {
                     Poll::Ready(result) => Poll::Ready(result.map_err(Into::into)),
                     Poll::Pending => Poll::Pending,
@@ -212,6 +221,7 @@ impl ConnTask {
                 }
                 Ctrl::RequeueAll => {
                     self.leaving = true;
+                    self.requeued_all = true;
                     let n = self.outstanding.len() as u64;
                     for id in self.outstanding.drain() {
                         self.conn.buffer_command(&Command::Req {
@@ -374,16 +384,34 @@ impl ConnTask {
         let now = Instant::now();
         let max_attempts = self.shared.config.max_attempts;
         let mut give_ups = Vec::new();
+        // An id still outstanding is delivered again: nsqd timed the earlier delivery out
+        // (msg_timeout passed without an answer). That delivery no longer counts in flight.
+        let mut timed_out = 0u32;
+        for message in &messages {
+            if !self.outstanding.insert(message.id) {
+                timed_out += 1;
+            }
+        }
         {
             let mut state = self.shared.lock();
             for _ in 0..messages.len() {
                 state.planner.message_received(self.id, now);
             }
+            for _ in 0..timed_out {
+                state.planner.message_done(self.id, now);
+            }
             state.dispatch();
         }
         self.count(Event::Received, messages.len() as u64);
+        if timed_out > 0 {
+            self.count(Event::TimedOut, u64::from(timed_out));
+            tracing::warn!(
+                nsqd = %self.link.addr,
+                timed_out,
+                "messages delivered again after nsqd's msg_timeout passed unanswered"
+            );
+        }
         for message in messages {
-            self.outstanding.insert(message.id);
             let message = Message::new(message, Arc::clone(&self.link));
             if max_attempts > 0 && message.attempts() > max_attempts {
                 give_ups.push(message);

@@ -73,6 +73,12 @@ impl ConsumerBuilder {
     /// subscribed to (each one's failure is listed).
     pub async fn connect(self) -> Result<Consumer, ConsumerError> {
         self.config.validate()?;
+        if !self.config.ignored_options().is_empty() {
+            tracing::warn!(
+                options = %self.config.ignored_options().join(", "),
+                "go-nsq options that do not apply to a consumer were ignored"
+            );
+        }
         #[cfg(feature = "metrics")]
         crate::metrics::describe();
         if self.nsqd.is_empty() && self.lookupd.is_empty() {

@@ -26,7 +26,7 @@
 //!
 //! | name | type | what |
 //! |---|---|---|
-//! | `nsq_consumer_messages_total` | counter | messages, by `outcome`: `received`, `finished`, `requeued`, `dropped` (of requeued: dropped unanswered), `given_up`, `requeued_by_drain`, `lost_with_connection` |
+//! | `nsq_consumer_messages_total` | counter | messages, by `outcome`: `received`, `finished`, `requeued`, `dropped` (of requeued: dropped unanswered), `given_up`, `requeued_by_drain`, `lost_with_connection`, `timed_out` (delivered again after nsqd's `msg_timeout`) |
 //! | `nsq_consumer_answers_refused_total` | counter | `FIN`, `REQ` or `TOUCH` refused by nsqd, by `code` (`E_FIN_FAILED`, `E_REQ_FAILED`, `E_TOUCH_FAILED`) |
 //! | `nsq_consumer_connects_total` | counter | connections subscribed |
 //! | `nsq_consumer_disconnects_total` | counter | connections closed or lost |

@@ -16,7 +16,7 @@ const RDY: &str = "nsq_consumer_rdy";
 const IN_FLIGHT: &str = "nsq_consumer_in_flight";
 
 /// The `outcome` label of [`MESSAGES`].
-const OUTCOMES: [&str; 7] = [
+const OUTCOMES: [&str; 8] = [
     "received",
     "finished",
     "requeued",
@@ -24,6 +24,7 @@ const OUTCOMES: [&str; 7] = [
     "given_up",
     "requeued_by_drain",
     "lost_with_connection",
+    "timed_out",
 ];
 
 /// One connection's metric handles.
@@ -92,6 +93,7 @@ impl Meter {
             Event::GivenUp => &self.messages[4],
             Event::RequeuedByDrain => &self.messages[5],
             Event::LostWithConnection => &self.messages[6],
+            Event::TimedOut => &self.messages[7],
             Event::FinFailed => &self.fin_failed,
             Event::ReqFailed => &self.req_failed,
             Event::TouchFailed => &self.touch_failed,

@@ -15,6 +15,7 @@ pub(crate) struct Counters {
     pub(crate) requeued_by_drain: AtomicU64,
     pub(crate) late_answers: AtomicU64,
     pub(crate) lost_with_connection: AtomicU64,
+    pub(crate) timed_out: AtomicU64,
     pub(crate) fin_failed: AtomicU64,
     pub(crate) req_failed: AtomicU64,
     pub(crate) touch_failed: AtomicU64,
@@ -35,6 +36,7 @@ pub(crate) enum Event {
     RequeuedByDrain,
     LateAnswer,
     LostWithConnection,
+    TimedOut,
     FinFailed,
     ReqFailed,
     TouchFailed,
@@ -58,6 +60,7 @@ impl Counters {
             Event::RequeuedByDrain => &self.requeued_by_drain,
             Event::LateAnswer => &self.late_answers,
             Event::LostWithConnection => &self.lost_with_connection,
+            Event::TimedOut => &self.timed_out,
             Event::FinFailed => &self.fin_failed,
             Event::ReqFailed => &self.req_failed,
             Event::TouchFailed => &self.touch_failed,
@@ -79,6 +82,7 @@ impl Counters {
             requeued_by_drain: get(&self.requeued_by_drain),
             late_answers: get(&self.late_answers),
             lost_with_connection: get(&self.lost_with_connection),
+            timed_out: get(&self.timed_out),
             fin_failed: get(&self.fin_failed),
             req_failed: get(&self.req_failed),
             touch_failed: get(&self.touch_failed),
@@ -95,7 +99,8 @@ impl Counters {
 /// A snapshot of a consumer's counters.
 ///
 /// Every message received is, once answered, counted in exactly one of `finished`, `requeued`
-/// (which includes `dropped` and `requeued_by_drain`), `given_up` and `lost_with_connection`.
+/// (which includes `dropped` and `requeued_by_drain`), `given_up`, `lost_with_connection` and
+/// `timed_out`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -119,6 +124,9 @@ pub struct Stats {
     /// Messages unanswered when their connection failed: nsqd redelivers them after its
     /// `msg_timeout`.
     pub lost_with_connection: u64,
+    /// Deliveries nsqd timed out (its `msg_timeout` passed unanswered) and delivered again with
+    /// the same id; the later delivery is the one an answer applies to.
+    pub timed_out: u64,
     /// `E_FIN_FAILED` errors from nsqd (the message had timed out or was unknown).
     pub fin_failed: u64,
     /// `E_REQ_FAILED` errors from nsqd.
@@ -141,7 +149,8 @@ pub struct Stats {
 
 /// What a drain did: what the consumer received over its life and how each message ended.
 ///
-/// `received = finished + requeued + given_up + lost_with_connection + left_in_flight`.
+/// `received = finished + requeued + given_up + lost_with_connection + timed_out +
+/// left_in_flight`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DrainReport {
@@ -158,6 +167,8 @@ pub struct DrainReport {
     /// Messages whose connection failed before they were answered (nsqd redelivers them after
     /// its `msg_timeout`).
     pub lost_with_connection: u64,
+    /// Deliveries nsqd timed out and delivered again (counted again in `received`).
+    pub timed_out: u64,
     /// Messages still unanswered when the consumer closed: 0 unless a connection could not
     /// write its last answers.
     pub left_in_flight: u64,
@@ -167,8 +178,11 @@ pub struct DrainReport {
 
 impl DrainReport {
     pub(crate) fn from_stats(stats: &Stats, within_deadline: bool) -> Self {
-        let answered =
-            stats.finished + stats.requeued + stats.given_up + stats.lost_with_connection;
+        let answered = stats.finished
+            + stats.requeued
+            + stats.given_up
+            + stats.lost_with_connection
+            + stats.timed_out;
         Self {
             received: stats.received,
             finished: stats.finished,
@@ -176,6 +190,7 @@ impl DrainReport {
             requeued_by_drain: stats.requeued_by_drain,
             given_up: stats.given_up,
             lost_with_connection: stats.lost_with_connection,
+            timed_out: stats.timed_out,
             left_in_flight: stats.received.saturating_sub(answered),
             within_deadline,
         }
@@ -187,13 +202,14 @@ impl fmt::Display for DrainReport {
         write!(
             f,
             "received {}, finished {}, requeued {} ({} by the drain), given up {}, \
-             lost with a connection {}, left in flight {}",
+             lost with a connection {}, timed out {}, left in flight {}",
             self.received,
             self.finished,
             self.requeued,
             self.requeued_by_drain,
             self.given_up,
             self.lost_with_connection,
+            self.timed_out,
             self.left_in_flight
         )?;
         if !self.within_deadline {

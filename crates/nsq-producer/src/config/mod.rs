@@ -224,8 +224,8 @@ impl ProducerConfig {
 pub(crate) mod tests {
     use std::sync::{Arc, Mutex};
 
-    use super::go_nsq::parse_duration;
     use super::*;
+    use nsq_conn::by_name::parse_duration;
 
     #[test]
     fn go_durations() {

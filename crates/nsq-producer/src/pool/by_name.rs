@@ -3,10 +3,10 @@
 //! `ProducerConfig`), the checks of the pool's fields, and deserialization through `set`.
 
 use nsq_conn::ConfigError;
+use nsq_conn::by_name::Value;
 
 use super::config::{PoolConfig, Strategy};
 use crate::config::ProducerConfig;
-use crate::config::go_nsq::Value;
 
 /// One option of the pool's own, by name.
 struct PoolOption {
@@ -348,19 +348,30 @@ impl PoolConfig {
 }
 
 #[cfg(feature = "serde")]
-impl crate::config::de::SetByName for PoolConfig {
+impl nsq_conn::by_name::SetByName for PoolConfig {
+    fn option_name(option: &str) -> Result<&'static str, ConfigError> {
+        match find(option) {
+            Some(entry) => Ok(entry.name),
+            None => crate::config::go_nsq::canonical_name(option),
+        }
+    }
+
+    fn set_by_name(&mut self, option: &'static str, text: &str) -> Result<(), ConfigError> {
+        self.set(option, text)
+    }
+
+    /// Takes a list where the option takes one (`lookupd`), as its comma-separated text.
     fn set_value(
         &mut self,
         option: &str,
-        value: crate::config::de::OptionValue,
+        value: nsq_conn::by_name::OptionValue,
     ) -> Result<(), ConfigError> {
-        use crate::config::de::OptionValue;
+        use nsq_conn::by_name::OptionValue;
 
         let text = match (value, find(option)) {
             (OptionValue::Text(text), _) => text,
             (OptionValue::List(items), Some(entry)) if entry.list => items.join(","),
-            (list, Some(entry)) => list.single(entry.name)?,
-            (list, None) => list.single(crate::config::go_nsq::canonical_name(option)?)?,
+            (list, _) => list.single(Self::option_name(option)?)?,
         };
         self.set(option, &text)
     }
@@ -373,9 +384,10 @@ impl crate::config::de::SetByName for PoolConfig {
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<'de> serde::Deserialize<'de> for PoolConfig {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(crate::config::de::ByName::<Self>::new(
+        nsq_conn::by_name::deserialize(
+            deserializer,
             "a map of pool and go-nsq option names to values",
-        ))
+        )
     }
 }
 

@@ -10,6 +10,12 @@ use crate::config_error::ConfigError;
 #[cfg(feature = "tls")]
 use crate::tls::{ResolvedTls, TlsConfig};
 
+mod by_name;
+mod check;
+
+pub use by_name::SetOutcome;
+use check::parse_host;
+
 /// go-nsq's default `dial_timeout`.
 pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(1);
 /// The default for the whole handshake (IDENTIFY, TLS, compression, AUTH). go-nsq has none;
@@ -430,84 +436,6 @@ impl ConnConfigBuilder {
             tls,
         })
     }
-
-    /// Checks each value on its own, as [`build`](Self::build) does, but not how values combine
-    /// (snappy with deflate, a TLS certificate with its key) and without reading TLS files. For
-    /// checking one option as it is set, when the options it goes with may come later.
-    ///
-    /// # Errors
-    ///
-    /// A [`ConfigError`] naming the first value out of range.
-    pub fn check_values(&self) -> Result<(), ConfigError> {
-        parse_host(&self.address)?;
-        positive("dial_timeout", self.dial_timeout)?;
-        positive("handshake_timeout", self.handshake_timeout)?;
-        if self.write_timeout < Duration::from_millis(100)
-            || self.write_timeout > Duration::from_secs(300)
-        {
-            return Err(invalid(
-                "write_timeout",
-                format!("{:?}", self.write_timeout),
-                "100ms to 5m",
-            ));
-        }
-        let id = &self.identify;
-        if let Some(interval) = id.heartbeat_interval {
-            if interval.as_millis() < 1000 {
-                return Err(invalid(
-                    "heartbeat_interval",
-                    format!("{:?}", interval),
-                    "at least 1s (or heartbeats disabled)",
-                ));
-            }
-        }
-        if let Some(size) = id.output_buffer_size {
-            if size < -1 || (1..64).contains(&size) {
-                return Err(invalid(
-                    "output_buffer_size",
-                    size.to_string(),
-                    "-1, 0 or at least 64",
-                ));
-            }
-        }
-        if let Some(timeout) = id.msg_timeout {
-            let ms = timeout.as_millis();
-            if ms != 0 && ms < 1000 {
-                return Err(invalid(
-                    "msg_timeout",
-                    format!("{:?}", timeout),
-                    "0 (nsqd's default) or at least 1s",
-                ));
-            }
-        }
-        if let Some(rate) = id.sample_rate {
-            if rate > 99 {
-                return Err(invalid("sample_rate", rate.to_string(), "0 to 99"));
-            }
-        }
-        if !(1..=9).contains(&id.deflate_level) {
-            return Err(invalid(
-                "deflate_level",
-                id.deflate_level.to_string(),
-                "1 to 9",
-            ));
-        }
-        if self.max_msg_size == 0 || self.max_msg_size > i32::MAX as u32 - MESSAGE_FRAME_OVERHEAD {
-            return Err(invalid(
-                "max_msg_size",
-                self.max_msg_size.to_string(),
-                "1 byte to 2 GiB",
-            ));
-        }
-        if self.auth_secret.as_ref().is_some_and(|s| s.0.is_empty()) {
-            return Err(invalid(
-                "auth_secret",
-                "\"\"".to_owned(),
-                "a non-empty secret",
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// The AUTH secret, kept out of `Debug`.
@@ -520,50 +448,8 @@ impl fmt::Debug for AuthSecret {
     }
 }
 
-fn invalid(option: &'static str, value: String, expected: &'static str) -> ConfigError {
-    ConfigError::InvalidValue {
-        option,
-        value,
-        expected,
-    }
-}
-
-fn positive(option: &'static str, value: Duration) -> Result<(), ConfigError> {
-    if value.is_zero() {
-        return Err(invalid(option, "0s".to_owned(), "more than zero"));
-    }
-    Ok(())
-}
-
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// The host part of `host:port`, checking that a port is there.
-fn parse_host(address: &str) -> Result<String, ConfigError> {
-    let bad = |reason| ConfigError::InvalidAddress {
-        address: address.to_owned(),
-        reason,
-    };
-    if let Ok(addr) = address.parse::<SocketAddr>() {
-        return Ok(addr.ip().to_string());
-    }
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| bad("expected host:port"))?;
-    port.parse::<u16>()
-        .map_err(|_| bad("the port is not a number from 0 to 65535"))?;
-    let host = match host.strip_prefix('[') {
-        Some(rest) => rest
-            .strip_suffix(']')
-            .ok_or_else(|| bad("unbalanced brackets around an IPv6 address"))?,
-        None if host.contains(':') => return Err(bad("IPv6 addresses must be in brackets")),
-        None => host,
-    };
-    if host.is_empty() {
-        return Err(bad("the host is empty"));
-    }
-    Ok(host.to_owned())
 }
 
 /// The OS hostname, read without platform calls: the Linux kernel's view, then
