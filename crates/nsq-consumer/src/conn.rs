@@ -246,6 +246,16 @@ impl ConnTask {
                 break;
             };
             handled += 1;
+            // A requeue sent after a stop must not be written before the RDY 0 the stop queued
+            // first on the other channel, or nsqd delivers the message straight back.
+            if !self.leaving
+                && matches!(
+                    answer.kind,
+                    AnswerKind::Requeue { .. } | AnswerKind::Dropped
+                )
+            {
+                self.poll_ctrl(cx)?;
+            }
             if let Some(signal) = self.write_answer(answer)? {
                 done += 1;
                 signals.push(signal);

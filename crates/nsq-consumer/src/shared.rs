@@ -74,10 +74,19 @@ impl Shared {
     }
 
     /// Asks for a stop: the coordinator drains the consumer.
+    ///
+    /// RDY 0 and `CLS` are queued for every connection before the stop is announced, so that
+    /// nothing reacting to it (a run dropping the messages it has not handed out, say) can get a
+    /// requeue written first: nsqd would deliver that message straight back.
     pub(crate) fn request_stop(&self) {
-        if !self.stop.send_replace(true) {
-            self.wake.notify_one();
+        let mut state = self.lock();
+        if self.is_stopping() {
+            return;
         }
+        state.start_drain();
+        drop(state);
+        self.stop.send_replace(true);
+        self.wake.notify_one();
     }
 
     pub(crate) fn is_stopping(&self) -> bool {

@@ -8,6 +8,8 @@
 //! - [`NsqTool`] finds the nsq v1.3.0 binaries, among them `to_nsq` and `nsq_tail`.
 //! - [`NsqdReader`] reads messages back from a real nsqd; [`read_exactly`], [`read_all`] and
 //!   the other `read_*` functions check what a topic or channel holds.
+//! - [`Nsqd::channel_snapshot`] and [`channel_snapshot_at`] read one channel's statistics with
+//!   each subscribed client's (RDY count, in flight, finished, requeued), typed.
 //! - [`FakeNsqd`] plays nsqd's side of one connection over an in-memory pipe, scripted step by
 //!   step (including snappy, deflate and TLS), for tests of what a real nsqd never sends.
 //! - [`DelayProxy`] delays what a server sends, to make a real nsqd answer slowly.
@@ -32,6 +34,7 @@ mod nsqlookupd;
 mod proxy;
 mod reader;
 mod rng;
+mod stats;
 mod tls;
 mod tools;
 
@@ -47,5 +50,6 @@ pub use reader::{
     NsqdReader, READBACK, channel_number, read_all, read_at_least, read_exactly, read_until_quiet,
 };
 pub use rng::Rng;
+pub use stats::{ChannelSnapshot, ClientSnapshot, channel_snapshot_at};
 pub use tls::TestPki;
 pub use tools::NsqTool;
