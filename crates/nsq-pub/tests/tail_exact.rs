@@ -11,7 +11,7 @@ use common::{Running, channel_count, mpub, nsq_tail, wait_for_depth};
 
 /// A topic holding 5,000 messages (in a durable channel created first): `-n 1000` prints 1,000
 /// distinct published messages, exits 0 and leaves exactly 4,000 in the channel with nothing
-/// in flight; a second run with `-n 4000` prints the other 4,000, so none was lost.
+/// in flight and nothing requeued (no message beyond the 1,000 was delivered); a second run with `-n 4000` prints the other 4,000, so none was lost.
 #[test]
 fn n_1000_of_a_topic_holding_5000_leaves_exactly_4000() {
     let nsqd = Nsqd::start();
@@ -32,6 +32,10 @@ fn n_1000_of_a_topic_holding_5000_leaves_exactly_4000() {
             &nsqd.tcp_addr().to_string(),
             "-n",
             n,
+            // Not a divisor of 1,000: without lowering it near the end, nsqd would send a
+            // whole window past the 1,000th message.
+            "-max-in-flight",
+            "300",
         ]);
         let finished = Running::spawn(&mut command, Vec::new()).wait();
         assert_eq!(finished.code, Some(0), "stderr:\n{}", finished.stderr);
@@ -54,6 +58,8 @@ fn n_1000_of_a_topic_holding_5000_leaves_exactly_4000() {
     );
     assert_eq!(channel_count(&nsqd, topic, channel, "in_flight_count"), 0);
     assert_eq!(channel_count(&nsqd, topic, channel, "timeout_count"), 0);
+    // Nothing beyond the 1,000 was taken: no delivery had to be requeued.
+    assert_eq!(channel_count(&nsqd, topic, channel, "requeue_count"), 0);
     assert_eq!(
         channel_count(&nsqd, topic, channel, "requeue_count"),
         0,

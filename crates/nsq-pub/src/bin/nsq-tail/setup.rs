@@ -58,7 +58,8 @@ impl Plan {
         let mut max_in_flight = None;
         for opt in &args.consumer_opt {
             let (key, value) = opts::split(opt);
-            opts::apply(&mut config, key, value)
+            config
+                .set(key, value)
                 .map_err(|e| format!("--consumer-opt {opt:?}: {e}"))?;
             if opts::is_max_in_flight(key) {
                 max_in_flight = Some(config.max_in_flight);
@@ -80,6 +81,11 @@ impl Plan {
         config
             .validate()
             .map_err(|e| format!("--consumer-opt: {e}"))?;
+        for name in config.ignored_options() {
+            eprintln!(
+                "nsq-tail: warning: --consumer-opt {name} does not apply to a consumer; ignored"
+            );
+        }
         Ok(Self {
             topics,
             channel,
