@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::consumer::ConsumerHandle;
+use crate::handle::ConsumerHandle;
 use crate::message::Message;
 use crate::stats::DrainReport;
 

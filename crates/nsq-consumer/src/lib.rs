@@ -46,6 +46,7 @@ mod coordinator;
 #[cfg(feature = "lookupd")]
 mod discovery;
 mod error;
+mod handle;
 mod handler;
 mod message;
 #[cfg(feature = "metrics")]
@@ -56,8 +57,9 @@ mod stats;
 
 pub use config::{BackoffStrategy, ConsumerConfig};
 pub use conn::ConnectionError;
-pub use consumer::{Consumer, ConsumerBuilder, ConsumerHandle};
+pub use consumer::{Consumer, ConsumerBuilder};
 pub use error::{ConsumerError, NodeError};
+pub use handle::ConsumerHandle;
 pub use handler::{Handler, HandlerError};
 pub use message::{AnswerError, Message};
 pub use nsq_conn::ConfigError;

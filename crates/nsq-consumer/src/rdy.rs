@@ -41,6 +41,9 @@ struct Conn {
 ///
 /// - the sum of all RDY counts never exceeds `max_in_flight`, also part way through a batch of
 ///   changes (decreases come before increases);
+/// - nor does the number of messages in flight: a connection still holding more messages than
+///   its (lowered) RDY keeps that part of the budget until they are answered, and the
+///   connections last in the serving order wait for it;
 /// - no connection's RDY exceeds its `max_rdy_count`;
 /// - a new connection starts at RDY 1 (when the budget has room for it) and gets its share at
 ///   the next tick or its first message;
@@ -62,6 +65,8 @@ pub struct RdyPlanner {
     backoff: Backoff,
     now: Option<Instant>,
     pending: Vec<(ConnId, u32)>,
+    /// Some connection has more messages in flight than its RDY count.
+    holding: bool,
 }
 
 impl RdyPlanner {
@@ -76,6 +81,7 @@ impl RdyPlanner {
             backoff: Backoff::Off,
             now: None,
             pending: Vec::new(),
+            holding: false,
         }
     }
 
@@ -169,7 +175,8 @@ impl RdyPlanner {
         c.in_flight = c.in_flight.saturating_add(1);
         c.last_activity = now;
         c.fresh = false;
-        if !was_active {
+        // A message sent before nsqd saw a lower RDY puts the connection above it.
+        if !was_active || c.in_flight > c.rdy {
             self.plan();
         }
     }
@@ -184,7 +191,9 @@ impl RdyPlanner {
         let was_idle = !c.fresh && is_idle(c, now, timeout);
         c.in_flight = c.in_flight.saturating_sub(1);
         c.last_activity = now;
-        if was_idle {
+        // While some connection holds more messages than its RDY, every answer frees budget
+        // that may be held back.
+        if was_idle || self.holding {
             self.plan();
         }
     }
@@ -277,9 +286,39 @@ impl RdyPlanner {
         }
         self.pending.extend(downs);
         self.pending.extend(ups);
+        self.holding = self.conns.values().any(|c| c.in_flight > c.rdy);
     }
 
+    /// The shares, then held back where messages still in flight on other connections use the
+    /// budget: `RDY` only lets nsqd send while a connection's in-flight count is below it, so
+    /// keeping the sum of `max(RDY, in flight)` within `max_in_flight` keeps the messages in
+    /// flight within it too (after `max_in_flight` is lowered, until enough are answered).
     fn targets(&self) -> BTreeMap<ConnId, u32> {
+        let mut out = self.shares();
+        let budget = u64::from(self.max_in_flight);
+        let mut used: u64 = out
+            .iter()
+            .map(|(id, &t)| u64::from(t.max(self.conns[id].in_flight)))
+            .sum();
+        // Connections last in the serving order wait first.
+        for id in self.order.iter().rev() {
+            if used <= budget {
+                break;
+            }
+            let in_flight = self.conns[id].in_flight;
+            let target = out.get_mut(id).expect("every connection has a share");
+            if *target > in_flight {
+                let cut =
+                    (*target - in_flight).min(u32::try_from(used - budget).unwrap_or(u32::MAX));
+                *target -= cut;
+                used -= u64::from(cut);
+            }
+        }
+        out
+    }
+
+    /// What each connection's RDY would be with nothing in flight.
+    fn shares(&self) -> BTreeMap<ConnId, u32> {
         let mut out: BTreeMap<ConnId, u32> = self.conns.keys().map(|&id| (id, 0)).collect();
         let budget = self.max_in_flight;
         match self.backoff {
@@ -394,6 +433,34 @@ mod tests {
         counts.sort_unstable();
         assert_eq!(counts, [1, 1, 1, 2, 2, 2]);
         assert_eq!(p.total_rdy(), 9);
+    }
+
+    #[test]
+    fn a_new_connection_waits_for_the_budget_messages_in_flight_hold() {
+        let t = Instant::now();
+        let mut p = RdyPlanner::new(100, IDLE);
+        active(&mut p, 1, t);
+        for _ in 1..100 {
+            p.message_received(ConnId(0), t);
+        }
+        assert_eq!(p.in_flight(ConnId(0)), Some(100));
+        p.drain_changes();
+        // Half of the budget is now connection 1's, but connection 0 still holds 100 messages:
+        // connection 1 waits rather than let 101 be in flight.
+        p.add_connection(ConnId(1), 2500, t);
+        p.tick(t);
+        assert_eq!(p.rdy(ConnId(0)), Some(50));
+        assert_eq!(p.rdy(ConnId(1)), Some(0));
+        for answered in 1..=50 {
+            p.message_done(ConnId(0), t);
+            assert_eq!(
+                p.rdy(ConnId(1)),
+                Some(answered),
+                "each answer frees one slot"
+            );
+        }
+        assert_eq!(p.in_flight(ConnId(0)), Some(50));
+        assert_eq!(p.rdy(ConnId(1)), Some(50));
     }
 
     #[test]

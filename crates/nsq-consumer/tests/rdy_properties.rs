@@ -97,12 +97,22 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 models.remove(&i);
             }
             Op::Message(i) => {
-                planner.message_received(ConnId(i), now);
-                if let Some(m) = models.get_mut(&i) {
-                    m.in_flight += 1;
-                    m.last_activity = now;
-                    m.fresh = false;
+                // nsqd sends on a connection only while its in-flight count is below its RDY.
+                let Some(m) = models.get_mut(&i) else {
+                    continue;
+                };
+                if m.in_flight >= sent[&i] {
+                    continue;
                 }
+                planner.message_received(ConnId(i), now);
+                m.in_flight += 1;
+                m.last_activity = now;
+                m.fresh = false;
+                let in_flight: u64 = models.values().map(|m| u64::from(m.in_flight)).sum();
+                prop_assert!(
+                    in_flight <= u64::from(mif),
+                    "{in_flight} messages in flight > max_in_flight {mif}"
+                );
             }
             Op::Done(i) => {
                 planner.message_done(ConnId(i), now);
@@ -178,8 +188,24 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             Backoff::Off => {}
         }
 
-        let rotating = backoff == Backoff::Off && mif > 0 && (mif as usize) < n;
-        if backoff == Backoff::Off && n > 0 && mif as usize >= n {
+        // While a connection holds more messages than its RDY, its excess budget is held back
+        // from the others (which the in-flight bound above checks); the sharing rules below
+        // hold when nothing is held back.
+        let holding = models.iter().any(|(i, m)| m.in_flight > sent[i]);
+        if models.iter().any(|(i, m)| sent[i] > m.in_flight) {
+            let used: u64 = models
+                .iter()
+                .map(|(i, m)| u64::from(sent[i].max(m.in_flight)))
+                .sum();
+            prop_assert!(
+                used <= u64::from(mif),
+                "RDY and in flight {} > {}",
+                used,
+                mif
+            );
+        }
+        let rotating = backoff == Backoff::Off && mif > 0 && (mif as usize) < n && !holding;
+        if backoff == Backoff::Off && n > 0 && mif as usize >= n && !holding {
             for (i, m) in &models {
                 prop_assert!(sent[i] >= 1, "conn {} has RDY 0 with enough budget", i);
                 if m.fresh {
