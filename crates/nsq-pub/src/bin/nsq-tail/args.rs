@@ -125,12 +125,12 @@ Exit status:
   1    writing standard output failed
   2    usage error: bad flags, topic or channel name, or consumer option
   4    could not start: no nsqd could be subscribed to, or an nsqlookupd address is not usable
-  130  interrupted (SIGINT or SIGTERM)
+  130  interrupted (SIGINT, SIGTERM or SIGHUP)
 
 A message is finished only after it was written to standard output; messages delivered and not
-written are requeued at once when nsq-tail stops. The first SIGINT or SIGTERM stops reading and
-requeues what was not printed; a second exits at once (nsqd redelivers what was in flight after
-its msg_timeout).
+written are requeued at once when nsq-tail stops. The first SIGINT, SIGTERM or SIGHUP stops
+reading and requeues what was not printed; a second exits at once (nsqd redelivers what was in
+flight after its msg_timeout).
 
 Migrating from nsq_tail: replace `nsq_tail` with `nsq-tail`; nothing else changes. Flags are read
 as Go reads them: `-topic=x`, `-topic x`, `--topic=x` and `--topic x` are the same.";
