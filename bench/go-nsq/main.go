@@ -15,6 +15,12 @@
 //
 // Case l (a frozen node, also in failover.go) is j with a 2 s timeout on each publish and, instead
 // of the kill, the nsqd at -addrs[-kill-index] stopped (SIGSTOP) for 6 s, then continued.
+//
+// Cases m and n (see consumer.go) consume instead: go-nsq's Consumer reads -n messages that the
+// suite published beforehand, from -addr (m) or every nsqd of -addrs (n), then the latency phase:
+//
+//	go-nsq-bench -case m -addr 127.0.0.1:4150 -channel bench -n 1000000 -max-in-flight 2500 \
+//	    -latency-n 2000 -latency-rate 1000 -pacer target/release/nsq-bench
 package main
 
 import (
@@ -55,6 +61,13 @@ type result struct {
 	NodeAcked       []uint64  `json:"node_acked,omitempty"`
 	NodeAckedAtKill []uint64  `json:"node_acked_at_kill,omitempty"`
 	BackAtS         *float64  `json:"back_at_s,omitempty"`
+
+	// Consumer cases only; see consumer.go.
+	PeakRSSMiB     float64 `json:"peak_rss_mib,omitempty"`
+	BaselineRSSMiB float64 `json:"baseline_rss_mib,omitempty"`
+	LatencyN       int     `json:"latency_n,omitempty"`
+	UncountedAcked int     `json:"uncounted_acked,omitempty"`
+	NsqdCPUSeconds float64 `json:"nsqd_cpu_s,omitempty"`
 }
 
 type options struct {
@@ -70,6 +83,15 @@ type options struct {
 	addrs     string
 	killPid   int
 	killIndex int
+
+	// Consumer cases only.
+	channel     string
+	filled      int
+	nsqdPids    string
+	maxInFlight int
+	latencyN    int
+	latencyRate float64
+	pacer       string
 }
 
 func main() {
@@ -86,6 +108,13 @@ func main() {
 	flag.StringVar(&o.addrs, "addrs", "", "cases j, j0 and l: the nsqd TCP addresses, comma-separated")
 	flag.IntVar(&o.killPid, "kill-pid", 0, "cases j and l: the pid of the nsqd at -addrs[-kill-index]")
 	flag.IntVar(&o.killIndex, "kill-index", 1, "cases j, j0 and l: the index in -addrs of the nsqd killed or stopped")
+	flag.StringVar(&o.channel, "channel", "bench", "cases m and n: the channel to read")
+	flag.IntVar(&o.filled, "filled", 0, "cases m and n: messages in the channel, -n timed and the rest read after (default -n)")
+	flag.IntVar(&o.maxInFlight, "max-in-flight", 2500, "cases m and n: the consumer's max_in_flight")
+	flag.StringVar(&o.nsqdPids, "nsqd-pids", "", "cases m and n: the pids of the nsqd read from, whose CPU time is taken over the timed phase")
+	flag.IntVar(&o.latencyN, "latency-n", 2000, "cases m and n: messages of the latency phase (0: none)")
+	flag.Float64Var(&o.latencyRate, "latency-rate", 1000, "cases m and n: messages per second of the latency phase")
+	flag.StringVar(&o.pacer, "pacer", "", "cases m and n: the nsq-bench binary whose `pace` command publishes the latency phase")
 	flag.Parse()
 	if o.n < 1 || o.size < 1 || o.callers < 1 || o.window < 1 || o.batch < 1 {
 		fatal(fmt.Errorf("-n, -size, -callers, -window and -batch must be at least 1"))
@@ -94,6 +123,17 @@ func main() {
 	res := result{Client: "go-nsq", Case: o.bench, N: o.n}
 	if o.bench == "cstar" {
 		res.Unsupported = "n/a (no batching)"
+		emit(res)
+		return
+	}
+	if o.bench == "m" || o.bench == "n" {
+		if o.maxInFlight < 1 {
+			fatal(fmt.Errorf("-max-in-flight must be at least 1"))
+		}
+		res, err := consume(o)
+		if err != nil {
+			fatal(err)
+		}
 		emit(res)
 		return
 	}

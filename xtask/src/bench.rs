@@ -10,6 +10,8 @@
 //! | bench_writer | nsq v1.3.0's `bench/bench_writer` | `go install ...@v1.3.0`, else `go build` from `bench/go-nsq` |
 //! | nsq-pub | `crates/nsq-pub` | `cargo build --release -p nsq-pub` |
 //! | to_nsq | nsq v1.3.0's `apps/to_nsq` | found or installed as `cargo xtask nsqd` does |
+//! | consumer | `bench/rust` (`nsq-bench consume`) | `cargo build --release` |
+//! | bench_reader | nsq v1.3.0's `bench/bench_reader` | found or installed as `cargo xtask nsqd` does |
 //!
 //! A client that cannot be built is reported as unavailable in its cells; the others still run.
 
@@ -30,10 +32,10 @@ usage: cargo xtask bench [options]
   --n N                messages per run
   --size BYTES         message body size (default 100)
   --runs K             runs of every (case, client) pair, interleaved (default 3)
-  --clients LIST       among producer,pool,go-nsq,tokio-nsq,raw,bench_writer,nsq-pub,to_nsq
-                       (default: all)
-  --cases LIST         among a,b,c,c*,d,e,f,g,h,i,j,j0,k,l (default: all; `cstar` may stand
-                       for c*; j runs j0 too)
+  --clients LIST       among producer,pool,go-nsq,tokio-nsq,raw,bench_writer,nsq-pub,to_nsq,
+                       consumer,bench_reader (default: all)
+  --cases LIST         among a,b,c,c*,d,e,f,g,h,i,j,j0,k,l,m,n (default: all; `cstar` may
+                       stand for c*; j runs j0 too)
   --time-limit SECS    longest a client may publish in one run (default 20, quick 10)
   --rss-n N            messages of the case f burst (default 1,000,000)
   --allocs-n N         counted messages of case g (default N)
@@ -43,13 +45,20 @@ usage: cargo xtask bench [options]
   --failover-runs K    rounds that run j, j0 and l (default 1: a failover run takes seconds)
   --cli-n N            lines of the file published in case k (default 1,000,000, quick 100,000)
   --cli-runs K         rounds that run case k (default 1: to_nsq takes a minute for 1,000,000)
+  --consumer-n N       messages in the topic before each run of cases m and n
+                       (default 1,000,000, quick 100,000)
+  --max-in-flight N    the consumers' max_in_flight in cases m and n (default 2500)
+  --latency-n N        paced messages timed after each consumer run (default 2,000, quick 1,000)
+  --latency-rate R     their rate per second (default 1,000)
+  --consumer-api A     how the consumer client reads in m and n: `stream` (default) or `run`
+                       (Consumer::run with a handler that does nothing, one worker)
   --callers N, --window N, --batch N   case b, c, d, j and l shapes (default 16, 1000, 100)
 
 Prints the table and writes target/bench/results.json and target/bench/results.md.
 docs/performance.md describes the cases.";
 
 /// The clients of `--quick` when `--clients` is not given.
-const QUICK_CLIENTS: [&str; 7] = [
+const QUICK_CLIENTS: [&str; 9] = [
     "producer",
     "pool",
     "go-nsq",
@@ -57,6 +66,8 @@ const QUICK_CLIENTS: [&str; 7] = [
     "bench_writer",
     "nsq-pub",
     "to_nsq",
+    "consumer",
+    "bench_reader",
 ];
 
 /// The bench_writer release, the same as nsqd's.
@@ -122,6 +133,24 @@ pub(crate) fn run(args: &[String]) -> Result<(), Failure> {
                 failure.report();
                 eprintln!("warning: to_nsq is reported as unavailable");
                 unavailable.push("to_nsq=n/a (not found)".to_owned());
+            }
+        }
+    }
+
+    if clients.iter().any(|c| c == "bench_reader") {
+        cmd::header(&format!(
+            "finding bench_reader {} (cargo xtask nsqd)",
+            nsqd::VERSION
+        ));
+        match nsqd::find_or_install_tool(Tool::BenchReader) {
+            Ok(bin) => {
+                eprintln!("using {}", bin.display());
+                push_flag(&mut suite_args, "--bench-reader-bin", &bin);
+            }
+            Err(failure) => {
+                failure.report();
+                eprintln!("warning: bench_reader is reported as unavailable");
+                unavailable.push("bench_reader=n/a (not found)".to_owned());
             }
         }
     }
@@ -199,6 +228,7 @@ fn selected_clients(args: &[String]) -> Result<Vec<String>, Failure> {
             .map(|s| {
                 s.trim()
                     .replace("bench-writer", "bench_writer")
+                    .replace("bench-reader", "bench_reader")
                     .replace("to-nsq", "to_nsq")
             })
             .filter(|s| !s.is_empty())
@@ -215,6 +245,8 @@ fn selected_clients(args: &[String]) -> Result<Vec<String>, Failure> {
             "bench_writer",
             "nsq-pub",
             "to_nsq",
+            "consumer",
+            "bench_reader",
         ]
         .map(str::to_owned)
         .to_vec(),

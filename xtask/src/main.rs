@@ -32,7 +32,8 @@ commands:
                                   the packages, and check them with warnings denied against the
                                   newest compatible dependencies (the last step of `test`)
   nsqd                            print the path of an nsqd v1.3.0 binary; installs nsqd,
-                                  nsqlookupd, to_nsq and nsq_tail v1.3.0 if needed
+                                  nsqlookupd, to_nsq, nsq_tail, nsq_to_nsq and bench_reader
+                                  v1.3.0 if needed
   fuzz <target> [--seconds N]     run a cargo-fuzz target of nsq-proto on nightly (default 60 s)
   demo [--nsqd HOST:PORT] [...]   publish 1,000,000 messages, show the rate, verify nsqd's count
   bench [--quick] [...]           benchmark the producer against go-nsq, tokio-nsq and the raw

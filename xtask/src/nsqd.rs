@@ -1,5 +1,5 @@
-//! `cargo xtask nsqd`: find nsqd, nsqlookupd, to_nsq and nsq_tail v1.3.0, or install them with
-//! Go.
+//! `cargo xtask nsqd`: find nsqd, nsqlookupd, to_nsq, nsq_tail, nsq_to_nsq and bench_reader
+//! v1.3.0, or install them with Go.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,7 +19,7 @@ fn remedy(tool: Tool) -> String {
     )
 }
 
-/// Entry point of `cargo xtask nsqd`: makes sure all four tools are there, then prints nsqd's
+/// Entry point of `cargo xtask nsqd`: makes sure every tool is there, then prints nsqd's
 /// absolute path and nothing else on stdout, so that `NSQD=$(cargo xtask nsqd)` works. The
 /// others are reported on stderr.
 pub(crate) fn run(args: &[String]) -> Result<(), Failure> {

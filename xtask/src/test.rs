@@ -53,7 +53,7 @@ fn clippy() -> Result<(), Failure> {
 /// Runs the whole test suite against a real nsqd and nsqlookupd, then kills whatever server
 /// processes the tests left running. A leftover process fails the run even when the tests passed.
 fn tests(extra_args: &[String]) -> Result<(), Failure> {
-    cmd::header("finding nsqd, nsqlookupd, to_nsq and nsq_tail v1.3.0 (cargo xtask nsqd)");
+    cmd::header("finding nsqd, nsqlookupd and the nsq v1.3.0 tools (cargo xtask nsqd)");
     let tools = nsqd::find_or_install_all()?;
     for (tool, path) in &tools {
         eprintln!("using {} {}", tool.name(), path.display());

@@ -5,9 +5,11 @@
 //! one nsqd it starts, and prints the table. `docs/performance.md` describes the cases.
 
 mod allocs;
+mod consume;
 mod cpu;
 mod flags;
 mod memory;
+mod pace;
 mod pool;
 mod producer;
 mod raw;
@@ -39,6 +41,15 @@ client commands print one JSON line with the result:
                                   stopped (SIGSTOP), rate of their return once it resumes
     common options: --addr HOST:PORT --topic T --n N --size BYTES --callers 16
                     --window 1000 --batch 100 --time-limit SECS
+  consume --case m|n --addrs A[,B,C] --n N [--filled N] [--channel bench]
+          [--max-in-flight 2500] [--latency-n 2000] [--latency-rate 1000] [--size 100]
+          [--nsqd-pids P,Q] [--api stream|run] [--concurrency 1] [--time-limit SECS]
+                                  cases m and n: this workspace's consumer reads N messages
+                                  already in the channel (timed; then the rest of --filled),
+                                  then times --latency-n paced ones
+  pace --addrs A[,B,C] --n N --rate R [--topic T] [--size 100]
+                                  publishes N messages at R per second, each stamped with the
+                                  time it was written (the latency phase of m and n)
 
 runner:
 ";
@@ -55,6 +66,8 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         "suite" => suite::run(rest),
+        "pace" => pace::run(rest),
+        "consume" => consume_client(rest),
         "producer" | "pool" | "rss" | "allocs" | "raw" | "stall" => client(command, rest),
         other => Err(format!("unknown command `{other}`; try --help")),
     };
@@ -65,6 +78,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `nsq-bench consume`: the consumer on a multi-threaded runtime, in a spawned task.
+fn consume_client(args: &[String]) -> Result<(), String> {
+    let options = consume::ConsumeOptions::parse(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    let result = runtime.block_on(async move {
+        tokio::spawn(consume::run(options))
+            .await
+            .map_err(|e| format!("the benchmark task failed: {e}"))?
+    })?;
+    result.emit();
+    Ok(())
 }
 
 fn client(command: &str, args: &[String]) -> Result<(), String> {

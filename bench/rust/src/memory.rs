@@ -72,7 +72,7 @@ pub(crate) async fn run(options: &ClientOptions) -> Result<RunResult, String> {
 }
 
 /// A `kB` field of `/proc/self/status`, such as `VmRSS` or `VmHWM`.
-fn status_kib(field: &str) -> Result<u64, String> {
+pub(crate) fn status_kib(field: &str) -> Result<u64, String> {
     let status = std::fs::read_to_string("/proc/self/status")
         .map_err(|e| format!("reading /proc/self/status (Linux only): {e}"))?;
     parse_status_kib(&status, field).ok_or_else(|| format!("/proc/self/status has no {field} line"))

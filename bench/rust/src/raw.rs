@@ -224,12 +224,14 @@ fn batches(
     Ok(tally)
 }
 
-fn encode(command: Command<'_>, out: &mut BytesMut) -> Result<(), String> {
+/// Appends `command` to `out`.
+pub(crate) fn encode(command: Command<'_>, out: &mut BytesMut) -> Result<(), String> {
     command.encode(out).map_err(|e| format!("encoding: {e}"))
 }
 
-/// One nsqd connection after the handshake.
-struct Connection {
+/// One nsqd connection after the handshake, for publishing: this client's, the latency pacer's
+/// (`nsq-bench pace`) and the suite's, which fills the topics of the consumer cases.
+pub(crate) struct Connection {
     stream: TcpStream,
     input: BytesMut,
     decoder: FrameDecoder,
@@ -237,7 +239,7 @@ struct Connection {
 
 impl Connection {
     /// Connects, sends the magic and IDENTIFY, and checks that nothing needs upgrading.
-    fn open(addr: &str) -> Result<Self, String> {
+    pub(crate) fn open(addr: &str) -> Result<Self, String> {
         let stream =
             TcpStream::connect(addr).map_err(|e| format!("connecting to nsqd at {addr}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
@@ -265,14 +267,14 @@ impl Connection {
         Ok(conn)
     }
 
-    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.stream
             .write_all(bytes)
             .map_err(|e| format!("writing to nsqd: {e}"))
     }
 
     /// The answer to the next publish: `Ok` for `OK`, `Err` for an error frame.
-    fn answer(&mut self) -> Result<Result<(), String>, String> {
+    pub(crate) fn answer(&mut self) -> Result<Result<(), String>, String> {
         loop {
             match self.frame()? {
                 Frame::Response(Response::Heartbeat) => self.nop()?,

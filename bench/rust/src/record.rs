@@ -56,6 +56,12 @@ pub(crate) struct RunResult {
     pub(crate) peak_rss_mib: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) baseline_rss_mib: Option<f64>,
+    /// Cases m and n: the CPU time of the nsqd processes (`--nsqd-pids`) while the clock ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) nsqd_cpu_s: Option<f64>,
+    /// Cases m and n: messages timed in the latency phase (the percentiles are theirs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) latency_n: Option<u64>,
     /// Case f: the producer's configured queue limit in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) queue_capacity_bytes: Option<u64>,

@@ -5,7 +5,8 @@
 //!   up after itself. The integration tests in `tests/integration` use it.
 //! - [`Nsqlookupd`] does the same for nsqlookupd v1.3.0; [`NsqdOptions::lookupd`] registers an
 //!   nsqd with one or more of them.
-//! - [`NsqTool`] finds the nsq v1.3.0 binaries, among them `to_nsq` and `nsq_tail`.
+//! - [`NsqTool`] finds the nsq v1.3.0 binaries, among them `to_nsq`, `nsq_tail`,
+//!   `nsq_to_nsq` and `bench_reader`.
 //! - [`NsqdReader`] reads messages back from a real nsqd; [`read_exactly`], [`read_all`] and
 //!   the other `read_*` functions check what a topic or channel holds.
 //! - [`Nsqd::channel_snapshot`] and [`channel_snapshot_at`] read one channel's statistics with

@@ -27,7 +27,8 @@ impl NsqTool {
     ///
     /// When no candidate is the v1.3.0 release of this command; the message says how to get one.
     pub fn path(self) -> PathBuf {
-        static FOUND: [OnceLock<Result<PathBuf, String>>; 4] = [const { OnceLock::new() }; 4];
+        static FOUND: [OnceLock<Result<PathBuf, String>>; NsqTool::ALL.len()] =
+            [const { OnceLock::new() }; NsqTool::ALL.len()];
         let slot = &FOUND[Self::ALL.iter().position(|&tool| tool == self).unwrap_or(0)];
         match slot.get_or_init(|| locate(self)) {
             Ok(path) => path.clone(),

@@ -29,6 +29,16 @@ pub(super) fn run_child_with(
     timeout: Duration,
     mut tick: impl FnMut(),
 ) -> Result<(String, String), String> {
+    run_child_watching(command, stdin, timeout, |_| tick())
+}
+
+/// [`run_child_with`], `tick` given the child's pid.
+pub(super) fn run_child_watching(
+    command: &mut Command,
+    stdin: Stdio,
+    timeout: Duration,
+    mut tick: impl FnMut(u32),
+) -> Result<(String, String), String> {
     command
         .stdin(stdin)
         .stdout(Stdio::piped())
@@ -37,6 +47,7 @@ pub(super) fn run_child_with(
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let pid = child.id();
     let stdout = read_all(child.stdout.take());
     let stderr = read_all(child.stderr.take());
     let deadline = Instant::now() + timeout;
@@ -49,7 +60,7 @@ pub(super) fn run_child_with(
                 break Err(format!("killed after {} s", timeout.as_secs()));
             }
             Ok(None) => {
-                tick();
+                tick(pid);
                 thread::sleep(Duration::from_millis(2));
             }
             Err(err) => break Err(format!("waiting for {program}: {err}")),

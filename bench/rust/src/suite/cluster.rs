@@ -207,7 +207,7 @@ impl Executor<'_> {
     }
 
     /// Starts the failover cases' nsqd, once.
-    fn start_cluster(&mut self) {
+    pub(super) fn start_cluster(&mut self) {
         if !self.cluster.is_empty() {
             return;
         }

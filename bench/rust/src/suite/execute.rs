@@ -1,5 +1,6 @@
 //! Running one client for one case against the suite's nsqd, and checking nsqd's count.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -8,6 +9,7 @@ use nsq_test_support::Nsqd;
 
 use super::child::{GRACE, last_json_line, run_child, tail};
 use super::cli;
+use super::consume;
 use super::outcome::Outcome;
 use super::plan::{Case, Client, Plan};
 use crate::cpu::process_cpu;
@@ -28,6 +30,8 @@ pub(crate) struct Executor<'a> {
     pub(crate) cluster: Vec<Nsqd>,
     /// Case k's file of lines, written at its first run: its path, or why it could not be.
     pub(crate) cli_input: Option<Result<PathBuf, String>>,
+    /// The best rate of a consumer so far in cases m and n, to size bench_reader's run.
+    pub(crate) consume_rate: BTreeMap<Case, f64>,
 }
 
 /// How a (case, client) pair is run, or why it is not.
@@ -44,6 +48,9 @@ impl Executor<'_> {
         }
         if case == Case::K {
             return cli::run(self.plan, self.nsqd, &mut self.cli_input, round, client);
+        }
+        if matches!(case, Case::M | Case::N) {
+            return consume::run(self, round, case, client);
         }
         let mut outcome = Outcome::new(round, case, client);
         let mut command = match self.launch(case, client) {
@@ -117,8 +124,14 @@ impl Executor<'_> {
         }
         let plan = self.plan;
         match (client, case) {
-            (_, Case::J | Case::J0 | Case::K | Case::L) => {
-                unreachable!("cases j, j0, k and l are launched by run_failover and cli::run")
+            (_, Case::J | Case::J0 | Case::K | Case::L | Case::M | Case::N) => {
+                unreachable!(
+                    "cases j, j0, k, l, m and n are launched by run_failover, cli::run and \
+                     consume::run"
+                )
+            }
+            (Client::Consumer | Client::BenchReader, _) => {
+                Launch::Unsupported("n/a (m and n only)".to_owned())
             }
             (Client::NsqPub | Client::ToNsq, _) => Launch::Unsupported("n/a (k only)".to_owned()),
             (Client::Pool, Case::B | Case::CStar) => {
@@ -305,7 +318,7 @@ fn bench_writer_result(stderr: &str, depth: u64, size: usize) -> Result<RunResul
 }
 
 /// Seconds in a Go duration such as `1.000369126s`, `523.4ms` or `1m2.5s`.
-fn parse_go_duration(text: &str) -> Option<f64> {
+pub(super) fn parse_go_duration(text: &str) -> Option<f64> {
     let mut total = 0.0;
     let mut rest = text.trim();
     if rest.is_empty() {

@@ -5,6 +5,7 @@
 mod child;
 mod cli;
 mod cluster;
+mod consume;
 mod execute;
 mod facts;
 mod failover;
@@ -22,6 +23,7 @@ use self::facts::{Facts, utc_now};
 use self::outcome::Outcome;
 use self::plan::{Case, Client, Plan};
 use self::report::Report;
+use self::report::consumer::TITLE as CONSUMER_TITLE;
 use self::report::frozen::TITLE as FROZEN_TITLE;
 use self::report::goals::render_goals;
 use self::report::results::{ResultsFile, Settings};
@@ -34,10 +36,13 @@ pub(crate) const USAGE: &str = "\
         [--warmup N] [--stall-n N] [--failover-n 1000000] [--failover-runs 1]
         [--cli-n 1000000] [--cli-runs 1] [--time-limit SECS] [--go-nsq-bin PATH]
         [--bench-writer-bin PATH] [--tokio-nsq-bin PATH] [--nsq-pub-bin PATH]
-        [--to-nsq-bin PATH] [--unavailable 'client=reason;...'] [--out PATH]
-        [--out-md PATH] [--command TEXT]
-      clients: producer, pool, go-nsq, tokio-nsq, raw, bench_writer, nsq-pub, to_nsq
-      cases:   a, b, c, c* (or cstar), d, e, f, g, h, i, j, j0, k, l";
+        [--to-nsq-bin PATH] [--consumer-n 1000000] [--max-in-flight 2500]
+        [--latency-n 2000] [--latency-rate 1000] [--consumer-api stream|run]
+        [--bench-reader-bin PATH]
+        [--unavailable 'client=reason;...'] [--out PATH] [--out-md PATH] [--command TEXT]
+      clients: producer, pool, go-nsq, tokio-nsq, raw, bench_writer, nsq-pub, to_nsq,
+               consumer, bench_reader
+      cases:   a, b, c, c* (or cstar), d, e, f, g, h, i, j, j0, k, l, m, n";
 
 /// Runs the suite described by `args`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
@@ -66,6 +71,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         mpub_rate: None,
         cluster: Vec::new(),
         cli_input: None,
+        consume_rate: std::collections::BTreeMap::new(),
     };
     let outcomes = run_rounds(&plan, &mut executor);
     drop(nsqd);
@@ -79,19 +85,28 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let failover_notes = report.failover_notes();
     let frozen = report.frozen_table();
     let frozen_notes = report.frozen_notes();
+    let consumers = report.consumer_table();
+    let consumer_notes = report.consumer_notes();
     let wall_clock = began.elapsed().as_secs_f64();
     let date = utc_now();
 
     println!();
-    println!(
-        "nsq producer benchmarks: n={} messages of {} bytes, median (min-max) of {} run(s), {date}",
-        plan.n, plan.size, plan.runs
-    );
-    println!("{}", table.render_text());
-    println!("marks: ! count mismatch, + stopped at the time limit, * see notes in results.json");
-    println!();
-    println!("CPU time while publishing, % of one core (client / nsqd), over all runs:");
-    println!("{}", cpu.render_text());
+    // Only the consumer cases asked for: the publishers' tables have no rows.
+    let publishers = !table.rows.is_empty();
+    if publishers {
+        println!(
+            "nsq producer benchmarks: n={} messages of {} bytes, median (min-max) of {} run(s), \
+             {date}",
+            plan.n, plan.size, plan.runs
+        );
+        println!("{}", table.render_text());
+        println!(
+            "marks: ! count mismatch, + stopped at the time limit, * see notes in results.json"
+        );
+        println!();
+        println!("CPU time while publishing, % of one core (client / nsqd), over all runs:");
+        println!("{}", cpu.render_text());
+    }
     if let Some(failover) = &failover {
         println!("{FAILOVER_TITLE}");
         println!("{}", failover.render_text());
@@ -104,6 +119,19 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         println!("{}", FROZEN_TITLE);
         println!("{}", frozen.render_text());
         for note in &frozen_notes {
+            println!("  {note}");
+        }
+        println!();
+    }
+    if let Some(consumers) = &consumers {
+        println!(
+            "nsq consumer benchmarks: {} messages of {} bytes, median (min-max) of {} run(s), \
+             {date}",
+            plan.consumer_n, plan.size, plan.runs
+        );
+        println!("{CONSUMER_TITLE}");
+        println!("{}", consumers.render_text());
+        for note in &consumer_notes {
             println!("  {note}");
         }
         println!();
@@ -139,15 +167,33 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             .collect();
         format!("{}\n\n{}\n{notes}\n", FROZEN_TITLE, table.render_markdown())
     });
+    let consumers_md = consumers.as_ref().map_or_else(String::new, |table| {
+        let notes: String = consumer_notes
+            .iter()
+            .map(|note| format!("- {note}\n"))
+            .collect();
+        format!("{CONSUMER_TITLE}\n\n{}\n{notes}\n", table.render_markdown())
+    });
+    let publishers_md = if publishers {
+        format!(
+            "{}\nCPU time while publishing, % of one core (client / nsqd), over all runs:\n\n{}\n",
+            table.render_markdown(),
+            cpu.render_markdown()
+        )
+    } else {
+        String::new()
+    };
     let markdown = format!(
-        "Measured {date} with `{}` ({} run(s) of n={} messages of {} bytes; cells are \
+        "Measured {date} with `{}` ({} run(s) of {} of {} bytes; cells are \
          median (min-max); {:.0} s in all).\n\nMachine: {} cores{}, load average {} at the \
-         start; {}, {}, {}.\n\n{}\n\
-         CPU time while publishing, % of one core (client / nsqd), over all runs:\n\n{}\n\
-         {}{}Goals (medians of this run):\n\n{}",
+         start; {}, {}, {}.\n\n{}{}{}{}Goals (medians of this run):\n\n{}",
         plan.command,
         plan.runs,
-        plan.n,
+        if publishers {
+            format!("n={} messages", plan.n)
+        } else {
+            format!("{} timed messages", plan.consumer_n)
+        },
         plan.size,
         wall_clock,
         facts.cores,
@@ -159,10 +205,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         facts.nsqd_version.as_deref().unwrap_or("nsqd ?"),
         facts.go_version.as_deref().unwrap_or("go ?"),
         facts.rustc_version.as_deref().unwrap_or("rustc ?"),
-        table.render_markdown(),
-        cpu.render_markdown(),
+        publishers_md,
         failover_md,
         frozen_md,
+        consumers_md,
         goals_md,
     );
     write(&plan.out_md, &markdown)?;

@@ -25,10 +25,14 @@ pub(crate) enum Client {
     NsqPub,
     /// nsq's own command-line publisher `to_nsq` v1.3.0 (case k).
     ToNsq,
+    /// This workspace's consumer (`nsq-bench consume`, cases m and n).
+    Consumer,
+    /// nsq's own consumer benchmark `bench_reader` v1.3.0 (case m), raw TCP without a handler.
+    BenchReader,
 }
 
 impl Client {
-    pub(crate) const ALL: [Self; 8] = [
+    pub(crate) const ALL: [Self; 10] = [
         Self::Producer,
         Self::Pool,
         Self::GoNsq,
@@ -37,6 +41,8 @@ impl Client {
         Self::BenchWriter,
         Self::NsqPub,
         Self::ToNsq,
+        Self::Consumer,
+        Self::BenchReader,
     ];
 
     /// The name on the command line, in results and in the table.
@@ -50,7 +56,14 @@ impl Client {
             Self::BenchWriter => "bench_writer",
             Self::NsqPub => "nsq-pub",
             Self::ToNsq => "to_nsq",
+            Self::Consumer => "consumer",
+            Self::BenchReader => "bench_reader",
         }
+    }
+
+    /// Whether the client only consumes: it has a column in the consumer table only.
+    pub(crate) fn consumes(self) -> bool {
+        matches!(self, Self::Consumer | Self::BenchReader)
     }
 
     fn parse(name: &str) -> Option<Self> {
@@ -59,6 +72,7 @@ impl Client {
             c.name() == name
                 || (name == "bench-writer" && c == Self::BenchWriter)
                 || (name == "to-nsq" && c == Self::ToNsq)
+                || (name == "bench-reader" && c == Self::BenchReader)
         })
     }
 }
@@ -88,10 +102,14 @@ pub(crate) enum Case {
     /// A frozen node: three nsqd, one stopped (SIGSTOP) for 6 s a third of the way in, with a
     /// publish timeout of 2 s.
     L,
+    /// The consumers: a topic filled beforehand, read from one nsqd.
+    M,
+    /// As m, the topic spread over three nsqd.
+    N,
 }
 
 impl Case {
-    pub(crate) const ALL: [Self; 14] = [
+    pub(crate) const ALL: [Self; 16] = [
         Self::A,
         Self::B,
         Self::C,
@@ -106,6 +124,8 @@ impl Case {
         Self::J0,
         Self::K,
         Self::L,
+        Self::M,
+        Self::N,
     ];
 
     /// The case's letter, as the report and docs/performance.md write it.
@@ -125,6 +145,8 @@ impl Case {
             Self::J0 => "j0",
             Self::K => "k",
             Self::L => "l",
+            Self::M => "m",
+            Self::N => "n",
         }
     }
 
@@ -168,6 +190,15 @@ pub(crate) struct Plan {
     pub(crate) cli_n: u64,
     /// Rounds that run case k (the first ones): to_nsq takes a minute for 1,000,000 lines.
     pub(crate) cli_runs: u32,
+    /// Messages the topic of cases m and n holds before each consumer run.
+    pub(crate) consumer_n: u64,
+    /// The consumers' max_in_flight (bench_reader's RDY) in cases m and n.
+    pub(crate) max_in_flight: u32,
+    /// Messages of the latency phase of cases m and n, and their rate per second.
+    pub(crate) latency_n: u64,
+    pub(crate) latency_rate: f64,
+    /// How the consumer client reads: `stream` (its `Stream`) or `run` (a handler).
+    pub(crate) consumer_api: String,
     /// Longest a client may publish in one run.
     pub(crate) time_limit: Duration,
     pub(crate) quick: bool,
@@ -180,6 +211,7 @@ pub(crate) struct Plan {
     pub(crate) tokio_nsq_bin: Option<PathBuf>,
     pub(crate) nsq_pub_bin: Option<PathBuf>,
     pub(crate) to_nsq_bin: Option<PathBuf>,
+    pub(crate) bench_reader_bin: Option<PathBuf>,
     /// Clients that could not be built, with the reason for their cells.
     pub(crate) unavailable: BTreeMap<Client, String>,
     pub(crate) out_json: PathBuf,
@@ -242,6 +274,25 @@ impl Plan {
             failover_runs: flags.get("failover-runs", 1)?,
             cli_n: flags.get("cli-n", if quick { QUICK_CLI_LINES } else { CLI_LINES })?,
             cli_runs: flags.get("cli-runs", 1)?,
+            consumer_n: flags.get(
+                "consumer-n",
+                if quick {
+                    QUICK_CONSUMER_MESSAGES
+                } else {
+                    CONSUMER_MESSAGES
+                },
+            )?,
+            max_in_flight: flags.get("max-in-flight", MAX_IN_FLIGHT)?,
+            latency_n: flags.get(
+                "latency-n",
+                if quick {
+                    QUICK_LATENCY_MESSAGES
+                } else {
+                    LATENCY_MESSAGES
+                },
+            )?,
+            latency_rate: flags.get("latency-rate", LATENCY_RATE)?,
+            consumer_api: flags.get("consumer-api", "stream".to_owned())?,
             time_limit: Duration::from_secs_f64(
                 flags.get("time-limit", if quick { 10.0 } else { 20.0 })?,
             ),
@@ -253,6 +304,7 @@ impl Plan {
             tokio_nsq_bin: flags.string("tokio-nsq-bin").map(PathBuf::from),
             nsq_pub_bin: flags.string("nsq-pub-bin").map(PathBuf::from),
             to_nsq_bin: flags.string("to-nsq-bin").map(PathBuf::from),
+            bench_reader_bin: flags.string("bench-reader-bin").map(PathBuf::from),
             unavailable,
             out_json: PathBuf::from(
                 flags
@@ -278,17 +330,44 @@ impl Plan {
             || plan.failover_runs == 0
             || plan.cli_n == 0
             || plan.cli_runs == 0
+            || plan.consumer_n == 0
+            || plan.max_in_flight == 0
         {
             return Err(
                 "--n, --size, --runs, --batch, --window, --stall-n, --failover-n, \
-                 --failover-runs, --cli-n and --cli-runs must be at least 1"
+                 --failover-runs, --cli-n, --cli-runs, --consumer-n and --max-in-flight must be \
+                 at least 1"
                     .into(),
             );
+        }
+        if plan.latency_rate.is_nan() || plan.latency_rate <= 0.0 {
+            return Err("--latency-rate must be positive".into());
+        }
+        if !matches!(plan.consumer_api.as_str(), "stream" | "run") {
+            return Err(format!(
+                "--consumer-api: `stream` or `run`, not `{}`",
+                plan.consumer_api
+            ));
         }
         if plan.time_limit.is_zero() {
             return Err("--time-limit must be positive".into());
         }
         Ok(plan)
+    }
+
+    /// The messages in the channel before a run of m or n: `consumer_n` measured, and as many
+    /// again as ten RDY windows or a twentieth of `consumer_n`, whichever is more, read after
+    /// the clock stops. Without them the last messages of the measured part would wait in
+    /// nsqd's output buffer for its flush timer (250 ms by default): nsqd flushes a consumer's
+    /// buffer when it is full, when the consumer's RDY is used up, or on that timer.
+    pub(crate) fn consumer_filled(&self) -> u64 {
+        let extra = (u64::from(self.max_in_flight) * 10).max(self.consumer_n / 20);
+        self.consumer_n + extra
+    }
+
+    /// The clients of the main table and the CPU table: those that publish.
+    pub(crate) fn publishers(&self) -> impl Iterator<Item = Client> + '_ {
+        self.clients.iter().copied().filter(|c| !c.consumes())
     }
 
     /// Whether `case` was asked for.
@@ -327,6 +406,7 @@ impl Plan {
     pub(crate) fn time_limit_of(&self, case: Case) -> Duration {
         match case {
             Case::J | Case::J0 | Case::L => self.time_limit.max(FAILOVER_TIME_LIMIT),
+            Case::M | Case::N => self.time_limit.max(CONSUMER_TIME_LIMIT),
             Case::K => self
                 .time_limit
                 .max(Duration::from_secs(self.cli_n.div_ceil(CLI_SLOWEST_RATE))),
@@ -334,9 +414,13 @@ impl Plan {
         }
     }
 
-    /// The memory queue of each nsqd of the failover cases.
+    /// The memory queue of each nsqd of the failover cases, which case n shares.
     pub(crate) fn failover_mem_queue_size(&self) -> u64 {
-        self.failover_n + 100_000
+        let mut largest = self.failover_n;
+        if self.wants(Case::N) {
+            largest = largest.max(self.consumer_filled());
+        }
+        largest + 100_000
     }
 
     /// The memory queue nsqd needs so that no run spills to disk: the largest run, with room
@@ -354,6 +438,9 @@ impl Plan {
         }
         if self.wants(Case::K) {
             largest = largest.max(self.cli_n);
+        }
+        if self.wants(Case::M) {
+            largest = largest.max(self.consumer_filled());
         }
         largest + 100_000
     }
@@ -385,6 +472,28 @@ const QUICK_CLI_LINES: u64 = 100_000;
 /// The rate (lines per second) below which a run of case k is killed: a seventh of to_nsq's
 /// usual rate, so 500 s for 1,000,000 lines.
 const CLI_SLOWEST_RATE: u64 = 2_000;
+
+/// Messages in the topic of cases m and n before each consumer run.
+const CONSUMER_MESSAGES: u64 = 1_000_000;
+
+/// Messages in the topic of cases m and n with `--quick`.
+const QUICK_CONSUMER_MESSAGES: u64 = 100_000;
+
+/// The consumers' max_in_flight in cases m and n: bench_reader's default RDY.
+const MAX_IN_FLIGHT: u32 = 2500;
+
+/// Messages of the latency phase of cases m and n: at `LATENCY_RATE`, two seconds.
+const LATENCY_MESSAGES: u64 = 2_000;
+
+/// Messages of the latency phase with `--quick`.
+const QUICK_LATENCY_MESSAGES: u64 = 1_000;
+
+/// Messages per second of the latency phase: a modest load, far below what any consumer
+/// takes, so that the time measured is the way through nsqd and the client, not a queue.
+const LATENCY_RATE: f64 = 1_000.0;
+
+/// The shortest time limit of a consumer run (both phases).
+const CONSUMER_TIME_LIMIT: Duration = Duration::from_secs(60);
 
 /// The shortest time limit of a failover run.
 const FAILOVER_TIME_LIMIT: Duration = Duration::from_secs(120);
@@ -431,6 +540,14 @@ mod tests {
         assert_eq!((quick.n, quick.runs, quick.stall_n), (20_000, 1, 200_000));
         assert_eq!(quick.failover_n, 200_000);
         assert_eq!(quick.cli_n, 100_000);
+        assert_eq!((full.consumer_n, quick.consumer_n), (1_000_000, 100_000));
+        assert_eq!((full.max_in_flight, full.latency_n), (2500, 2_000));
+        assert_eq!(full.consumer_api, "stream");
+        assert_eq!(
+            plan(&["--consumer-api", "run"]).unwrap().consumer_api,
+            "run"
+        );
+        assert!(plan(&["--consumer-api", "poll"]).is_err());
         assert_eq!(plan(&["--quick", "--n", "5"]).unwrap().n, 5);
     }
 
@@ -453,6 +570,20 @@ mod tests {
         let p = plan(&["--clients", "nsq-pub,to-nsq", "--cases", "k"]).unwrap();
         assert_eq!(p.clients, vec![Client::NsqPub, Client::ToNsq]);
         assert_eq!(p.run_cases(), vec![Case::K]);
+        let p = plan(&[
+            "--clients",
+            "consumer,bench-reader,go-nsq",
+            "--cases",
+            "m,n",
+        ])
+        .unwrap();
+        assert_eq!(
+            p.clients,
+            vec![Client::GoNsq, Client::Consumer, Client::BenchReader]
+        );
+        assert_eq!(p.run_cases(), vec![Case::M, Case::N]);
+        assert_eq!(p.time_limit_of(Case::M), CONSUMER_TIME_LIMIT);
+        assert!(Client::BenchReader.consumes() && !Client::GoNsq.consumes());
     }
 
     #[test]
@@ -494,5 +625,19 @@ mod tests {
         assert_eq!(p.mem_queue_size(), 2_100_000);
         let p = plan(&["--cases", "k", "--n", "1000", "--cli-n", "3000000"]).unwrap();
         assert_eq!(p.mem_queue_size(), 3_100_000);
+        let p = plan(&["--cases", "m,n", "--n", "1000", "--consumer-n", "2000000"]).unwrap();
+        assert_eq!(p.consumer_filled(), 2_100_000);
+        assert_eq!(p.mem_queue_size(), 2_200_000);
+        assert_eq!(p.failover_mem_queue_size(), 2_200_000);
+        let p = plan(&[
+            "--cases",
+            "m",
+            "--consumer-n",
+            "1000",
+            "--max-in-flight",
+            "10",
+        ])
+        .unwrap();
+        assert_eq!(p.consumer_filled(), 1_100);
     }
 }

@@ -2,13 +2,15 @@
 //! Markdown tables, the goal checks and `results.json`.
 //!
 //! This file groups the runs by case and client and makes the cells; `metrics.rs` says what is
-//! measured in each case, `tables.rs`, `failover.rs` and `frozen.rs` lay out the tables,
+//! measured in each case, `tables.rs`, `failover.rs`, `frozen.rs` and `consumer.rs` lay out the
+//! tables,
 //! `goals.rs` checks the goals, `text.rs` formats, and `results.rs` is the JSON file.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub(crate) mod consumer;
 pub(crate) mod failover;
 pub(crate) mod frozen;
 pub(crate) mod goals;
@@ -46,6 +48,9 @@ pub(crate) struct Cell {
     /// Case k, nsq-pub's cells: this cell's median over to_nsq's in the same metric.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) ratio_to_to_nsq: Option<f64>,
+    /// Cases m and n, the consumer's cells: this cell's median over bench_reader's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ratio_to_bench_reader: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) notes: Vec<String>,
 }
@@ -189,6 +194,9 @@ impl<'a> Report<'a> {
                     let ratio_to_to_nsq = (case == Case::K && client == Client::NsqPub)
                         .then(|| versus(self.median(source, Client::ToNsq, metric)))
                         .flatten();
+                    let ratio_to_bench_reader = (client == Client::Consumer)
+                        .then(|| versus(self.median(source, Client::BenchReader, metric)))
+                        .flatten();
                     let (status, reason) = match status {
                         Status::Ok => ("ok", None),
                         Status::Unsupported(why) => ("unsupported", Some(why)),
@@ -206,6 +214,7 @@ impl<'a> Report<'a> {
                         ratio_to_producer,
                         ratio_to_no_kill,
                         ratio_to_to_nsq,
+                        ratio_to_bench_reader,
                         notes: self.notes(source, client),
                     });
                 }

@@ -4,7 +4,7 @@
 //! without the workspace's dependencies) and nsq-test-support includes it as a module, so
 //! `cargo xtask nsqd` and the tests look in the same places in the same order and accept the
 //! same binaries. For each command that order is its environment variable (`NSQD`,
-//! `NSQLOOKUPD`, `TO_NSQ`, `NSQ_TAIL`), then `<workspace>/target/nsqd/bin/<name>` (where
+//! `NSQLOOKUPD`, `TO_NSQ`, `NSQ_TAIL`, `NSQ_TO_NSQ`, `BENCH_READER`), then `<workspace>/target/nsqd/bin/<name>` (where
 //! `cargo xtask nsqd` installs them), then `<name>` on `PATH`; a candidate that is not v1.3.0
 //! is skipped.
 
@@ -30,11 +30,22 @@ pub enum NsqTool {
     ToNsq,
     /// Prints the messages of a topic to its standard output.
     NsqTail,
+    /// Consumes a topic and publishes its messages again to another nsqd.
+    NsqToNsq,
+    /// nsq's consumer benchmark (`bench/bench_reader`): reads a channel over raw TCP.
+    BenchReader,
 }
 
 impl NsqTool {
     /// Every command, in the order they are reported.
-    pub const ALL: [Self; 4] = [Self::Nsqd, Self::Nsqlookupd, Self::ToNsq, Self::NsqTail];
+    pub const ALL: [Self; 6] = [
+        Self::Nsqd,
+        Self::Nsqlookupd,
+        Self::ToNsq,
+        Self::NsqTail,
+        Self::NsqToNsq,
+        Self::BenchReader,
+    ];
 
     /// The binary's name, e.g. `nsqlookupd`.
     pub const fn name(self) -> &'static str {
@@ -43,23 +54,38 @@ impl NsqTool {
             Self::Nsqlookupd => "nsqlookupd",
             Self::ToNsq => "to_nsq",
             Self::NsqTail => "nsq_tail",
+            Self::NsqToNsq => "nsq_to_nsq",
+            Self::BenchReader => "bench_reader",
         }
     }
 
-    /// The environment variable that may point at the binary: `NSQD`, `NSQLOOKUPD`, `TO_NSQ` or
-    /// `NSQ_TAIL`.
+    /// The environment variable that may point at the binary: `NSQD`, `NSQLOOKUPD`, `TO_NSQ`,
+    /// `NSQ_TAIL`, `NSQ_TO_NSQ` or `BENCH_READER`.
     pub const fn env_var(self) -> &'static str {
         match self {
             Self::Nsqd => "NSQD",
             Self::Nsqlookupd => "NSQLOOKUPD",
             Self::ToNsq => "TO_NSQ",
             Self::NsqTail => "NSQ_TAIL",
+            Self::NsqToNsq => "NSQ_TO_NSQ",
+            Self::BenchReader => "BENCH_READER",
         }
     }
 
-    /// The Go package of the command.
+    /// The Go package of the command: `apps/<name>`, or `bench/bench_reader`.
     pub(crate) fn package(self) -> String {
-        format!("{MODULE}/apps/{}", self.name())
+        let dir = if self == Self::BenchReader {
+            "bench"
+        } else {
+            "apps"
+        };
+        format!("{MODULE}/{dir}/{}", self.name())
+    }
+
+    /// Whether the binary prints its version with `--version`; to_nsq and bench_reader do not,
+    /// and are recognised by the Go build information embedded in them.
+    const fn has_version_flag(self) -> bool {
+        !matches!(self, Self::ToNsq | Self::BenchReader)
     }
 
     /// The binary's file name on this platform.
@@ -161,13 +187,13 @@ fn candidates(tool: NsqTool, root: &Path) -> Vec<Candidate> {
 }
 
 /// Checks that `path` is the pinned release of `tool`: `<bin> --version` must print
-/// `<name> v1.3.0`; to_nsq has no such flag, so the Go build information embedded in it (what
-/// `go version -m` shows) must name its package and nsq v1.3.0.
+/// `<name> v1.3.0`; to_nsq and bench_reader have no such flag, so the Go build information
+/// embedded in them (what `go version -m` shows) must name their package and nsq v1.3.0.
 pub(crate) fn check_version(tool: NsqTool, path: &Path) -> Result<(), String> {
     if !path.is_file() {
         return Err("no such file".to_owned());
     }
-    if tool == NsqTool::ToNsq {
+    if !tool.has_version_flag() {
         let binary = fs::read(path).map_err(|err| format!("it could not be read ({err})"))?;
         return if built_from_release(&binary, tool) {
             Ok(())
@@ -220,10 +246,34 @@ mod tests {
     #[test]
     fn every_tool_has_its_own_name_variable_and_package() {
         let names: Vec<&str> = NsqTool::ALL.iter().map(|tool| tool.name()).collect();
-        assert_eq!(names, ["nsqd", "nsqlookupd", "to_nsq", "nsq_tail"]);
+        assert_eq!(
+            names,
+            [
+                "nsqd",
+                "nsqlookupd",
+                "to_nsq",
+                "nsq_tail",
+                "nsq_to_nsq",
+                "bench_reader"
+            ]
+        );
         let vars: Vec<&str> = NsqTool::ALL.iter().map(|tool| tool.env_var()).collect();
-        assert_eq!(vars, ["NSQD", "NSQLOOKUPD", "TO_NSQ", "NSQ_TAIL"]);
+        assert_eq!(
+            vars,
+            [
+                "NSQD",
+                "NSQLOOKUPD",
+                "TO_NSQ",
+                "NSQ_TAIL",
+                "NSQ_TO_NSQ",
+                "BENCH_READER"
+            ]
+        );
         assert_eq!(NsqTool::ToNsq.package(), "github.com/nsqio/nsq/apps/to_nsq");
+        assert_eq!(
+            NsqTool::BenchReader.package(),
+            "github.com/nsqio/nsq/bench/bench_reader"
+        );
         assert!(
             local_binary(Path::new("/w"), NsqTool::NsqTail).ends_with("target/nsqd/bin/nsq_tail")
         );
@@ -244,6 +294,10 @@ mod tests {
         let other_command =
             b"path\tgithub.com/nsqio/nsq/apps/nsq_tail\nmod\tgithub.com/nsqio/nsq\tv1.3.0\th1:x=\n";
         assert!(!built_from_release(other_command, NsqTool::ToNsq));
+        let reader = b"path\tgithub.com/nsqio/nsq/bench/bench_reader\n\
+                       mod\tgithub.com/nsqio/nsq\tv1.3.0\th1:x=\n";
+        assert!(built_from_release(reader, NsqTool::BenchReader));
+        assert!(!built_from_release(reader, NsqTool::ToNsq));
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub(crate) struct Goal {
 }
 
 impl Goal {
-    fn at_least(
+    pub(super) fn at_least(
         case: &'static str,
         what: &'static str,
         value: Option<f64>,
@@ -232,6 +232,7 @@ impl Report<'_> {
             "x",
         ));
         goals.push(self.frozen_goal());
+        goals.extend(self.consumer_goals());
         goals.retain(|g| self.plan.cases.iter().any(|c| c.id() == g.case));
         goals
     }

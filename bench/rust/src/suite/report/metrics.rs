@@ -174,6 +174,24 @@ pub(super) const NSQD_CPU: Metric = Metric {
     read: |o, r, _| Some(o.nsqd_cpu_s? / r.seconds?.max(f64::EPSILON) * 100.0),
 };
 
+/// Cases m and n: the client's CPU time per message read, in microseconds.
+pub(super) const CPU_PER_MSG: Metric = Metric {
+    name: "cpu_per_msg",
+    unit: "us/msg",
+    read: |_, r, _| Some(r.cpu_s? / (r.acked as f64).max(1.0) * 1e6),
+};
+
+/// Cases m and n: the peak resident set less max_in_flight messages of the run's size, the
+/// constant of the bound `peak RSS <= max_in_flight x size + constant`.
+pub(super) const RSS_CONSTANT: Metric = Metric {
+    name: "rss_less_in_flight",
+    unit: "MiB",
+    read: |_, r, plan| {
+        let in_flight = f64::from(plan.max_in_flight) * plan.size as f64 / (1024.0 * 1024.0);
+        Some(r.peak_rss_mib? - in_flight)
+    },
+};
+
 /// The metrics reported for each case (e is reported as e(a) and e(c), from those runs).
 pub(super) fn metrics(case: Case) -> &'static [Metric] {
     match case {
@@ -185,6 +203,18 @@ pub(super) fn metrics(case: Case) -> &'static [Metric] {
         Case::G => &[ALLOCS, ALLOC_BYTES, THROUGHPUT],
         Case::H | Case::I => &[RESOLVED, CLIENT_CPU, NSQD_CPU],
         Case::L => FROZEN,
+        Case::M | Case::N => &[
+            THROUGHPUT,
+            MEGABYTES,
+            CPU_PER_MSG,
+            CLIENT_CPU,
+            NSQD_CPU,
+            PEAK_RSS,
+            RSS_CONSTANT,
+            P50,
+            P99,
+            P999,
+        ],
         Case::J | Case::J0 => &[
             THROUGHPUT,
             MEGABYTES,

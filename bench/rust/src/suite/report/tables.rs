@@ -14,7 +14,8 @@ impl Report<'_> {
     pub(super) fn rows(&self) -> Vec<(String, Case, Case)> {
         let mut rows = Vec::new();
         for case in Case::ALL {
-            if !self.plan.wants(case) {
+            // The consumer cases have a table of their own.
+            if !self.plan.wants(case) || matches!(case, Case::M | Case::N) {
                 continue;
             }
             if case == Case::E {
@@ -39,9 +40,8 @@ impl Report<'_> {
             let title = row_title(&label, self.plan);
             let cells = self
                 .plan
-                .clients
-                .iter()
-                .map(|&client| self.cell_text(source, case, client))
+                .publishers()
+                .map(|client| self.cell_text(source, case, client))
                 .collect();
             table.rows.push((title, cells));
         }
@@ -226,9 +226,8 @@ impl Report<'_> {
             }
             let cells = self
                 .plan
-                .clients
-                .iter()
-                .map(|&client| vec![self.cpu_text(case, client)])
+                .publishers()
+                .map(|client| vec![self.cpu_text(case, client)])
                 .collect();
             table.rows.push((case.id().to_owned(), cells));
         }

@@ -13,7 +13,7 @@ pub(crate) struct Table {
 impl Table {
     pub(super) fn new(plan: &Plan) -> Self {
         let mut header = vec!["case".to_owned()];
-        header.extend(plan.clients.iter().map(|c| c.name().to_owned()));
+        header.extend(plan.publishers().map(|c| c.name().to_owned()));
         Self {
             header,
             rows: Vec::new(),
@@ -115,6 +115,8 @@ pub(super) fn row_title(label: &str, plan: &Plan) -> String {
         "j0" => format!("(j0) 3 nsqd, {} callers, no kill", plan.callers),
         "j" => "(j) as (j0), one nsqd killed".to_owned(),
         "l" => "(l) as (j0), one nsqd stopped 6 s".to_owned(),
+        "m" => format!("(m) consume {}, 1 nsqd", rate(plan.consumer_n as f64)),
+        "n" => format!("(n) consume {}, 3 nsqd", rate(plan.consumer_n as f64)),
         "k" => format!(
             "(k) CLI: {} lines of {} bytes from a file",
             thousands(plan.cli_n),
