@@ -1,8 +1,10 @@
 //! nsq-tail's ends against a real nsqd: an interrupt drains and exits 130 with nothing left in
-//! flight; a node that cannot be reached is named.
+//! flight; a closed output ends the run with status 0; a node that cannot be reached is named.
 
 mod common;
 
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -71,4 +73,59 @@ fn an_unreachable_nsqd_is_named_and_exits_4() {
         finished.stderr
     );
     assert!(finished.stdout.is_empty());
+}
+
+/// Standard output's reader goes away after one line (as `nsq-tail ... | head -1` does) while
+/// nsq-tail still has 2 MB to write: it exits 0, leaves nothing in flight, and what it did not
+/// write is back in the channel.
+#[test]
+fn a_closed_output_ends_the_run_with_status_0_and_requeues_the_rest() {
+    let nsqd = Nsqd::start();
+    let (topic, channel) = ("closed", "durable");
+    nsqd.create_channel(topic, channel);
+    let bodies: Vec<Vec<u8>> = (0..20_000)
+        .map(|i| format!("{i:0100}").into_bytes())
+        .collect();
+    mpub(&nsqd, topic, &bodies);
+    wait_for_depth(&nsqd, topic, channel, 20_000);
+    let mut child = nsq_tail()
+        .args([
+            "--topic",
+            topic,
+            "--channel",
+            channel,
+            "--nsqd-tcp-address",
+            &nsqd.tcp_addr().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run nsq-tail");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("a line");
+    assert_eq!(line.len(), 101);
+    drop(stdout);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("nsq-tail still running 30 s after its output closed");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stderr);
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert_eq!(channel_count(&nsqd, topic, channel, "in_flight_count"), 0);
+    let depth = channel_count(&nsqd, topic, channel, "depth");
+    assert!(depth > 0 && depth < 20_000, "depth {depth}");
 }
