@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use nsq_test_support::Nsqd;
 
-use common::{Running, channel_count, mpub, nsq_tail, wait_for_depth};
+use common::{Running, channel_count, mpub, nsq_tail, wait_for_depth, wait_nothing_in_flight};
 
 /// A topic holding 5,000 messages (in a durable channel created first): `-n 1000` prints 1,000
 /// distinct published messages, exits 0 and leaves exactly 4,000 in the channel with nothing
@@ -56,7 +56,7 @@ fn n_1000_of_a_topic_holding_5000_leaves_exactly_4000() {
         "channel stats: {}",
         nsqd.channel_stats(topic, channel).unwrap()
     );
-    assert_eq!(channel_count(&nsqd, topic, channel, "in_flight_count"), 0);
+    wait_nothing_in_flight(&nsqd, topic, channel);
     assert_eq!(channel_count(&nsqd, topic, channel, "timeout_count"), 0);
     // Nothing beyond the 1,000 was taken: no delivery had to be requeued.
     assert_eq!(channel_count(&nsqd, topic, channel, "requeue_count"), 0);
@@ -79,7 +79,7 @@ fn n_1000_of_a_topic_holding_5000_leaves_exactly_4000() {
         "each message printed exactly once over both runs"
     );
     assert_eq!(channel_count(&nsqd, topic, channel, "depth"), 0);
-    assert_eq!(channel_count(&nsqd, topic, channel, "in_flight_count"), 0);
+    wait_nothing_in_flight(&nsqd, topic, channel);
 }
 
 /// `-n` below `--max-in-flight`, over two topics read at once: exactly n messages printed, and
@@ -116,10 +116,10 @@ fn n_over_two_topics_prints_n_and_requeues_the_rest() {
         let (topic, body) = line.split_once(" | ").expect("TOPIC | BODY");
         assert!(body.starts_with(topic), "{line}");
     }
+    for topic in ["left", "right"] {
+        wait_nothing_in_flight(&nsqd, topic, channel);
+    }
     let left = channel_count(&nsqd, "left", channel, "depth");
     let right = channel_count(&nsqd, "right", channel, "depth");
     assert_eq!(left + right, 600 - 250, "left {left}, right {right}");
-    for topic in ["left", "right"] {
-        assert_eq!(channel_count(&nsqd, topic, channel, "in_flight_count"), 0);
-    }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use nsq_test_support::{Nsqd, closed_addr};
 
-use common::{Running, channel_count, mpub, nsq_tail, wait_for_depth};
+use common::{Running, channel_count, mpub, nsq_tail, wait_for_depth, wait_nothing_in_flight};
 
 /// nsq-tail prints everything the channel holds and waits; SIGTERM (and SIGINT) make it drain
 /// and exit 130, leaving nothing in flight, and what is published later stays in the channel.
@@ -52,7 +52,7 @@ fn an_interrupt_drains_and_exits_130() {
             "{}",
             finished.stderr
         );
-        assert_eq!(channel_count(&nsqd, &topic, channel, "in_flight_count"), 0);
+        wait_nothing_in_flight(&nsqd, &topic, channel);
         // The channel is still there, durable, and nothing else reads it.
         mpub(&nsqd, &topic, &bodies[..3]);
         wait_for_depth(&nsqd, &topic, channel, 3);
@@ -125,7 +125,7 @@ fn a_closed_output_ends_the_run_with_status_0_and_requeues_the_rest() {
         .expect("piped")
         .read_to_string(&mut stderr);
     assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
-    assert_eq!(channel_count(&nsqd, topic, channel, "in_flight_count"), 0);
+    wait_nothing_in_flight(&nsqd, topic, channel);
     let depth = channel_count(&nsqd, topic, channel, "depth");
     assert!(depth > 0 && depth < 20_000, "depth {depth}");
 }

@@ -69,6 +69,24 @@ pub fn wait_for_depth(nsqd: &Nsqd, topic: &str, channel: &str, depth: u64) {
     }
 }
 
+/// Waits up to 5 s until the channel has nothing in flight: after a reader exits, nsqd may
+/// still be reading the last FINs and REQs it wrote. A message really left in flight stays
+/// for nsqd's `msg_timeout` (60 s), so this still fails on one.
+pub fn wait_nothing_in_flight(nsqd: &Nsqd, topic: &str, channel: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let in_flight = channel_count(nsqd, topic, channel, "in_flight_count");
+        if in_flight == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}/{channel}: {in_flight} messages still in flight after 5 s"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A running nsq-pub: its standard input is fed from a thread, its output collected by two
 /// others. Dropping it kills the process if it still runs.
 pub struct Running {
