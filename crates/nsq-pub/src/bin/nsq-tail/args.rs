@@ -122,7 +122,7 @@ JSON lines:
 
 Exit status:
   0    -n messages were printed, or standard output was closed by its reader
-  1    writing standard output failed
+  1    writing standard output failed, or the consumers stopped on their own
   2    usage error: bad flags, topic or channel name, or consumer option
   4    could not start: no nsqd could be subscribed to, or an nsqlookupd address is not usable
   130  interrupted (SIGINT, SIGTERM or SIGHUP)
