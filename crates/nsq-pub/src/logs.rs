@@ -1,5 +1,6 @@
-//! The producer's log (`tracing` events: reconnections, nsqlookupd failures, options it
-//! ignores) on standard error, above the progress line. Off unless `-v` or `RUST_LOG` asks.
+//! The producer's or consumer's log (`tracing` events: reconnections, nsqlookupd failures,
+//! options it ignores) on standard error, above the progress line, each line starting with the
+//! binary's name. Off unless `-v` or `RUST_LOG` asks.
 //!
 //! `RUST_LOG` takes comma-separated directives, each a level (`warn`) or a target prefix and a
 //! level (`nsq_producer::pool=debug`); the longest matching prefix wins. `-v` is `info`, `-vv`
@@ -122,7 +123,8 @@ impl Subscriber for Log {
         let mut line = Line::default();
         event.record(&mut line);
         Printer.line(format_args!(
-            "nsq-pub: {} {}: {}{}",
+            "{}: {} {}: {}{}",
+            env!("CARGO_BIN_NAME"),
             metadata.level(),
             metadata.target(),
             line.message,
