@@ -246,14 +246,10 @@ impl ConnTask {
                 break;
             };
             handled += 1;
-            // A requeue sent after a stop must not be written before the RDY 0 the stop queued
-            // first on the other channel, or nsqd delivers the message straight back.
-            if !self.leaving
-                && matches!(
-                    answer.kind,
-                    AnswerKind::Requeue { .. } | AnswerKind::Dropped
-                )
-            {
+            // An answer that frees a slot in nsqd must not be written before a RDY count queued
+            // first on the other channel: a requeue after a stop would come straight back, and
+            // a FIN after a lower max_in_flight would let nsqd send one message too many.
+            if !self.leaving && answer.kind != AnswerKind::Touch && !self.ctrl.is_empty() {
                 self.poll_ctrl(cx)?;
             }
             if let Some(signal) = self.write_answer(answer)? {

@@ -44,7 +44,7 @@ impl ConsumerHandle {
         self.shared.stats()
     }
 
-    /// Asks the consumer to stop and drain (see [`Consumer::drain`]); returns at once.
+    /// Asks the consumer to stop and drain (see [`Consumer::drain`](crate::Consumer::drain)); returns at once.
     pub fn stop(&self) {
         self.shared.request_stop();
     }

@@ -11,20 +11,6 @@ use indicatif::ProgressBar;
 /// Error lines printed for each kind of failure before the rest are only counted.
 const SHOWN_PER_KIND: u64 = 20;
 
-/// The name that starts every line printed (`nsq-pub` unless a binary sets its own).
-static PROGRAM: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
-
-/// Names the program in the lines printed from now on; the first call wins.
-#[allow(dead_code)] // Not every binary that shares this file names itself.
-pub(crate) fn set_program(name: &'static str) {
-    let _ = PROGRAM.set(name);
-}
-
-/// The program's name, as it starts every line printed.
-pub(crate) fn program() -> &'static str {
-    PROGRAM.get().copied().unwrap_or("nsq-pub")
-}
-
 /// The live progress line, while there is one: what [`Printer`] takes down to print.
 static LIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
@@ -82,11 +68,11 @@ impl Notices {
         let shown = self.shown.entry(kind).or_default();
         *shown += 1;
         if *shown <= SHOWN_PER_KIND {
-            Printer.line(format_args!("{}: {line}", program()));
+            Printer.line(format_args!("{}: {line}", env!("CARGO_BIN_NAME")));
         } else if *shown == SHOWN_PER_KIND + 1 {
             Printer.line(format_args!(
                 "{}: more of these are counted in the report, not shown",
-                program()
+                env!("CARGO_BIN_NAME")
             ));
         }
     }

@@ -1,5 +1,6 @@
-//! The producer's log (`tracing` events: reconnections, nsqlookupd failures, options it
-//! ignores) on standard error, above the progress line. Off unless `-v` or `RUST_LOG` asks.
+//! The producer's or consumer's log (`tracing` events: reconnections, nsqlookupd failures,
+//! options it ignores) on standard error, above the progress line, each line starting with the
+//! binary's name. Off unless `-v` or `RUST_LOG` asks.
 //!
 //! `RUST_LOG` takes comma-separated directives, each a level (`warn`) or a target prefix and a
 //! level (`nsq_producer::pool=debug`); the longest matching prefix wins. `-v` is `info`, `-vv`
@@ -123,7 +124,7 @@ impl Subscriber for Log {
         event.record(&mut line);
         Printer.line(format_args!(
             "{}: {} {}: {}{}",
-            crate::console::program(),
+            env!("CARGO_BIN_NAME"),
             metadata.level(),
             metadata.target(),
             line.message,

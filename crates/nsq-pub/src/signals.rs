@@ -58,7 +58,7 @@ fn note(counting: &watch::Sender<Interrupts>, name: &'static str) {
         Printer.line(format_args!(
             "{}: interrupted ({name}): finishing what was sent (interrupt again to stop \
              waiting)",
-            crate::console::program()
+            env!("CARGO_BIN_NAME")
         ));
     }
 }

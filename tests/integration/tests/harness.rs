@@ -1,8 +1,10 @@
 //! Self-tests of the `Nsqd` and `Nsqlookupd` harnesses against the real nsqd and nsqlookupd
-//! v1.3.0, and of the `to_nsq` and `nsq_tail` binaries the harness finds.
+//! v1.3.0, and of the `to_nsq` binary the harness finds (nsq-pub's tests cross-check nsq-tail
+//! against `nsq_tail`).
 //!
 //! They talk to nsqd with hand-written bytes rather than the workspace's crates, so that a bug
-//! in the harness cannot hide behind a bug in the client, or the other way round.
+//! in the harness cannot hide behind a bug in the client, or the other way round; only the
+//! nsqlookupd round trip reads back with nsq-consumer.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -11,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt as _;
 use nsq_test_support::{NsqTool, Nsqd, NsqdOptions, Nsqlookupd};
 
 /// The response frame nsqd sends for a successful PUB: size 6, frame type 0, `OK`.
@@ -357,7 +360,7 @@ fn finish(mut child: Child, what: &str) -> std::process::Output {
 }
 
 #[test]
-fn to_nsq_publishes_and_nsq_tail_reads_through_nsqlookupd() {
+fn to_nsq_publishes_and_a_consumer_reads_through_nsqlookupd() {
     let lookupd = Nsqlookupd::start();
     let nsqd = Nsqd::start_with(NsqdOptions::new().lookupd(&lookupd));
 
@@ -384,21 +387,31 @@ fn to_nsq_publishes_and_nsq_tail_reads_through_nsqlookupd() {
     assert_eq!(nsqd.topic_message_count("tools"), Some(3));
     lookupd.wait_for_topic(&nsqd, "tools");
 
-    // nsq_tail finds the nsqd through nsqlookupd's /lookup and exits after three messages.
-    let nsq_tail = Command::new(NsqTool::NsqTail.path())
-        .arg("--topic=tools")
-        .arg(format!("--lookupd-http-address={}", lookupd.http_addr()))
-        .arg("-n=3")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    // The consumer finds the nsqd through nsqlookupd's /lookup and reads the three messages.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap();
-    let output = finish(nsq_tail, "nsq_tail");
-    assert!(
-        output.status.success(),
-        "nsq_tail: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "one\ntwo\nthree\n");
+    let bodies = runtime.block_on(async {
+        let mut consumer = nsq_consumer::Consumer::builder("tools", "readback")
+            .unwrap()
+            .lookupd(lookupd.http_addr().to_string())
+            .connect()
+            .await
+            .unwrap();
+        let mut bodies = Vec::new();
+        while bodies.len() < 3 {
+            let message = tokio::time::timeout(Duration::from_secs(30), consumer.next())
+                .await
+                .expect("three messages within 30 s")
+                .expect("the consumer runs");
+            bodies.push(String::from_utf8_lossy(message.body()).into_owned());
+            message.finish().unwrap();
+        }
+        let report = consumer.drain().await;
+        assert_eq!(report.finished, 3, "{report}");
+        bodies
+    });
+    assert_eq!(bodies, ["one", "two", "three"]);
+    assert_eq!(nsqd.channel_depth("tools", "readback"), Some(0));
 }

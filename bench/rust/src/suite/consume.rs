@@ -211,7 +211,7 @@ pub(super) fn run(executor: &mut Executor<'_>, round: u32, case: Case, client: C
 
 /// Fills the channel of each of `nodes` with its share of `plan.consumer_filled()` messages: a fresh
 /// topic and channel, then MPUBs of [`FILL_BATCH`], each answered before the next.
-fn fill(nodes: &[&Nsqd], plan: &Plan) -> Result<(), String> {
+pub(super) fn fill(nodes: &[&Nsqd], plan: &Plan) -> Result<(), String> {
     let topic = Topic::new(TOPIC).map_err(|e| e.to_string())?;
     let body = Bytes::from(vec![b'x'; plan.size]);
     let full = vec![body; FILL_BATCH];

@@ -12,6 +12,7 @@ use super::cli;
 use super::consume;
 use super::outcome::Outcome;
 use super::plan::{Case, Client, Plan};
+use super::tools;
 use crate::cpu::process_cpu;
 use crate::record::RunResult;
 
@@ -51,6 +52,9 @@ impl Executor<'_> {
         }
         if matches!(case, Case::M | Case::N) {
             return consume::run(self, round, case, client);
+        }
+        if case == Case::O {
+            return tools::run(self, round, client);
         }
         let mut outcome = Outcome::new(round, case, client);
         let mut command = match self.launch(case, client) {
@@ -124,11 +128,14 @@ impl Executor<'_> {
         }
         let plan = self.plan;
         match (client, case) {
-            (_, Case::J | Case::J0 | Case::K | Case::L | Case::M | Case::N) => {
+            (_, Case::J | Case::J0 | Case::K | Case::L | Case::M | Case::N | Case::O) => {
                 unreachable!(
-                    "cases j, j0, k, l, m and n are launched by run_failover, cli::run and \
-                     consume::run"
+                    "cases j, j0, k, l, m, n and o are launched by run_failover, cli::run, \
+                     consume::run and tools::run"
                 )
+            }
+            (Client::NsqTail | Client::NsqTailGo, _) => {
+                Launch::Unsupported("n/a (o only)".to_owned())
             }
             (Client::Consumer | Client::BenchReader, _) => {
                 Launch::Unsupported("n/a (m and n only)".to_owned())

@@ -12,6 +12,7 @@ mod failover;
 mod outcome;
 mod plan;
 mod report;
+mod tools;
 
 use std::path::Path;
 use std::time::Instant;

@@ -29,10 +29,14 @@ pub(crate) enum Client {
     Consumer,
     /// nsq's own consumer benchmark `bench_reader` v1.3.0 (case m), raw TCP without a handler.
     BenchReader,
+    /// This workspace's `nsq-tail` (case o).
+    NsqTail,
+    /// nsq's own `nsq_tail` v1.3.0 (case o).
+    NsqTailGo,
 }
 
 impl Client {
-    pub(crate) const ALL: [Self; 10] = [
+    pub(crate) const ALL: [Self; 12] = [
         Self::Producer,
         Self::Pool,
         Self::GoNsq,
@@ -43,6 +47,8 @@ impl Client {
         Self::ToNsq,
         Self::Consumer,
         Self::BenchReader,
+        Self::NsqTail,
+        Self::NsqTailGo,
     ];
 
     /// The name on the command line, in results and in the table.
@@ -58,6 +64,8 @@ impl Client {
             Self::ToNsq => "to_nsq",
             Self::Consumer => "consumer",
             Self::BenchReader => "bench_reader",
+            Self::NsqTail => "nsq-tail",
+            Self::NsqTailGo => "nsq_tail",
         }
     }
 
@@ -106,10 +114,12 @@ pub(crate) enum Case {
     M,
     /// As m, the topic spread over three nsqd.
     N,
+    /// The command-line readers: the topic of m read to /dev/null by nsq-tail and nsq_tail.
+    O,
 }
 
 impl Case {
-    pub(crate) const ALL: [Self; 16] = [
+    pub(crate) const ALL: [Self; 17] = [
         Self::A,
         Self::B,
         Self::C,
@@ -126,6 +136,7 @@ impl Case {
         Self::L,
         Self::M,
         Self::N,
+        Self::O,
     ];
 
     /// The case's letter, as the report and docs/performance.md write it.
@@ -147,6 +158,7 @@ impl Case {
             Self::L => "l",
             Self::M => "m",
             Self::N => "n",
+            Self::O => "o",
         }
     }
 
@@ -188,7 +200,8 @@ pub(crate) struct Plan {
     pub(crate) failover_runs: u32,
     /// Lines of the file the command-line publishers publish in case k.
     pub(crate) cli_n: u64,
-    /// Rounds that run case k (the first ones): to_nsq takes a minute for 1,000,000 lines.
+    /// Rounds that run cases k and o (the first ones): to_nsq takes a minute for 1,000,000
+    /// lines, nsq_tail 15 s for 1,000,000 messages.
     pub(crate) cli_runs: u32,
     /// Messages the topic of cases m and n holds before each consumer run.
     pub(crate) consumer_n: u64,
@@ -212,6 +225,8 @@ pub(crate) struct Plan {
     pub(crate) nsq_pub_bin: Option<PathBuf>,
     pub(crate) to_nsq_bin: Option<PathBuf>,
     pub(crate) bench_reader_bin: Option<PathBuf>,
+    pub(crate) nsq_tail_bin: Option<PathBuf>,
+    pub(crate) nsq_tail_go_bin: Option<PathBuf>,
     /// Clients that could not be built, with the reason for their cells.
     pub(crate) unavailable: BTreeMap<Client, String>,
     pub(crate) out_json: PathBuf,
@@ -305,6 +320,8 @@ impl Plan {
             nsq_pub_bin: flags.string("nsq-pub-bin").map(PathBuf::from),
             to_nsq_bin: flags.string("to-nsq-bin").map(PathBuf::from),
             bench_reader_bin: flags.string("bench-reader-bin").map(PathBuf::from),
+            nsq_tail_bin: flags.string("nsq-tail-bin").map(PathBuf::from),
+            nsq_tail_go_bin: flags.string("nsq-tail-go-bin").map(PathBuf::from),
             unavailable,
             out_json: PathBuf::from(
                 flags
@@ -390,11 +407,11 @@ impl Plan {
     }
 
     /// Whether round `round` (from 1) runs `case`: the failover cases (j, j0, l) run in the
-    /// first `failover_runs` rounds only, case k in the first `cli_runs`.
+    /// first `failover_runs` rounds only, cases k and o in the first `cli_runs`.
     pub(crate) fn runs_in_round(&self, case: Case, round: u32) -> bool {
         match case {
             Case::J | Case::J0 | Case::L => round <= self.failover_runs,
-            Case::K => round <= self.cli_runs,
+            Case::K | Case::O => round <= self.cli_runs,
             _ => true,
         }
     }
@@ -407,6 +424,9 @@ impl Plan {
         match case {
             Case::J | Case::J0 | Case::L => self.time_limit.max(FAILOVER_TIME_LIMIT),
             Case::M | Case::N => self.time_limit.max(CONSUMER_TIME_LIMIT),
+            Case::O => self.time_limit.max(Duration::from_secs(
+                self.consumer_n.div_ceil(CLI_SLOWEST_RATE),
+            )),
             Case::K => self
                 .time_limit
                 .max(Duration::from_secs(self.cli_n.div_ceil(CLI_SLOWEST_RATE))),
@@ -439,7 +459,7 @@ impl Plan {
         if self.wants(Case::K) {
             largest = largest.max(self.cli_n);
         }
-        if self.wants(Case::M) {
+        if self.wants(Case::M) || self.wants(Case::O) {
             largest = largest.max(self.consumer_filled());
         }
         largest + 100_000

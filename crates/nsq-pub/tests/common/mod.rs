@@ -1,5 +1,6 @@
-//! Helpers shared by the nsq-pub tests: running the binary with some standard input, multiset
-//! comparisons and test inputs. Messages are read back with nsq-test-support's `read_all`.
+//! Helpers shared by the nsq-pub and nsq-tail tests: running a binary with some standard input,
+//! multiset comparisons, test inputs and binary MPUB. Messages are read back with
+//! nsq-test-support's `read_all`.
 //!
 // Each test file uses its own subset of these.
 #![allow(dead_code, unreachable_pub)]
@@ -20,6 +21,72 @@ pub fn nsq_pub() -> Command {
     Command::new(env!("CARGO_BIN_EXE_nsq-pub"))
 }
 
+/// A command for the nsq-tail binary.
+pub fn nsq_tail() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nsq-tail"))
+}
+
+/// Publishes `bodies` to `topic` with one binary `POST /mpub` (any bytes, newlines included).
+pub fn mpub(nsqd: &Nsqd, topic: &str, bodies: &[Vec<u8>]) {
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&u32::try_from(bodies.len()).unwrap().to_be_bytes());
+    for body in bodies {
+        payload.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
+        payload.extend_from_slice(body);
+    }
+    let response = nsqd.http_request(
+        "POST",
+        &format!("/mpub?topic={topic}&binary=true"),
+        &payload,
+    );
+    assert!(response.is_success(), "MPUB to {topic}: {response:?}");
+}
+
+/// A number from the `/stats` entry of `channel` on `topic`.
+pub fn channel_count(nsqd: &Nsqd, topic: &str, channel: &str, field: &str) -> u64 {
+    let stats = nsqd
+        .channel_stats(topic, channel)
+        .unwrap_or_else(|| panic!("no channel {topic}/{channel}"));
+    stats[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {field} in {stats}"))
+}
+
+/// Waits (up to [`HANG`]) until the channel's depth is `depth`: a topic hands what it is
+/// published to its channels a moment later.
+pub fn wait_for_depth(nsqd: &Nsqd, topic: &str, channel: &str, depth: u64) {
+    let deadline = Instant::now() + HANG;
+    loop {
+        let now = channel_count(nsqd, topic, channel, "depth");
+        if now == depth {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}/{channel}: depth {now}, waited for {depth}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits up to 5 s until the channel has nothing in flight: after a reader exits, nsqd may
+/// still be reading the last FINs and REQs it wrote. A message really left in flight stays
+/// for nsqd's `msg_timeout` (60 s), so this still fails on one.
+pub fn wait_nothing_in_flight(nsqd: &Nsqd, topic: &str, channel: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let in_flight = channel_count(nsqd, topic, channel, "in_flight_count");
+        if in_flight == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}/{channel}: {in_flight} messages still in flight after 5 s"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A running nsq-pub: its standard input is fed from a thread, its output collected by two
 /// others. Dropping it kills the process if it still runs.
 pub struct Running {
@@ -37,6 +104,8 @@ pub struct Finished {
     /// The exit code (`None` if a signal ended the process).
     pub code: Option<i32>,
     pub stdout: String,
+    /// Standard output as written.
+    pub stdout_bytes: Vec<u8>,
     pub stderr: String,
     /// From just before the spawn to when the exit was seen: at least the process's run time.
     pub elapsed: Duration,
@@ -143,9 +212,11 @@ impl Running {
             .expect("fed once")
             .join()
             .expect("stdin feeder");
+        let stdout_bytes = join(self.stdout.take());
         Finished {
             code: status.code(),
-            stdout: String::from_utf8_lossy(&join(self.stdout.take())).into_owned(),
+            stdout: String::from_utf8_lossy(&stdout_bytes).into_owned(),
+            stdout_bytes,
             stderr: String::from_utf8_lossy(&join(self.stderr.take())).into_owned(),
             elapsed,
             fed,

@@ -18,6 +18,9 @@ const STALL_GOAL: f64 = 200_000.0;
 /// nsq-pub's lines per second over to_nsq's, in case k.
 const CLI_GOAL: f64 = 20.0;
 
+/// nsq-tail's messages per second over nsq_tail's, in case o.
+const TAIL_GOAL: f64 = 3.0;
+
 /// One of the goals and whether this run meets it.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Goal {
@@ -229,6 +232,13 @@ impl Report<'_> {
             "nsq-pub / to_nsq lines per second",
             ratio(tp(Case::K, Client::NsqPub), tp(Case::K, Client::ToNsq)),
             CLI_GOAL,
+            "x",
+        ));
+        goals.push(Goal::at_least(
+            "o",
+            "nsq-tail / nsq_tail msgs/s to /dev/null",
+            ratio(tp(Case::O, Client::NsqTail), tp(Case::O, Client::NsqTailGo)),
+            TAIL_GOAL,
             "x",
         ));
         goals.push(self.frozen_goal());

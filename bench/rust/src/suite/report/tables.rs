@@ -62,6 +62,8 @@ impl Report<'_> {
                 (Client::Producer, "producer")
             } else if case == Case::K {
                 (Client::ToNsq, "to_nsq")
+            } else if case == Case::O {
+                (Client::NsqTailGo, "nsq_tail")
             } else {
                 (Client::GoNsq, "go")
             };
@@ -220,6 +222,7 @@ impl Report<'_> {
             Case::J,
             Case::K,
             Case::L,
+            Case::O,
         ] {
             if !self.plan.run_cases().contains(&case) {
                 continue;

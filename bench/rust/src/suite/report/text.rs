@@ -122,6 +122,10 @@ pub(super) fn row_title(label: &str, plan: &Plan) -> String {
             thousands(plan.cli_n),
             plan.size
         ),
+        "o" => format!(
+            "(o) CLI: read {} to /dev/null, 1 nsqd",
+            rate(plan.consumer_n as f64)
+        ),
         other => other.to_owned(),
     }
 }

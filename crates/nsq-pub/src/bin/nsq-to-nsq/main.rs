@@ -34,7 +34,6 @@ use crate::forward::{Forwarder, UnknownOut};
 use crate::report::{Counters, EXIT_CANNOT_START, EXIT_USAGE, Report};
 
 fn main() -> ExitCode {
-    console::set_program("nsq-to-nsq");
     let args = Args::parse_go_style();
     let plan = match Plan::new(&args) {
         Ok(plan) => plan,
