@@ -298,10 +298,13 @@ fn selected_clients(args: &[String]) -> Result<Vec<String>, Failure> {
         Some(list) => list
             .split(',')
             .map(|s| {
-                s.trim()
-                    .replace("bench-writer", "bench_writer")
-                    .replace("bench-reader", "bench_reader")
-                    .replace("to-nsq", "to_nsq")
+                match s.trim() {
+                    "bench-writer" => "bench_writer",
+                    "bench-reader" => "bench_reader",
+                    "to-nsq" => "to_nsq",
+                    other => other,
+                }
+                .to_owned()
             })
             .filter(|s| !s.is_empty())
             .collect(),

@@ -1,6 +1,6 @@
 //! Case p: the forwarders. Before each run the suite fills the channel of case m
 //! (`--consumer-n` messages of `--size` bytes and a few more, on the suite's nsqd) and starts a
-//! second nsqd, the destination; then `nsq-to-nsq` (this workspace) or nsq's `nsq_to_nsq`
+//! second nsqd, the destination, with the same `--mem-queue-size`; then `nsq-to-nsq` (this workspace) or nsq's `nsq_to_nsq`
 //! v1.3.0 forwards the channel to the destination's topic `forwarded` with the same
 //! max_in_flight:
 //!
@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nsq_test_support::Nsqd;
+use nsq_test_support::{Nsqd, NsqdOptions};
 
 use super::child::GRACE;
 use super::consume::{CHANNEL, fill};
@@ -58,7 +58,8 @@ pub(super) fn run(executor: &mut Executor<'_>, round: u32, client: Client) -> Ou
         return outcome;
     };
 
-    let destination = Nsqd::start();
+    // As the suite's nsqd: every message in memory, none written to disk.
+    let destination = Nsqd::start_with(NsqdOptions::new().mem_queue_size(plan.mem_queue_size()));
     let addr = nsqd.tcp_addr().to_string();
     let dest_addr = destination.tcp_addr().to_string();
     let mif = plan.max_in_flight.to_string();
