@@ -19,8 +19,8 @@ pub(crate) struct Args {
     #[arg(long, value_name = "TOPIC")]
     pub(crate) topic: Vec<String>,
 
-    /// The channel to read from [default: `tail<random>#ephemeral`, which nsqd deletes when
-    /// the last reader leaves].
+    /// The channel to read from [default: tail, six random digits and #ephemeral: a channel
+    /// nsqd deletes when the last reader leaves].
     #[arg(long, value_name = "CHANNEL")]
     pub(crate) channel: Option<String>,
 
