@@ -204,6 +204,14 @@ impl fmt::Display for Report {
             )?;
         }
         let d = &self.drain;
+        if d.given_up > 0 {
+            writeln!(
+                f,
+                "  given up:   {:>12}  delivered max_attempts times, logged and finished at the \
+                 source, not forwarded",
+                count(d.given_up)
+            )?;
+        }
         write!(
             f,
             "  source:     {} received, {} finished, {} requeued ({} by the drain), {} left in \
