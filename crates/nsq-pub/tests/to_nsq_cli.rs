@@ -98,3 +98,51 @@ fn json_flags_forward_what_nsq_to_nsq_forwards() {
         );
     }
 }
+
+/// Flags nsq-to-nsq cannot act on are usage errors (exit 2) that name the flag, found before
+/// anything is dialled: a missing destination, a mode of no strategy, an option value that does
+/// not parse, a source given both ways, a topic name nsqd refuses.
+#[test]
+fn bad_flags_are_usage_errors_that_name_the_flag() {
+    let source = ["-topic=t", "-nsqd-tcp-address=127.0.0.1:1"];
+    let dest = "-destination-nsqd-tcp-address=127.0.0.1:2";
+    let cases: [(&[&str], &str); 6] = [
+        (&source, "--destination-nsqd-tcp-address"),
+        (&[source[0], source[1], dest, "-mode=random"], "--mode"),
+        (&[source[0], source[1], dest, "-mode=fan-out"], "--mode"),
+        (
+            &[
+                source[0],
+                source[1],
+                dest,
+                "-consumer-opt=max_attempts,many",
+            ],
+            "--consumer-opt",
+        ),
+        (
+            &[
+                source[0],
+                source[1],
+                dest,
+                "-lookupd-http-address=127.0.0.1:3",
+            ],
+            "--lookupd-http-address",
+        ),
+        (&["-topic=no good", source[1], dest], "--topic"),
+    ];
+    for (args, flag) in cases {
+        let finished = Running::spawn(nsq_to_nsq().args(args), Vec::new())
+            .wait_within(Duration::from_secs(10));
+        assert_eq!(
+            finished.code,
+            Some(2),
+            "{args:?}: stderr:\n{}",
+            finished.stderr
+        );
+        assert!(
+            finished.stderr.contains(flag),
+            "{args:?}: the error names {flag}:\n{}",
+            finished.stderr
+        );
+    }
+}
