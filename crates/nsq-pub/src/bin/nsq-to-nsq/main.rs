@@ -127,7 +127,12 @@ async fn forward(args: &Args, plan: Plan) -> u8 {
         notices: Notices::default(),
     };
     let (drain, pool) = forwarder.run(consumers, stop.subscribe()).await;
-    pool.close().await;
+    if counters.read().abandoned > 0 {
+        // A second interrupt: no more waiting for the destination either.
+        pool.close_now().await;
+    } else {
+        pool.close().await;
+    }
     let report = Report {
         counts: counters.read(),
         elapsed: started.elapsed(),
