@@ -14,6 +14,8 @@
 //! | bench_reader | nsq v1.3.0's `bench/bench_reader` | found or installed as `cargo xtask nsqd` does |
 //! | nsq-tail | `crates/nsq-pub` (its second binary) | `cargo build --release -p nsq-pub` |
 //! | nsq_tail | nsq v1.3.0's `apps/nsq_tail` | found or installed as `cargo xtask nsqd` does |
+//! | nsq-to-nsq | `crates/nsq-pub` (its third binary) | `cargo build --release -p nsq-pub` |
+//! | nsq_to_nsq | nsq v1.3.0's `apps/nsq_to_nsq` | found or installed as `cargo xtask nsqd` does |
 //!
 //! A client that cannot be built is reported as unavailable in its cells; the others still run.
 
@@ -35,8 +37,9 @@ usage: cargo xtask bench [options]
   --size BYTES         message body size (default 100)
   --runs K             runs of every (case, client) pair, interleaved (default 3)
   --clients LIST       among producer,pool,go-nsq,tokio-nsq,raw,bench_writer,nsq-pub,to_nsq,
-                       consumer,bench_reader,nsq-tail,nsq_tail (default: all)
-  --cases LIST         among a,b,c,c*,d,e,f,g,h,i,j,j0,k,l,m,n,o (default: all; `cstar` may
+                       consumer,bench_reader,nsq-tail,nsq_tail,nsq-to-nsq,nsq_to_nsq
+                       (default: all)
+  --cases LIST         among a,b,c,c*,d,e,f,g,h,i,j,j0,k,l,m,n,o,p (default: all; `cstar` may
                        stand for c*; j runs j0 too)
   --time-limit SECS    longest a client may publish in one run (default 20, quick 10)
   --rss-n N            messages of the case f burst (default 1,000,000)
@@ -46,11 +49,11 @@ usage: cargo xtask bench [options]
   --failover-n N       messages of each failover run, cases j, j0 and l (default 1,000,000)
   --failover-runs K    rounds that run j, j0 and l (default 1: a failover run takes seconds)
   --cli-n N            lines of the file published in case k (default 1,000,000, quick 100,000)
-  --cli-runs K         rounds that run cases k and o (default 1: to_nsq takes a minute for
+  --cli-runs K         rounds that run cases k, o and p (default 1: to_nsq takes a minute for
                        1,000,000 lines, nsq_tail 15 s for 1,000,000 messages)
-  --consumer-n N       messages in the topic before each run of cases m, n and o
+  --consumer-n N       messages in the topic before each run of cases m, n, o and p
                        (default 1,000,000, quick 100,000)
-  --max-in-flight N    the consumers' max_in_flight in cases m, n and o (default 2500)
+  --max-in-flight N    the consumers' max_in_flight in cases m, n, o and p (default 2500)
   --latency-n N        paced messages timed after each consumer run (default 2,000, quick 1,000)
   --latency-rate R     their rate per second (default 1,000)
   --consumer-api A     how the consumer client reads in m and n: `stream` (default) or `run`
@@ -61,7 +64,7 @@ Prints the table and writes target/bench/results.json and target/bench/results.m
 docs/performance.md describes the cases.";
 
 /// The clients of `--quick` when `--clients` is not given.
-const QUICK_CLIENTS: [&str; 11] = [
+const QUICK_CLIENTS: [&str; 13] = [
     "producer",
     "pool",
     "go-nsq",
@@ -73,6 +76,8 @@ const QUICK_CLIENTS: [&str; 11] = [
     "bench_reader",
     "nsq-tail",
     "nsq_tail",
+    "nsq-to-nsq",
+    "nsq_to_nsq",
 ];
 
 /// The bench_writer release, the same as nsqd's.
@@ -160,6 +165,24 @@ pub(crate) fn run(args: &[String]) -> Result<(), Failure> {
         }
     }
 
+    if clients.iter().any(|c| c == "nsq_to_nsq") {
+        cmd::header(&format!(
+            "finding nsq_to_nsq {} (cargo xtask nsqd)",
+            nsqd::VERSION
+        ));
+        match nsqd::find_or_install_tool(Tool::NsqToNsq) {
+            Ok(bin) => {
+                eprintln!("using {}", bin.display());
+                push_flag(&mut suite_args, "--nsq-to-nsq-go-bin", &bin);
+            }
+            Err(failure) => {
+                failure.report();
+                eprintln!("warning: nsq_to_nsq is reported as unavailable");
+                unavailable.push("nsq_to_nsq=n/a (not found)".to_owned());
+            }
+        }
+    }
+
     if clients.iter().any(|c| c == "nsq_tail") {
         cmd::header(&format!(
             "finding nsq_tail {} (cargo xtask nsqd)",
@@ -181,7 +204,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), Failure> {
     // One build of the package gives both of its binaries.
     let wants_pub = clients.iter().any(|c| c == "nsq-pub");
     let wants_tail = clients.iter().any(|c| c == "nsq-tail");
-    if wants_pub || wants_tail {
+    let wants_fwd = clients.iter().any(|c| c == "nsq-to-nsq");
+    if wants_pub || wants_tail || wants_fwd {
         match build_nsq_pub(&root, &target) {
             Ok(bin) => {
                 if wants_pub {
@@ -191,9 +215,17 @@ pub(crate) fn run(args: &[String]) -> Result<(), Failure> {
                     let tail = bin.with_file_name(format!("nsq-tail{}", env::consts::EXE_SUFFIX));
                     push_flag(&mut suite_args, "--nsq-tail-bin", &tail);
                 }
+                if wants_fwd {
+                    let fwd = bin.with_file_name(format!("nsq-to-nsq{}", env::consts::EXE_SUFFIX));
+                    push_flag(&mut suite_args, "--nsq-to-nsq-bin", &fwd);
+                }
             }
             Err(why) => {
-                for (wanted, name) in [(wants_pub, "nsq-pub"), (wants_tail, "nsq-tail")] {
+                for (wanted, name) in [
+                    (wants_pub, "nsq-pub"),
+                    (wants_tail, "nsq-tail"),
+                    (wants_fwd, "nsq-to-nsq"),
+                ] {
                     if wanted {
                         unavailable.push(format!("{name}=n/a ({why})"));
                     }
@@ -266,10 +298,13 @@ fn selected_clients(args: &[String]) -> Result<Vec<String>, Failure> {
         Some(list) => list
             .split(',')
             .map(|s| {
-                s.trim()
-                    .replace("bench-writer", "bench_writer")
-                    .replace("bench-reader", "bench_reader")
-                    .replace("to-nsq", "to_nsq")
+                match s.trim() {
+                    "bench-writer" => "bench_writer",
+                    "bench-reader" => "bench_reader",
+                    "to-nsq" => "to_nsq",
+                    other => other,
+                }
+                .to_owned()
             })
             .filter(|s| !s.is_empty())
             .collect(),
@@ -289,6 +324,8 @@ fn selected_clients(args: &[String]) -> Result<Vec<String>, Failure> {
             "bench_reader",
             "nsq-tail",
             "nsq_tail",
+            "nsq-to-nsq",
+            "nsq_to_nsq",
         ]
         .map(str::to_owned)
         .to_vec(),

@@ -68,10 +68,11 @@ impl Notices {
         let shown = self.shown.entry(kind).or_default();
         *shown += 1;
         if *shown <= SHOWN_PER_KIND {
-            Printer.line(format_args!("nsq-pub: {line}"));
+            Printer.line(format_args!("{}: {line}", env!("CARGO_BIN_NAME")));
         } else if *shown == SHOWN_PER_KIND + 1 {
             Printer.line(format_args!(
-                "nsq-pub: more of these are counted in the report, not shown"
+                "{}: more of these are counted in the report, not shown",
+                env!("CARGO_BIN_NAME")
             ));
         }
     }

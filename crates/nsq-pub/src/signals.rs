@@ -56,8 +56,9 @@ fn note(counting: &watch::Sender<Interrupts>, name: &'static str) {
     });
     if counting.borrow().count == 1 {
         Printer.line(format_args!(
-            "nsq-pub: interrupted ({name}): finishing what was sent (interrupt again to stop \
-             waiting)"
+            "{}: interrupted ({name}): finishing what was sent (interrupt again to stop \
+             waiting)",
+            env!("CARGO_BIN_NAME")
         ));
     }
 }

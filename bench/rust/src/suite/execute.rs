@@ -10,6 +10,7 @@ use nsq_test_support::Nsqd;
 use super::child::{GRACE, last_json_line, run_child, tail};
 use super::cli;
 use super::consume;
+use super::forward;
 use super::outcome::Outcome;
 use super::plan::{Case, Client, Plan};
 use super::tools;
@@ -55,6 +56,9 @@ impl Executor<'_> {
         }
         if case == Case::O {
             return tools::run(self, round, client);
+        }
+        if case == Case::P {
+            return forward::run(self, round, client);
         }
         let mut outcome = Outcome::new(round, case, client);
         let mut command = match self.launch(case, client) {
@@ -128,11 +132,14 @@ impl Executor<'_> {
         }
         let plan = self.plan;
         match (client, case) {
-            (_, Case::J | Case::J0 | Case::K | Case::L | Case::M | Case::N | Case::O) => {
+            (_, Case::J | Case::J0 | Case::K | Case::L | Case::M | Case::N | Case::O | Case::P) => {
                 unreachable!(
                     "cases j, j0, k, l, m, n and o are launched by run_failover, cli::run, \
                      consume::run and tools::run"
                 )
+            }
+            (Client::NsqToNsq | Client::NsqToNsqGo, _) => {
+                Launch::Unsupported("n/a (p only)".to_owned())
             }
             (Client::NsqTail | Client::NsqTailGo, _) => {
                 Launch::Unsupported("n/a (o only)".to_owned())

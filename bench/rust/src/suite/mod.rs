@@ -9,6 +9,7 @@ mod consume;
 mod execute;
 mod facts;
 mod failover;
+mod forward;
 mod outcome;
 mod plan;
 mod report;

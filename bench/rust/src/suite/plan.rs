@@ -33,10 +33,14 @@ pub(crate) enum Client {
     NsqTail,
     /// nsq's own `nsq_tail` v1.3.0 (case o).
     NsqTailGo,
+    /// This workspace's `nsq-to-nsq` (case p).
+    NsqToNsq,
+    /// nsq's own `nsq_to_nsq` v1.3.0 (case p).
+    NsqToNsqGo,
 }
 
 impl Client {
-    pub(crate) const ALL: [Self; 12] = [
+    pub(crate) const ALL: [Self; 14] = [
         Self::Producer,
         Self::Pool,
         Self::GoNsq,
@@ -49,6 +53,8 @@ impl Client {
         Self::BenchReader,
         Self::NsqTail,
         Self::NsqTailGo,
+        Self::NsqToNsq,
+        Self::NsqToNsqGo,
     ];
 
     /// The name on the command line, in results and in the table.
@@ -66,6 +72,8 @@ impl Client {
             Self::BenchReader => "bench_reader",
             Self::NsqTail => "nsq-tail",
             Self::NsqTailGo => "nsq_tail",
+            Self::NsqToNsq => "nsq-to-nsq",
+            Self::NsqToNsqGo => "nsq_to_nsq",
         }
     }
 
@@ -116,10 +124,12 @@ pub(crate) enum Case {
     N,
     /// The command-line readers: the topic of m read to /dev/null by nsq-tail and nsq_tail.
     O,
+    /// The forwarders: the topic of m forwarded to a second nsqd by nsq-to-nsq and nsq_to_nsq.
+    P,
 }
 
 impl Case {
-    pub(crate) const ALL: [Self; 17] = [
+    pub(crate) const ALL: [Self; 18] = [
         Self::A,
         Self::B,
         Self::C,
@@ -137,6 +147,7 @@ impl Case {
         Self::M,
         Self::N,
         Self::O,
+        Self::P,
     ];
 
     /// The case's letter, as the report and docs/performance.md write it.
@@ -159,6 +170,7 @@ impl Case {
             Self::M => "m",
             Self::N => "n",
             Self::O => "o",
+            Self::P => "p",
         }
     }
 
@@ -227,6 +239,8 @@ pub(crate) struct Plan {
     pub(crate) bench_reader_bin: Option<PathBuf>,
     pub(crate) nsq_tail_bin: Option<PathBuf>,
     pub(crate) nsq_tail_go_bin: Option<PathBuf>,
+    pub(crate) nsq_to_nsq_bin: Option<PathBuf>,
+    pub(crate) nsq_to_nsq_go_bin: Option<PathBuf>,
     /// Clients that could not be built, with the reason for their cells.
     pub(crate) unavailable: BTreeMap<Client, String>,
     pub(crate) out_json: PathBuf,
@@ -322,6 +336,8 @@ impl Plan {
             bench_reader_bin: flags.string("bench-reader-bin").map(PathBuf::from),
             nsq_tail_bin: flags.string("nsq-tail-bin").map(PathBuf::from),
             nsq_tail_go_bin: flags.string("nsq-tail-go-bin").map(PathBuf::from),
+            nsq_to_nsq_bin: flags.string("nsq-to-nsq-bin").map(PathBuf::from),
+            nsq_to_nsq_go_bin: flags.string("nsq-to-nsq-go-bin").map(PathBuf::from),
             unavailable,
             out_json: PathBuf::from(
                 flags
@@ -411,7 +427,7 @@ impl Plan {
     pub(crate) fn runs_in_round(&self, case: Case, round: u32) -> bool {
         match case {
             Case::J | Case::J0 | Case::L => round <= self.failover_runs,
-            Case::K | Case::O => round <= self.cli_runs,
+            Case::K | Case::O | Case::P => round <= self.cli_runs,
             _ => true,
         }
     }
@@ -424,7 +440,7 @@ impl Plan {
         match case {
             Case::J | Case::J0 | Case::L => self.time_limit.max(FAILOVER_TIME_LIMIT),
             Case::M | Case::N => self.time_limit.max(CONSUMER_TIME_LIMIT),
-            Case::O => self.time_limit.max(Duration::from_secs(
+            Case::O | Case::P => self.time_limit.max(Duration::from_secs(
                 self.consumer_n.div_ceil(CLI_SLOWEST_RATE),
             )),
             Case::K => self
@@ -459,7 +475,7 @@ impl Plan {
         if self.wants(Case::K) {
             largest = largest.max(self.cli_n);
         }
-        if self.wants(Case::M) || self.wants(Case::O) {
+        if self.wants(Case::M) || self.wants(Case::O) || self.wants(Case::P) {
             largest = largest.max(self.consumer_filled());
         }
         largest + 100_000

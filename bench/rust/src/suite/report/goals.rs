@@ -21,6 +21,9 @@ const CLI_GOAL: f64 = 20.0;
 /// nsq-tail's messages per second over nsq_tail's, in case o.
 const TAIL_GOAL: f64 = 3.0;
 
+/// nsq-to-nsq's messages per second over nsq_to_nsq's, in case p.
+const FORWARD_GOAL: f64 = 5.0;
+
 /// One of the goals and whether this run meets it.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Goal {
@@ -239,6 +242,16 @@ impl Report<'_> {
             "nsq-tail / nsq_tail msgs/s to /dev/null",
             ratio(tp(Case::O, Client::NsqTail), tp(Case::O, Client::NsqTailGo)),
             TAIL_GOAL,
+            "x",
+        ));
+        goals.push(Goal::at_least(
+            "p",
+            "nsq-to-nsq / nsq_to_nsq msgs/s forwarded",
+            ratio(
+                tp(Case::P, Client::NsqToNsq),
+                tp(Case::P, Client::NsqToNsqGo),
+            ),
+            FORWARD_GOAL,
             "x",
         ));
         goals.push(self.frozen_goal());

@@ -195,7 +195,7 @@ pub(super) const RSS_CONSTANT: Metric = Metric {
 /// The metrics reported for each case (e is reported as e(a) and e(c), from those runs).
 pub(super) fn metrics(case: Case) -> &'static [Metric] {
     match case {
-        Case::A | Case::B | Case::C | Case::CStar | Case::D | Case::K | Case::O => {
+        Case::A | Case::B | Case::C | Case::CStar | Case::D | Case::K | Case::O | Case::P => {
             &[THROUGHPUT, MEGABYTES, CLIENT_CPU, NSQD_CPU]
         }
         Case::E => &[P50, P99, P999],

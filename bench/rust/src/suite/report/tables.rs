@@ -64,6 +64,8 @@ impl Report<'_> {
                 (Client::ToNsq, "to_nsq")
             } else if case == Case::O {
                 (Client::NsqTailGo, "nsq_tail")
+            } else if case == Case::P {
+                (Client::NsqToNsqGo, "nsq_to_nsq")
             } else {
                 (Client::GoNsq, "go")
             };
@@ -223,6 +225,7 @@ impl Report<'_> {
             Case::K,
             Case::L,
             Case::O,
+            Case::P,
         ] {
             if !self.plan.run_cases().contains(&case) {
                 continue;

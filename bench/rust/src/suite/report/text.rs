@@ -126,6 +126,10 @@ pub(super) fn row_title(label: &str, plan: &Plan) -> String {
             "(o) CLI: read {} to /dev/null, 1 nsqd",
             rate(plan.consumer_n as f64)
         ),
+        "p" => format!(
+            "(p) CLI: forward {} from one nsqd to another",
+            rate(plan.consumer_n as f64)
+        ),
         other => other.to_owned(),
     }
 }
