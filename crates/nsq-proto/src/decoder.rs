@@ -167,6 +167,11 @@ fn reserve_exact(src: &mut BytesMut, total: usize) {
     if src.capacity() >= total {
         return;
     }
+    // When no frame handed out still points into the allocation, room at its front is reused
+    // without allocating (and without growing it).
+    if src.try_reclaim(total - src.len()) {
+        return;
+    }
     let mut grown = BytesMut::with_capacity(total.max(READ_AHEAD));
     grown.extend_from_slice(src);
     *src = grown;
