@@ -55,22 +55,11 @@ pub(super) fn run(
 ) -> Outcome {
     let n = plan.cli_n;
     let mut outcome = Outcome::new(round, Case::K, client);
-    let unsupported =
-        |why: &str| Some(RunResult::unsupported(client.name(), Case::K.arg(), n, why));
-    if let Some(why) = plan.unavailable.get(&client) {
-        outcome.result = unsupported(why);
-        return outcome;
-    }
-    let bin = match client {
-        Client::NsqPub => plan.nsq_pub_bin.clone(),
-        Client::ToNsq => plan.to_nsq_bin.clone(),
-        _ => {
-            outcome.result = unsupported("n/a (nsq-pub and to_nsq only)");
-            return outcome;
-        }
-    };
-    let Some(bin) = bin else {
-        outcome.result = unsupported("n/a (not built)");
+    let tools = [
+        (Client::NsqPub, &plan.nsq_pub_bin),
+        (Client::ToNsq, &plan.to_nsq_bin),
+    ];
+    let Some(bin) = outcome.cli_binary(plan, (Case::K, client, n), tools, "n/a (not built)") else {
         return outcome;
     };
     let input = match input.get_or_insert_with(|| prepare_input(plan)) {

@@ -39,22 +39,11 @@ pub(super) fn run(executor: &mut Executor<'_>, round: u32, client: Client) -> Ou
     let nsqd = executor.nsqd;
     let n = plan.consumer_n;
     let mut outcome = Outcome::new(round, Case::P, client);
-    let unsupported =
-        |why: &str| Some(RunResult::unsupported(client.name(), Case::P.arg(), n, why));
-    if let Some(why) = plan.unavailable.get(&client) {
-        outcome.result = unsupported(why);
-        return outcome;
-    }
-    let bin = match client {
-        Client::NsqToNsq => plan.nsq_to_nsq_bin.clone(),
-        Client::NsqToNsqGo => plan.nsq_to_nsq_go_bin.clone(),
-        _ => {
-            outcome.result = unsupported("n/a (nsq-to-nsq and nsq_to_nsq only)");
-            return outcome;
-        }
-    };
-    let Some(bin) = bin else {
-        outcome.result = unsupported("n/a (not found)");
+    let tools = [
+        (Client::NsqToNsq, &plan.nsq_to_nsq_bin),
+        (Client::NsqToNsqGo, &plan.nsq_to_nsq_go_bin),
+    ];
+    let Some(bin) = outcome.cli_binary(plan, (Case::P, client, n), tools, "n/a (not found)") else {
         return outcome;
     };
 

@@ -1,10 +1,12 @@
 //! What one run of one client in one case gave, as the suite records it in `results.json`.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 use serde_json::Value;
 
 use super::failover::FailoverRun;
-use super::plan::{Case, Client};
+use super::plan::{Case, Client, Plan};
 use crate::record::RunResult;
 
 /// What one run of one client in one case gave.
@@ -41,6 +43,29 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     /// An outcome with nothing measured yet.
+    /// The binary `client` runs in the command-line `case`, one of `tools` (this project's tool
+    /// and nsq's). When it cannot run, the outcome records why (the plan left it out, `client`
+    /// is neither tool, or the binary is `missing`) and the answer is `None`.
+    pub(super) fn cli_binary(
+        &mut self,
+        plan: &Plan,
+        (case, client, n): (Case, Client, u64),
+        tools: [(Client, &Option<PathBuf>); 2],
+        missing: &str,
+    ) -> Option<PathBuf> {
+        let why = if let Some(why) = plan.unavailable.get(&client) {
+            why.clone()
+        } else {
+            match tools.iter().find(|(tool, _)| *tool == client) {
+                Some((_, Some(bin))) => return Some(bin.clone()),
+                Some((_, None)) => missing.to_owned(),
+                None => format!("n/a ({} and {} only)", tools[0].0.name(), tools[1].0.name()),
+            }
+        };
+        self.result = Some(RunResult::unsupported(client.name(), case.arg(), n, &why));
+        None
+    }
+
     pub(super) fn new(round: u32, case: Case, client: Client) -> Self {
         Self {
             round,

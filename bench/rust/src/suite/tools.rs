@@ -28,22 +28,11 @@ pub(super) fn run(executor: &mut Executor<'_>, round: u32, client: Client) -> Ou
     let nsqd = executor.nsqd;
     let n = plan.consumer_n;
     let mut outcome = Outcome::new(round, Case::O, client);
-    let unsupported =
-        |why: &str| Some(RunResult::unsupported(client.name(), Case::O.arg(), n, why));
-    if let Some(why) = plan.unavailable.get(&client) {
-        outcome.result = unsupported(why);
-        return outcome;
-    }
-    let bin = match client {
-        Client::NsqTail => plan.nsq_tail_bin.clone(),
-        Client::NsqTailGo => plan.nsq_tail_go_bin.clone(),
-        _ => {
-            outcome.result = unsupported("n/a (nsq-tail and nsq_tail only)");
-            return outcome;
-        }
-    };
-    let Some(bin) = bin else {
-        outcome.result = unsupported("n/a (not found)");
+    let tools = [
+        (Client::NsqTail, &plan.nsq_tail_bin),
+        (Client::NsqTailGo, &plan.nsq_tail_go_bin),
+    ];
+    let Some(bin) = outcome.cli_binary(plan, (Case::O, client, n), tools, "n/a (not found)") else {
         return outcome;
     };
 
