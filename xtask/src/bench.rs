@@ -129,74 +129,30 @@ pub(crate) fn run(args: &[String]) -> Result<(), Failure> {
         }
     }
 
-    if clients.iter().any(|c| c == "to_nsq") {
-        cmd::header(&format!(
-            "finding to_nsq {} (cargo xtask nsqd)",
-            nsqd::VERSION
-        ));
-        match nsqd::find_or_install_tool(Tool::ToNsq) {
-            Ok(bin) => {
-                eprintln!("using {}", bin.display());
-                push_flag(&mut suite_args, "--to-nsq-bin", &bin);
-            }
-            Err(failure) => {
-                failure.report();
-                eprintln!("warning: to_nsq is reported as unavailable");
-                unavailable.push("to_nsq=n/a (not found)".to_owned());
-            }
+    // nsq's own tools, found or installed as `cargo xtask nsqd` does.
+    let nsq_tools = [
+        ("to_nsq", Tool::ToNsq, "--to-nsq-bin"),
+        ("bench_reader", Tool::BenchReader, "--bench-reader-bin"),
+        ("nsq_to_nsq", Tool::NsqToNsq, "--nsq-to-nsq-go-bin"),
+        ("nsq_tail", Tool::NsqTail, "--nsq-tail-go-bin"),
+    ];
+    for (name, tool, flag) in nsq_tools {
+        if !clients.iter().any(|c| c == name) {
+            continue;
         }
-    }
-
-    if clients.iter().any(|c| c == "bench_reader") {
         cmd::header(&format!(
-            "finding bench_reader {} (cargo xtask nsqd)",
+            "finding {name} {} (cargo xtask nsqd)",
             nsqd::VERSION
         ));
-        match nsqd::find_or_install_tool(Tool::BenchReader) {
+        match nsqd::find_or_install_tool(tool) {
             Ok(bin) => {
                 eprintln!("using {}", bin.display());
-                push_flag(&mut suite_args, "--bench-reader-bin", &bin);
+                push_flag(&mut suite_args, flag, &bin);
             }
             Err(failure) => {
                 failure.report();
-                eprintln!("warning: bench_reader is reported as unavailable");
-                unavailable.push("bench_reader=n/a (not found)".to_owned());
-            }
-        }
-    }
-
-    if clients.iter().any(|c| c == "nsq_to_nsq") {
-        cmd::header(&format!(
-            "finding nsq_to_nsq {} (cargo xtask nsqd)",
-            nsqd::VERSION
-        ));
-        match nsqd::find_or_install_tool(Tool::NsqToNsq) {
-            Ok(bin) => {
-                eprintln!("using {}", bin.display());
-                push_flag(&mut suite_args, "--nsq-to-nsq-go-bin", &bin);
-            }
-            Err(failure) => {
-                failure.report();
-                eprintln!("warning: nsq_to_nsq is reported as unavailable");
-                unavailable.push("nsq_to_nsq=n/a (not found)".to_owned());
-            }
-        }
-    }
-
-    if clients.iter().any(|c| c == "nsq_tail") {
-        cmd::header(&format!(
-            "finding nsq_tail {} (cargo xtask nsqd)",
-            nsqd::VERSION
-        ));
-        match nsqd::find_or_install_tool(Tool::NsqTail) {
-            Ok(bin) => {
-                eprintln!("using {}", bin.display());
-                push_flag(&mut suite_args, "--nsq-tail-go-bin", &bin);
-            }
-            Err(failure) => {
-                failure.report();
-                eprintln!("warning: nsq_tail is reported as unavailable");
-                unavailable.push("nsq_tail=n/a (not found)".to_owned());
+                eprintln!("warning: {name} is reported as unavailable");
+                unavailable.push(format!("{name}=n/a (not found)"));
             }
         }
     }
