@@ -16,9 +16,10 @@ use nsq_proto::{Command, ErrorCode, Frame, MessageId, Response, ServerError};
 use tokio::sync::mpsc;
 
 use crate::backoff::Signal;
-use crate::message::{Answer, AnswerKind, Link, Message};
+use crate::inbox::{Answer, AnswerKind, Ctrl, Input};
+use crate::message::{Link, Message};
 use crate::rdy::ConnId;
-use crate::shared::{Ctrl, Shared};
+use crate::shared::Shared;
 use crate::stats::Event;
 
 /// How many frames or answers one pass handles before the others get a turn.
@@ -77,8 +78,8 @@ pub(crate) struct ConnTask {
     conn: Connection,
     id: ConnId,
     link: Arc<Link>,
-    answers: mpsc::UnboundedReceiver<Answer>,
-    ctrl: mpsc::UnboundedReceiver<Ctrl>,
+    /// Answers and orders, in the order they were sent.
+    inbox: mpsc::UnboundedReceiver<Input>,
     shared: Arc<Shared>,
     outlets: Outlets,
     /// Messages delivered and not yet answered.
@@ -105,23 +106,21 @@ impl ConnTask {
         address: Arc<str>,
         outlets: Outlets,
     ) -> Result<(), ConnectionError> {
-        let (answers_tx, answers) = mpsc::unbounded_channel();
-        let (ctrl_tx, ctrl) = mpsc::unbounded_channel();
+        let (inbox_tx, inbox) = mpsc::unbounded_channel();
         let max_rdy = u32::try_from(conn.info().identify.max_rdy_count.max(1)).unwrap_or(u32::MAX);
         #[cfg(feature = "metrics")]
         let meter =
             crate::metrics::Meter::new(&address, shared.topic.as_str(), shared.channel.as_str());
         let link = Arc::new(Link {
             addr: address,
-            answers: answers_tx,
+            inbox: inbox_tx.clone(),
         });
-        shared.lock().add(id, max_rdy, ctrl_tx, Instant::now());
+        shared.lock().add(id, max_rdy, inbox_tx, Instant::now());
         let mut task = Self {
             conn,
             id,
             link,
-            answers,
-            ctrl,
+            inbox,
             shared,
             outlets,
             outstanding: HashSet::new(),
@@ -160,15 +159,13 @@ impl ConnTask {
             );
         }
         // Answers sent from now on find a closed channel and report `Disconnected`.
-        self.answers.close();
-        self.ctrl.close();
+        self.inbox.close();
     }
 
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectionError>> {
         loop {
             let mut progress = false;
-            progress |= self.poll_ctrl(cx)?;
-            progress |= self.poll_answers(cx)?;
+            progress |= self.poll_inbox(cx)?;
             if self.conn.write_buffer_len() > 0 {
                 if let Poll::Ready(result) = self.conn.poll_flush(cx) {
                     result?;
@@ -200,61 +197,24 @@ impl ConnTask {
         }
     }
 
-    fn poll_ctrl(&mut self, cx: &mut Context<'_>) -> Result<bool, ConnectionError> {
-        let mut progress = false;
-        while let Poll::Ready(Some(ctrl)) = self.ctrl.poll_recv(cx) {
-            progress = true;
-            match ctrl {
-                Ctrl::Rdy(count) => {
-                    if !self.leaving {
-                        self.conn.buffer_command(&Command::Rdy { count })?;
-                        #[cfg(feature = "metrics")]
-                        self.meter.rdy(count);
-                    }
-                }
-                Ctrl::Leave => {
-                    if !self.leaving {
-                        self.leaving = true;
-                        self.conn.buffer_command(&Command::Rdy { count: 0 })?;
-                        self.conn.buffer_command(&Command::Cls)?;
-                    }
-                }
-                Ctrl::RequeueAll => {
-                    self.leaving = true;
-                    self.requeued_all = true;
-                    let n = self.outstanding.len() as u64;
-                    for id in self.outstanding.drain() {
-                        self.conn.buffer_command(&Command::Req {
-                            id: &id,
-                            timeout: Duration::ZERO,
-                        })?;
-                    }
-                    self.count(Event::Requeued, n);
-                    self.count(Event::RequeuedByDrain, n);
-                }
-            }
-        }
-        Ok(progress)
-    }
-
-    fn poll_answers(&mut self, cx: &mut Context<'_>) -> Result<bool, ConnectionError> {
+    /// Handles what the inbox holds, up to a batch, in the order it was sent.
+    fn poll_inbox(&mut self, cx: &mut Context<'_>) -> Result<bool, ConnectionError> {
         let mut done = 0u32;
         let mut signals = Vec::new();
         let mut handled = 0;
         while handled < BATCH {
-            let Poll::Ready(Some(answer)) = self.answers.poll_recv(cx) else {
+            let Poll::Ready(Some(input)) = self.inbox.poll_recv(cx) else {
                 break;
             };
             handled += 1;
-            // An answer that frees a slot in nsqd must not be written before a RDY count queued
-            // first on the other channel: a requeue after a stop would come straight back, and
-            // a FIN after a lower max_in_flight would let nsqd send one message too many.
-            if !self.leaving && answer.kind != AnswerKind::Touch && !self.ctrl.is_empty() {
-                self.poll_ctrl(cx)?;
-            }
-            if let Some(signal) = self.write_answer(answer)? {
-                done += 1;
-                signals.push(signal);
+            match input {
+                Input::Ctrl(ctrl) => self.obey(ctrl)?,
+                Input::Answer(answer) => {
+                    if let Some(signal) = self.write_answer(answer)? {
+                        done += 1;
+                        signals.push(signal);
+                    }
+                }
             }
         }
         if done > 0 {
@@ -270,6 +230,40 @@ impl ConnTask {
             state.dispatch();
         }
         Ok(handled > 0)
+    }
+
+    /// Carries out an order of the planner or the coordinator.
+    fn obey(&mut self, ctrl: Ctrl) -> Result<(), ConnectionError> {
+        match ctrl {
+            Ctrl::Rdy(count) => {
+                if !self.leaving {
+                    self.conn.buffer_command(&Command::Rdy { count })?;
+                    #[cfg(feature = "metrics")]
+                    self.meter.rdy(count);
+                }
+            }
+            Ctrl::Leave => {
+                if !self.leaving {
+                    self.leaving = true;
+                    self.conn.buffer_command(&Command::Rdy { count: 0 })?;
+                    self.conn.buffer_command(&Command::Cls)?;
+                }
+            }
+            Ctrl::RequeueAll => {
+                self.leaving = true;
+                self.requeued_all = true;
+                let n = self.outstanding.len() as u64;
+                for id in self.outstanding.drain() {
+                    self.conn.buffer_command(&Command::Req {
+                        id: &id,
+                        timeout: Duration::ZERO,
+                    })?;
+                }
+                self.count(Event::Requeued, n);
+                self.count(Event::RequeuedByDrain, n);
+            }
+        }
+        Ok(())
     }
 
     /// Writes one answer; returns its backoff signal if it answered an outstanding message.

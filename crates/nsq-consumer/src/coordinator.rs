@@ -13,8 +13,9 @@ use tokio::time::{Instant, Sleep};
 
 use crate::conn::{ConnTask, ConnectionError, Outlets, subscribe};
 use crate::error::{ConsumerError, NodeError};
+use crate::inbox::Ctrl;
 use crate::rdy::ConnId;
-use crate::shared::{Ctrl, Shared};
+use crate::shared::Shared;
 use crate::stats::DrainReport;
 
 #[cfg(feature = "lookupd")]

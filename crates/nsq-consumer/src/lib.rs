@@ -48,6 +48,7 @@ mod discovery;
 mod error;
 mod handle;
 mod handler;
+mod inbox;
 mod message;
 #[cfg(feature = "metrics")]
 mod metrics;

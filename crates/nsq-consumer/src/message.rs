@@ -9,39 +9,15 @@ use bytes::Bytes;
 use nsq_proto::MessageId;
 use tokio::sync::mpsc;
 
-/// What a message's connection task is told about it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AnswerKind {
-    /// `FIN`: handled.
-    Finish,
-    /// `REQ`: requeue. `delay: None` means the consumer's default for the message's attempts;
-    /// `backoff` says whether it counts as a failure for backoff.
-    Requeue {
-        delay: Option<Duration>,
-        backoff: bool,
-    },
-    /// `TOUCH`: more time, the message stays unanswered.
-    Touch,
-    /// Dropped unanswered: `REQ` with no delay and no backoff.
-    Dropped,
-    /// Given up after `max_attempts`: `FIN`, counted apart from finished messages.
-    GiveUp,
-}
-
-/// An answer on its way to the connection task.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Answer {
-    pub(crate) id: MessageId,
-    pub(crate) attempts: u16,
-    pub(crate) kind: AnswerKind,
-}
+use crate::inbox::{Answer, AnswerKind, Input};
 
 /// The way back from a message to the connection it arrived on.
 #[derive(Debug)]
 pub(crate) struct Link {
     /// The nsqd's address, as configured or as nsqlookupd lists it.
     pub(crate) addr: Arc<str>,
-    pub(crate) answers: mpsc::UnboundedSender<Answer>,
+    /// The connection task's inbox.
+    pub(crate) inbox: mpsc::UnboundedSender<Input>,
 }
 
 /// The message's answer state.
@@ -65,11 +41,11 @@ impl Drop for Delivery {
         if *self.state.get_mut() == PENDING {
             // Unanswered: requeue now rather than leave it to nsqd's msg_timeout. The send
             // needs no runtime; if the connection is gone, nsqd redelivers after the timeout.
-            let _ = self.link.answers.send(Answer {
+            let _ = self.link.inbox.send(Input::Answer(Answer {
                 id: self.id,
                 attempts: self.attempts,
                 kind: AnswerKind::Dropped,
-            });
+            }));
         }
     }
 }
@@ -256,8 +232,8 @@ impl Message {
         };
         self.inner
             .link
-            .answers
-            .send(answer)
+            .inbox
+            .send(Input::Answer(answer))
             .map_err(|_| AnswerError::Disconnected {
                 id: self.id(),
                 nsqd: self.nsqd().to_owned(),
@@ -282,11 +258,11 @@ impl fmt::Debug for Message {
 mod tests {
     use super::*;
 
-    fn message(attempts: u16) -> (Message, mpsc::UnboundedReceiver<Answer>) {
+    fn message(attempts: u16) -> (Message, mpsc::UnboundedReceiver<Input>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let link = Arc::new(Link {
             addr: "127.0.0.1:4150".into(),
-            answers: tx,
+            inbox: tx,
         });
         let proto = nsq_proto::Message {
             timestamp: 1_700_000_000_000_000_000,
@@ -304,7 +280,9 @@ mod tests {
         drop(msg);
         assert!(rx.try_recv().is_err(), "one handle is still alive");
         drop(shared);
-        let answer = rx.try_recv().unwrap();
+        let Ok(Input::Answer(answer)) = rx.try_recv() else {
+            panic!("expected an answer");
+        };
         assert_eq!(answer.kind, AnswerKind::Dropped);
         assert!(rx.try_recv().is_err());
     }
@@ -321,7 +299,10 @@ mod tests {
         assert!(msg.touch().is_err());
         drop(msg);
         let kinds: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
-            .map(|a| a.kind)
+            .map(|input| match input {
+                Input::Answer(a) => a.kind,
+                Input::Ctrl(c) => panic!("unexpected {c:?}"),
+            })
             .collect();
         assert_eq!(kinds, [AnswerKind::Touch, AnswerKind::Finish]);
     }

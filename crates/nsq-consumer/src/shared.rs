@@ -1,5 +1,5 @@
 //! State shared by the connection tasks and the coordinator: the RDY planner, backoff, the
-//! connections' control channels and the counters.
+//! connections' inboxes and the counters.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -10,19 +10,9 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::backoff::{Action, Backoff, Signal};
 use crate::config::ConsumerConfig;
+use crate::inbox::{Ctrl, Input};
 use crate::rdy::{ConnId, RdyPlanner};
 use crate::stats::{Counters, Stats, bump};
-
-/// What the coordinator tells a connection task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ctrl {
-    /// Send `RDY n`.
-    Rdy(u32),
-    /// Stop taking messages: `RDY 0` and `CLS`; close once every message is answered.
-    Leave,
-    /// Requeue every message still unanswered, then close.
-    RequeueAll,
-}
 
 pub(crate) struct Shared {
     pub(crate) config: ConsumerConfig,
@@ -39,7 +29,7 @@ pub(crate) struct Shared {
 pub(crate) struct State {
     pub(crate) planner: RdyPlanner,
     pub(crate) backoff: Backoff,
-    ctrls: HashMap<ConnId, mpsc::UnboundedSender<Ctrl>>,
+    ctrls: HashMap<ConnId, mpsc::UnboundedSender<Input>>,
     /// Draining: RDY stays 0 whatever the planner says.
     draining: bool,
 }
@@ -132,7 +122,7 @@ impl State {
         }
         for (conn, count) in changes {
             if let Some(tx) = self.ctrls.get(&conn) {
-                let _ = tx.send(Ctrl::Rdy(count));
+                let _ = tx.send(Input::Ctrl(Ctrl::Rdy(count)));
             }
         }
     }
@@ -141,11 +131,11 @@ impl State {
         &mut self,
         conn: ConnId,
         max_rdy: u32,
-        ctrl: mpsc::UnboundedSender<Ctrl>,
+        ctrl: mpsc::UnboundedSender<Input>,
         now: Instant,
     ) {
         if self.draining {
-            let _ = ctrl.send(Ctrl::Leave);
+            let _ = ctrl.send(Input::Ctrl(Ctrl::Leave));
         }
         self.ctrls.insert(conn, ctrl);
         self.planner.add_connection(conn, max_rdy, now);
@@ -161,7 +151,7 @@ impl State {
     #[cfg_attr(not(feature = "lookupd"), allow(dead_code))]
     pub(crate) fn send(&self, conn: ConnId, ctrl: Ctrl) {
         if let Some(tx) = self.ctrls.get(&conn) {
-            let _ = tx.send(ctrl);
+            let _ = tx.send(Input::Ctrl(ctrl));
         }
     }
 
@@ -169,13 +159,13 @@ impl State {
     pub(crate) fn start_drain(&mut self) {
         self.draining = true;
         for tx in self.ctrls.values() {
-            let _ = tx.send(Ctrl::Leave);
+            let _ = tx.send(Input::Ctrl(Ctrl::Leave));
         }
     }
 
     pub(crate) fn broadcast(&self, ctrl: Ctrl) {
         for tx in self.ctrls.values() {
-            let _ = tx.send(ctrl);
+            let _ = tx.send(Input::Ctrl(ctrl));
         }
     }
 }
